@@ -1,0 +1,21 @@
+"""genpost: generative post-processing of standard HEVC/VVC streams with side information."""
+
+__version__ = "0.1.0"
+__api_version__ = 1
+
+from .postprocessor import Context, PayloadError, PostProcessor, WeightsFile  # noqa: E402
+from .types import ColorInfo, Frame, StreamInfo  # noqa: E402
+from .hookspecs import hookimpl  # noqa: E402
+
+__all__ = [
+    "Context",
+    "ColorInfo",
+    "Frame",
+    "PayloadError",
+    "PostProcessor",
+    "StreamInfo",
+    "WeightsFile",
+    "hookimpl",
+    "__api_version__",
+    "__version__",
+]

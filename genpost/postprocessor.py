@@ -1,0 +1,66 @@
+"""The base class every post-processor implements, and what it is told about the job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from .types import Frame, StreamInfo
+
+
+class PayloadError(ValueError):
+    """Raised by ``restore`` when a payload cannot be used; the pipeline then keeps the base frame."""
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """A weights file a plugin ships, pinned by its sha256 (loaded only through ``genpost.weights``)."""
+
+    path: str
+    sha256: str
+
+
+@dataclass
+class Context:
+    """Per-job facts a plugin may use; the same object is passed to ``analyze`` and ``restore``."""
+
+    stream: StreamInfo
+    qp: int | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    seed: int = 0
+
+    @property
+    def lagrangian(self) -> float:
+        """HM's lambda (0.57 * 2^((QP-12)/3)) in squared error of the stream's bit depth per bit.
+
+        Post-processors use it to decide whether side info pays: send it where
+        ``SSE_with + lambda * bits < SSE_without``.
+        """
+        qp = 32 if self.qp is None else self.qp
+        scale = float(1 << (2 * (self.stream.bit_depth - 8)))
+        return 0.57 * 2.0 ** ((qp - 12) / 3.0) * scale
+
+
+class PostProcessor:
+    """Restores decoded frames, optionally guided by a payload its ``analyze`` computed at the encoder.
+
+    Subclasses set the class attributes and override ``restore`` (and ``analyze`` if they send side info).
+    Import torch or load weights in ``setup``, never at import time, so ``genpost --help`` stays fast.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    side_info: ClassVar[str | None] = None  # versioned format id such as "wiener/1"; None = sends nothing
+    description: ClassVar[str] = ""
+    weights: ClassVar[tuple[WeightsFile, ...]] = ()
+
+    def setup(self, device: str = "cpu") -> None:
+        """Load models; called once before the first frame."""
+
+    def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
+        """Encoder side: the payload for this frame (``b""`` sends nothing for it)."""
+        return b""
+
+    def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
+        """Decoder side: the restored frame; ``payload`` is None when no side info reached this frame."""
+        raise NotImplementedError
