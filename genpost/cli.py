@@ -117,7 +117,7 @@ def encode(
     qp: Optional[int] = typer.Option(None, help="Constant QP for the x265 base."),
     crf: Optional[float] = typer.Option(None, help="CRF for the x265 base (default 28 when no --qp)."),
     preset: str = typer.Option("medium", help="x265 preset."),
-    bit_depth: int = typer.Option(8, "--bit-depth", help="Base bit depth: 8 or 10."),
+    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="Base bit depth: 8 or 10 (default: the source's)."),
     keyint: Optional[int] = typer.Option(None, help="Maximum GOP length in frames."),
     carriage: str = typer.Option("sei", help="Side-info carriage: sei, track or sidecar."),
     sideinfo: Optional[str] = typer.Option(None, "--sideinfo", help="Also write a .gpsi sidecar here."),
@@ -147,7 +147,9 @@ def enhance(
         [], "--plugin", "-p", help="Post-processor to run (repeat); 'none' re-muxes. Default: as the side info says."
     ),
     sideinfo: Optional[str] = typer.Option(None, "--sideinfo", help="Read side info from this .gpsi sidecar."),
-    codec: str = typer.Option("libx265", help="Output codec: libx265, libx264, ffv1 or y4m."),
+    codec: Optional[str] = typer.Option(
+        None, help="Output codec: libx265, libx264, ffv1, y4m or copy (default: libx265, or copy with no plugin)."
+    ),
     qp: Optional[int] = typer.Option(None, help="Constant QP for the output encoder."),
     crf: Optional[float] = typer.Option(None, help="CRF for the output encoder (default 18)."),
     preset: str = typer.Option("medium", help="Encoder preset."),

@@ -292,7 +292,7 @@ class InputFile:
             if self.fps is None:
                 return frame_from_av(vf, index, pts=None, time_base=None)
             return frame_from_av(vf, index, pts=index, time_base=self.info.time_base)
-        return frame_from_av(vf, index)
+        return frame_from_av(vf, index, time_base=vf.time_base or self.video.time_base)
 
     def demux(self, copy_others: bool = True) -> Iterator[VideoUnit | OtherPacket]:
         """Packets in file order; video packets come with the frames their decode produced."""
@@ -377,7 +377,7 @@ class InputFile:
 @dataclass
 class EncoderSettings:
     codec: str = "libx265"  # libx265 | libx264 | ffv1 | y4m | copy
-    bit_depth: int = 8
+    bit_depth: int = 0  # 0: the input's
     qp: int | None = None
     crf: float | None = None
     preset: str = "medium"
@@ -455,14 +455,14 @@ class OutputFile:
             options.update(s.extra)
             stream = self.container.add_stream(codec, rate=rate, options=options)
             stream.width, stream.height = info.width, info.height
-            stream.pix_fmt = pix_fmt_for(s.bit_depth)
+            stream.pix_fmt = pix_fmt_for(s.bit_depth or info.bit_depth)
             if info.time_base:
                 stream.codec_context.time_base = info.time_base
                 stream.time_base = info.time_base
             if s.keyint and codec != "libx265":
                 stream.codec_context.gop_size = s.keyint
             _set_color(stream.codec_context, info.color)
-            if self.format == "yuv4mpegpipe" and s.bit_depth > 8:
+            if self.format == "yuv4mpegpipe" and (s.bit_depth or info.bit_depth) > 8:
                 self.container.options["strict"] = "-1"
         if info.language:
             stream.metadata["language"] = info.language

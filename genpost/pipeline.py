@@ -135,7 +135,8 @@ def encode(
     workdir = tempfile.mkdtemp(prefix=".genpost-", dir=Path(output).resolve().parent)
     try:
         with media.InputFile(source, fps) as src:
-            info = dataclasses.replace(src.info, bit_depth=settings.bit_depth)
+            info = dataclasses.replace(src.info, bit_depth=settings.bit_depth or src.info.bit_depth)
+            settings = dataclasses.replace(settings, bit_depth=info.bit_depth)
             if info.rate is None:
                 raise PipelineError(f"{source} has no frame rate; give --fps")
             total = src.info.frames
@@ -316,10 +317,12 @@ def enhance(
             raise PipelineError(f"{input} is a raw stream without timing; give --fps")
         info = dataclasses.replace(inp.info, bit_depth=settings.bit_depth or inp.info.bit_depth)
         settings = dataclasses.replace(settings, bit_depth=info.bit_depth)
-        codec = settings.codec if chain else "copy"
+        # no codec asked: restored frames go to x265, an untouched base is copied packet for packet
+        codec = settings.codec or ("libx265" if chain else "copy")
+        if codec == "copy" and media.output_format(output) == "yuv4mpegpipe":
+            codec = "y4m"
+        settings = dataclasses.replace(settings, codec=codec)
         copy = codec == "copy"
-        if copy and media.output_format(output) == "yuv4mpegpipe":
-            copy = False
         report = EnhanceReport(str(output), 0, names, {p.name: PluginStats() for p in chain})
         report.warnings = warnings
         ctx = Context(stream=info, qp=settings.qp, options=dict(options or {}))
@@ -328,7 +331,7 @@ def enhance(
             out = media.OutputFile(
                 tmp,
                 info,
-                settings if not copy else media.EncoderSettings(codec="copy"),
+                settings,
                 template=inp,
                 copy_from=inp if copy else None,
                 metadata=_provenance(chain),

@@ -1,0 +1,56 @@
+"""Shared fixtures: real clips only (the carphone y4m, VTM streams, and files the real ffmpeg builds)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+CARPHONE = DATA / "carphone_176x144_29.97.y4m"
+VVC = DATA / "vvc"
+
+
+def ffmpeg(*args: str) -> None:
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def carphone() -> Path:
+    return CARPHONE
+
+
+@pytest.fixture(scope="session")
+def av_source(tmp_path_factory) -> Path:
+    """The carphone clip in MKV (ffv1) with an AAC audio track and an SRT subtitle track, language-tagged."""
+    folder = tmp_path_factory.mktemp("avsrc")
+    srt = folder / "subs.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,500\nHello\n\n2\n00:00:00,500 --> 00:00:01,000\nWorld\n")
+    out = folder / "source.mkv"
+    ffmpeg(
+        "-i", str(CARPHONE), "-f", "lavfi", "-i", "sine=frequency=440:duration=1.1", "-i", str(srt),
+        "-map", "0:v", "-map", "1:a", "-map", "2:s", "-c:v", "ffv1", "-c:a", "aac", "-c:s", "copy",
+        "-metadata:s:v:0", "language=deu", "-metadata:s:a:0", "language=fra", "-metadata:s:s:0", "language=eng",
+        str(out),
+    )  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="session")
+def wiener_mkv(tmp_path_factory, carphone) -> Path:
+    """carphone coded by genpost encode at QP 37 with wiener side info in SEI (MKV)."""
+    from genpost import media, pipeline
+
+    out = tmp_path_factory.mktemp("enc") / "wiener.mkv"
+    pipeline.encode(carphone, out, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], "sei")
+    return out
+
+
+def decode_all(path, fps=None):
+    from genpost import media
+
+    with media.InputFile(path, fps) as inp:
+        return list(inp.frames())
