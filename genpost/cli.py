@@ -122,6 +122,7 @@ def encode(
     carriage: str = typer.Option("sei", help="Side-info carriage: sei, track or sidecar."),
     sideinfo: Optional[str] = typer.Option(None, "--sideinfo", help="Also write a .gpsi sidecar here."),
     fps: Optional[str] = typer.Option(None, help="Frame rate for sources without timing."),
+    option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE (e.g. wiener.lambda_scale=4)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
@@ -131,7 +132,9 @@ def encode(
 
         settings = _settings("libx265", bit_depth, qp, crf if crf is not None or qp is not None else 28, preset, keyint)
         with _progress("encode", quiet) as progress:
-            report = pipeline.encode(source, output, settings, plugin, carriage, sideinfo, _fps(fps), progress)
+            report = pipeline.encode(
+                source, output, settings, plugin, carriage, sideinfo, _fps(fps), progress, _options(option)
+            )
         if as_json:
             _print_json(report.to_dict())
         else:

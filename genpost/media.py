@@ -376,7 +376,7 @@ class InputFile:
 
 @dataclass
 class EncoderSettings:
-    codec: str = "libx265"  # libx265 | libx264 | ffv1 | y4m | copy
+    codec: str | None = None  # libx265 (the default) | libx264 | ffv1 | y4m | copy
     bit_depth: int = 0  # 0: the input's
     qp: int | None = None
     crf: float | None = None
@@ -428,7 +428,7 @@ class OutputFile:
             stream = self.container.add_stream_from_template(copy_from.video)
             stream.time_base = copy_from.video.time_base or info.time_base
         else:
-            codec = "rawvideo" if s.codec == "y4m" else s.codec
+            codec = "rawvideo" if s.codec == "y4m" else (s.codec or "libx265")
             if codec not in ("libx265", "libx264", "ffv1", "rawvideo"):
                 raise MediaError(f"unknown codec {s.codec!r}; use one of {', '.join(ENCODERS)}")
             if self.format == "yuv4mpegpipe" and codec != "rawvideo":

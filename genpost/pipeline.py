@@ -99,6 +99,7 @@ class EncodeReport:
     base_bytes: int
     side_info_bytes: dict[str, int]
     records: dict[str, int]
+    frames_with_side_info: dict[str, int]
     carriage: str
     sidecar: str | None = None
     duration_s: float | None = None
@@ -116,12 +117,13 @@ def encode(
     sidecar: str | os.PathLike | None = None,
     fps: Fraction | None = None,
     progress: Progress = _no_progress,
+    options: dict[str, str] | None = None,
 ) -> EncodeReport:
     """Make the x265 base, decode exactly what a decoder will see, run each plugin's ``analyze`` on
     (source, reconstruction) and carry the payloads with the chosen carriage."""
     if carriage not in CARRIAGES:
         raise PipelineError(f"unknown carriage {carriage!r}; use one of {', '.join(CARRIAGES)}")
-    if settings.codec != "libx265":
+    if settings.codec not in (None, "libx265"):
         raise PipelineError("genpost encode makes an HEVC base: --codec must be libx265")
     fmt = media.output_format(output)
     if fmt in ("yuv4mpegpipe", "vvc"):
@@ -142,7 +144,9 @@ def encode(
             total = src.info.frames
             base_path = os.path.join(workdir, "base.mp4")  # keeps negative dts and any time base
             frames = _encode_base(src, base_path, info, settings, progress, total)
-        records, pts_index = _analyze(source, base_path, fps, chain, settings, info, progress, frames)
+        records, pts_index = _analyze(
+            source, base_path, fps, chain, settings, info, carriage, progress, frames, dict(options or {})
+        )
         with atomic_output(output) as tmp:
             _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index)
             if sidecar:
@@ -154,11 +158,13 @@ def encode(
 
     by_format: dict[str, int] = {}
     counts: dict[str, int] = {}
+    covered: dict[str, int] = {}
     for rec in records:
         by_format[rec.format_id] = by_format.get(rec.format_id, 0) + len(rec.payload)
         counts[rec.format_id] = counts.get(rec.format_id, 0) + 1
+        covered[rec.format_id] = covered.get(rec.format_id, 0) + rec.count
     duration = float(frames / info.rate) if info.rate else None
-    return EncodeReport(str(output), frames, base_bytes, by_format, counts, carriage, sidecar, duration)
+    return EncodeReport(str(output), frames, base_bytes, by_format, counts, covered, carriage, sidecar, duration)
 
 
 def _encode_base(src, base_path, info, settings, progress, total) -> int:
@@ -178,11 +184,15 @@ def _encode_base(src, base_path, info, settings, progress, total) -> int:
     return n
 
 
-def _analyze(source, base_path, fps, chain, settings, info, progress, total):
-    """Decode the base as a decoder will and let each plugin compute its payload per frame."""
-    records: list[sideinfo.Record] = []
+def _analyze(source, base_path, fps, chain, settings, info, carriage, progress, total, options):
+    """Decode the base as a decoder will and let each plugin compute its payload per frame.
+
+    A plugin that returns the payload already in force extends that record over this frame (a run),
+    so a payload that stays right costs its carriage overhead once, not once per frame."""
+    runs: list[list] = []  # [format_id, first frame, payload, count]
+    current: dict[str, list] = {}
     pts_index: dict[int, int] = {}
-    ctx = Context(stream=info, qp=settings.qp if settings.qp is not None else _crf_qp(settings))
+    qp = settings.qp if settings.qp is not None else _crf_qp(settings)
     with media.InputFile(source, fps) as src, media.InputFile(base_path) as base:
         sources = src.frames()
         for decoded in base.frames():
@@ -190,13 +200,29 @@ def _analyze(source, base_path, fps, chain, settings, info, progress, total):
             if original is None:
                 raise PipelineError("the base has more frames than the source")
             pts_index[decoded.pts] = decoded.index
+            original = to_bit_depth(original, info.bit_depth)
             for proc in chain:
                 if not proc.side_info:
                     continue
-                payload = proc.analyze(to_bit_depth(original, info.bit_depth), decoded, ctx)
-                if payload:
-                    records.append(sideinfo.Record(proc.side_info, decoded.index, bytes(payload)))
+                run = current.get(proc.side_info)
+                live = run is not None and run[1] + run[3] == decoded.index and run[3] < sideinfo.MAX_RUN
+                ctx = Context(
+                    stream=info,
+                    qp=qp,
+                    options=options,
+                    previous_payload=run[2] if live else None,
+                    record_overhead_bits=8 * sideinfo.record_overhead_bytes(proc.side_info, carriage),
+                )
+                payload = bytes(proc.analyze(original, decoded, ctx) or b"")
+                if not payload:
+                    current.pop(proc.side_info, None)
+                elif live and payload == run[2]:
+                    run[3] += 1
+                else:
+                    current[proc.side_info] = run = [proc.side_info, decoded.index, payload, 1]
+                    runs.append(run)
             progress(total + decoded.index + 1, 2 * total)
+    records = [sideinfo.Record(fid, first, payload, count) for fid, first, payload, count in runs]
     return records, pts_index
 
 
@@ -351,7 +377,7 @@ def enhance(
                         restored, failed = _restore(chain, frame, index, ctx, report)
                         errors += failed
                         if max_errors is not None and errors > max_errors:
-                            raise PipelineError(f"more than {max_errors} frames failed to restore")
+                            raise PipelineError(f"more than --max-errors {max_errors} frames failed to restore")
                         out.encode(to_bit_depth(restored, info.bit_depth))
                         report.frames += 1
                         progress(report.frames, inp.info.frames)

@@ -28,6 +28,10 @@ class Context:
     qp: int | None = None
     options: dict[str, str] = field(default_factory=dict)
     seed: int = 0
+    # encoder side: the payload in force from an earlier frame (return it again to extend its record
+    # over this frame at no cost) and the fixed bits a new record costs with the chosen carriage
+    previous_payload: bytes | None = None
+    record_overhead_bits: int = 0
 
     @property
     def lagrangian(self) -> float:

@@ -112,7 +112,7 @@ def test_audio_subtitles_and_languages_pass_through_bit_exact(av_source, tmp_pat
     enc = tmp_path / "enc.mkv"
     pipeline.encode(av_source, enc, media.EncoderSettings(qp=37, preset="fast"), ["wiener"])
     enh = tmp_path / "enh.mkv"
-    pipeline.enhance(enc, enh, media.EncoderSettings(codec="ffv1"))
+    pipeline.enhance(enc, enh, media.EncoderSettings(codec="ffv1"), ["wiener"])
     for path in (enc, enh):
         assert other_packets(path) == other_packets(av_source)
         with av.open(str(path)) as c:

@@ -1,0 +1,140 @@
+"""The side-information record: the one byte layout every carriage (SEI, sidecar, ...) wraps.
+
+Layout (see docs/bitstream.md)::
+
+    b"GPSI" | version u8 | id_len u8 | format_id | frame_index u32 BE | count u16 BE | payload_len u32 BE
+    | payload | crc32 u32 BE
+
+Records are self-delimiting and self-checking, so any byte string can be scanned for them: a reader keeps
+what passes the CRC and counts the rest as malformed instead of failing the whole frame or stream.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Iterable
+
+MAGIC = b"GPSI"
+VERSION = 1
+MAX_RECORD_PAYLOAD = 1 << 20
+"""Per-record payload cap: a reader never allocates more than this for one record."""
+MAX_STREAM_BYTES = 256 << 20
+"""Per-stream, per-format cap on payload bytes a reader keeps (enforced by RecordIndex)."""
+MAX_FORMAT_ID = 64
+
+_HEAD = struct.Struct(">4sBB")  # magic, version, id_len
+_TAIL = struct.Struct(">IHI")  # frame_index, count, payload_len
+MAX_RUN = 0xFFFF  # frames one record may cover
+_CRC = struct.Struct(">I")
+_MIN_RECORD = _HEAD.size + 1 + _TAIL.size + _CRC.size  # 21 bytes: 1-char id, empty payload
+
+
+@dataclass(frozen=True)
+class Record:
+    """One plugin's payload for a run of ``count`` frames starting at ``frame_index`` (genpost's
+    presentation-order index). A run lets a payload that stays right (a filter, a strength) be sent once
+    instead of once per frame, which matters when the carriage costs ~50 bytes per record."""
+
+    format_id: str
+    frame_index: int
+    payload: bytes
+    count: int = 1
+
+    @property
+    def frames(self) -> range:
+        return range(self.frame_index, self.frame_index + self.count)
+
+
+def _valid_format_id(raw: bytes) -> bool:
+    """Printable ASCII without spaces, 1..64 bytes: ids appear in logs and file names."""
+    return 1 <= len(raw) <= MAX_FORMAT_ID and all(0x21 <= c <= 0x7E for c in raw)
+
+
+def encode_record(record: Record) -> bytes:
+    """Serialise one record; ValueError on anything a reader would reject."""
+    fid_str = record.format_id
+    fid = fid_str.encode("ascii") if isinstance(fid_str, str) and fid_str.isascii() else b""
+    if not _valid_format_id(fid):
+        raise ValueError(f"bad format_id {fid_str!r}: need 1..{MAX_FORMAT_ID} printable ASCII chars, no spaces")
+    idx = record.frame_index
+    if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < 1 << 32:
+        raise ValueError(f"frame_index {idx!r} must be an int in 0..2**32-1")
+    count = record.count
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_RUN:
+        raise ValueError(f"count {count!r} must be an int in 1..{MAX_RUN}")
+    if not isinstance(record.payload, (bytes, bytearray, memoryview)):
+        raise ValueError(f"payload must be bytes-like, got {type(record.payload).__name__}")
+    payload = bytes(record.payload)
+    if len(payload) > MAX_RECORD_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds MAX_RECORD_PAYLOAD ({MAX_RECORD_PAYLOAD})")
+    body = b"".join((_HEAD.pack(MAGIC, VERSION, len(fid)), fid, _TAIL.pack(idx, count, len(payload)), payload))
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def encode_records(records: Iterable[Record]) -> bytes:
+    """Concatenate records (no container header: carriages add their own)."""
+    return b"".join(encode_record(r) for r in records)
+
+
+def _parse_one(mv: memoryview, pos: int) -> tuple[Record | None, int, int]:
+    """Try a record at ``pos``: (record or None, end offset, bytes CRC'd)."""
+    n = len(mv)
+    if n - pos < _MIN_RECORD:
+        return None, pos, 0
+    magic, version, id_len = _HEAD.unpack_from(mv, pos)
+    if magic != MAGIC or version != VERSION or not 1 <= id_len <= MAX_FORMAT_ID:
+        return None, pos, 0
+    p = pos + _HEAD.size
+    if n - p < id_len + _TAIL.size + _CRC.size:
+        return None, pos, 0
+    fid = bytes(mv[p : p + id_len])
+    frame_index, count, size = _TAIL.unpack_from(mv, p + id_len)
+    p += id_len + _TAIL.size
+    if size > MAX_RECORD_PAYLOAD or n - p < size + _CRC.size or not _valid_format_id(fid) or count == 0:
+        return None, pos, 0
+    end = p + size
+    (crc,) = _CRC.unpack_from(mv, end)
+    if zlib.crc32(mv[pos:end]) != crc:
+        return None, pos, end - pos
+    return Record(fid.decode("ascii"), frame_index, bytes(mv[p:end]), count), end + _CRC.size, end - pos
+
+
+def decode_records(buf: bytes) -> tuple[list[Record], int]:
+    """Parse concatenated records; returns (good records, number of malformed spots).
+
+    Never raises on bytes-like input. A spot that is not a valid record counts once and the parser
+    resynchronises at the next magic. Work is linear: the scan only moves forward and the bytes spent on
+    failed CRC checks are budgeted, so hostile input (many nested fake headers) cannot make it quadratic.
+    """
+    if not isinstance(buf, (bytes, bytearray, memoryview)):
+        raise TypeError(f"decode_records needs bytes-like input, got {type(buf).__name__}")  # caller bug
+    raw = bytes(buf)  # no copy for bytes
+    mv = memoryview(raw)
+    records: list[Record] = []
+    bad, pos, n = 0, 0, len(raw)
+    budget = 8 * n  # damaged-but-honest streams spend about n on failed CRCs; only forged nesting spends more
+    while pos < n:
+        rec, end, spent = _parse_one(mv, pos)
+        budget -= spent
+        if rec is not None:
+            records.append(rec)
+            pos = end
+            continue
+        bad += 1
+        if budget < 0:
+            break
+        pos = raw.find(MAGIC, pos + 1)
+        if pos < 0:
+            break
+    return records, bad
+
+
+def record_overhead_bytes(format_id: str, carriage: str) -> int:
+    """Bytes a new record costs beyond its payload: the record fields, plus for ``sei`` the NAL framing
+    (4-byte length/start code, 2-byte header, payloadType, payloadSize, 16-byte UUID, trailing bits).
+    Plugins weigh this in their rate-distortion choice (``Context.record_overhead_bits``)."""
+    record = _HEAD.size + len(format_id) + _TAIL.size + _CRC.size
+    framing = {"sei": 4 + 2 + 1 + 2 + 16 + 1, "track": 8}.get(carriage, 0)
+    return record + framing
