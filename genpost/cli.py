@@ -204,7 +204,7 @@ def inspect(
             _print_json(info)
             return
         v = info["video"]
-        out = Console()
+        out = Console(soft_wrap=True)
         out.print(f"{info['file']}: {info['size_bytes']} bytes", highlight=False)
         out.print(
             f"  video: {v['codec']} {v['width']}x{v['height']} {v['pix_fmt']} {v['frames']} frames "
@@ -246,13 +246,45 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON on st
         if as_json:
             _print_json(rows)
             return
-        out = Console()
+        out = Console(soft_wrap=True)
         for row in rows:
             out.print(
                 f"{row['name']} {row['version']}  side info: {row['side_info'] or '-'}  from {row['source']}"
                 f"  {row['description']}",
                 highlight=False,
             )
+
+
+@app.command("eval")
+def eval_(
+    source: str = typer.Argument(..., help="Original clip (y4m or anything PyAV reads)."),
+    plugin: str = typer.Option(..., "--plugin", "-p", help="Post-processor to evaluate."),
+    qp: str = typer.Option("27,32,37,42", help="Comma-separated QPs."),
+    preset: str = typer.Option("medium", help="x265 preset for anchor and base."),
+    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 10 (default: the source's)."),
+    option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE for analyze."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+):
+    """Rate-distortion of plain x265 vs genpost (side-info bits counted) and the BD-rate."""
+    with _errors():
+        from .evaluate import evaluate
+
+        try:
+            qps = [int(q) for q in qp.split(",")]
+        except ValueError:
+            _fail(f"--qp wants comma-separated integers, got {qp!r}", 2)
+        result = evaluate(source, plugin, qps, preset, bit_depth, _options(option), lambda m: err.print(m))
+        if as_json:
+            _print_json(result)
+            return
+        out = Console(soft_wrap=True)
+        for a, g in zip(result["anchor"], result["genpost"]):
+            out.print(
+                f"QP {a['qp']}: x265 {a['kbps']:.2f} kbps {a['psnr_y']:.3f} dB | genpost {g['kbps']:.2f} kbps "
+                f"(side info {g['side_info_kbps']:.2f}) {g['psnr_y']:.3f} dB",
+                highlight=False,
+            )
+        out.print("BD-rate: " + ", ".join(f"{k} {v:+.2f}%" for k, v in result["bd_rate"].items()), highlight=False)
 
 
 def _register_plugin_commands() -> None:
