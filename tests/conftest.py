@@ -10,6 +10,9 @@ import pytest
 DATA = Path(__file__).parent / "data"
 CARPHONE = DATA / "carphone_176x144_29.97.y4m"
 VVC = DATA / "vvc"
+# Carriage tests need records on (nearly) every frame; at its RD default wiener rightly sends little on a
+# 176x144 clip, so these tests lower its lambda. RD behaviour itself is tested in test_wiener.py.
+SEND_OFTEN = {"wiener.lambda_scale": "0.02"}
 
 
 def ffmpeg(*args: str) -> None:
@@ -45,7 +48,7 @@ def wiener_mkv(tmp_path_factory, carphone) -> Path:
     from genpost import media, pipeline
 
     out = tmp_path_factory.mktemp("enc") / "wiener.mkv"
-    pipeline.encode(carphone, out, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], "sei")
+    pipeline.encode(carphone, out, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], "sei", options=SEND_OFTEN)
     return out
 
 

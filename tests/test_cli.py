@@ -63,7 +63,7 @@ def test_unknown_output_extension_is_exit_3(carphone, tmp_path, ext):
 
 def test_encode_inspect_enhance_json(carphone, tmp_path):
     enc = tmp_path / "enc.mp4"
-    result = run("encode", carphone, "-o", enc, "--qp", "27", "--plugin", "wiener", "--json", "--option", "wiener.lambda_scale=1")
+    result = run("encode", carphone, "-o", enc, "--qp", "27", "--plugin", "wiener", "--json", "--option", "wiener.lambda_scale=0.02")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["frames"] == 33 and report["carriage"] == "sei"

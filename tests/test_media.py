@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import VVC, decode_all
+from conftest import SEND_OFTEN, VVC, decode_all
 from genpost import media, pipeline
 from genpost.types import ColorInfo, ContentLight, MasteringDisplay, to_bit_depth
 
@@ -100,7 +100,7 @@ def test_colour_and_hdr_metadata_round_trip(carphone, tmp_path):
         assert inp.info.color == hdr
     # and through a genpost encode + enhance chain
     enc = tmp_path / "hdr_enc.mp4"
-    pipeline.encode(out, enc, media.EncoderSettings(qp=32, bit_depth=10, preset="fast"), ["wiener"])
+    pipeline.encode(out, enc, media.EncoderSettings(qp=32, bit_depth=10, preset="fast"), ["wiener"], options=SEND_OFTEN)
     enh = tmp_path / "hdr_enh.mkv"
     pipeline.enhance(enc, enh, media.EncoderSettings(codec="libx265", preset="fast"))
     with media.InputFile(enh) as inp:
@@ -110,7 +110,7 @@ def test_colour_and_hdr_metadata_round_trip(carphone, tmp_path):
 
 def test_audio_subtitles_and_languages_pass_through_bit_exact(av_source, tmp_path):
     enc = tmp_path / "enc.mkv"
-    pipeline.encode(av_source, enc, media.EncoderSettings(qp=37, preset="fast"), ["wiener"])
+    pipeline.encode(av_source, enc, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], options=SEND_OFTEN)
     enh = tmp_path / "enh.mkv"
     pipeline.enhance(enc, enh, media.EncoderSettings(codec="ffv1"), ["wiener"])
     for path in (enc, enh):
@@ -130,7 +130,7 @@ def test_variable_frame_rate_timestamps_are_kept(carphone, tmp_path):
     src = tmp_path / "vfr.mkv"
     write(src, vfr, media.EncoderSettings(codec="ffv1"), time_base=tb)
     enc = tmp_path / "vfr_enc.mp4"
-    pipeline.encode(src, enc, media.EncoderSettings(qp=32, preset="fast"), ["wiener"])
+    pipeline.encode(src, enc, media.EncoderSettings(qp=32, preset="fast"), ["wiener"], options=SEND_OFTEN)
     enh = tmp_path / "vfr_enh.mkv"
     pipeline.enhance(enc, enh, media.EncoderSettings(codec="libx264", preset="ultrafast"))
     for path in (src, enc, enh):

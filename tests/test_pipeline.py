@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import decode_all
+from conftest import SEND_OFTEN, decode_all
 from genpost import media, metrics, pipeline, sideinfo
 from genpost.builtins.wiener import WienerFilter
 from genpost.postprocessor import Context
@@ -33,7 +33,9 @@ def source_frames(carphone):
 def test_side_info_round_trips_and_restores(carphone, source_frames, tmp_path, carriage, ext):
     fps = "30000/1001" if ext == "265" else None
     enc = tmp_path / f"enc.{ext}"
-    report = pipeline.encode(carphone, enc, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], carriage)
+    report = pipeline.encode(
+        carphone, enc, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], carriage, options=SEND_OFTEN
+    )
     assert report.frames == 33 and report.records["wiener/1"] > 0
     sidecar = report.sidecar
     info = pipeline.inspect(enc, fps, sidecar)
@@ -61,7 +63,7 @@ def test_plain_pyav_decode_equals_genpost_base_and_sei_free_base(wiener_mkv, tmp
         assert np.array_equal(p, np.concatenate([f.y, f.u.reshape(-1, f.width), f.v.reshape(-1, f.width)]))
     # the same encode carried by a sidecar has no SEI at all: identical pictures
     side = tmp_path / "side.mkv"
-    pipeline.encode(carphone, side, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], "sidecar")
+    pipeline.encode(carphone, side, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], "sidecar", options=SEND_OFTEN)
     for a, b in zip(decode_all(side), ours):
         assert all(np.array_equal(x, y) for x, y in zip(a.planes, b.planes))
 
@@ -109,7 +111,7 @@ def test_valid_record_with_a_bad_payload_degrades_that_frame_only(carphone, tmp_
     report = pipeline.encode(carphone, enc, media.EncoderSettings(qp=37, preset="fast"), [], "sei")
     assert report.records == {}
     base = decode_all(enc)
-    ctx = Context(stream=media.InputFile(enc).info, qp=37)
+    ctx = Context(stream=media.InputFile(enc).info, qp=37, options=SEND_OFTEN)
     good = WienerFilter().analyze(source_frames[1], base[1], ctx)
     records = [sideinfo.Record("wiener/1", 0, b"\xff\x00garbage"), sideinfo.Record("wiener/1", 1, good)]
     sidecar = tmp_path / "s.gpsi"
@@ -139,7 +141,7 @@ def test_enhance_without_side_info_remuxes_the_base(carphone, tmp_path):
 
 def test_ten_bit_encode_and_enhance(carphone, tmp_path, source_frames):
     enc = tmp_path / "ten.mkv"
-    pipeline.encode(carphone, enc, media.EncoderSettings(qp=37, bit_depth=10, preset="fast"), ["wiener"])
+    pipeline.encode(carphone, enc, media.EncoderSettings(qp=37, bit_depth=10, preset="fast"), ["wiener"], options=SEND_OFTEN)
     base = decode_all(enc)
     assert base[0].bit_depth == 10 and base[0].y.dtype == np.uint16
     out = tmp_path / "ten.y4m"
