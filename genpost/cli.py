@@ -22,7 +22,7 @@ EXIT_CODES = {
     2: "bad usage: unknown option or invalid value",
     3: "input cannot be read, decoded or is unsupported",
     4: "output path unusable: it is the input, a folder, or its folder is missing",
-    5: "plugin problem: unknown name, not allowed, or failed to load",
+    5: "plugin problem: unknown name, not allowed, failed to load, or another plugin API",
     6: "the job failed (e.g. more frame errors than --max-errors)",
     130: "interrupted (the destination is left untouched)",
 }
@@ -123,6 +123,12 @@ def encode(
     sideinfo: Optional[str] = typer.Option(None, "--sideinfo", help="Also write a .gpsi sidecar here."),
     fps: Optional[str] = typer.Option(None, help="Frame rate for sources without timing."),
     option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE (e.g. wiener.lambda_scale=4)."),
+    max_errors: int = typer.Option(
+        0, "--max-errors", help="Damaged source frames (concealed) plus plugin failures allowed (default 0: strict)."
+    ),
+    on_plugin_error: str = typer.Option(
+        "fail", "--on-plugin-error", help="A plugin that raises: fail the job, or skip (no side info for that frame)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
@@ -133,8 +139,9 @@ def encode(
         settings = _settings("libx265", bit_depth, qp, crf if crf is not None or qp is not None else 28, preset, keyint)
         with _progress("encode", quiet) as progress:
             report = pipeline.encode(
-                source, output, settings, plugin, carriage, sideinfo, _fps(fps), progress, _options(option)
-            )
+                source, output, settings, plugin, carriage, sideinfo, _fps(fps), progress, _options(option),
+                max_errors=max_errors, on_plugin_error=on_plugin_error,
+            )  # fmt: skip
         if as_json:
             _print_json(report.to_dict())
         else:
@@ -151,15 +158,33 @@ def enhance(
     ),
     sideinfo: Optional[str] = typer.Option(None, "--sideinfo", help="Read side info from this .gpsi sidecar."),
     codec: Optional[str] = typer.Option(
-        None, help="Output codec: libx265, libx264, ffv1, y4m or copy (default: libx265, or copy with no plugin)."
+        None,
+        help="Output codec: libx265, libx264, ffv1, y4m, copy, or vvc (libvvenc through ffmpeg) "
+        "(default: libx265, or copy with no plugin).",
     ),
     qp: Optional[int] = typer.Option(None, help="Constant QP for the output encoder."),
     crf: Optional[float] = typer.Option(None, help="CRF for the output encoder (default 18)."),
-    preset: str = typer.Option("medium", help="Encoder preset."),
+    preset: Optional[str] = typer.Option(None, help="Encoder preset (default medium)."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="Output bit depth (default: the input's)."),
     fps: Optional[str] = typer.Option(None, help="Frame rate for raw .265/.266 inputs."),
     option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE (e.g. strength=0.5)."),
-    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Fail after this many frame errors."),
+    max_errors: Optional[int] = typer.Option(
+        None, "--max-errors", help="Fail after this many damaged input frames plus plugin failures (default: no limit)."
+    ),
+    on_plugin_error: str = typer.Option(
+        "skip", "--on-plugin-error", help="A plugin that raises: skip it for that frame (counted), or fail the job."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Work in GOP-aligned chunks beside the output; rerun with --resume to continue."
+    ),
+    chunk_frames: Optional[int] = typer.Option(
+        None, "--chunk-frames", help="With --resume: frames per chunk before the next keyframe (default 240)."
+    ),
+    chain: Optional[str] = typer.Option(
+        None, "--chain", help="Chain preset (TOML, e.g. filters/broadcast-hd.toml): FFmpeg filters, plugins, output."
+    ),
+    vf_pre: Optional[str] = typer.Option(None, "--vf-pre", help="FFmpeg filters before restoring (e.g. deinterlace)."),
+    vf_post: Optional[str] = typer.Option(None, "--vf-post", help="FFmpeg filters after restoring (e.g. scale=1280:-2)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
@@ -169,12 +194,34 @@ def enhance(
 
         if output.lower().endswith(".y4m"):
             codec = "y4m"
-        settings = _settings(codec, bit_depth, qp, crf, preset, None)
         plugins = list(plugin) or None
-        with _progress("enhance", quiet) as progress:
-            report = pipeline.enhance(
-                input, output, settings, plugins, sideinfo, _fps(fps), _options(option), progress, max_errors
-            )
+        if chain or vf_pre or vf_post or (codec or "").lower() in ("vvc", "libvvenc"):
+            # the ffmpeg route (docs/ffmpeg.md): ffmpeg decode + filters -> restore -> ffmpeg encode
+            from . import chain as chain_mod
+
+            if qp is not None and crf is not None:
+                _fail("give --qp or --crf, not both", 2)
+            if codec == "copy":
+                _fail("--codec copy cannot carry restored or filtered frames; pick an encoder", 2)
+            if resume:
+                _fail("--resume works without --chain/--vf-pre/--vf-post and with the PyAV encoders", 2)
+            steps = chain_mod.load(chain) if chain else chain_mod.Chain()
+            steps.pre += chain_mod.expand_vf(vf_pre)
+            steps.post += chain_mod.expand_vf(vf_post)
+            steps.options.update(_options(option))
+            cli_profile = chain_mod.OutputProfile(codec and codec.lower(), bit_depth, preset, qp, crf)
+            with _progress("enhance", quiet) as progress:
+                report = chain_mod.enhance(
+                    input, output, steps, cli_profile, plugins, sideinfo, _fps(fps), progress, max_errors,
+                    on_plugin_error,
+                )  # fmt: skip
+        else:
+            settings = _settings(codec, bit_depth, qp, crf, preset or "medium", None)
+            with _progress("enhance", quiet) as progress:
+                report = pipeline.enhance(
+                    input, output, settings, plugins, sideinfo, _fps(fps), _options(option), progress, max_errors,
+                    on_plugin_error=on_plugin_error, resume=resume, chunk_frames=chunk_frames,
+                )  # fmt: skip
         for warning in report.warnings:
             err.print(f"[yellow]genpost: warning:[/yellow] {warning}", highlight=False)
         if as_json:
@@ -216,7 +263,8 @@ def inspect(
         si = info["side_info"]
         for fmt, entry in si.get("formats", {}).items():
             out.print(
-                f"  side info {fmt}: {entry['records']} records, {entry['bytes']} bytes, {entry['kbps']} kbps",
+                f"  side info {fmt}: {entry['records']} records covering {entry['frames']} frames, "
+                f"{entry['bytes']} bytes, {entry['kbps']} kbps",
                 highlight=False,
             )
         if not si.get("formats"):
@@ -259,32 +307,189 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON on st
 def eval_(
     source: str = typer.Argument(..., help="Original clip (y4m or anything PyAV reads)."),
     plugin: str = typer.Option(..., "--plugin", "-p", help="Post-processor to evaluate."),
-    qp: str = typer.Option("27,32,37,42", help="Comma-separated QPs."),
+    qp: Optional[str] = typer.Option(None, help="Comma-separated x265 QPs (default 27,32,37,42)."),
+    stream: list[str] = typer.Option([], "--stream", help="External anchor stream, e.g. a VTM .266 (repeat)."),
+    fps: Optional[str] = typer.Option(None, help="Frame rate for kbps and raw --stream files (default: the source's)."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Evaluate only the first N source frames."),
     preset: str = typer.Option("medium", help="x265 preset for anchor and base."),
-    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 10 (default: the source's)."),
-    option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE for analyze."),
+    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="x265 base: 8 or 10 (default: the source's)."),
+    option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE for analyze and restore."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Write RD curves to this PNG (needs matplotlib)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ):
-    """Rate-distortion of plain x265 vs genpost (side-info bits counted) and the BD-rate."""
+    """Rate-distortion of an anchor ladder vs genpost (every side-info bit counted) and the BD-rates."""
     with _errors():
-        from .evaluate import evaluate
+        from .evaluate import DEFAULT_QPS, evaluate
+        from .evaluate import plot as plot_rd
 
+        if stream and qp is not None:
+            _fail("give --qp (x265 ladder) or --stream files, not both", 2)
+        if bit_depth not in (None, 8, 10):
+            _fail(f"--bit-depth must be 8 or 10, got {bit_depth}", 2)
         try:
-            qps = [int(q) for q in qp.split(",")]
+            qps = [int(q) for q in qp.split(",")] if qp is not None else list(DEFAULT_QPS)
         except ValueError:
             _fail(f"--qp wants comma-separated integers, got {qp!r}", 2)
-        result = evaluate(source, plugin, qps, preset, bit_depth, _options(option), lambda m: err.print(m))
+        if plot is not None:
+            from .pipeline import check_paths
+
+            check_paths([source, *stream], plot)
+        result = evaluate(
+            source, plugin, qps, preset, bit_depth, _options(option), lambda m: err.print(m, highlight=False),
+            streams=stream or None, fps=_fps(fps), frames=frames,
+        )  # fmt: skip
+        if plot is not None:
+            plot_rd(result, plot)
         if as_json:
             _print_json(result)
             return
         out = Console(soft_wrap=True)
+        anchor = "x265" if result["anchor_kind"] == "x265" else "anchor"
         for a, g in zip(result["anchor"], result["genpost"]):
             out.print(
-                f"QP {a['qp']}: x265 {a['kbps']:.2f} kbps {a['psnr_y']:.3f} dB | genpost {g['kbps']:.2f} kbps "
-                f"(side info {g['side_info_kbps']:.2f}) {g['psnr_y']:.3f} dB",
+                f"QP {a['qp']}: {anchor} {a['kbps']:.2f} kbps {a['psnr_y']:.3f} dB VMAF-NEG {a['vmaf_neg']:.2f} | "
+                f"genpost {g['kbps']:.2f} kbps (side info {g['side_info_kbps']:.2f}) {g['psnr_y']:.3f} dB "
+                f"VMAF-NEG {g['vmaf_neg']:.2f}",
                 highlight=False,
             )
-        out.print("BD-rate: " + ", ".join(f"{k} {v:+.2f}%" for k, v in result["bd_rate"].items()), highlight=False)
+        out.print(
+            "BD-rate: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:+.2f}%'}" for k, v in result["bd_rate"].items()),
+            highlight=False,
+        )
+
+
+@app.command()
+def pipe(
+    plugin: list[str] = typer.Option(
+        [], "--plugin", "-p", help="Post-processor to run (repeat). Default: as the sidecar's side info says."
+    ),
+    sideinfo: Optional[str] = typer.Option(None, "--sideinfo", help="Side info from this .gpsi sidecar (by frame index)."),
+    option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE (e.g. strength=0.5)."),
+    strength: Optional[float] = typer.Option(None, "--strength", help="Shorthand for --option strength=S."),
+    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Fail after this many frame errors."),
+    report: Optional[str] = typer.Option(None, "--report", help="Write the job report as JSON to this file."),
+    device: str = typer.Option("cpu", help="Device handed to the plugins' setup (cpu, cuda)."),
+    on_plugin_error: str = typer.Option(
+        "skip", "--on-plugin-error", help="A plugin that raises: skip it for that frame (counted), or fail."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line on stderr."),
+):
+    """Restore y4m from stdin to stdout, frame by frame: sits between two ffmpeg commands (docs/ffmpeg.md)."""
+    with _errors():
+        from . import pipe as pipe_mod
+
+        if sys.stdin.isatty():
+            _fail("genpost pipe reads y4m on stdin: ffmpeg -i IN -f yuv4mpegpipe - | genpost pipe ...", 2)
+        if sys.stdout.isatty():
+            _fail("genpost pipe writes y4m on stdout: pipe it into ffmpeg -f yuv4mpegpipe -i - ...", 2)
+        options = _options(option)
+        if strength is not None:
+            options["strength"] = str(strength)
+        result = pipe_mod.run(
+            sys.stdin.buffer, sys.stdout.buffer, list(plugin) or None, sideinfo, options, max_errors, device,
+            on_plugin_error,
+        )  # fmt: skip
+        if result.downstream_closed:  # nothing more can reach stdout; keep the interpreter's flush quiet
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if report:
+            with open(report, "w") as fh:
+                json.dump(result.to_dict(), fh, indent=2, default=str)
+        for warning in result.warnings:
+            err.print(f"[yellow]genpost: warning:[/yellow] {warning}", highlight=False)
+        if not quiet:
+            fallbacks = sum(s.fallbacks for s in result.per_plugin.values())
+            err.print(
+                f"genpost pipe: {result.frames} frames, plugins: {', '.join(result.plugins) or 'none'}, "
+                f"fallback frames: {fallbacks}",
+                highlight=False,
+            )
+
+
+plugin_app = typer.Typer(help="Write your own post-processor plugins.", no_args_is_help=True)
+app.add_typer(plugin_app, name="plugin")
+
+
+@plugin_app.command("new")
+def plugin_new(
+    name: str = typer.Argument(..., help="Plugin name: lowercase letters, digits and hyphens (e.g. my-filter)."),
+    dir: str = typer.Option(".", "--dir", help="Folder in which to create the package folder genpost-NAME."),
+):
+    """Create a ready-to-install plugin package: entry point, identity post-processor, README, contract tests."""
+    with _errors():
+        from .scaffold import new_plugin
+
+        path = new_plugin(name, dir)
+        err.print(
+            f"created {path}: `python -m pip install -e {path}` makes '{name}' appear in `genpost plugins`; "
+            f"`python -m pytest {path}` runs the contract kit",
+            highlight=False,
+        )
+
+
+@app.command()
+def bench(
+    input: str = typer.Argument(..., help="Stream to decode, restore and re-encode."),
+    plugin: str = typer.Option(..., "--plugin", "-p", help="Post-processor to time, or 'none'."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Time only the first N frames."),
+    device: str = typer.Option("cpu", help="Device handed to the plugin's setup (cpu, cuda)."),
+    fps: Optional[str] = typer.Option(None, help="Frame rate for raw .265/.266 inputs."),
+    preset: str = typer.Option("medium", help="x265 preset of the re-encode (both sides)."),
+    crf: float = typer.Option(18.0, help="x265 CRF of the re-encode (both sides)."),
+    repeat: int = typer.Option(2, help="Alternated runs of each side; the fastest counts."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+):
+    """Speed of decode -> restore -> x265 per stage, against plain PyAV decode + the same x265 re-encode."""
+    with _errors():
+        from .bench import bench as run_bench
+
+        result = run_bench(
+            input, plugin, frames, device, _fps(fps), preset, crf, repeat, lambda m: err.print(m, highlight=False)
+        )
+        if as_json:
+            _print_json(result)
+            return
+        out = Console(soft_wrap=True)
+        out.print(
+            f"{result['frames']} frames: genpost {result['fps']:.1f} fps, baseline {result['baseline_fps']:.1f} fps "
+            f"(overhead {result['overhead_ratio']:.2f}x), peak RSS {result['peak_rss_mb']:.0f} MiB",
+            highlight=False,
+        )
+        out.print("ms/frame: " + ", ".join(f"{k} {v:.2f}" for k, v in result["stages_ms"].items()), highlight=False)
+
+
+@app.command()
+def preview(
+    input: str = typer.Argument(..., help="Stream to preview (as for enhance)."),
+    output: str = typer.Option(..., "-o", "--output", help="PNG to write."),
+    frame: int = typer.Option(0, "--frame", "-n", help="Frame index (presentation order, from 0)."),
+    plugin: list[str] = typer.Option([], "--plugin", "-p", help="Post-processor (repeat). Default: as the side info says."),
+    sideinfo: Optional[str] = typer.Option(None, "--sideinfo", help="Read side info from this .gpsi sidecar."),
+    reference: Optional[str] = typer.Option(
+        None, "--reference", help="Source clip: score base and restored against it (else restored vs base)."
+    ),
+    mode: str = typer.Option("side", help="side (base | restored) or split (one frame, base left, restored right)."),
+    crop: Optional[str] = typer.Option(None, help="Show only W:H:X:Y (or WxH+X+Y) of the frame."),
+    zoom: int = typer.Option(1, help="Enlarge the pictures N times (nearest neighbour)."),
+    fps: Optional[str] = typer.Option(None, help="Frame rate for raw .265/.266 inputs."),
+    option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE."),
+    no_vmaf: bool = typer.Option(False, "--no-vmaf", help="Skip VMAF-NEG (no ffmpeg binary needed)."),
+    device: str = typer.Option("cpu", help="Device handed to the plugins' setup (cpu, cuda)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON on stdout."),
+):
+    """Base vs restored for one frame as a PNG, with PSNR-Y and VMAF-NEG in the caption."""
+    with _errors():
+        from .preview import preview as make_preview
+
+        result = make_preview(
+            input, output, frame, list(plugin) or None, sideinfo, reference, mode, crop, zoom, _fps(fps),
+            _options(option), not no_vmaf, device,
+        )  # fmt: skip
+        for warning in result["warnings"]:
+            err.print(f"[yellow]genpost: warning:[/yellow] {warning}", highlight=False)
+        if as_json:
+            _print_json(result)
+        else:
+            err.print(f"wrote {output}: {result['size'][0]}x{result['size'][1]}, frame {frame}", highlight=False)
 
 
 def _register_plugin_commands() -> None:
@@ -299,7 +504,14 @@ def _register_plugin_commands() -> None:
         err.print(f"[yellow]genpost: warning:[/yellow] plugin commands not loaded: {exc}", highlight=False)
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (kill, timeout, docker stop) cleans up like Ctrl-C: exit 130
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     _register_plugin_commands()
     app()
 

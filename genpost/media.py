@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import os
 import struct
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +19,7 @@ import av
 import numpy as np
 from av.packet import PacketSideData, packet_sidedata_type_from_literal
 
+from .damage import Concealer, DecodeDamage
 from .types import ColorInfo, ContentLight, Frame, MasteringDisplay, StreamInfo, dtype_for
 
 
@@ -25,6 +27,12 @@ class MediaError(Exception):
     """A file cannot be read or written as asked; the message is one line for the user."""
 
     exit_code = 3
+
+
+class LimitSettingError(MediaError):
+    """A resource limit set in the environment is not a valid value."""
+
+    exit_code = 2
 
 
 RAW_FORMATS = {".265": "hevc", ".hevc": "hevc", ".h265": "hevc", ".266": "vvc", ".vvc": "vvc", ".h266": "vvc"}
@@ -52,6 +60,55 @@ def output_format(path: str | os.PathLike) -> str:
     if ext not in OUTPUT_FORMATS:
         raise MediaError(f"unknown output extension {ext or '(none)'!r}; use one of {', '.join(OUTPUT_FORMATS)}")
     return OUTPUT_FORMATS[ext]
+
+
+# ---------------------------------------------------------------- resource limits
+
+DEFAULT_MAX_PIXELS = 8192 * 4320  # 8K UHD; a frame needs about 6 bytes per pixel per copy in flight
+MAX_PIXELS_ENV = "GENPOST_MAX_PIXELS"
+
+
+def max_pixels() -> int:
+    """The largest frame (width * height) genpost opens: a clear error instead of an out-of-memory kill."""
+    raw = os.environ.get(MAX_PIXELS_ENV)
+    if raw is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise LimitSettingError(f"{MAX_PIXELS_ENV} must be a positive number of pixels, got {raw!r}")
+    return value
+
+
+def check_frame_size(path, width: int, height: int) -> None:
+    if width <= 0 or height <= 0:
+        raise MediaError(f"{path}: invalid frame size {width}x{height}")
+    limit = max_pixels()
+    if width * height > limit:
+        raise MediaError(
+            f"{path}: frame size {width}x{height} is over the limit of {limit} pixels (set {MAX_PIXELS_ENV} to allow it)"
+        )
+
+
+def _check_y4m_header(path: str) -> None:
+    """Read a y4m header before FFmpeg does, so a broken or absurd one gets a message that names it."""
+    with open(path, "rb") as fh:
+        head = fh.read(1024)
+    if not head.startswith(b"YUV4MPEG2"):
+        if Path(path).suffix.lower() == ".y4m":
+            raise MediaError(f"{path}: not a y4m file (no YUV4MPEG2 header)")
+        return
+    line, newline, _ = head.partition(b"\n")
+    if not newline:
+        raise MediaError(f"{path}: the y4m header line is not terminated")
+    fields = {tok[:1]: tok[1:] for tok in line.split()[1:]}
+    try:
+        width, height = int(fields[b"W"]), int(fields[b"H"])
+    except (KeyError, ValueError):
+        raise MediaError(f"{path}: the y4m header has no valid W and H") from None
+    check_frame_size(path, width, height)
 
 
 # ---------------------------------------------------------------- colour and HDR
@@ -162,6 +219,20 @@ def frame_to_av(frame: Frame) -> av.VideoFrame:
     return vf
 
 
+def to_rgb(frame: Frame, color: ColorInfo | None = None) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB picture of ``frame`` by swscale, with the stream's matrix and range
+    (BT.601 limited when unspecified, as FFmpeg assumes): for previews, never for processing."""
+    vf = frame_to_av(frame.replace(pts=None, time_base=None))
+    color = color or ColorInfo()
+    matrix = color.matrix if color.matrix not in (2, 0) else 5  # unspecified -> BT.601 (SWS_CS_DEFAULT)
+    rng = color.range if color.range in (1, 2) else 1
+    try:
+        rgb = vf.reformat(format="rgb24", src_colorspace=matrix, src_color_range=rng, dst_color_range=2)
+    except (ValueError, av.error.FFmpegError):
+        rgb = vf.reformat(format="rgb24")
+    return rgb.to_ndarray()
+
+
 # ---------------------------------------------------------------- input
 
 BLOCK_ADD_ID = 1  # Matroska BlockAddID for genpost's BlockAdditional (8-byte big-endian prefix in FFmpeg)
@@ -191,6 +262,7 @@ class VideoUnit:
     data: bytes
     frames: list[Frame]
     packet: object = None  # opaque; hand it back to OutputFile.mux_video
+    keyframes: list[int] = field(default_factory=list)  # indices of the frames the decoder marked key
 
 
 @dataclass
@@ -214,8 +286,13 @@ class InputFile:
     Raw Annex-B streams carry no timing: give ``fps`` and frames get pts = index, time_base = 1/fps.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: Fraction | float | str | None = None):
+    def __init__(
+        self, path: str | os.PathLike, fps: Fraction | float | str | None = None, any_pix_fmt: bool = False
+    ):
+        """``any_pix_fmt``: open a video genpost cannot decode to Frames (e.g. 4:2:2) for its side info,
+        streams and timing only, as the ffmpeg route does before its own decoder converts the pixels."""
         self.path = str(path)
+        self.any_pix_fmt = any_pix_fmt
         if not os.path.isfile(self.path):
             raise MediaError(f"{path}: no such file")
         if os.path.getsize(self.path) == 0:
@@ -224,31 +301,54 @@ class InputFile:
         self.fps = Fraction(str(fps)) if fps is not None else None
         if self.fps is not None and self.fps <= 0:
             raise MediaError(f"--fps must be positive, got {fps}")
+        self.max_errors: int | None = 0  # damaged frames demux accepts before raising; None: no limit
+        self.damage = DecodeDamage()
+        if not self.raw_format:
+            _check_y4m_header(self.path)
         self.container = _open_container(self.path, fmt=self.raw_format)
         if not self.container.streams.video:
             self.close()
             raise MediaError(f"{path}: no video stream")
         self.video = self.container.streams.video[0]
+        if self.video.codec_context is None:
+            self.close()
+            raise MediaError(f"{path}: unsupported video codec (FFmpeg has no decoder for it)")
         self.codec = self.video.codec_context.name
-        self.info = self._probe()
+        try:
+            if self.video.codec_context.width and self.video.codec_context.height:
+                check_frame_size(self.path, self.video.codec_context.width, self.video.codec_context.height)
+            self.info = self._probe()
+        except BaseException:
+            self.close()
+            raise
 
     # -- probing
     def _probe(self) -> StreamInfo:
-        first = None
+        first = error = None
         probe = _open_container(self.path, fmt=self.raw_format)
         try:
-            for vf in probe.decode(video=0):
-                first = vf
-                break
+            decoder = probe.streams.video[0].codec_context
+            for packet in probe.demux(video=0):  # the first picture that decodes, past damaged packets
+                try:
+                    decoded = decoder.decode(packet if packet.size else None)
+                except av.error.FFmpegError as exc:
+                    error = error or exc
+                    continue
+                if decoded:
+                    first = decoded[0]
+                    break
         except av.error.FFmpegError as exc:
-            raise MediaError(f"{self.path}: cannot decode video ({exc.strerror or exc})") from None
+            error = error or exc
         finally:
             probe.close()
         if first is None:
-            raise MediaError(f"{self.path}: no decodable video frame")
+            why = f" ({error.strerror or error})" if error is not None else ""
+            raise MediaError(f"{self.path}: no decodable video frame{why}")
+        check_frame_size(self.path, first.width, first.height)
         fmt = first.format.name
-        if fmt not in SUPPORTED_PIX_FMTS:
+        if fmt not in SUPPORTED_PIX_FMTS and not self.any_pix_fmt:
             raise MediaError(f"{self.path}: unsupported pixel format {fmt} (genpost handles 8/10-bit 4:2:0)")
+        depth = SUPPORTED_PIX_FMTS.get(fmt) or first.format.components[0].bits
         cc = self.video.codec_context
         rate = self.fps or self.video.average_rate or self.video.guessed_rate
         if self.raw_format:
@@ -258,13 +358,13 @@ class InputFile:
         return StreamInfo(
             width=first.width,
             height=first.height,
-            bit_depth=SUPPORTED_PIX_FMTS[fmt],
+            bit_depth=depth,
             codec=self.codec,
             time_base=time_base,
             rate=Fraction(rate) if rate else None,
             frames=self.video.frames or None,
             color=_color_of(cc, first),
-            pix_fmt=pix_fmt_for(SUPPORTED_PIX_FMTS[fmt]),
+            pix_fmt=pix_fmt_for(depth) if fmt in SUPPORTED_PIX_FMTS else fmt,
             language=lang,
         )
 
@@ -286,8 +386,19 @@ class InputFile:
     def timed(self) -> bool:
         return not self.raw_format or self.fps is not None
 
+    @property
+    def tags(self) -> dict[str, str]:
+        """Container metadata with lower-case keys (Matroska stores tag names upper-case), e.g. the
+        ``genpost_postprocessors`` provenance tag."""
+        return {k.lower(): v for k, v in self.container.metadata.items()}
+
     # -- demux and decode
     def _to_frame(self, vf, index: int) -> Frame:
+        if (vf.width, vf.height) != (self.info.width, self.info.height):
+            raise MediaError(
+                f"{self.path}: the picture size changes from {self.info.width}x{self.info.height} to "
+                f"{vf.width}x{vf.height} at frame {index}; genpost needs one size per stream"
+            )
         if vf.pts is None or self.raw_format:
             if self.fps is None:
                 return frame_from_av(vf, index, pts=None, time_base=None)
@@ -295,8 +406,13 @@ class InputFile:
         return frame_from_av(vf, index, time_base=vf.time_base or self.video.time_base)
 
     def demux(self, copy_others: bool = True) -> Iterator[VideoUnit | OtherPacket]:
-        """Packets in file order; video packets come with the frames their decode produced."""
-        index = 0
+        """Packets in file order; video packets come with the frames their decode produced.
+
+        Damage is counted in ``damage``: a picture the decoder loses is concealed (see genpost.damage) so
+        frame count and timing survive, and more damaged frames than ``max_errors`` raise MediaError.
+        """
+        self._index, self._previous, self._span = 0, None, None
+        conceal = Concealer(timed=not self.raw_format)
         streams = [self.video] + ([s for s in self.container.streams if s.index in {o.index for o in self.others}] if copy_others else [])
         try:
             for packet in self.container.demux(streams):
@@ -304,17 +420,133 @@ class InputFile:
                     if packet.dts is not None or packet.size:
                         yield OtherPacket(packet, packet.stream.index)
                     continue
-                data = bytes(packet) if packet.size else b""
-                frames = []
-                for vf in self.video.codec_context.decode(packet if packet.size else None):
-                    frames.append(self._to_frame(vf, index))
-                    index += 1
-                if data or frames:
-                    yield VideoUnit(data, frames, packet if packet.size else None)
+                if not packet.size:
+                    continue  # the demuxer's end marker; the decoder is drained below
+                if not packet.is_discard:
+                    conceal.sent_packet(packet.pts)
+                self._check_packet(packet)
+                data = bytes(packet)
+                frames, keys = self._decode(packet, conceal)
+                yield VideoUnit(data, frames, packet, keys)
+        except av.error.FFmpegError as exc:  # a demuxer error: what was read is kept, the rest is lost
+            self.damage.truncated = True
+            self.damage.note(f"the file cannot be read past frame {self._index} ({exc.strerror or exc})")
+        frames, keys = self._decode(None, conceal)
+        tail, unplaced = conceal.finish()
+        frames += [f for f in (self._conceal(pts, None) for pts in tail) if f is not None]
+        if unplaced:
+            self.damage.lost += unplaced
+            self.damage.note(f"{unplaced} pictures could not be decoded")
+        self._check_truncation()
+        self._check_budget()
+        if frames:
+            yield VideoUnit(b"", frames, None, keys)
+
+    def _decode(self, packet, conceal: Concealer) -> tuple[list[Frame], list[int]]:
+        """Decode one packet (None drains): its pictures, lost ones concealed, and which are key."""
+        try:
+            decoded = self.video.codec_context.decode(packet)
         except av.error.FFmpegError as exc:
-            raise MediaError(f"{self.path}: decode failed at frame {index} ({exc.strerror or exc})") from None
-        except MediaError:
-            raise
+            decoded = []
+            self.damage.rejected_packets += 1
+            where = f"the packet at {self._seconds(packet.pts)}" if packet is not None else "the stream's end"
+            self.damage.note(f"the decoder rejected {where} ({exc.strerror or exc})")
+        frames, keys = [], []
+        for vf in decoded:
+            lost, pts, keep = conceal.place(vf.pts)
+            frames += [f for f in (self._conceal(q, vf) for q in lost) if f is not None]
+            if not keep:
+                continue
+            if vf.is_corrupt:
+                self.damage.corrupt += 1
+                self.damage.note(f"frame {self._index} was decoded with errors")
+            frame = self._to_frame(vf, self._index)
+            if vf.pts is None and pts is not None:
+                frame = frame.replace(pts=pts, time_base=self.video.time_base)
+            if vf.key_frame:
+                keys.append(self._index)
+            self._index += 1
+            self._previous = frame
+            frames.append(frame)
+        self._check_budget()
+        return frames, keys
+
+    def _conceal(self, pts: int, upcoming) -> Frame | None:
+        """The lost picture at ``pts``: the previous picture again (the next one, at the very start)."""
+        base = self._previous
+        if base is None and upcoming is not None:
+            base = self._to_frame(upcoming, self._index)
+        if base is None:
+            self.damage.lost += 1
+            return None
+        frame = base.replace(y=base.y.copy(), u=base.u.copy(), v=base.v.copy(), index=self._index, pts=pts)
+        self._index += 1
+        self._previous = frame
+        self.damage.concealed += 1
+        self.damage.note(f"the picture at {self._seconds(pts)} could not be decoded (concealed)")
+        return frame
+
+    def _seconds(self, pts) -> str:
+        if pts is None or not self.video.time_base or self.raw_format:
+            return f"frame {self._index}"
+        return f"{float(pts * self.video.time_base):.3f} s"
+
+    def _check_packet(self, packet) -> None:
+        """Note damage the container shows before decoding: a y4m frame cut short; track the time span."""
+        if packet.pts is not None and packet.time_base:
+            end = (packet.pts + (packet.duration or 0)) * packet.time_base
+            start = packet.pts * packet.time_base
+            lo, hi = self._span or (start, end)
+            self._span = (min(lo, start), max(hi, end))
+        if self.container.format.name == "yuv4mpegpipe":
+            w, h, depth = self.info.width, self.info.height, self.info.bit_depth
+            need = (w * h + 2 * ((w + 1) // 2) * ((h + 1) // 2)) * (2 if depth > 8 else 1)
+            if packet.size != need:
+                self.damage.note(f"frame {self._index} is cut short ({packet.size} of {need} bytes)")
+
+    def _check_truncation(self) -> None:
+        """A track that says it lasts longer than the packets the file holds was cut short."""
+        expected = None  # when the track should end, on the packets' clock
+        if self.video.duration and self.video.time_base:
+            expected = (self.video.start_time or 0) * self.video.time_base + self.video.duration * self.video.time_base
+        else:
+            tag = self.video.metadata.get("DURATION") or self.video.metadata.get("duration")
+            try:
+                h, m, s = tag.split(":")
+                expected = Fraction(int(h) * 3600 + int(m) * 60) + Fraction(s)
+            except (AttributeError, ValueError):
+                expected = None
+        rate = self.info.rate
+        if self.container.format.name == "yuv4mpegpipe":
+            self._check_y4m_tail()
+        if expected is None or not rate or self._span is None:
+            return
+        missing = expected - self._span[1]
+        if missing > 2 / rate + Fraction(1, 1000):
+            frames = max(1, round(missing * rate))
+            self.damage.truncated = True
+            self.damage.lost += frames
+            self.damage.note(
+                f"the file ends {float(missing):.3f} s (about {frames} frames) before its video track says it does"
+            )
+
+    def _check_y4m_tail(self) -> None:
+        """FFmpeg's y4m demuxer drops a last frame cut short without a word: find it from the file size."""
+        w, h, depth = self.info.width, self.info.height, self.info.bit_depth
+        need = (w * h + 2 * ((w + 1) // 2) * ((h + 1) // 2)) * (2 if depth > 8 else 1)
+        with open(self.path, "rb") as fh:
+            header = fh.readline()
+        rest = os.path.getsize(self.path) - len(header) - (self._index - self.damage.concealed) * (len(b"FRAME\n") + need)
+        if 0 < rest < len(b"FRAME\n") + need:
+            self.damage.lost += 1
+            self.damage.truncated = True
+            self.damage.note(f"the last frame is cut short ({max(0, rest - 6)} of {need} bytes)")
+
+    def _check_budget(self) -> None:
+        if self.max_errors is not None and self.damage.frames > self.max_errors:
+            raise MediaError(
+                f"{self.path}: {self.damage.first}; {self.damage.frames} damaged frames, --max-errors {self.max_errors}"
+            )
 
     def frames(self) -> Iterator[Frame]:
         for unit in self.demux(copy_others=False):
@@ -338,8 +570,8 @@ class InputFile:
                 extra = block_additional(packet)
                 if extra:
                     yield "block_additional", extra
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"{self.path}: demux failed ({exc.strerror or exc})") from None
+        except av.error.FFmpegError:
+            return  # a damaged file: keep the side info read so far; decoding counts the damage
         finally:
             container.close()
 
@@ -421,11 +653,15 @@ class OutputFile:
             raise
         self._frames_in = 0
         self._offset: int | None = None
+        self.seconds = {"encode": 0.0, "mux": 0.0}  # time spent encoding and muxing (genpost bench)
 
     def _add_video(self, copy_from: InputFile | None):
         info, s = self.info, self.settings
         if copy_from is not None:
-            stream = self.container.add_stream_from_template(copy_from.video)
+            try:
+                stream = self.container.add_stream_from_template(copy_from.video)
+            except (ValueError, av.error.FFmpegError) as exc:
+                raise MediaError(f"cannot copy {copy_from.codec} video into {self.format} ({exc}); pick a --codec") from None
             stream.time_base = copy_from.video.time_base or info.time_base
         else:
             codec = "rawvideo" if s.codec == "y4m" else (s.codec or "libx265")
@@ -493,11 +729,22 @@ class OutputFile:
 
     # -- writing
     def encode(self, frame: Frame) -> None:
+        start = time.perf_counter()
         if self.format == "yuv4mpegpipe" or self.info.time_base is None:
             frame = frame.replace(pts=self._frames_in, time_base=self.video.codec_context.time_base)
-        vf = frame_to_av(frame)
-        self._frames_in += 1
-        self._mux(self.video.encode(vf))
+        self._encode_av(frame_to_av(frame), start)
+
+    def _encode_av(self, vf: av.VideoFrame | None, start: float | None = None) -> None:
+        """Encode an av frame (None flushes) and mux its packets; the time goes to ``seconds``
+        (``start``, when given, books the Frame-to-av copy as encoding too)."""
+        start = time.perf_counter() if start is None else start
+        if vf is not None:
+            self._frames_in += 1
+        packets = self.video.encode(vf)
+        encoded = time.perf_counter()
+        self._mux(packets)
+        self.seconds["encode"] += encoded - start
+        self.seconds["mux"] += time.perf_counter() - encoded
 
     def mux_video(self, packet, data: bytes | None = None, additional: bytes | None = None) -> None:
         """Copy a demuxed video packet, optionally with new bytes (e.g. an inserted SEI) and an MKV
@@ -525,6 +772,8 @@ class OutputFile:
         # MP4 drops data packets with negative time: shift by the first video dts (records carry the index)
         pkt.pts = pkt.dts = video_packet.dts + self._dts_offset(video_packet)
         pkt.time_base = video_packet.time_base
+        # a data track whose only sample has no duration is dropped by FFmpeg 8.1's MP4 demuxer
+        pkt.duration = video_packet.duration
         pkt.stream = self.data_stream
         self._mux([pkt])
 
@@ -551,7 +800,7 @@ class OutputFile:
     def close(self) -> None:
         try:
             if self.video.codec_context.is_encoder and self.video.codec_context.is_open:
-                self._mux(self.video.encode(None))
+                self._encode_av(None)
         finally:
             self.container.close()
 
@@ -573,4 +822,103 @@ def pts_order(pts_list: list[int | None]) -> dict[int, int]:
 
 
 def versions() -> dict[str, str]:
-    return {"av": av.__version__, "libavcodec": ".".join(map(str, av.library_versions["libavcodec"]))}
+    libs = av.library_versions
+    return {"av": av.__version__, **{name: ".".join(map(str, libs[name])) for name in ("libavcodec", "libavfilter")}}
+
+
+# ---------------------------------------------------------------- measurement helpers
+
+
+class CompareFilter:
+    """A two-input FFmpeg filter (psnr, ssim, xpsnr, ...) fed reference and test Frames with identical pts.
+
+    Input 0 is the reference, input 1 the test (xpsnr takes its visual-activity weights from input 0).
+    ``push`` returns the metadata of the frames the filter has released so far, ``close`` the rest.
+    """
+
+    def __init__(self, filter_name: str, width: int, height: int, bit_depth: int, rate=None, options=None):
+        if filter_name == "xpsnr" and width * height < 2025:  # its block size is 0 there: SIGFPE in FFmpeg
+            raise MediaError(f"xpsnr cannot measure a {width}x{height} picture (under 2025 luma samples)")
+        self.rate = Fraction(rate or 25)
+        self.time_base = 1 / self.rate
+        self._next_pts = 0
+        args = {
+            "width": str(width),
+            "height": str(height),
+            "pix_fmt": pix_fmt_for(bit_depth),
+            "time_base": str(self.time_base),
+            "frame_rate": str(self.rate),
+        }
+        try:
+            self.graph = av.filter.Graph()
+            self._reference = self.graph.add("buffer", name="reference", **args)
+            self._test = self.graph.add("buffer", name="test", **args)
+            compare = self.graph.add(filter_name, options)
+            self._sink = self.graph.add("buffersink")
+            self._reference.link_to(compare, 0, 0)
+            self._test.link_to(compare, 0, 1)
+            compare.link_to(self._sink)
+            self.graph.configure()
+        except (ValueError, av.error.FFmpegError) as exc:
+            raise MediaError(f"cannot build the {filter_name} filter graph ({exc})") from None
+
+    def push(self, reference: Frame, test: Frame) -> list[dict[str, str]]:
+        if reference.planes[0].shape != test.planes[0].shape or reference.bit_depth != test.bit_depth:
+            raise MediaError("compared frames differ in size or bit depth")
+        pts, self._next_pts = self._next_pts, self._next_pts + 1
+        self._reference.push(frame_to_av(reference.replace(pts=pts, time_base=self.time_base)))
+        self._test.push(frame_to_av(test.replace(pts=pts, time_base=self.time_base)))
+        return self._drain()
+
+    def close(self) -> list[dict[str, str]]:
+        self._reference.push(None)
+        self._test.push(None)
+        return self._drain()
+
+    def _drain(self) -> list[dict[str, str]]:
+        out = []
+        while True:
+            try:
+                out.append(dict(self._sink.pull().metadata))
+            except (BlockingIOError, EOFError):
+                return out
+
+
+def filter_compare(reference, test, filter_name: str, rate=None, options=None) -> Iterator[dict[str, str]]:
+    """Per-frame metadata of a two-input FFmpeg filter over paired Frames (e.g. ``lavfi.xpsnr.xpsnr.y``)."""
+    comparer = None
+    for ref, tst in zip(reference, test, strict=True):
+        if comparer is None:
+            comparer = CompareFilter(filter_name, ref.width, ref.height, ref.bit_depth, rate, options)
+        yield from comparer.push(ref, tst)
+    if comparer is not None:
+        yield from comparer.close()
+
+
+def plain_transcode(path, output, settings: EncoderSettings, fps=None, max_frames: int | None = None) -> dict:
+    """PyAV decode straight into OutputFile's encoder and muxer, with no genpost Frames in between:
+    the baseline of ``genpost bench``. Returns the frame count and the seconds spent per stage."""
+    with InputFile(path, fps) as inp:
+        out = OutputFile(output, inp.info, settings)
+        frames, decode_s = 0, 0.0
+        try:
+            decoded = inp.container.decode(inp.video)
+            while max_frames is None or frames < max_frames:
+                start = time.perf_counter()
+                vf = next(decoded, None)
+                decode_s += time.perf_counter() - start
+                if vf is None:
+                    break
+                vf.pict_type = av.video.frame.PictureType.NONE  # x265 picks frame types, as for new frames
+                if inp.raw_format or vf.pts is None:
+                    vf.pts, vf.time_base = frames, inp.info.time_base
+                out._encode_av(vf)
+                frames += 1
+        except av.error.FFmpegError as exc:
+            out.abort()
+            raise MediaError(f"{path}: decode failed at frame {frames} ({exc.strerror or exc})") from None
+        except BaseException:
+            out.abort()
+            raise
+        out.close()
+    return {"frames": frames, "decode": decode_s, **out.seconds}

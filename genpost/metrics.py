@@ -1,13 +1,20 @@
-"""Objective metrics on genpost Frames, computed at the source's bit depth (peak = 2^bitdepth - 1)."""
+"""Objective metrics on genpost Frames at the reference's bit depth (peak = 2^bitdepth - 1), and BD-rate.
+
+PSNR and MS-SSIM are computed here in numpy; XPSNR comes from FFmpeg's ``xpsnr`` filter (through
+``media.CompareFilter``) and VMAF from the ffmpeg binary (``genpost.ffmpeg``). The definitions, sequence
+pooling and rounding are written down in docs/evaluation.md; change them there too.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from .types import Frame, to_bit_depth
+
+PSNR_CAP = 100.0  # dB reported for a lossless plane (MSE 0), as HM/VTM do
 
 
 def sse(a: np.ndarray, b: np.ndarray) -> float:
@@ -17,11 +24,11 @@ def sse(a: np.ndarray, b: np.ndarray) -> float:
 
 def psnr(mse: float, bit_depth: int) -> float:
     peak = float((1 << bit_depth) - 1)
-    return 100.0 if mse <= 0 else 10.0 * math.log10(peak * peak / mse)
+    return PSNR_CAP if mse <= 0 else min(PSNR_CAP, 10.0 * math.log10(peak * peak / mse))
 
 
 def frame_mse(reference: Frame, test: Frame) -> tuple[float, float, float]:
-    """Per-plane MSE after bringing ``test`` to the reference's bit depth (documented rounding there)."""
+    """Per-plane MSE after bringing ``test`` to the reference's bit depth (``types.to_bit_depth`` rounding)."""
     test = to_bit_depth(test, reference.bit_depth)
     return tuple(sse(r, t) / r.size for r, t in zip(reference.planes, test.planes))
 
@@ -39,6 +46,120 @@ def sequence_psnr(references: Iterable[Frame], tests: Iterable[Frame]) -> dict[s
     if n == 0:
         raise ValueError("no frames to compare")
     return {"psnr_y": sums[0] / n, "psnr_u": sums[1] / n, "psnr_v": sums[2] / n, "frames": n}
+
+
+# ---------------------------------------------------------------- MS-SSIM
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang, Simoncelli, Bovik 2003
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K = (0.01, 0.03)
+
+
+def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
+    """The normalised 1-D Gaussian whose outer product is MATLAB's fspecial('gaussian', 11, 1.5)."""
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    g = np.exp(-(x * x) / (2 * sigma * sigma))
+    return g / g.sum()
+
+
+def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Separable 'valid' correlation with the symmetric 1-D window ``g`` along both axes."""
+    n = len(g)
+    h, w = x.shape[0] - n + 1, x.shape[1] - n + 1
+    rows = sum(g[k] * x[k : k + h, :] for k in range(n))
+    return sum(g[k] * rows[:, k : k + w] for k in range(n))
+
+
+def _pad_to_window(x: np.ndarray, n: int) -> np.ndarray:
+    """Mirror-extend a plane smaller than the window (coarse scales of small clips) to the window size."""
+    ph, pw = max(0, n - x.shape[0]), max(0, n - x.shape[1])
+    if not (ph or pw):
+        return x
+    return np.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), mode="symmetric")
+
+
+def _ssim_cs(x: np.ndarray, y: np.ndarray, peak: float, g: np.ndarray) -> tuple[float, float]:
+    """Mean SSIM and mean contrast-structure term over all 'valid' windows (Wang's ssim_index)."""
+    c1, c2 = (SSIM_K[0] * peak) ** 2, (SSIM_K[1] * peak) ** 2
+    x, y = _pad_to_window(x, len(g)), _pad_to_window(y, len(g))
+    mx, my = _filter_valid(x, g), _filter_valid(y, g)
+    sxx = _filter_valid(x * x, g) - mx * mx
+    syy = _filter_valid(y * y, g) - my * my
+    sxy = _filter_valid(x * y, g) - mx * my
+    cs = (2 * sxy + c2) / (sxx + syy + c2)
+    ssim = (2 * mx * my + c1) / (mx * mx + my * my + c1) * cs
+    return float(ssim.mean()), float(cs.mean())
+
+
+def _downsample(x: np.ndarray) -> np.ndarray:
+    """2x2 mean then keep every other sample; an odd last row/column is averaged with itself
+    (MATLAB's imfilter(ones(2)/4, 'symmetric') followed by (1:2:end, 1:2:end))."""
+    if x.shape[0] % 2:
+        x = np.concatenate([x, x[-1:]], axis=0)
+    if x.shape[1] % 2:
+        x = np.concatenate([x, x[:, -1:]], axis=1)
+    return 0.25 * (x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2])
+
+
+def ms_ssim(
+    reference: np.ndarray, test: np.ndarray, bit_depth: int, weights: Sequence[float] = MS_SSIM_WEIGHTS
+) -> float:
+    """Multi-scale SSIM of one plane (Wang, Simoncelli, Bovik 2003; their msssim.m).
+
+    Five scales, 11x11 Gaussian window (sigma 1.5), K = (0.01, 0.03), L = 2^bit_depth - 1, 'valid'
+    windows, 2x2 mean downsampling, result = prod_{s<5} cs_s^w_s * ssim_5^w_5. Negative cs/ssim terms
+    (anti-correlated content) are clamped to 0 so the fractional powers stay real. Planes smaller than
+    the window at a coarse scale are mirror-extended to the window size (only clips under 176x176).
+    """
+    if reference.shape != test.shape:
+        raise ValueError(f"plane shapes differ: {reference.shape} vs {test.shape}")
+    g = gaussian_window()
+    peak = float((1 << bit_depth) - 1)
+    x, y = reference.astype(np.float64), test.astype(np.float64)
+    out = 1.0
+    for level, weight in enumerate(weights):
+        ssim, cs = _ssim_cs(x, y, peak, g)
+        last = level == len(weights) - 1
+        out *= max(ssim if last else cs, 0.0) ** weight
+        if not last:
+            x, y = _downsample(x), _downsample(y)
+    return float(out)
+
+
+def ms_ssim_db(value: float) -> float:
+    """MS-SSIM on a dB scale, -10 log10(1 - MS-SSIM), capped like PSNR (used for its BD-rate)."""
+    return PSNR_CAP if value >= 1.0 else min(PSNR_CAP, -10.0 * math.log10(1.0 - value))
+
+
+# ---------------------------------------------------------------- XPSNR pooling
+
+
+def xpsnr_weighted(width: int, height: int) -> bool:
+    """Whether FFmpeg's xpsnr weights this picture size: its block size 4*round(32*sqrt(WH/3840/2160))
+    is 0 below 2025 luma samples, where XPSNR is defined as plain PSNR (and the filter itself would
+    divide by zero), so genpost reports PSNR there."""
+    return 4 * int(32.0 * math.sqrt(width * height / (3840.0 * 2160.0)) + 0.5) >= 4
+
+
+def sequence_xpsnr(frame_db: Sequence[float], width: int, height: int, bit_depth: int) -> float:
+    """Pool per-frame XPSNR (dB) of one plane as FFmpeg's xpsnr filter does for its summary line.
+
+    The square root of each frame's weighted SSE is averaged ("square-mean-root") and turned back into
+    dB; when that mean is below 1 (near-lossless), the plain mean of the frame values is used instead.
+    """
+    if not frame_db:
+        raise ValueError("no frames to pool")
+    num = float(width * height) * float((1 << bit_depth) - 1) ** 2
+    roots = [0.0 if math.isinf(v) else math.sqrt(num / 10 ** (v / 10)) for v in frame_db]
+    total = sum(roots)
+    if total >= len(roots):
+        avg = total / len(roots)
+        return min(PSNR_CAP, 10.0 * math.log10(num / (avg * avg)))
+    return min(PSNR_CAP, sum(min(PSNR_CAP, v) for v in frame_db) / len(frame_db))
+
+
+# ---------------------------------------------------------------- BD-rate
 
 
 def _pchip_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -64,28 +185,51 @@ def _end_slope(h0, h1, d0, d1) -> float:
     return m
 
 
-def _pchip(x: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray:
-    order = np.argsort(x)
-    x, y = x[order], y[order]
+def _hermite_area(t: float, h: float, y0: float, y1: float, m0: float, m1: float) -> float:
+    """Integral from 0 to t (in units of the interval, t in [0, 1]) of a cubic Hermite segment of width h."""
+    return h * (
+        y0 * (t**4 / 2 - t**3 + t)
+        + h * m0 * (t**4 / 4 - 2 * t**3 / 3 + t**2 / 2)
+        + y1 * (-(t**4) / 2 + t**3)
+        + h * m1 * (t**4 / 4 - t**3 / 3)
+    )
+
+
+def _pchip_integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
+    """Exact integral over [lo, hi] (inside the knots) of the PCHIP through (x, y), x increasing."""
     m = _pchip_slopes(x, y)
-    k = np.clip(np.searchsorted(x, at) - 1, 0, len(x) - 2)
-    h = x[k + 1] - x[k]
-    t = (at - x[k]) / h
-    h00, h10, h01, h11 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t, -2 * t**3 + 3 * t**2, t**3 - t**2
-    return h00 * y[k] + h10 * h * m[k] + h01 * y[k + 1] + h11 * h * m[k + 1]
+    total = 0.0
+    for k in range(len(x) - 1):
+        a, b = max(lo, x[k]), min(hi, x[k + 1])
+        if b <= a:
+            continue
+        h = x[k + 1] - x[k]
+        seg = (h, y[k], y[k + 1], m[k], m[k + 1])
+        total += _hermite_area((b - x[k]) / h, *seg) - _hermite_area((a - x[k]) / h, *seg)
+    return float(total)
 
 
-def bd_rate(anchor_kbps, anchor_quality, test_kbps, test_quality, samples: int = 2001) -> float:
-    """Bjontegaard delta rate in percent (negative = fewer bits for the same quality).
+def bd_rate(anchor_kbps, anchor_quality, test_kbps, test_quality) -> float:
+    """Bjontegaard delta rate in percent (negative = fewer bits for the same quality); NaN if undefined.
 
-    log10(rate) is interpolated as a function of quality with piecewise cubic Hermite (PCHIP) curves and
-    averaged over the overlapping quality interval, as in JVET-style BD-rate spreadsheets.
+    log10(rate) is interpolated as a function of quality with piecewise cubic Hermite (PCHIP,
+    Fritsch-Carlson) curves, integrated exactly over the overlapping quality interval, and the mean
+    difference is turned back into a rate ratio. Each curve needs at least 2 points whose quality
+    strictly increases with rate; otherwise (or with no overlap) the result is NaN.
     """
-    qa, qt = np.asarray(anchor_quality, float), np.asarray(test_quality, float)
-    ra, rt = np.log10(np.asarray(anchor_kbps, float)), np.log10(np.asarray(test_kbps, float))
-    lo, hi = max(qa.min(), qt.min()), min(qa.max(), qt.max())
+    curves = []
+    for rate, quality in ((anchor_kbps, anchor_quality), (test_kbps, test_quality)):
+        q, r = np.asarray(quality, float), np.asarray(rate, float)
+        if len(q) < 2 or len(q) != len(r) or not (np.all(np.isfinite(q)) and np.all(r > 0)):
+            return float("nan")
+        order = np.argsort(r)
+        q, r = q[order], np.log10(r[order])
+        if np.any(np.diff(q) <= 0):
+            return float("nan")
+        curves.append((q, r))
+    (qa, ra), (qt, rt) = curves
+    lo, hi = max(qa[0], qt[0]), min(qa[-1], qt[-1])
     if hi <= lo:
         return float("nan")
-    grid = np.linspace(lo, hi, samples)
-    diff = np.trapezoid(_pchip(qt, rt, grid) - _pchip(qa, ra, grid), grid) / (hi - lo)
+    diff = (_pchip_integral(qt, rt, lo, hi) - _pchip_integral(qa, ra, lo, hi)) / (hi - lo)
     return float((10**diff - 1) * 100)

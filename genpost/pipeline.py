@@ -16,6 +16,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
+
 from . import media, sideinfo
 from .plugins import PluginError, by_side_info_format, get_postprocessor, make_plugin_manager
 from .postprocessor import Context, PayloadError, PostProcessor
@@ -83,10 +85,20 @@ def load_postprocessors(names: list[str], device: str = "cpu") -> list[PostProce
     chain = []
     for name in names:
         reg = get_postprocessor(name, pm)
-        proc = reg.cls()
-        proc.setup(device)
+        try:
+            proc = reg.cls()
+            proc.setup(device)
+        except Exception as exc:  # a plugin's own failure, reported by name
+            raise PluginError(f"plugin {name!r} failed to set up: {type(exc).__name__}: {exc}") from exc
         chain.append(proc)
     return chain
+
+
+PLUGIN_ERROR_POLICIES = ("fail", "skip")
+
+
+class PluginFailure(PipelineError):
+    """A plugin raised something other than PayloadError and the policy is ``fail``."""
 
 
 # ---------------------------------------------------------------- encode
@@ -103,6 +115,9 @@ class EncodeReport:
     carriage: str
     sidecar: str | None = None
     duration_s: float | None = None
+    decode: dict = field(default_factory=dict)  # genpost.damage.DecodeDamage of the source
+    plugin_errors: dict[str, int] = field(default_factory=dict)  # frames skipped per plugin (--on-plugin-error skip)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -118,9 +133,17 @@ def encode(
     fps: Fraction | None = None,
     progress: Progress = _no_progress,
     options: dict[str, str] | None = None,
+    max_errors: int | None = 0,
+    on_plugin_error: str = "fail",
 ) -> EncodeReport:
     """Make the x265 base, decode exactly what a decoder will see, run each plugin's ``analyze`` on
-    (source, reconstruction) and carry the payloads with the chosen carriage."""
+    (source, reconstruction) and carry the payloads with the chosen carriage.
+
+    Strict by default: any damaged source frame or plugin failure ends the job; ``max_errors`` allows that
+    many (damaged frames are concealed, a failing plugin sends no side info for the frame with
+    ``on_plugin_error="skip"``)."""
+    if on_plugin_error not in PLUGIN_ERROR_POLICIES:
+        raise PipelineError(f"--on-plugin-error must be one of {', '.join(PLUGIN_ERROR_POLICIES)}")
     if carriage not in CARRIAGES:
         raise PipelineError(f"unknown carriage {carriage!r}; use one of {', '.join(CARRIAGES)}")
     if settings.codec not in (None, "libx265"):
@@ -137,6 +160,7 @@ def encode(
     workdir = tempfile.mkdtemp(prefix=".genpost-", dir=Path(output).resolve().parent)
     try:
         with media.InputFile(source, fps) as src:
+            src.max_errors = max_errors
             info = dataclasses.replace(src.info, bit_depth=settings.bit_depth or src.info.bit_depth)
             settings = dataclasses.replace(settings, bit_depth=info.bit_depth)
             if info.rate is None:
@@ -144,9 +168,12 @@ def encode(
             total = src.info.frames
             base_path = os.path.join(workdir, "base.mp4")  # keeps negative dts and any time base
             frames = _encode_base(src, base_path, info, settings, progress, total)
+            damage = src.damage
+        plugin_errors: dict[str, int] = {}
         records, pts_index = _analyze(
-            source, base_path, fps, chain, settings, info, carriage, progress, frames, dict(options or {})
-        )
+            source, base_path, fps, chain, settings, info, carriage, progress, frames, dict(options or {}),
+            max_errors=max_errors, on_error=on_plugin_error, errors=plugin_errors,
+        )  # fmt: skip
         with atomic_output(output) as tmp:
             _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index)
             if sidecar:
@@ -164,7 +191,13 @@ def encode(
         counts[rec.format_id] = counts.get(rec.format_id, 0) + 1
         covered[rec.format_id] = covered.get(rec.format_id, 0) + rec.count
     duration = float(frames / info.rate) if info.rate else None
-    return EncodeReport(str(output), frames, base_bytes, by_format, counts, covered, carriage, sidecar, duration)
+    report = EncodeReport(str(output), frames, base_bytes, by_format, counts, covered, carriage, sidecar, duration)
+    report.decode, report.plugin_errors = damage.to_dict(), plugin_errors
+    if damage.frames or damage.rejected_packets:
+        report.warnings.append(f"damaged source: {damage.frames} frames concealed or lost; first: {damage.first}")
+    for name, n in plugin_errors.items():
+        report.warnings.append(f"plugin {name} raised on {n} frames, which carry no side info from it")
+    return report
 
 
 def _encode_base(src, base_path, info, settings, progress, total) -> int:
@@ -184,16 +217,23 @@ def _encode_base(src, base_path, info, settings, progress, total) -> int:
     return n
 
 
-def _analyze(source, base_path, fps, chain, settings, info, carriage, progress, total, options):
+def _analyze(
+    source, base_path, fps, chain, settings, info, carriage, progress, total, options,
+    max_errors: int | None = 0, on_error: str = "fail", errors: dict[str, int] | None = None,
+):  # fmt: skip
     """Decode the base as a decoder will and let each plugin compute its payload per frame.
 
     A plugin that returns the payload already in force extends that record over this frame (a run),
-    so a payload that stays right costs its carriage overhead once, not once per frame."""
+    so a payload that stays right costs its carriage overhead once, not once per frame. A plugin that
+    raises fails the job (``on_error="fail"``) or sends nothing for that frame (``"skip"``, counted in
+    ``errors``); damaged source frames and such failures together may not exceed ``max_errors``."""
     runs: list[list] = []  # [format_id, first frame, payload, count]
     current: dict[str, list] = {}
     pts_index: dict[int, int] = {}
+    errors = {} if errors is None else errors
     qp = settings.qp if settings.qp is not None else _crf_qp(settings)
     with media.InputFile(source, fps) as src, media.InputFile(base_path) as base:
+        src.max_errors = max_errors
         sources = src.frames()
         for decoded in base.frames():
             original = next(sources, None)
@@ -213,7 +253,16 @@ def _analyze(source, base_path, fps, chain, settings, info, carriage, progress, 
                     previous_payload=run[2] if live else None,
                     record_overhead_bits=8 * sideinfo.record_overhead_bytes(proc.side_info, carriage),
                 )
-                payload = bytes(proc.analyze(original, decoded, ctx) or b"")
+                try:
+                    payload = bytes(proc.analyze(original, decoded, ctx) or b"")
+                except Exception as exc:  # an untrusted plugin's bug, reported by name
+                    message = f"plugin {proc.name} failed to analyze frame {decoded.index}: {type(exc).__name__}: {exc}"
+                    if on_error == "fail":
+                        raise PluginFailure(message.splitlines()[0]) from exc
+                    errors[proc.name] = errors.get(proc.name, 0) + 1
+                    if max_errors is not None and sum(errors.values()) + src.damage.frames > max_errors:
+                        raise PipelineError(f"{message.splitlines()[0]}; more than --max-errors {max_errors}") from exc
+                    payload = b""
                 if not payload:
                     current.pop(proc.side_info, None)
                 elif live and payload == run[2]:
@@ -228,6 +277,26 @@ def _analyze(source, base_path, fps, chain, settings, info, carriage, progress, 
 
 def _crf_qp(settings: media.EncoderSettings) -> int | None:
     return None if settings.crf is None else int(round(settings.crf))
+
+
+def analyze_stream(
+    source: str | os.PathLike,
+    base: str | os.PathLike,
+    plugins: list[str],
+    qp: int | None = None,
+    carriage: str = "sei",
+    fps: Fraction | None = None,
+    options: dict[str, str] | None = None,
+    progress: Progress = _no_progress,
+) -> list[sideinfo.Record]:
+    """Side-info records for a base someone else encoded (e.g. a VTM .266): each plugin's ``analyze`` on
+    (source, the base's decode), with the same runs and overhead accounting as ``encode`` (genpost eval)."""
+    chain = load_postprocessors(list(plugins))
+    with media.InputFile(base, fps) as inp:
+        info = inp.info
+    settings = media.EncoderSettings(qp=qp, bit_depth=info.bit_depth)
+    records, _ = _analyze(source, base, None, chain, settings, info, carriage, progress, info.frames or 0, dict(options or {}))
+    return records
 
 
 def _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index) -> None:
@@ -277,6 +346,8 @@ class PluginStats:
     frames: int = 0
     with_side_info: int = 0
     fallbacks: int = 0
+    errors: int = 0  # frames where the plugin raised (not PayloadError) and was skipped
+    first_error: str | None = None
 
 
 @dataclass
@@ -287,6 +358,8 @@ class EnhanceReport:
     per_plugin: dict[str, PluginStats] = field(default_factory=dict)
     side_info: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    decode: dict = field(default_factory=dict)  # genpost.damage.DecodeDamage of the input
+    resumed_from: int = 0  # frames a previous --resume run had finished
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -303,12 +376,36 @@ def collect_side_info(inp: media.InputFile, sidecar: str | os.PathLike | None = 
         else:
             index.add(*sideinfo.decode_records(data))
     if sidecar is not None:
-        try:
-            blob = Path(sidecar).read_bytes()
-        except OSError as exc:
-            raise PipelineError(f"cannot read side info {sidecar}: {exc.strerror}") from None
-        index.add(*sideinfo.read_sidecar(blob))
+        read_sidecar_index(sidecar, index)
     return index
+
+
+def read_sidecar_index(sidecar: str | os.PathLike, index: sideinfo.RecordIndex | None = None) -> sideinfo.RecordIndex:
+    """A .gpsi sidecar's records added to ``index`` (a new one if None): the only side info a y4m pipe has."""
+    index = sideinfo.RecordIndex() if index is None else index
+    try:
+        blob = Path(sidecar).read_bytes()
+    except OSError as exc:
+        raise PipelineError(f"cannot read side info {sidecar}: {exc.strerror}") from None
+    index.add(*sideinfo.read_sidecar(blob))
+    return index
+
+
+def choose_postprocessors(index: sideinfo.RecordIndex, plugins: list[str] | None) -> tuple[list[str], list[str]]:
+    """(names, warnings): the post-processors asked for (``none`` dropped), or, when None, those whose
+    side-info format ``index`` holds (what ``enhance`` does without ``--plugin``)."""
+    warnings: list[str] = []
+    if plugins is None:
+        known = by_side_info_format()
+        names = [known[f].cls.name for f in index.formats() if f in known]
+        unknown = [f for f in index.formats() if f not in known]
+        if unknown:
+            warnings.append(f"side info for {', '.join(unknown)} found but no installed plugin reads it")
+    else:
+        names = [n for n in plugins if n != "none"]
+    if not names:
+        warnings.append("no post-processor applies: frames pass through unchanged")
+    return names, warnings
 
 
 def enhance(
@@ -321,11 +418,23 @@ def enhance(
     options: dict[str, str] | None = None,
     progress: Progress = _no_progress,
     max_errors: int | None = None,
+    on_plugin_error: str = "skip",
+    resume: bool = False,
+    chunk_frames: int | None = None,
 ) -> EnhanceReport:
     """Decode, restore each frame with the chosen (or side-info-named) post-processors, re-encode, and
-    re-mux with the input's audio/subtitles, timestamps and colour metadata."""
+    re-mux with the input's audio/subtitles, timestamps and colour metadata.
+
+    Errors (docs/reliability.md): damaged input frames are concealed and counted, a plugin that raises is
+    skipped for that frame (``on_plugin_error="skip"``) or ends the job (``"fail"``); more damaged or failed
+    frames than ``max_errors`` (None: no limit) end the job. ``resume`` works in GOP-aligned chunks that a
+    later run with ``resume`` continues (genpost.resume).
+    """
+    if on_plugin_error not in PLUGIN_ERROR_POLICIES:
+        raise PipelineError(f"--on-plugin-error must be one of {', '.join(PLUGIN_ERROR_POLICIES)}")
     check_paths([input, sidecar], output)
     with media.InputFile(input, fps) as inp:
+        inp.max_errors = None  # the job's budget covers decode damage and plugin failures together
         index = collect_side_info(inp, sidecar)
         warnings: list[str] = []
         if plugins is None:
@@ -352,45 +461,115 @@ def enhance(
         report = EnhanceReport(str(output), 0, names, {p.name: PluginStats() for p in chain})
         report.warnings = warnings
         ctx = Context(stream=info, qp=settings.qp, options=dict(options or {}))
-        errors = 0
-        with atomic_output(output) as tmp:
-            out = media.OutputFile(
-                tmp,
-                info,
-                settings,
-                template=inp,
-                copy_from=inp if copy else None,
-                metadata=_provenance(chain),
+        restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error)
+        if resume and not copy:
+            from . import resume as resuming
+
+            job = resuming.job_key(input, output, sidecar, fps, settings, chain, options, chunk_frames)
+            resuming.enhance_in_chunks(
+                inp, output, fps, info, settings, restorer, progress, job, chunk_frames, _provenance(chain)
             )
-            try:
-                for unit in inp.demux():
-                    if isinstance(unit, media.OtherPacket):
-                        out.copy_packet(unit)
-                        continue
-                    if copy:
-                        if unit.packet is not None:
-                            out.mux_video(unit.packet)
-                        report.frames += len(unit.frames)
-                        progress(report.frames, inp.info.frames)
-                        continue
-                    for frame in unit.frames:
-                        restored, failed = _restore(chain, frame, index, ctx, report)
-                        errors += failed
-                        if max_errors is not None and errors > max_errors:
-                            raise PipelineError(f"more than --max-errors {max_errors} frames failed to restore")
-                        out.encode(to_bit_depth(restored, info.bit_depth))
-                        report.frames += 1
-                        progress(report.frames, inp.info.frames)
-            except BaseException:
-                out.abort()
-                raise
-            out.close()
+        else:
+            _warn_if_resumable(output, report)
+            _enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
+        restorer.finish()
     report.side_info = index.stats()
     return report
 
 
-def _restore(chain, frame: Frame, index, ctx: Context, report: EnhanceReport) -> tuple[Frame, int]:
-    """Run the chain on one frame; a plugin that fails on a payload leaves that frame as it was."""
+def _enhance_stream(inp, output, info, settings, copy, chain, restorer, progress) -> None:
+    """One pass: demux, restore (or copy) the video, encode, and mux with the other streams."""
+    report = restorer.report
+    with atomic_output(output) as tmp:
+        out = media.OutputFile(
+            tmp,
+            info,
+            settings,
+            template=inp,
+            copy_from=inp if copy else None,
+            metadata=_provenance(chain),
+        )
+        try:
+            for unit in inp.demux():
+                if isinstance(unit, media.OtherPacket):
+                    out.copy_packet(unit)
+                    continue
+                restorer.check_input()
+                if copy:
+                    if unit.packet is not None:
+                        out.mux_video(unit.packet)
+                    report.frames += len(unit.frames)
+                    progress(report.frames, inp.info.frames)
+                    continue
+                for frame in unit.frames:
+                    out.encode(to_bit_depth(restorer(frame), info.bit_depth))
+                    report.frames += 1
+                    progress(report.frames, inp.info.frames)
+            restorer.check_input()
+        except BaseException:
+            out.abort()
+            raise
+        out.close()
+
+
+def _warn_if_resumable(output, report: EnhanceReport) -> None:
+    from .resume import work_dir
+
+    if work_dir(output).is_dir():
+        report.warnings.append(f"{work_dir(output)} holds an interrupted --resume run; add --resume to continue it")
+
+
+class FrameRestorer:
+    """enhance's per-frame policy: run the chain, count failures and input damage, stop past --max-errors."""
+
+    def __init__(self, chain, index, ctx: Context, report: EnhanceReport, inp, max_errors, on_error: str):
+        self.chain, self.index, self.ctx, self.report, self.inp = chain, index, ctx, report, inp
+        self.max_errors, self.on_error = max_errors, on_error
+        self.errors = 0  # frames a plugin failed on
+
+    def __call__(self, frame: Frame) -> Frame:
+        restored, failed = _restore(self.chain, frame, self.index, self.ctx, self.report, self.on_error)
+        self.errors += failed
+        if self.max_errors is not None and self.errors + self.inp.damage.frames > self.max_errors:
+            raise PipelineError(
+                f"{self.errors} frames failed to restore and {self.inp.damage.frames} input frames are damaged: "
+                f"more than --max-errors {self.max_errors}"
+            )
+        return restored
+
+    def check_input(self) -> None:
+        damage = self.inp.damage
+        if self.max_errors is not None and self.errors + damage.frames > self.max_errors:
+            raise media.MediaError(
+                f"{self.inp.path}: {damage.first}; {damage.frames} damaged frames"
+                + (f" and {self.errors} failed restorations" if self.errors else "")
+                + f", more than --max-errors {self.max_errors}"
+            )
+
+    def finish(self) -> None:
+        """Put the input damage and plugin errors into the report."""
+        damage = self.inp.damage
+        self.report.decode = damage.to_dict()
+        if damage.frames or damage.rejected_packets:
+            self.report.warnings.append(
+                f"damaged input: {damage.concealed} frames concealed, {damage.corrupt} decoded with errors, "
+                f"{damage.lost} lost; first: {damage.first}"
+            )
+        for name, stats in self.report.per_plugin.items():
+            if stats.errors:
+                self.report.warnings.append(
+                    f"plugin {name} raised on {stats.errors} frames, which kept their input; first: {stats.first_error}"
+                )
+
+
+def _restore(
+    chain, frame: Frame, index, ctx: Context, report: EnhanceReport, on_error: str = "skip"
+) -> tuple[Frame, int]:
+    """Run the chain on one frame; a plugin that fails on a payload leaves that frame as it was.
+
+    A plugin that raises anything else is named: with ``on_error="fail"`` the job ends (PluginFailure),
+    with ``"skip"`` the frame keeps what that plugin was given and the error is counted.
+    """
     failed = 0
     for proc in chain:
         stats = report.per_plugin[proc.name]
@@ -404,14 +583,28 @@ def _restore(chain, frame: Frame, index, ctx: Context, report: EnhanceReport) ->
             stats.fallbacks += 1
             failed += 1
             continue
+        except Exception as exc:  # an untrusted plugin's bug must not cost the user the job
+            message = f"plugin {proc.name} failed on frame {frame.index}: {type(exc).__name__}: {exc}"
+            if on_error == "fail":
+                raise PluginFailure(message.splitlines()[0]) from exc
+            stats.errors += 1
+            stats.first_error = stats.first_error or message.splitlines()[0]
+            failed += 1
+            continue
         frame = out
     return frame, failed
 
 
 def _check_same_shape(proc, before: Frame, after: Frame) -> None:
+    if not isinstance(after, Frame):
+        raise PayloadError(f"{proc.name} returned {type(after).__name__}, not a Frame")
+    if after.bit_depth != before.bit_depth:
+        raise PayloadError(f"{proc.name} changed the bit depth")
     for a, b in zip(before.planes, after.planes):
-        if a.shape != b.shape or a.dtype != b.dtype:
+        if not isinstance(b, np.ndarray) or a.shape != b.shape or a.dtype != b.dtype:
             raise PayloadError(f"{proc.name} changed the frame's shape or dtype")
+    if before.bit_depth not in (8, 16) and max(int(p.max(initial=0)) for p in after.planes) > before.max_value:
+        raise PayloadError(f"{proc.name} returned samples above {before.max_value}")
 
 
 def _provenance(chain: list[PostProcessor]) -> dict[str, str]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 import pluggy
 
-from . import hookspecs
+from . import __api_version__, __version__, hookspecs
 from .postprocessor import PostProcessor
 
 ENTRY_POINT_GROUP = "genpost"
@@ -56,13 +58,42 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
             module = ep.load()
         except Exception as exc:  # a broken third-party package must not take the CLI down
             raise PluginError(f"plugin {ep.name!r} failed to load: {exc}") from exc
+        check_api_version(getattr(module, "api_version", None), f"plugin {ep.name!r}")
         pm.register(module, name=ep.name)
         dist = getattr(ep, "dist", None)
         _SOURCES[ep.name] = f"{dist.name} {dist.version}" if dist is not None else ep.value
+    for name, plugin in _IN_PROCESS.items():
+        if pm.get_plugin(name) is None:
+            pm.register(plugin, name=name)
+            _SOURCES[name] = "in-process"
     return pm
 
 
 _SOURCES: dict[str, str] = {}
+_IN_PROCESS: dict[str, object] = {}
+
+
+def check_api_version(declared, who: str) -> None:
+    """Refuse a plugin written for another plugin API than this genpost provides (None: not declared)."""
+    if declared is None or (type(declared) is int and declared == __api_version__):
+        return
+    raise PluginError(
+        f"{who} is written for genpost plugin API {declared!r}, but genpost {__version__} provides API "
+        f"{__api_version__}; install a release of the plugin for API {__api_version__} or a matching genpost"
+    )
+
+
+@contextlib.contextmanager
+def in_process_plugin(name: str, plugin: object) -> Iterator[None]:
+    """Register ``plugin`` (an object with @hookimpl functions) in every plugin manager made inside the
+    block, as if it were installed; genpost.testing uses it to run plugins under test through the pipeline."""
+    if name in _IN_PROCESS:
+        raise PluginError(f"in-process plugin {name!r} is already registered")
+    _IN_PROCESS[name] = plugin
+    try:
+        yield
+    finally:
+        del _IN_PROCESS[name]
 
 
 def postprocessors(pm: pluggy.PluginManager | None = None) -> dict[str, Registered]:
@@ -76,6 +107,7 @@ def postprocessors(pm: pluggy.PluginManager | None = None) -> dict[str, Register
         for cls in classes:
             if not (isinstance(cls, type) and issubclass(cls, PostProcessor)) or not cls.name:
                 raise PluginError(f"plugin {plugin_name!r} registered {cls!r}, not a named PostProcessor")
+            check_api_version(getattr(cls, "api_version", None), f"post-processor {cls.name!r} ({plugin_name})")
             if cls.name in found:
                 raise PluginError(
                     f"post-processor {cls.name!r} registered twice ({found[cls.name].plugin}, {plugin_name})"

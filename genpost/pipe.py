@@ -1,0 +1,106 @@
+"""``genpost pipe``: restore y4m from stdin to stdout, frame by frame, between two ffmpeg commands.
+
+    ffmpeg -i in.mkv -f yuv4mpegpipe - | genpost pipe --plugin wiener --sideinfo in.mkv.gpsi \\
+        | ffmpeg -f yuv4mpegpipe -i - -c:v libx265 out.mkv
+
+Frames are numbered in the order they arrive (ffmpeg writes presentation order), which is the index
+side info is keyed by, so a .gpsi sidecar made by ``genpost encode --carriage sidecar`` lines up. Only one
+frame is held at a time. The output header is the input's, field for field, plus one extension field
+``XGENPOST_POSTPROCESSORS=name/version,...`` (y4m's own metadata slot; readers ignore unknown X fields).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from . import pipeline, sideinfo
+from .postprocessor import Context, PostProcessor
+from .types import Frame, to_bit_depth
+from .y4m import PROVENANCE_FIELD, Y4MHeader, Y4MReader, Y4MWriter
+
+
+@dataclass
+class PipeReport(pipeline.EnhanceReport):
+    downstream_closed: bool = False  # the reader of our stdout went away before the input ended
+    provenance: str | None = None  # the XGENPOST_POSTPROCESSORS value written (for ffmpeg -metadata)
+
+
+def provenance_value(chain: list[PostProcessor], inherited: str | None = None) -> str | None:
+    """``name/version,...`` for this chain, after any an earlier genpost stage recorded."""
+    ours = pipeline._provenance(chain).get("genpost_postprocessors")
+    parts = [p for p in (inherited, ours) if p]
+    return ",".join(parts) or None
+
+
+def output_header(header: Y4MHeader, chain: list[PostProcessor], bit_depth: int | None = None) -> Y4MHeader:
+    out = header.with_bit_depth(bit_depth or header.bit_depth)
+    value = provenance_value(chain, header.extension(PROVENANCE_FIELD))
+    return out.with_extension(PROVENANCE_FIELD, value) if value else out
+
+
+def restore_frames(
+    frames: Iterable[Frame],
+    chain: list[PostProcessor],
+    index,
+    ctx: Context,
+    report: pipeline.EnhanceReport,
+    max_errors: int | None = None,
+    bit_depth: int | None = None,
+    progress: Callable[[int, int | None], None] = lambda done, total: None,
+    total: int | None = None,
+    on_plugin_error: str = "skip",
+) -> Iterator[Frame]:
+    """Each frame through the chain (``pipeline._restore``), at ``bit_depth`` if given, counting into ``report``."""
+    errors = 0
+    for frame in frames:
+        restored, failed = pipeline._restore(chain, frame, index, ctx, report, on_plugin_error)
+        errors += failed
+        if max_errors is not None and errors > max_errors:
+            raise pipeline.PipelineError(f"more than --max-errors {max_errors} frames failed to restore")
+        report.frames += 1
+        progress(report.frames, total)
+        yield to_bit_depth(restored, bit_depth) if bit_depth else restored
+
+
+def check_policy(on_plugin_error: str) -> None:
+    if on_plugin_error not in pipeline.PLUGIN_ERROR_POLICIES:
+        raise pipeline.PipelineError(f"--on-plugin-error must be one of {', '.join(pipeline.PLUGIN_ERROR_POLICIES)}")
+
+
+def run(
+    instream: BinaryIO,
+    outstream: BinaryIO,
+    plugins: list[str] | None = None,
+    sidecar: str | os.PathLike | None = None,
+    options: dict[str, str] | None = None,
+    max_errors: int | None = None,
+    device: str = "cpu",
+    on_plugin_error: str = "skip",
+) -> PipeReport:
+    """Read y4m from ``instream``, restore each frame, write y4m to ``outstream``; returns the counts.
+
+    Without ``plugins`` the post-processors are the ones whose side-info format the sidecar holds. A
+    reader that closes ``outstream`` early (``ffmpeg ... -frames:v N``) ends the job quietly, like ``head``.
+    """
+    check_policy(on_plugin_error)
+    index = pipeline.read_sidecar_index(sidecar) if sidecar else sideinfo.RecordIndex()
+    names, warnings = pipeline.choose_postprocessors(index, plugins)
+    chain = pipeline.load_postprocessors(names, device)
+    reader = Y4MReader(instream, "stdin")
+    report = PipeReport("-", 0, names, {p.name: pipeline.PluginStats() for p in chain}, warnings=warnings)
+    ctx = Context(stream=reader.header.stream_info("y4m"), options=dict(options or {}))
+    try:
+        header = output_header(reader.header, chain)
+        report.provenance = header.extension(PROVENANCE_FIELD)
+        writer = Y4MWriter(outstream, header)
+        for frame in restore_frames(reader, chain, index, ctx, report, max_errors, on_plugin_error=on_plugin_error):
+            writer.write(frame)
+        writer.flush()
+    except BrokenPipeError:
+        report.downstream_closed = True
+        report.warnings.append(f"stdout closed by its reader after {report.frames} frames")
+    report.side_info = index.stats()
+    return report

@@ -1,0 +1,551 @@
+"""Contract tests every genpost plugin must pass, shipped to plugin authors (needs pytest).
+
+Subclass the base class in your plugin's tests and name your post-processor::
+
+    from genpost.testing import PostProcessorContract
+    from my_plugin import MyFilter
+
+    class TestMyFilterContract(PostProcessorContract):
+        postprocessor = MyFilter
+
+The tests run the plugin on real frames: a 6-frame carphone clip shipped with genpost, coded by x265
+through genpost's own pipeline at 8 and 10 bits, its side info carried in every carriage and read back
+through ``genpost.pipeline.enhance``. Each check is also a plain ``check_*`` function that raises
+``ContractViolation`` (an AssertionError) with a one-line reason, so it can be used outside pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from . import __api_version__, media, pipeline, plugins
+from .hookspecs import hookimpl
+from .postprocessor import Context, PayloadError, PostProcessor, WeightsFile
+from .types import Frame, StreamInfo
+
+CLIP = Path(__file__).parent / "data" / "carphone_176x144_6f.y4m"
+"""6 frames of the carphone sequence (176x144, 8-bit 4:2:0, 30000/1001 fps): the kit's real source."""
+
+HEAVY_MODULES = ("torch", "tensorflow", "jax")
+"""Frameworks a plugin may import in ``setup`` but never at import time (``genpost --help`` stays fast)."""
+
+CARRIAGES = (("sei", ".mkv"), ("track", ".mp4"), ("track", ".mkv"), ("sidecar", ".mkv"))
+"""(carriage, container) pairs the round trip covers: SEI, MP4 data track, MKV BlockAdditional, sidecar."""
+
+_FORMAT_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+_VERSIONED = re.compile(r"/[0-9]+$")
+
+
+class ContractViolation(AssertionError):
+    """A plugin broke the genpost plugin contract; the message says which rule and where."""
+
+
+# ---------------------------------------------------------------- checks on the class
+
+
+def check_declaration(cls: type) -> None:
+    """Class attributes a plugin must get right before anything runs."""
+    if not (isinstance(cls, type) and issubclass(cls, PostProcessor)):
+        raise ContractViolation(f"{cls!r} is not a genpost.PostProcessor subclass")
+    if not isinstance(cls.name, str) or not cls.name or cls.name != cls.name.strip() or " " in cls.name:
+        raise ContractViolation(f"{cls.__name__}.name must be a non-empty name without spaces, got {cls.name!r}")
+    if cls.name == "none":
+        raise ContractViolation("'none' is reserved (genpost enhance --plugin none re-muxes)")
+    if not isinstance(cls.version, str) or not cls.version:
+        raise ContractViolation(f"{cls.__name__}.version must be a non-empty string, got {cls.version!r}")
+    fid = cls.side_info
+    if fid is not None:
+        if not isinstance(fid, str) or not _FORMAT_ID.match(fid):
+            raise ContractViolation(f"side_info {fid!r} must be 1..64 printable ASCII characters without spaces")
+        if not _VERSIONED.search(fid):
+            raise ContractViolation(f"side_info {fid!r} must end in a format version, like '{cls.name}/1'")
+    if not all(isinstance(w, WeightsFile) for w in cls.weights):
+        raise ContractViolation(f"{cls.__name__}.weights must hold genpost.WeightsFile entries")
+    declared = getattr(cls, "api_version", None)
+    if declared is not None and declared != __api_version__:
+        raise ContractViolation(f"{cls.__name__}.api_version is {declared!r}; this genpost provides {__api_version__}")
+    if cls.restore is PostProcessor.restore:
+        raise ContractViolation(f"{cls.__name__} does not implement restore()")
+
+
+def plugin_modules(cls: type) -> list[str]:
+    """The module defining ``cls`` and, when an installed entry point registers it, that entry point's."""
+    modules = [cls.__module__]
+    for reg in plugins.postprocessors().values():
+        if reg.cls is cls:
+            for ep in entry_points(group=plugins.ENTRY_POINT_GROUP, name=reg.plugin):
+                modules.append(ep.module)
+    return list(dict.fromkeys(modules))
+
+
+def check_import_without_torch(modules: list[str]) -> None:
+    """Import the modules in a fresh interpreter and fail if that pulled in torch (or another framework)."""
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    if run.returncode != 0:
+        last = (run.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise ContractViolation(f"importing {', '.join(modules)} failed: {last}")
+    heavy = json.loads(run.stdout.strip().splitlines()[-1])
+    if heavy:
+        raise ContractViolation(f"importing {', '.join(modules)} imports {', '.join(heavy)}; import it in setup()")
+
+
+def weights_path(cls: type, weights: WeightsFile) -> Path:
+    """Where a declared weights file lives: absolute, or relative to the folder of the module defining ``cls``."""
+    path = Path(weights.path)
+    if path.is_absolute():
+        return path
+    module = sys.modules.get(cls.__module__)
+    base = Path(getattr(module, "__file__", None) or ".").resolve().parent
+    return base / path
+
+
+def check_weights(cls: type) -> None:
+    """Every declared weights file exists and its sha256 is the declared one."""
+    for w in cls.weights:
+        path = weights_path(cls, w)
+        if not path.is_file():
+            raise ContractViolation(f"declared weights {w.path} not found at {path}")
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != w.sha256.lower():
+            raise ContractViolation(f"weights {w.path}: sha256 {digest.hexdigest()} != declared {w.sha256}")
+
+
+# ---------------------------------------------------------------- checks on frames
+
+
+def frame_digest(frame: Frame) -> str:
+    h = hashlib.sha256()
+    for plane in frame.planes:
+        h.update(f"{plane.shape}{plane.dtype}".encode())
+        h.update(np.ascontiguousarray(plane).tobytes())
+    return h.hexdigest()
+
+
+def check_restored_frame(before: Frame, after, who: str) -> None:
+    """``after`` is a Frame like ``before``: same plane shapes and dtypes, bit depth, index, pts, time base,
+    and samples within the bit depth's range."""
+    if not isinstance(after, Frame):
+        raise ContractViolation(f"{who} returned {type(after).__name__}, not a genpost.Frame")
+    for name, a, b in zip("yuv", before.planes, after.planes):
+        if not isinstance(b, np.ndarray) or b.shape != a.shape or b.dtype != a.dtype:
+            got = f"{b.shape} {b.dtype}" if isinstance(b, np.ndarray) else type(b).__name__
+            raise ContractViolation(f"{who} changed plane {name} from {a.shape} {a.dtype} to {got}")
+        if b.size and int(b.max()) > before.max_value:
+            raise ContractViolation(f"{who}: plane {name} holds {int(b.max())} > {before.max_value} ({before.bit_depth}-bit)")
+    for attr in ("bit_depth", "index", "pts", "time_base"):
+        if getattr(after, attr) != getattr(before, attr):
+            raise ContractViolation(f"{who} changed {attr} from {getattr(before, attr)!r} to {getattr(after, attr)!r}")
+
+
+def check_restore(proc: PostProcessor, decoded: Frame, payload: bytes | None, ctx: Context, what: str = "") -> Frame:
+    """One ``restore`` call that must return a valid frame and leave its input untouched."""
+    who = f"{type(proc).__name__}.restore(frame {decoded.index}{', ' + what if what else ''})"
+    digest = frame_digest(decoded)
+    try:
+        out = proc.restore(decoded, payload, ctx)
+    except PayloadError:
+        if payload is None:
+            raise ContractViolation(f"{who} raised PayloadError without a payload; it needs a default mode") from None
+        raise
+    check_restored_frame(decoded, out, who)
+    if frame_digest(decoded) != digest:
+        raise ContractViolation(f"{who} modified its input frame in place")
+    return out
+
+
+def malformed_variants(payload: bytes, seed: int = 0) -> list[tuple[str, bytes]]:
+    """Damaged versions of a real payload (truncations, bit flips, junk) and unrelated bytes."""
+    rng = random.Random(seed)
+    out = [("empty payload", b""), ("one zero byte", b"\x00"), ("one 0xff byte", b"\xff")]
+    n = len(payload)
+    if n:
+        for cut in sorted({1, n // 2, n - 1} - {0, n}):
+            out.append((f"truncated to {cut} of {n} bytes", payload[:cut]))
+        out.append(("one extra zero byte", payload + b"\x00"))
+        out.append(("16 bytes of trailing junk", payload + rng.randbytes(16)))
+        for i in sorted({0, n // 2, n - 1} | {rng.randrange(n) for _ in range(3)}):
+            for bit in (0x80, 0x01):
+                flipped = bytearray(payload)
+                flipped[i] ^= bit
+                out.append((f"bit {bit:#04x} of byte {i} flipped", bytes(flipped)))
+        out += [("all zero", bytes(n)), ("all 0xff", b"\xff" * n)]
+    out += [(f"{k} random bytes", rng.randbytes(k)) for k in (3, 17, 255, 4096)]
+    return out
+
+
+def check_malformed_payloads(proc: PostProcessor, decoded: Frame, payload: bytes, ctx: Context, seed: int = 0) -> int:
+    """Every damaged payload makes ``restore`` raise PayloadError or return a valid frame; returns how
+    many were tried."""
+    variants = malformed_variants(payload, seed)
+    for what, bad in variants:
+        try:
+            check_restore(proc, decoded, bad, ctx, what)
+        except PayloadError:
+            continue
+        except ContractViolation:
+            raise
+        except Exception as exc:
+            raise ContractViolation(
+                f"{type(proc).__name__}.restore(frame {decoded.index}, {what}) raised "
+                f"{type(exc).__name__}: {exc}; raise genpost.PayloadError for payloads it cannot use"
+            ) from exc
+    return len(variants)
+
+
+def check_round_trip(analyzed: dict[int, bytes], received: dict[int, bytes | None], frames: int, where: str) -> None:
+    """``restore`` saw, for every frame, exactly the payload ``analyze`` made for it (None where it sent none)."""
+    missing = [i for i in range(frames) if i not in received]
+    if missing:
+        raise ContractViolation(f"{where}: restore was not called for frames {missing}")
+    wrong = [i for i in range(frames) if received[i] != (analyzed.get(i) or None)]
+    if wrong:
+        i = wrong[0]
+        raise ContractViolation(
+            f"{where}: frames {wrong} got other payloads than analyze made "
+            f"(frame {i}: sent {_short(analyzed.get(i) or None)}, received {_short(received[i])})"
+        )
+
+
+def check_same_frames(expected: dict[int, str], path: Path, where: str, fps=None) -> None:
+    """The frames decoded from ``path`` (plain decode, no plugin) have exactly the expected digests."""
+    with media.InputFile(path, fps) as inp:
+        got = {f.index: frame_digest(f) for f in inp.frames()}
+    if len(got) != len(expected):
+        raise ContractViolation(f"{where}: {len(got)} frames decoded, expected {len(expected)}")
+    differ = [i for i in expected if got.get(i) != expected[i]]
+    if differ:
+        raise ContractViolation(f"{where}: frames {differ} differ")
+
+
+def _short(payload: bytes | None) -> str:
+    if payload is None:
+        return "nothing"
+    return f"{len(payload)} bytes {payload[:8].hex()}{'...' if len(payload) > 8 else ''}"
+
+
+# ---------------------------------------------------------------- running a plugin through the pipeline
+
+
+@dataclass
+class Trace:
+    """What a plugin was given and gave back while genpost.pipeline ran it."""
+
+    inputs: dict[int, tuple[Frame, Frame, Context]] = field(default_factory=dict)  # index -> source, decoded, ctx
+    analyzed: dict[int, bytes] = field(default_factory=dict)
+    received: dict[int, bytes | None] = field(default_factory=dict)
+    restored: dict[int, str] = field(default_factory=dict)  # index -> digest of the frame restore returned
+    enhancing: bool = False
+
+
+def traced(cls: type[PostProcessor], trace: Trace) -> type[PostProcessor]:
+    """A subclass of ``cls`` under its own name that records its calls in ``trace``."""
+
+    class Traced(cls):
+        name = f"{cls.name}.contract"
+
+        def analyze(self, source, decoded, ctx):
+            digests = frame_digest(source), frame_digest(decoded)
+            payload = super().analyze(source, decoded, ctx)
+            if (frame_digest(source), frame_digest(decoded)) != digests:
+                raise ContractViolation(f"{cls.__name__}.analyze modified its input frames in place")
+            if payload is not None and not isinstance(payload, (bytes, bytearray, memoryview)):
+                raise ContractViolation(f"{cls.__name__}.analyze returned {type(payload).__name__}, not bytes")
+            trace.inputs[decoded.index] = (source, decoded, dataclasses.replace(ctx))
+            trace.analyzed[decoded.index] = bytes(payload or b"")
+            return payload
+
+        def restore(self, decoded, payload, ctx):
+            out = super().restore(decoded, payload, ctx)
+            if trace.enhancing:  # analyze may call restore to measure its own distortion
+                trace.received[decoded.index] = payload
+                trace.restored[decoded.index] = frame_digest(out) if isinstance(out, Frame) else repr(out)
+            return out
+
+    Traced.__name__ = Traced.__qualname__ = f"Traced{cls.__name__}"
+    return Traced
+
+
+class _Registers:
+    def __init__(self, cls: type[PostProcessor]):
+        self.cls = cls
+
+    @hookimpl
+    def register_postprocessors(self, register):
+        register(self.cls)
+
+
+@dataclass
+class Encoded:
+    """One ``genpost.pipeline.encode`` of the kit's clip with the plugin, and what a plain decode gives."""
+
+    path: Path
+    sidecar: str | None
+    bit_depth: int
+    trace: Trace
+    stream: StreamInfo  # as genpost enhance sees the stream
+    decoded: list[Frame]  # plain decode of ``path``: the frames restore gets in genpost enhance
+
+    @property
+    def frames(self) -> int:
+        return len(self.decoded)
+
+    def payload(self, index: int) -> bytes | None:
+        return self.trace.analyzed.get(index) or None
+
+
+@contextlib.contextmanager
+def _plugin_errors_as_violations():
+    """The pipeline wraps what a plugin raises (PluginFailure); surface the contract's own verdict."""
+    try:
+        yield
+    except Exception as exc:
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, ContractViolation):
+                raise cause from None
+            cause = cause.__cause__ or cause.__context__
+        if type(exc).__name__ == "PluginFailure":
+            raise ContractViolation(f"{exc} (restore/analyze may raise only genpost.PayloadError)") from exc
+        raise
+
+
+class ContractRunner:
+    """Runs one post-processor class through genpost.pipeline on the kit's clip, caching every encode."""
+
+    def __init__(self, cls: type[PostProcessor], workdir: Path, qp: int = 37, options: dict[str, str] | None = None):
+        self.cls = cls
+        self.workdir = Path(workdir)
+        self.qp = qp
+        self.options = dict(options or {})
+        self._encoded: dict[tuple, Encoded] = {}
+        self._runs = 0
+
+    def _path(self, stem: str, ext: str) -> Path:
+        self._runs += 1
+        return self.workdir / f"{self._runs:02d}-{stem}{ext}"
+
+    def encode(self, bit_depth: int = 8, carriage: str = "sei", ext: str = ".mkv") -> Encoded:
+        key = (bit_depth, carriage, ext)
+        if key not in self._encoded:
+            trace = Trace()
+            cls = traced(self.cls, trace)
+            out = self._path(f"{bit_depth}bit-{carriage}", ext)
+            settings = media.EncoderSettings(qp=self.qp, preset="ultrafast", bit_depth=bit_depth)
+            with plugins.in_process_plugin("genpost-contract", _Registers(cls)), _plugin_errors_as_violations():
+                report = pipeline.encode(CLIP, out, settings, [cls.name], carriage, options=self.options)
+            with media.InputFile(out) as inp:
+                stream, decoded = inp.info, list(inp.frames())
+            if len(decoded) != report.frames:
+                raise ContractViolation(f"{out.name}: {len(decoded)} frames decoded, {report.frames} encoded")
+            self._encoded[key] = Encoded(out, report.sidecar, bit_depth, trace, stream, decoded)
+        return self._encoded[key]
+
+    def enhance(self, path: Path, sidecar: str | None = None, fps=None) -> tuple[Trace, Path]:
+        """Restore ``path`` with the plugin through genpost.pipeline.enhance into a lossless y4m; any
+        exception from the plugin fails, and so does a PayloadError (the kit only sends valid payloads)."""
+        trace = Trace(enhancing=True)
+        cls = traced(self.cls, trace)
+        out = self._path("enhanced", ".y4m")
+        with plugins.in_process_plugin("genpost-contract", _Registers(cls)), _plugin_errors_as_violations():
+            report = pipeline.enhance(
+                path, out, media.EncoderSettings(codec="y4m"), [cls.name], sidecar, fps,
+                options=self.options, on_plugin_error="fail",
+            )  # fmt: skip
+        stats = report.per_plugin[cls.name]
+        if stats.fallbacks:
+            raise ContractViolation(
+                f"{path.name}: genpost kept the base on {stats.fallbacks} frames: restore raised PayloadError on a "
+                "payload analyze made (or on none), or returned a frame of another shape, dtype or bit depth"
+            )
+        return trace, out
+
+    def remux(self, path: Path, ext: str = ".ts") -> Path:
+        """A plain packet-for-packet remux (genpost's copy path, no plugin)."""
+        out = self._path("remuxed", ext)
+        pipeline.enhance(path, out, media.EncoderSettings(codec="copy"), ["none"])
+        return out
+
+    def decoder_context(self, encoded: Encoded, seed: int = 0) -> Context:
+        """A Context like the one ``genpost enhance`` gives restore (no QP known, the job's options)."""
+        return Context(stream=encoded.stream, options=dict(self.options), seed=seed)
+
+    # -- checks that need the pipeline
+
+    def check_round_trip(self, encoded: Encoded, path: Path | None = None, where: str = "") -> None:
+        path = path or encoded.path
+        where = where or f"{encoded.bit_depth}-bit {path.suffix} ({'sidecar' if encoded.sidecar else 'in-band'})"
+        trace, out = self.enhance(path, encoded.sidecar)
+        check_round_trip(encoded.trace.analyzed, trace.received, encoded.frames, where)
+        check_same_frames(trace.restored, out, f"{where}: enhance output vs what restore returned")
+
+    def check_deterministic(self, encoded: Encoded, seed: int) -> None:
+        """Two fresh instances given the same inputs and seed make the same payloads and frames."""
+        runs = []
+        for _ in range(2):
+            proc = self.cls()
+            proc.setup("cpu")
+            payloads, frames = [], []
+            for i in sorted(encoded.trace.inputs):
+                source, decoded, ctx = encoded.trace.inputs[i]
+                payloads.append(bytes(proc.analyze(source, decoded, dataclasses.replace(ctx, seed=seed)) or b""))
+            ctx = self.decoder_context(encoded, seed)
+            for decoded in encoded.decoded:
+                try:
+                    frames.append(frame_digest(proc.restore(decoded, encoded.payload(decoded.index), ctx)))
+                except PayloadError:
+                    frames.append("PayloadError")
+            runs.append((payloads, frames))
+        (p1, f1), (p2, f2) = runs
+        if p1 != p2:
+            raise ContractViolation(f"analyze is not deterministic under seed {seed}: frames "
+                                    f"{[i for i, (a, b) in enumerate(zip(p1, p2)) if a != b]} differ between runs")
+        if f1 != f2:
+            raise ContractViolation(f"restore is not deterministic under seed {seed}: frames "
+                                    f"{[i for i, (a, b) in enumerate(zip(f1, f2)) if a != b]} differ between runs")
+
+
+# ---------------------------------------------------------------- the pytest base class
+
+_ROUND_TRIPS = [(8, c, e) for c, e in CARRIAGES] + [(10, "sei", ".mkv")]
+_ROUND_TRIP_IDS = [f"{bd}bit-{c}-{e[1:]}" for bd, c, e in _ROUND_TRIPS]
+
+
+class PostProcessorContract:
+    """Contract tests for one post-processor: subclass it as ``Test...`` and set ``postprocessor``.
+
+    Optional class attributes: ``options`` (the ``--option`` pairs used at encode and decode), ``qp``
+    (of the x265 base, default 37: pick one where your analyze sends side info), ``seed``.
+    """
+
+    postprocessor: ClassVar[type[PostProcessor]]
+    options: ClassVar[dict[str, str]] = {}
+    qp: ClassVar[int] = 37
+    seed: ClassVar[int] = 1234
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def contract(cls, tmp_path_factory) -> ContractRunner:
+        target = getattr(cls, "postprocessor", None)
+        if target is None:
+            raise ContractViolation(f"{cls.__name__} must set postprocessor = YourPostProcessor")
+        return ContractRunner(target, tmp_path_factory.mktemp("contract"), cls.qp, cls.options)
+
+    def _needs_side_info(self) -> None:
+        if self.postprocessor.side_info is None:
+            pytest.skip(f"{self.postprocessor.__name__} declares no side_info")
+
+    def test_declaration(self):
+        check_declaration(self.postprocessor)
+
+    def test_import_does_not_import_torch(self):
+        check_import_without_torch(plugin_modules(self.postprocessor))
+
+    def test_declared_weights_exist_and_match_sha256(self):
+        if not self.postprocessor.weights:
+            pytest.skip(f"{self.postprocessor.__name__} declares no weights")
+        check_weights(self.postprocessor)
+
+    @pytest.mark.parametrize("bit_depth", [8, 10])
+    def test_restore_keeps_shape_dtype_depth_index_pts(self, contract, bit_depth):
+        enc = contract.encode(bit_depth)
+        proc = self.postprocessor()
+        proc.setup("cpu")
+        ctx = contract.decoder_context(enc, self.seed)
+        for decoded in enc.decoded:
+            check_restore(proc, decoded, None, ctx, "no payload")
+            payload = enc.payload(decoded.index)
+            if payload is None:
+                continue
+            try:
+                check_restore(proc, decoded, payload, ctx, "its own payload")
+            except PayloadError as exc:
+                raise ContractViolation(
+                    f"restore rejected the payload analyze made for frame {decoded.index}: {exc}"
+                ) from exc
+
+    @pytest.mark.parametrize("bit_depth,carriage,ext", _ROUND_TRIPS, ids=_ROUND_TRIP_IDS)
+    def test_side_info_round_trips(self, contract, bit_depth, carriage, ext):
+        self._needs_side_info()
+        enc = contract.encode(bit_depth, carriage, ext)
+        if not any(enc.trace.analyzed.values()):
+            pytest.skip(f"analyze sent no side info on the kit's clip at QP {self.qp}")
+        contract.check_round_trip(enc, where=f"{bit_depth}-bit {carriage} in {ext}")
+
+    @pytest.mark.parametrize("carriage", ["sei", "sidecar"])
+    def test_side_info_survives_plain_remux(self, contract, carriage):
+        self._needs_side_info()
+        enc = contract.encode(8, carriage, ".mkv")
+        if not any(enc.trace.analyzed.values()):
+            pytest.skip(f"analyze sent no side info on the kit's clip at QP {self.qp}")
+        remuxed = contract.remux(enc.path, ".ts")
+        contract.check_round_trip(enc, remuxed, f"{carriage} after a plain MKV -> MPEG-TS remux")
+
+    @pytest.mark.parametrize("bit_depth,carriage,ext", _ROUND_TRIPS, ids=_ROUND_TRIP_IDS)
+    def test_plain_decode_equals_base(self, contract, bit_depth, carriage, ext):
+        """A decoder that knows nothing of genpost gets exactly the base the plugin's analyze saw."""
+        self._needs_side_info()
+        enc = contract.encode(bit_depth, carriage, ext)
+        base = {i: frame_digest(decoded) for i, (_, decoded, _) in enc.trace.inputs.items()}
+        check_same_frames(base, enc.path, f"plain decode of the {bit_depth}-bit {carriage} stream in {ext} vs the base")
+
+    def test_runs_without_side_info(self, contract):
+        """The default mode: a stream whose side info is lost (here: a sidecar not given) still restores."""
+        enc = contract.encode(8, "sidecar", ".mkv")
+        trace, out = contract.enhance(enc.path)
+        check_round_trip({}, trace.received, enc.frames, "enhance without side info")
+        check_same_frames(trace.restored, out, "enhance without side info: output vs what restore returned")
+
+    @pytest.mark.parametrize("bit_depth", [8, 10])
+    def test_malformed_payloads_degrade_to_default_mode(self, contract, bit_depth):
+        self._needs_side_info()
+        enc = contract.encode(bit_depth)
+        proc = self.postprocessor()
+        proc.setup("cpu")
+        ctx = contract.decoder_context(enc, self.seed)
+        sent = [f for f in enc.decoded if enc.payload(f.index)][:2] or enc.decoded[:1]
+        for decoded in sent:
+            check_malformed_payloads(proc, decoded, enc.payload(decoded.index) or b"", ctx, self.seed + decoded.index)
+
+    def test_deterministic_under_seed(self, contract):
+        contract.check_deterministic(contract.encode(8), self.seed)
+
+
+__all__ = [
+    "CLIP",
+    "ContractRunner",
+    "ContractViolation",
+    "PostProcessorContract",
+    "check_declaration",
+    "check_import_without_torch",
+    "check_malformed_payloads",
+    "check_restore",
+    "check_restored_frame",
+    "check_round_trip",
+    "check_same_frames",
+    "check_weights",
+    "malformed_variants",
+]

@@ -1,0 +1,124 @@
+"""Crash safety and --resume: a job killed with SIGKILL leaves the destination untouched, and the next run
+with --resume continues from the last finished chunk and produces the frames an uninterrupted run does.
+
+The kill is deterministic: the probe plugin SIGKILLs its own process when asked to restore frame K
+(GENPOST_PROBE_KILL_AT), by which time the chunks before K are finished (chunks of 8 frames, keyint 8)."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import numpy as np
+import pytest
+
+from conftest import decode_all
+from genpost import media, pipeline
+
+from .conftest import cli, one_line_error, probe_installed
+
+CHUNK = ("--resume", "--chunk-frames", "8")
+
+
+def same_frames(a, b) -> bool:
+    fa, fb = decode_all(a), decode_all(b)
+    return len(fa) == len(fb) and all(
+        x.pts * x.time_base == y.pts * y.time_base and all(np.array_equal(p, q) for p, q in zip(x.planes, y.planes))
+        for x, y in zip(fa, fb)
+    )
+
+
+def work(out):
+    from genpost.resume import work_dir
+
+    return work_dir(out)
+
+
+def killed_run(src, out, *args):
+    result = cli("enhance", src, "-o", out, *args, "-q", env={"GENPOST_PROBE_KILL_AT": "20"}, probe=True)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert not out.exists()  # the destination is untouched
+    progress = json.loads((work(out) / "progress.json").read_text())
+    assert [c["first"] for c in progress["chunks"]] == [0, 8]  # frames 0..15 were finished
+    return progress
+
+
+def test_kill_then_resume_gives_the_frames_of_an_uninterrupted_run(probe_mkv, tmp_path):
+    plain = tmp_path / "plain.mkv"
+    assert cli("enhance", probe_mkv, "-o", plain, "--codec", "ffv1", "-q", probe=True).returncode == 0
+    out = tmp_path / "out.mkv"
+    killed_run(probe_mkv, out, "--codec", "ffv1", *CHUNK)
+    # resume; restoring any frame before 16 again would kill it (frame 5): it does not
+    result = cli("enhance", probe_mkv, "-o", out, "--codec", "ffv1", *CHUNK, "--json", "-q",
+                 env={"GENPOST_PROBE_KILL_AT": "5"}, probe=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["resumed_from"] == 16 and report["frames"] == 33
+    assert report["per_plugin"]["probe"]["frames"] == 33 and report["per_plugin"]["probe"]["with_side_info"] == 33
+    assert same_frames(out, plain)  # ffv1 is lossless: chunked or not, the restored frames are identical
+    assert not work(out).exists()
+
+
+def test_x265_resume_with_audio_and_subtitles(av_source, tmp_path):
+    src = tmp_path / "src.mkv"
+    with probe_installed():
+        pipeline.encode(av_source, src, media.EncoderSettings(qp=37, preset="ultrafast", keyint=8), ["probe"])
+    args = ("--codec", "libx265", "--preset", "ultrafast", *CHUNK)
+    whole = tmp_path / "whole.mkv"
+    assert cli("enhance", src, "-o", whole, *args, "-q", probe=True).returncode == 0
+    out = tmp_path / "out.mkv"
+    killed_run(src, out, *args)
+    assert cli("enhance", src, "-o", out, *args, "-q", probe=True).returncode == 0
+    assert same_frames(out, whole)
+    from test_media import other_packets
+
+    assert other_packets(out) == other_packets(src) == other_packets(whole)
+
+
+def test_a_damaged_chunk_is_redone(probe_mkv, tmp_path):
+    out = tmp_path / "out.mkv"
+    killed_run(probe_mkv, out, "--codec", "ffv1", *CHUNK)
+    chunk = work(out) / "chunk-00001.nut"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    result = cli("enhance", probe_mkv, "-o", out, "--codec", "ffv1", *CHUNK, "--json", "-q", probe=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["resumed_from"] == 8
+    plain = tmp_path / "plain.mkv"
+    assert cli("enhance", probe_mkv, "-o", plain, "--codec", "ffv1", "-q", probe=True).returncode == 0
+    assert same_frames(out, plain)
+
+
+def test_another_job_does_not_reuse_the_work(probe_mkv, tmp_path):
+    out = tmp_path / "out.mkv"
+    killed_run(probe_mkv, out, "--codec", "ffv1", *CHUNK)
+    changed = cli("enhance", probe_mkv, "-o", out, "--codec", "ffv1", "--resume", "--chunk-frames", "4", "-q", probe=True)
+    one_line_error(changed, 6, "another job")
+    assert not out.exists() and (work(out) / "progress.json").exists()
+    plain = cli("enhance", probe_mkv, "-o", out, "--codec", "ffv1", "-q", probe=True)
+    assert plain.returncode == 0 and "add --resume to continue it" in plain.stderr
+
+
+def test_sigterm_cleans_up_like_ctrl_c(probe_mkv, tmp_path):
+    """kill (SIGTERM), timeout and docker stop get exit 130 and no partial output, as Ctrl-C does."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import PLUGINS
+
+    code = (
+        "import os, signal, sys, genpost_probe\n"
+        "restore = genpost_probe.Probe.restore\n"
+        "def terminated_at_10(self, f, p, c):\n"
+        "    if f.index == 10: os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return restore(self, f, p, c)\n"
+        "genpost_probe.Probe.restore = terminated_at_10\n"
+        "from genpost.cli import main; sys.argv = ['genpost'] + sys.argv[1:]; main()\n"
+    )
+    out = tmp_path / "out.mkv"
+    env = {**os.environ, "PYTHONPATH": str(PLUGINS)}
+    cmd = [sys.executable, "-c", code, "enhance", str(probe_mkv), "-o", str(out), "--codec", "ffv1", "-q"]
+    one_line_error(subprocess.run(cmd, capture_output=True, text=True, env=env), 130, "interrupted")
+    assert list(tmp_path.iterdir()) == []
