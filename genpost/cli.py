@@ -129,6 +129,12 @@ def encode(
     on_plugin_error: str = typer.Option(
         "fail", "--on-plugin-error", help="A plugin that raises: fail the job, or skip (no side info for that frame)."
     ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Work in GOP-aligned chunks beside the output; rerun with --resume to continue."
+    ),
+    chunk_frames: Optional[int] = typer.Option(
+        None, "--chunk-frames", help="With --resume: frames per chunk before the next keyframe (default 240)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
@@ -140,7 +146,7 @@ def encode(
         with _progress("encode", quiet) as progress:
             report = pipeline.encode(
                 source, output, settings, plugin, carriage, sideinfo, _fps(fps), progress, _options(option),
-                max_errors=max_errors, on_plugin_error=on_plugin_error,
+                max_errors=max_errors, on_plugin_error=on_plugin_error, resume=resume, chunk_frames=chunk_frames,
             )  # fmt: skip
         if as_json:
             _print_json(report.to_dict())

@@ -23,6 +23,7 @@ class DecodeDamage:
     corrupt: int = 0  # pictures the decoder output but flagged corrupt
     concealed: int = 0  # pictures never output, replaced by the previous picture with their timestamp
     lost: int = 0  # pictures never output whose place is unknown (raw streams; a truncated tail)
+    skipped_leading: int = 0  # pictures before the first one output, skipped without a decoder error
     truncated: bool = False  # the container promised more video than the file holds
     first: str | None = None  # the first problem, one line
 
@@ -48,12 +49,18 @@ class Concealer:
     strictly increasing for the muxer.
     """
 
-    def __init__(self, timed: bool) -> None:
+    def __init__(self, timed: bool, step: int | None = None) -> None:
         self.timed = timed
+        # constant frame duration in pts ticks, for containers (MPEG-TS) whose parser can merge a damaged
+        # picture into its neighbour's packet, taking its timestamp along: a gap of whole frame durations
+        # in a steady cadence is then a lost picture too
+        self.step = step
+        self._steady = 8  # the container's frame rate is trusted until a gap that is not whole steps
         self._pending: list[int] = []
         self._last: int | None = None
         self.sent = 0
         self.received = 0
+        self.leading = 0  # pts below the first picture output: never shown (e.g. RASL after a cut at a CRA)
 
     def sent_packet(self, pts: int | None) -> None:
         self.sent += 1
@@ -72,6 +79,10 @@ class Concealer:
         if self._last is not None and pts <= self._last:
             return [], pts, False
         lost = self._pop_below(pts)
+        if self._last is None:  # nothing is shown before the first picture, as in any player
+            self.leading, lost = len(lost), []
+        elif self.step:
+            lost = sorted(lost + self._cadence_gaps(pts, lost))
         if self._pending and self._pending[0] == pts:
             heapq.heappop(self._pending)
         self._last = pts
@@ -85,6 +96,22 @@ class Concealer:
         if lost:
             self._last = lost[-1]
         return lost, 0
+
+    def _cadence_gaps(self, pts: int, known: list[int]) -> list[int]:
+        """Frame slots in the gap before ``pts`` that no packet timestamp (``known``) accounts for."""
+        gap, step = pts - self._last, self.step
+        k, slack = round(gap / step), step // 4  # slack: timestamps rounded by an earlier container (ms)
+        if abs(gap - k * step) > slack:
+            self._steady = 0  # not whole frame durations (VFR, pulldown): trust the timestamps alone
+            return []
+        slots = [self._last + j * step for j in range(1, k)] if k <= 64 else []
+        unknown = [s for s in slots if all(abs(s - q) > slack for q in known)]
+        steady = self._steady
+        if k == 1 or not unknown:
+            self._steady += 1  # the cadence holds, with or without pictures the timestamps account for
+        if steady < 8 or (k > 8 and len(unknown) > (k - 1) // 2):  # no steady cadence, or a discontinuity
+            return []
+        return unknown
 
     def _pop_below(self, limit: int | None) -> list[int]:
         lost: list[int] = []

@@ -20,6 +20,7 @@ import numpy as np
 from av.packet import PacketSideData, packet_sidedata_type_from_literal
 
 from .damage import Concealer, DecodeDamage
+from .limits import FrameSizeError, LimitSettingError, check_frame_size, max_pixels  # noqa: F401 (re-exported)
 from .types import ColorInfo, ContentLight, Frame, MasteringDisplay, StreamInfo, dtype_for
 
 
@@ -29,10 +30,6 @@ class MediaError(Exception):
     exit_code = 3
 
 
-class LimitSettingError(MediaError):
-    """A resource limit set in the environment is not a valid value."""
-
-    exit_code = 2
 
 
 RAW_FORMATS = {".265": "hevc", ".hevc": "hevc", ".h265": "hevc", ".266": "vvc", ".vvc": "vvc", ".h266": "vvc"}
@@ -62,34 +59,7 @@ def output_format(path: str | os.PathLike) -> str:
     return OUTPUT_FORMATS[ext]
 
 
-# ---------------------------------------------------------------- resource limits
-
-DEFAULT_MAX_PIXELS = 8192 * 4320  # 8K UHD; a frame needs about 6 bytes per pixel per copy in flight
-MAX_PIXELS_ENV = "GENPOST_MAX_PIXELS"
-
-
-def max_pixels() -> int:
-    """The largest frame (width * height) genpost opens: a clear error instead of an out-of-memory kill."""
-    raw = os.environ.get(MAX_PIXELS_ENV)
-    if raw is None:
-        return DEFAULT_MAX_PIXELS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise LimitSettingError(f"{MAX_PIXELS_ENV} must be a positive number of pixels, got {raw!r}")
-    return value
-
-
-def check_frame_size(path, width: int, height: int) -> None:
-    if width <= 0 or height <= 0:
-        raise MediaError(f"{path}: invalid frame size {width}x{height}")
-    limit = max_pixels()
-    if width * height > limit:
-        raise MediaError(
-            f"{path}: frame size {width}x{height} is over the limit of {limit} pixels (set {MAX_PIXELS_ENV} to allow it)"
-        )
+# ---------------------------------------------------------------- resource limits (genpost.limits)
 
 
 def _check_y4m_header(path: str) -> None:
@@ -273,11 +243,27 @@ class OtherPacket:
 
 def _open_container(path: str | os.PathLike, mode: str = "r", fmt: str | None = None, options=None):
     try:
+        if mode == "r":  # tags of a damaged file need not be UTF-8
+            return av.open(str(path), mode, format=fmt, options=options or {}, metadata_errors="replace")
         return av.open(str(path), mode, format=fmt, options=options or {})
     except FileNotFoundError:
         raise MediaError(f"{path}: no such file") from None
     except av.error.FFmpegError as exc:
         raise MediaError(f"{path}: cannot open ({exc.strerror or exc})") from None
+
+
+def _demux(container, streams, max_skips: int = 100_000):
+    """``container.demux(streams)``, past packets of streams that appear mid-file (a damaged MPEG-TS can
+    announce new ones; PyAV then fails to look the stream up): such a packet is skipped."""
+    skips = 0
+    while True:
+        try:
+            yield from container.demux(streams)
+            return
+        except IndexError:
+            skips += 1
+            if skips > max_skips:
+                raise MediaError(f"{container.name}: too many packets of unknown streams") from None
 
 
 class InputFile:
@@ -328,7 +314,7 @@ class InputFile:
         probe = _open_container(self.path, fmt=self.raw_format)
         try:
             decoder = probe.streams.video[0].codec_context
-            for packet in probe.demux(video=0):  # the first picture that decodes, past damaged packets
+            for packet in _demux(probe, probe.streams.video[0]):  # the first picture that decodes
                 try:
                     decoded = decoder.decode(packet if packet.size else None)
                 except av.error.FFmpegError as exc:
@@ -412,10 +398,10 @@ class InputFile:
         frame count and timing survive, and more damaged frames than ``max_errors`` raise MediaError.
         """
         self._index, self._previous, self._span = 0, None, None
-        conceal = Concealer(timed=not self.raw_format)
+        conceal = Concealer(timed=not self.raw_format, step=self._ts_step())
         streams = [self.video] + ([s for s in self.container.streams if s.index in {o.index for o in self.others}] if copy_others else [])
         try:
-            for packet in self.container.demux(streams):
+            for packet in _demux(self.container, streams):
                 if packet.stream.index != self.video.index:
                     if packet.dts is not None or packet.size:
                         yield OtherPacket(packet, packet.stream.index)
@@ -442,6 +428,14 @@ class InputFile:
         if frames:
             yield VideoUnit(b"", frames, None, keys)
 
+    def _ts_step(self) -> int | None:
+        """The frame duration in pts ticks of a constant-rate MPEG-TS video (see Concealer.step)."""
+        rate, tb = self.info.rate, self.video.time_base
+        if self.container.format.name != "mpegts" or not rate or not tb:
+            return None
+        step = 1 / (rate * tb)
+        return int(step) if step.denominator == 1 and step > 1 else None
+
     def _decode(self, packet, conceal: Concealer) -> tuple[list[Frame], list[int]]:
         """Decode one packet (None drains): its pictures, lost ones concealed, and which are key."""
         try:
@@ -454,8 +448,12 @@ class InputFile:
         frames, keys = [], []
         for vf in decoded:
             lost, pts, keep = conceal.place(vf.pts)
+            if conceal.leading and not frames and self._previous is None:
+                self._skipped_leading(conceal.leading)
             frames += [f for f in (self._conceal(q, vf) for q in lost) if f is not None]
-            if not keep:
+            if not keep:  # its slot is filled already (late, duplicate or damaged timestamp)
+                self.damage.lost += 1
+                self.damage.note(f"a picture with an out-of-order timestamp ({vf.pts}) was dropped")
                 continue
             if vf.is_corrupt:
                 self.damage.corrupt += 1
@@ -470,6 +468,15 @@ class InputFile:
             frames.append(frame)
         self._check_budget()
         return frames, keys
+
+    def _skipped_leading(self, n: int) -> None:
+        """Pictures before the first decodable one: a stream cut at an open-GOP keyframe loses its leading
+        pictures by design (FFmpeg skips them silently); after a decoder error they are damage."""
+        if self.damage.rejected_packets:
+            self.damage.lost += n
+            self.damage.note(f"the first {n} pictures could not be decoded")
+        else:
+            self.damage.skipped_leading += n
 
     def _conceal(self, pts: int, upcoming) -> Frame | None:
         """The lost picture at ``pts``: the previous picture again (the next one, at the very start)."""
@@ -560,7 +567,7 @@ class InputFile:
         video = container.streams.video[0]
         data_streams = [s for s in container.streams if s.type == "data"]
         try:
-            for packet in container.demux([video] + data_streams):
+            for packet in _demux(container, [video] + data_streams):
                 if not packet.size:
                     continue
                 if packet.stream.index != video.index:
@@ -577,7 +584,7 @@ class InputFile:
 
     def video_packets(self) -> Iterator[tuple[bytes, object]]:
         """(bytes, opaque packet) of every video packet, in decode order, without decoding."""
-        for packet in self.container.demux(self.video):
+        for packet in _demux(self.container, self.video):
             if packet.size:
                 yield bytes(packet), packet
 
@@ -589,7 +596,7 @@ class InputFile:
         streams = [s for s in self.container.streams if s.index in {o.index for o in self.others}]
         if not streams:
             return
-        for packet in self.container.demux(streams):
+        for packet in _demux(self.container, streams):
             if packet.size:
                 yield OtherPacket(packet, packet.stream.index)
 
@@ -639,6 +646,7 @@ class OutputFile:
         options = {} if self.format in ("yuv4mpegpipe", "hevc", "vvc") else {"avoid_negative_ts": "disabled"}
         self.container = _open_container(self.path, "w", fmt=self.format, options=options)
         self._stream_map: dict[int, object] = {}
+        self.dropped: list[str] = []  # input streams the output format cannot hold
         self.data_stream = None
         try:
             self.video = self._add_video(copy_from)
@@ -692,7 +700,9 @@ class OutputFile:
             stream = self.container.add_stream(codec, rate=rate, options=options)
             stream.width, stream.height = info.width, info.height
             stream.pix_fmt = pix_fmt_for(s.bit_depth or info.bit_depth)
-            if info.time_base:
+            if self.format == "yuv4mpegpipe":  # y4m stores a frame rate, not timestamps
+                stream.codec_context.time_base = 1 / Fraction(rate)
+            elif info.time_base:
                 stream.codec_context.time_base = info.time_base
                 stream.time_base = info.time_base
             if s.keyint and codec != "libx265":
@@ -705,6 +715,9 @@ class OutputFile:
         return stream
 
     def _add_others(self, template: InputFile) -> None:
+        if self.format in ("yuv4mpegpipe", "hevc", "vvc"):  # video-only formats: other streams are dropped
+            self.dropped = [f"{o.kind} {o.codec}" for o in template.others if o.kind in ("audio", "subtitle")]
+            return
         for other in template.others:
             if other.kind not in ("audio", "subtitle"):
                 continue

@@ -64,6 +64,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[str]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)
@@ -71,6 +72,12 @@ def atomic_output(path: str | os.PathLike) -> Iterator[str]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def default_sidecar(output: str | os.PathLike) -> str:
@@ -135,6 +142,8 @@ def encode(
     options: dict[str, str] | None = None,
     max_errors: int | None = 0,
     on_plugin_error: str = "fail",
+    resume: bool = False,
+    chunk_frames: int | None = None,
 ) -> EncodeReport:
     """Make the x265 base, decode exactly what a decoder will see, run each plugin's ``analyze`` on
     (source, reconstruction) and carry the payloads with the chosen carriage.
@@ -167,19 +176,34 @@ def encode(
                 raise PipelineError(f"{source} has no frame rate; give --fps")
             total = src.info.frames
             base_path = os.path.join(workdir, "base.mp4")  # keeps negative dts and any time base
-            frames = _encode_base(src, base_path, info, settings, progress, total)
+            plugin_errors: dict[str, int] = {}
+            if resume:  # base and analysis in resumable chunks (genpost.resume)
+                from . import resume as resuming
+
+                job = resuming.job_key(source, output, None, fps, settings, chain, options, chunk_frames, "encode")
+                job["carriage"], job["sidecar_out"] = carriage, sidecar
+                chunked = resuming.encode_in_chunks(
+                    src, output, fps, info, settings, chain, carriage, dict(options or {}), progress,
+                    max_errors, on_plugin_error, plugin_errors, job, chunk_frames, _analyze,
+                )  # fmt: skip
+                frames, records, base_path, pts_index, packets = chunked
+            else:
+                frames = _encode_base(src, base_path, info, settings, progress, total)
             damage = src.damage
-        plugin_errors: dict[str, int] = {}
-        records, pts_index = _analyze(
-            source, base_path, fps, chain, settings, info, carriage, progress, frames, dict(options or {}),
-            max_errors=max_errors, on_error=on_plugin_error, errors=plugin_errors,
-        )  # fmt: skip
+        if not resume:
+            records, pts_index = _analyze(
+                source, base_path, fps, chain, settings, info, carriage, progress, frames, dict(options or {}),
+                max_errors=max_errors, on_error=on_plugin_error, errors=plugin_errors,
+            )  # fmt: skip
+            packets = None
         with atomic_output(output) as tmp:
-            _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index)
+            _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets)
             if sidecar:
                 with atomic_output(sidecar) as side_tmp, open(side_tmp, "wb") as fh:
                     sideinfo.write_sidecar(fh, records)
         base_bytes = os.path.getsize(output)
+        if resume:
+            resuming.remove_work(output)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -220,6 +244,7 @@ def _encode_base(src, base_path, info, settings, progress, total) -> int:
 def _analyze(
     source, base_path, fps, chain, settings, info, carriage, progress, total, options,
     max_errors: int | None = 0, on_error: str = "fail", errors: dict[str, int] | None = None,
+    sources=None, bases=None, damage=None,
 ):  # fmt: skip
     """Decode the base as a decoder will and let each plugin compute its payload per frame.
 
@@ -232,10 +257,14 @@ def _analyze(
     pts_index: dict[int, int] = {}
     errors = {} if errors is None else errors
     qp = settings.qp if settings.qp is not None else _crf_qp(settings)
-    with media.InputFile(source, fps) as src, media.InputFile(base_path) as base:
-        src.max_errors = max_errors
-        sources = src.frames()
-        for decoded in base.frames():
+    with contextlib.ExitStack() as files:
+        if sources is None:  # else: frames given by the caller (genpost.resume, one chunk at a time)
+            src = files.enter_context(media.InputFile(source, fps))
+            src.max_errors = max_errors
+            sources, damage = src.frames(), src.damage
+        if bases is None:
+            bases = files.enter_context(media.InputFile(base_path)).frames()
+        for decoded in bases:
             original = next(sources, None)
             if original is None:
                 raise PipelineError("the base has more frames than the source")
@@ -260,7 +289,7 @@ def _analyze(
                     if on_error == "fail":
                         raise PluginFailure(message.splitlines()[0]) from exc
                     errors[proc.name] = errors.get(proc.name, 0) + 1
-                    if max_errors is not None and sum(errors.values()) + src.damage.frames > max_errors:
+                    if max_errors is not None and sum(errors.values()) + (damage.frames if damage else 0) > max_errors:
                         raise PipelineError(f"{message.splitlines()[0]}; more than --max-errors {max_errors}") from exc
                     payload = b""
                 if not payload:
@@ -299,7 +328,9 @@ def analyze_stream(
     return records
 
 
-def _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index) -> None:
+def _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets=None) -> None:
+    """Mux the base's packets (or ``packets``: (bytes, packet) in decode order) with the source's other
+    streams, carrying each frame's records as ``carriage`` says."""
     by_frame: dict[int, list[sideinfo.Record]] = {}
     for rec in records:
         by_frame.setdefault(rec.frame_index, []).append(rec)
@@ -316,7 +347,8 @@ def _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pt
             out.abort()
             raise PipelineError(f"{out.format} cannot carry a data track; use --carriage sei or sidecar")
         try:
-            video = ((base.packet_time(p), 0, data, p) for data, p in base.video_packets())
+            packets = base.video_packets() if packets is None else packets
+            video = ((base.packet_time(p), 0, data, p) for data, p in packets)
             others = ((src.packet_time(o.packet), 1, None, o) for o in src.other_packets())
             for _, kind, data, item in media.merge_by_time(video, others, key=lambda t: (t[0], t[1])):
                 if kind == 1:
@@ -404,7 +436,7 @@ def choose_postprocessors(index: sideinfo.RecordIndex, plugins: list[str] | None
     else:
         names = [n for n in plugins if n != "none"]
     if not names:
-        warnings.append("no post-processor applies: frames pass through unchanged")
+        warnings.append("no post-processor applies: frames pass through unchanged (the base is re-muxed)")
     return names, warnings
 
 
@@ -436,17 +468,7 @@ def enhance(
     with media.InputFile(input, fps) as inp:
         inp.max_errors = None  # the job's budget covers decode damage and plugin failures together
         index = collect_side_info(inp, sidecar)
-        warnings: list[str] = []
-        if plugins is None:
-            known = by_side_info_format()
-            names = [known[f].cls.name for f in index.formats() if f in known]
-            unknown = [f for f in index.formats() if f not in known]
-            if unknown:
-                warnings.append(f"side info for {', '.join(unknown)} found but no installed plugin reads it")
-        else:
-            names = [n for n in plugins if n != "none"]
-        if not names:
-            warnings.append("no post-processor applies: the base is re-muxed unchanged")
+        names, warnings = choose_postprocessors(index, plugins)
         chain = load_postprocessors(names)
         if not inp.timed:
             raise PipelineError(f"{input} is a raw stream without timing; give --fps")
@@ -470,6 +492,8 @@ def enhance(
                 inp, output, fps, info, settings, restorer, progress, job, chunk_frames, _provenance(chain)
             )
         else:
+            if resume:
+                report.warnings.append("--resume: packets are copied, which is quick, so the job ran in one pass")
             _warn_if_resumable(output, report)
             _enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
         restorer.finish()
@@ -489,6 +513,7 @@ def _enhance_stream(inp, output, info, settings, copy, chain, restorer, progress
             copy_from=inp if copy else None,
             metadata=_provenance(chain),
         )
+        report.warnings += [f"{what} dropped: {out.format} holds video only" for what in out.dropped]
         try:
             for unit in inp.demux():
                 if isinstance(unit, media.OtherPacket):

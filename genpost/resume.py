@@ -1,4 +1,5 @@
-"""Resumable enhance: the work goes into GOP-aligned chunks so a killed job continues where it stopped.
+"""Resumable enhance and encode: the work goes into GOP-aligned chunks so a killed job continues where it
+stopped. (encode: see ``encode_in_chunks``; the rest of this note describes enhance.)
 
 With ``--resume``, ``enhance`` encodes the restored video in chunks, each started at a keyframe of the
 input once the chunk before holds ``chunk_frames`` frames, each written by a fresh encoder (so it opens
@@ -49,7 +50,7 @@ def work_dir(output: str | os.PathLike) -> Path:
     return out.parent / f".{out.name}.genpost-resume"
 
 
-def job_key(input, output, sidecar, fps, settings, chain, options, chunk_frames) -> dict:
+def job_key(input, output, sidecar, fps, settings, chain, options, chunk_frames, command: str = "enhance") -> dict:
     """What must not change between a run and its resumption (files by path, size and mtime)."""
 
     def file_id(path):
@@ -59,6 +60,7 @@ def job_key(input, output, sidecar, fps, settings, chain, options, chunk_frames)
         return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
 
     return {
+        "command": command,
         "genpost": __version__,
         "input": file_id(input),
         "sidecar": file_id(sidecar),
@@ -123,13 +125,118 @@ def enhance_in_chunks(inp, output, fps, info, settings, restorer, progress, job,
         raise PipelineError(f"{inp.path} has no frames")
     with atomic_output(output) as tmp:
         _assemble(inp.path, fps, [work / c["file"] for c in chunks], tmp, info, metadata)
-    for c in chunks:
-        (work / c["file"]).unlink(missing_ok=True)
-    (work / PROGRESS).unlink(missing_ok=True)
+    remove_work(output)
+
+
+def remove_work(output) -> None:
+    """Remove the finished job's work folder (what genpost did not write there stays)."""
+    work = work_dir(output)
+    try:
+        state = json.loads((work / PROGRESS).read_text())
+        names = [c[key] for c in state["chunks"] for key in ("file", "records") if key in c]
+    except (OSError, ValueError, KeyError, TypeError):
+        names = []
+    for name in names + [PROGRESS]:
+        (work / name).unlink(missing_ok=True)
     try:
         work.rmdir()
     except OSError:
         pass  # someone put something else there: leave it
+
+
+def encode_in_chunks(
+    src, output, fps, info, settings, chain, carriage, options, progress, max_errors, on_error, errors, job,
+    chunk_frames, analyze,
+):  # fmt: skip
+    """encode's base and analysis in resumable chunks: each chunk's base is encoded by a fresh x265 into a
+    TS segment, decoded, and analyzed against the same source frames (read by a second, lagging reader),
+    and its records are kept beside it as a sidecar. ``analyze`` is pipeline._analyze; records never run
+    across a chunk boundary. Returns (frames, records, first segment, pts -> frame index, packets)."""
+    chunk_frames = chunk_frames or DEFAULT_CHUNK_FRAMES
+    if chunk_frames < 1:
+        raise PipelineError("--chunk-frames must be at least 1")
+    work = work_dir(output)
+    work.mkdir(exist_ok=True)
+    state = _load(work, job)
+    chunks = state["chunks"]
+    done = sum(c["frames"] for c in chunks)
+    if chunks:
+        errors.update(chunks[-1]["plugin_errors"])
+    lagging = media.InputFile(src.path, fps)
+    lagging.max_errors = max_errors
+    behind = lagging.frames()
+    for _ in range(done):
+        next(behind, None)
+    total = src.info.frames
+    segment = None
+    try:
+        for unit in src.demux(copy_others=False):
+            for frame in unit.frames:
+                if frame.index < done:
+                    continue
+                if segment is not None and frame.index in unit.keyframes and segment.frames >= chunk_frames:
+                    chunks.append(_analyze_chunk(segment, behind, info, settings, chain, carriage, options,
+                                                 max_errors, on_error, errors, src.damage, analyze))  # fmt: skip
+                    _save(work, state)
+                    segment = None
+                if segment is None:
+                    segment = _Segment(work / f"chunk-{len(chunks):05d}.ts", frame.index, info, settings, "mpegts")
+                segment.encode(to_bit_depth(frame, settings.bit_depth))
+                progress(frame.index + 1, total)
+        if segment is not None:
+            chunks.append(_analyze_chunk(segment, behind, info, settings, chain, carriage, options,
+                                         max_errors, on_error, errors, src.damage, analyze))  # fmt: skip
+            _save(work, state)
+            segment = None
+    finally:
+        if segment is not None:
+            segment.abort()
+        lagging.close()
+    if not chunks:
+        raise PipelineError(f"{src.path} has no frames")
+    from . import sideinfo
+
+    records, pts_index = [], {}
+    for c in chunks:
+        records += sideinfo.read_sidecar((work / c["records"]).read_bytes())[0]
+        with media.InputFile(work / c["file"]) as seg:
+            pts = sorted(p.pts for _, p in seg.video_packets())
+        pts_index.update({p: c["first"] + rank for rank, p in enumerate(pts)})
+    segments = [work / c["file"] for c in chunks]
+    packets = ((bytes(p), p) for _, p in _segment_packets(segments))
+    return sum(c["frames"] for c in chunks), records, segments[0], pts_index, packets
+
+
+def _analyze_chunk(segment, behind, info, settings, chain, carriage, options, max_errors, on_error, errors, damage, analyze):
+    """Close a base chunk, run the plugins' analyze on it, and make chunk and records durable."""
+    import itertools
+
+    from . import sideinfo
+
+    segment.out.close()
+    with media.InputFile(segment.part) as base:
+        bases = (f.replace(index=segment.first + i) for i, f in enumerate(base.frames()))
+        sources = itertools.islice(behind, segment.frames)
+        records, _ = analyze(
+            None, None, None, chain, settings, info, carriage, lambda done, total: None, segment.frames, options,
+            max_errors=max_errors, on_error=on_error, errors=errors, sources=sources, bases=bases, damage=damage,
+        )  # fmt: skip
+    side = segment.path.with_suffix(".gpsi")
+    side_part = side.with_name(side.name + ".part")
+    sideinfo.write_sidecar(side_part, records)
+    for path, final in ((segment.part, segment.path), (side_part, side)):
+        _fsync(path)
+        os.replace(path, final)
+    _fsync(segment.path.parent)
+    return {
+        "file": segment.path.name,
+        "records": side.name,
+        "first": segment.first,
+        "frames": segment.frames,
+        "sha256": _sha256(segment.path),
+        "records_sha256": _sha256(side),
+        "plugin_errors": dict(errors),
+    }
 
 
 class _Segment:
@@ -137,7 +244,7 @@ class _Segment:
 
     def __init__(self, path: Path, first: int, info, settings, muxer: str):
         self.path, self.first, self.frames = path, first, 0
-        self.part = path.with_name(path.name + ".part")
+        self.part = path.with_name(f"{path.stem}.part{path.suffix}")  # keeps the extension for probing
         self.out = media.OutputFile(self.part, info, settings, fmt=muxer)
 
     def encode(self, frame) -> None:
@@ -176,7 +283,7 @@ def _check_output_is_writable(output, info, settings, inp) -> None:
 
 def _load(work: Path, job: dict) -> dict:
     """The progress of an earlier run of this job, keeping only chunks whose segments are intact."""
-    for stale in work.glob("*.part"):
+    for stale in [*work.glob("*.part"), *work.glob("*.part.*")]:
         stale.unlink(missing_ok=True)
     path = work / PROGRESS
     if not path.exists():
@@ -195,7 +302,10 @@ def _load(work: Path, job: dict) -> dict:
     kept, expected = [], 0
     for c in chunks:
         seg = work / str(c.get("file", ""))
+        side = work / str(c.get("records", "")) if "records" in c else None
         if c.get("first") != expected or not seg.is_file() or _sha256(seg) != c.get("sha256"):
+            break
+        if side is not None and (not side.is_file() or _sha256(side) != c.get("records_sha256")):
             break
         kept.append(c)
         expected += c["frames"]

@@ -102,6 +102,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=100, help="cases per category and stream")
     ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--only", nargs="*", help="categories to run (default: all)")
     args = ap.parse_args()
     signal.signal(signal.SIGALRM, lambda s, f: (_ for _ in ()).throw(Hang()))
     plan = {
@@ -110,6 +111,7 @@ def main() -> int:
         "truncation": ["mkv", "mp4", "ts", "265", "266", "y4m"],
         "garbage": ["mkv", "mp4", "ts", "265", "266", "y4m"],
     }
+    plan = {c: k for c, k in plan.items() if not args.only or c in args.only}
     results: dict[str, Counter] = defaultdict(Counter)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,11 +124,14 @@ def main() -> int:
                     signal.setitimer(signal.ITIMER_REAL, args.timeout)
                     try:
                         outcome, lost, merged = run_case(category, kind, clean[kind], seed, folder, expected)
+                        if lost or merged:
+                            print(f"frames lost: {category} {kind} seed {seed}: {lost} (merged {merged})", file=sys.stderr)
                         results[category][outcome] += 1
                         results[category]["frames_lost"] += lost
                         results[category]["parser_merged"] += merged
                     except Hang:
                         results[category]["hang"] += 1
+                        print(f"hang {category} {kind} seed {seed}", file=sys.stderr)
                     except Exception as exc:  # noqa: BLE001
                         results[category]["crash"] += 1
                         print(f"crash {category} {kind} seed {seed}: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -25,7 +25,7 @@ def _y4m_header(fields: bytes) -> bytes:
 def bad(tmp_path_factory, streams) -> dict:
     """name -> damaged or unsupported file, each built from a real stream."""
     d = tmp_path_factory.mktemp("bad")
-    mkv, mp4, ts = streams["x265.mkv"], streams["x265.mp4"], streams["x265.ts"]
+    mkv, mp4 = streams["x265.mkv"], streams["x265.mp4"]
     files = {}
 
     def put(name):

@@ -5,7 +5,8 @@ smooths luma vertically and adds that mean back. So every frame has a record, an
 the wrong frame is caught (PayloadError) instead of being applied.
 
 Fault hooks for tests (environment, comma-separated frame indices):
-GENPOST_PROBE_KILL_AT (SIGKILL this process), GENPOST_PROBE_RAISE_AT (RuntimeError in restore),
+GENPOST_PROBE_KILL_AT (SIGKILL this process in restore), GENPOST_PROBE_ANALYZE_KILL_AT (in analyze),
+GENPOST_PROBE_RAISE_AT (RuntimeError in restore),
 GENPOST_PROBE_ANALYZE_RAISE_AT (RuntimeError in analyze), GENPOST_PROBE_BAD_SHAPE_AT (returns a cropped
 frame), GENPOST_PROBE_SETUP_RAISE (setup fails).
 """
@@ -36,6 +37,8 @@ class Probe(PostProcessor):
             raise OSError("probe could not find its model")
 
     def analyze(self, source, decoded, ctx) -> bytes:
+        if _at("GENPOST_PROBE_ANALYZE_KILL_AT", decoded.index):
+            os.kill(os.getpid(), signal.SIGKILL)
         if _at("GENPOST_PROBE_ANALYZE_RAISE_AT", decoded.index):
             raise RuntimeError(f"probe analyze exploded on frame {decoded.index}")
         delta = int(np.clip(np.rint(source.y.mean() - decoded.y.mean()), -127, 127))
