@@ -1,0 +1,79 @@
+"""Running the generator: onnxruntime (default) or torch, on overlapping tiles, weights loaded only
+through ``genpost.weights`` (sha256 checked). onnxruntime / torch are imported here, on first use."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from genpost import weights
+
+ONNX_FILE = "gan_enhance_v1.onnx"
+SAFETENSORS_FILE = "gan_enhance_v1.safetensors"
+BACKENDS = ("onnx", "torch")
+HALO = 8  # > the generator's receptive radius (7 convs of 3x3 at chroma resolution): tiles join exactly
+TILE = 256  # tile side at chroma resolution (512 luma samples)
+
+
+def available(backend: str) -> bool:
+    return importlib.util.find_spec("onnxruntime" if backend == "onnx" else "torch") is not None
+
+
+def pick(requested: str) -> str:
+    """The requested backend if its runtime is installed, else the other one (a clean fallback)."""
+    if requested not in BACKENDS:
+        raise ValueError(f"gan-enhance.backend must be one of {', '.join(BACKENDS)}, not {requested!r}")
+    if available(requested):
+        return requested
+    other = BACKENDS[1 - BACKENDS.index(requested)]
+    if available(other):
+        return other
+    raise ImportError("gan-enhance needs onnxruntime (pip install onnxruntime) or torch")
+
+
+class Engine:
+    """``run(packed) -> residuals`` for one (7, h, w) float32 array, tiled with a halo."""
+
+    def __init__(self, owner, backend: str = "onnx", device: str = "cpu"):
+        self.backend = pick(backend)
+        self.device = device
+        if self.backend == "onnx":
+            import onnxruntime
+
+            providers = ["CPUExecutionProvider"]
+            if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")
+            self.session = weights.load(owner, ONNX_FILE, providers=providers)
+        else:
+            import torch
+
+            from .model import Generator
+
+            tensors = weights.load(owner, SAFETENSORS_FILE, framework="pt")
+            net = Generator()
+            net.load_state_dict(tensors)
+            self.torch_device = torch.device(device if device.startswith("cuda") and torch.cuda.is_available() else "cpu")
+            self.net = net.eval().to(self.torch_device)
+
+    def _run_tile(self, x: np.ndarray) -> np.ndarray:
+        if self.backend == "onnx":
+            return self.session.run(None, {"x": x[None]})[0][0]
+        import torch
+
+        with torch.inference_mode():
+            return self.net(torch.from_numpy(x[None]).to(self.torch_device)).float().cpu().numpy()[0]
+
+    def run(self, packed: np.ndarray) -> np.ndarray:
+        _, h, w = packed.shape
+        if h <= TILE + 2 * HALO and w <= TILE + 2 * HALO:
+            return self._run_tile(np.ascontiguousarray(packed))
+        out = np.empty((12, h, w), np.float32)
+        for y0 in range(0, h, TILE):
+            for x0 in range(0, w, TILE):
+                y1, x1 = min(y0 + TILE, h), min(x0 + TILE, w)
+                ya, xa = max(y0 - HALO, 0), max(x0 - HALO, 0)
+                yb, xb = min(y1 + HALO, h), min(x1 + HALO, w)
+                r = self._run_tile(np.ascontiguousarray(packed[:, ya:yb, xa:xb]))
+                out[:, y0:y1, x0:x1] = r[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+        return out

@@ -1,0 +1,154 @@
+"""Train the gan-enhance generator: MSE first (both heads), then a short adversarial fine-tune of the
+perception head against a patch discriminator; export safetensors + ONNX and print their sha256.
+
+    python -m genpost_gan_enhance.data gan-data                      # pairs coded with genpost (x265, QP 27..42)
+    python -m genpost_gan_enhance.train --pairs gan-data/pairs --out genpost_gan_enhance/weights
+
+Needs the ``train`` extra (torch 2.13 CPU, safetensors, onnx, Pillow). Reproducible for a given seed,
+steps and thread count (``torch.set_num_threads``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .packing import pack
+
+PATCH = 128  # luma patch side (64 at chroma resolution)
+
+
+def load_pairs(folder: Path) -> list[dict]:
+    pairs = []
+    for f in sorted(glob.glob(str(folder / "*.npz"))):
+        with np.load(f) as z:
+            pairs.append({k: z[k] for k in z.files})
+    return pairs
+
+
+def _crop(a: np.ndarray, s: int, i: int, j: int, c: int) -> np.ndarray:
+    return a[s * i : s * (i + c), s * j : s * (j + c)]
+
+
+def batch(pairs, rng: np.random.Generator, size: int):
+    xs, ts = [], []
+    for _ in range(size):
+        p = pairs[rng.integers(len(pairs))]
+        h, w = p["su"].shape
+        c = PATCH // 2
+        i, j = rng.integers(0, h - c + 1), rng.integers(0, w - c + 1)
+        sy, su, sv = _crop(p["sy"], 2, i, j, c), _crop(p["su"], 1, i, j, c), _crop(p["sv"], 1, i, j, c)
+        dy, du, dv = _crop(p["dy"], 2, i, j, c), _crop(p["du"], 1, i, j, c), _crop(p["dv"], 1, i, j, c)
+        if rng.integers(2):
+            sy, su, sv, dy, du, dv = (a[:, ::-1] for a in (sy, su, sv, dy, du, dv))
+        x = pack(dy, du, dv, 255, int(p["qp"]))
+        xs.append(x)
+        ts.append(pack(sy, su, sv, 255, 0)[:6] - x[:6])
+    return np.stack(xs), np.stack(ts)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=5000, help="MSE steps")
+    ap.add_argument("--gan-steps", type=int, default=1000, help="adversarial fine-tune steps")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--adv-weight", type=float, default=0.005)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="1 beats 2 on a shared 2-core box (no OpenMP spin)")
+    args = ap.parse_args(argv)
+
+    import torch
+    from torch.nn import functional as F
+
+    from .model import Generator, PatchDiscriminator, macs_per_pixel
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    pairs = load_pairs(args.pairs)
+    g = Generator().to(memory_format=torch.channels_last)  # fp32 channels_last: fastest here (bf16 is emulated)
+    d = PatchDiscriminator().to(memory_format=torch.channels_last)
+    log = {"pairs": len(pairs), "params": sum(p.numel() for p in g.parameters()), "kmac_per_px": macs_per_pixel(g) / 1e3}
+    print(json.dumps(log), flush=True)
+
+    def step_l1(opt, x, t, adv=None):
+        r = g(x.contiguous(memory_format=torch.channels_last))
+        loss_d = F.mse_loss(r[:, :6], t)  # distortion head: MSE, the plugin's RD distortion is SSE
+        loss_p = F.mse_loss(r[:, 6:], t) if adv is None else F.l1_loss(r[:, 6:], t)
+        loss = loss_d + loss_p
+        if adv is not None:
+            fake = x[:, :6] + r[:, 6:]
+            loss = loss + args.adv_weight * F.softplus(-adv(fake)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss_d.item(), r
+
+    start = time.time()
+    opt = torch.optim.Adam(g.parameters(), 1e-3)
+    warm = torch.optim.lr_scheduler.LinearLR(opt, 0.01, 1.0, 200)  # Adam's first steps overshoot a zero-init tail
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps - 200, eta_min=2e-5)
+    sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cosine], [200])
+    run = 0.0
+    for step in range(args.steps):
+        x, t = (torch.from_numpy(a) for a in batch(pairs, rng, args.batch))
+        loss, _ = step_l1(opt, x, t)
+        sched.step()
+        run = 0.98 * run + 0.02 * loss if step else loss
+        if step % 100 == 0 or step == args.steps - 1:
+            print(f"mse step {step} loss {run:.7f} t {time.time() - start:.0f}s", flush=True)
+    log["mse_steps"], log["mse_seconds"] = args.steps, round(time.time() - start)
+
+    # adversarial fine-tune of the perception head only: the trunk and the distortion head stay exactly
+    # as trained, so beta = 0 is the MSE model whatever the GAN does
+    start = time.time()
+    for p in list(g.head.parameters()) + list(g.body.parameters()):
+        p.requires_grad_(False)
+    g.tail.weight.register_hook(lambda grad: torch.cat([torch.zeros_like(grad[:6]), grad[6:]]))
+    g.tail.bias.register_hook(lambda grad: torch.cat([torch.zeros_like(grad[:6]), grad[6:]]))
+    opt_g = torch.optim.Adam(g.tail.parameters(), 1e-4, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.9))
+    for step in range(args.gan_steps):
+        x, t = (torch.from_numpy(a) for a in batch(pairs, rng, args.batch))
+        _, r = step_l1(opt_g, x, t, adv=d)
+        real, fake = x[:, :6] + t, (x[:, :6] + r[:, 6:]).detach()
+        real, fake = real.contiguous(memory_format=torch.channels_last), fake.contiguous(memory_format=torch.channels_last)
+        loss_d = F.softplus(-d(real)).mean() + F.softplus(d(fake)).mean()
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        if step % 100 == 0 or step == args.gan_steps - 1:
+            print(f"gan step {step} d {loss_d.item():.3f} t {time.time() - start:.0f}s", flush=True)
+    log["gan_steps"], log["gan_seconds"] = args.gan_steps, round(time.time() - start)
+    log.update(seed=args.seed, batch=args.batch, patch=PATCH, adv_weight=args.adv_weight, threads=args.threads)
+    export(g, args.out, log)
+
+
+def export(g, out: Path, log: dict) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    g = g.eval().float()
+    st = out / "gan_enhance_v1.safetensors"
+    save_file({k: v.contiguous() for k, v in g.state_dict().items()}, str(st))
+    onnx_path = out / "gan_enhance_v1.onnx"
+    x = torch.zeros(1, 7, 72, 88)
+    torch.onnx.export(g, (x,), str(onnx_path), input_names=["x"], output_names=["r"], opset_version=17,
+                      dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "r": {0: "n", 2: "h", 3: "w"}}, dynamo=False)  # fmt: skip
+    for p in (st, onnx_path):
+        log[p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
+    (out / "training.json").write_text(json.dumps(log, indent=1) + "\n")
+    print(json.dumps(log, indent=1))
+
+
+if __name__ == "__main__":
+    main()
