@@ -8,6 +8,7 @@ import importlib.util
 import numpy as np
 
 from genpost import weights
+from genpost.modeling import run_tiled
 
 ONNX_FILE = "gan_enhance_v1.onnx"
 SAFETENSORS_FILE = "gan_enhance_v1.safetensors"
@@ -65,15 +66,4 @@ class Engine:
             return self.net(torch.from_numpy(x[None]).to(self.torch_device)).float().cpu().numpy()[0]
 
     def run(self, packed: np.ndarray) -> np.ndarray:
-        _, h, w = packed.shape
-        if h <= TILE + 2 * HALO and w <= TILE + 2 * HALO:
-            return self._run_tile(np.ascontiguousarray(packed))
-        out = np.empty((12, h, w), np.float32)
-        for y0 in range(0, h, TILE):
-            for x0 in range(0, w, TILE):
-                y1, x1 = min(y0 + TILE, h), min(x0 + TILE, w)
-                ya, xa = max(y0 - HALO, 0), max(x0 - HALO, 0)
-                yb, xb = min(y1 + HALO, h), min(x1 + HALO, w)
-                r = self._run_tile(np.ascontiguousarray(packed[:, ya:yb, xa:xb]))
-                out[:, y0:y1, x0:x1] = r[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
-        return out
+        return run_tiled(self._run_tile, packed, 12, TILE, HALO)

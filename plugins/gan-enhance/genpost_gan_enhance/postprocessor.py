@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
+from genpost.modeling import pack, to_samples, unpack
 
 from . import codec
-from .packing import pack, unpack
 
 OPT = "gan-enhance."
 # absolute: genpost.weights resolves a relative path against the module of the instance's class, which
@@ -93,7 +93,7 @@ class GanEnhance(PostProcessor):
         out = x[:6] + strength * (rd + beta * (rp - rd))
         y, u, v = unpack(out, frame.height, frame.width)
         top = frame.max_value
-        planes = [np.clip(np.rint(p * top), 0, top).astype(frame.dtype) for p in (y, u, v)]
+        planes = [to_samples(p, top, frame.dtype) for p in (y, u, v)]
         return frame.with_planes(*planes)
 
     @staticmethod

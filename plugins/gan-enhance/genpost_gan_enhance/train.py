@@ -1,7 +1,7 @@
 """Train the gan-enhance generator: MSE first (both heads), then a short adversarial fine-tune of the
 perception head against a patch discriminator; export safetensors + ONNX and print their sha256.
 
-    python -m genpost_gan_enhance.data gan-data                      # pairs coded with genpost (x265, QP 27..42)
+    python -m genpost.training_data gan-data                      # pairs coded with genpost (x265, QP 27..42)
     python -m genpost_gan_enhance.train --pairs gan-data/pairs --out genpost_gan_enhance/weights
 
 Needs the ``train`` extra (torch 2.13 CPU, safetensors, onnx, Pillow). Reproducible for a given seed,
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .packing import pack
+from genpost.modeling import pack
 
 PATCH = 128  # luma patch side (64 at chroma resolution)
 

