@@ -15,11 +15,11 @@ pytest.importorskip("genpost_gan_enhance", reason="pip install -e plugins/gan-en
 pytest.importorskip("onnxruntime")
 
 from genpost_gan_enhance import codec, engine
-from genpost_gan_enhance.data import write_y4m
 from genpost_gan_enhance.postprocessor import GanEnhance
 
 from genpost import Context, PayloadError, StreamInfo, media, pipeline
 from genpost.testing import PostProcessorContract
+from genpost.training_data import write_y4m
 from genpost.types import Frame, to_bit_depth
 
 CLIP = Path(__file__).parent / "data" / "carphone_176x144_29.97.y4m"
