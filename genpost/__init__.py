@@ -3,9 +3,9 @@
 __version__ = "0.1.0"
 __api_version__ = 1
 
-from .postprocessor import Context, PayloadError, PostProcessor, WeightsFile  # noqa: E402
-from .types import ColorInfo, Frame, StreamInfo  # noqa: E402
-from .hookspecs import hookimpl  # noqa: E402
+from .hookspecs import hookimpl
+from .postprocessor import Context, PayloadError, PostProcessor, WeightsFile
+from .types import ColorInfo, Frame, StreamInfo
 
 __all__ = [
     "Context",

@@ -50,7 +50,7 @@ def _errors():
         raise
     except KeyboardInterrupt:
         _fail("interrupted", 130)
-    except Exception as exc:  # noqa: BLE001 - the CLI boundary
+    except Exception as exc:
         if os.environ.get("GENPOST_DEBUG"):
             raise
         code = getattr(exc, "exit_code", None)
@@ -86,7 +86,13 @@ def _progress(label: str, quiet: bool):
     if quiet or not err.is_terminal:
         yield lambda done, total: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
         TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True
@@ -506,7 +512,7 @@ def _register_plugin_commands() -> None:
         from .plugins import make_plugin_manager
 
         make_plugin_manager().hook.register_commands(cli=app)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         err.print(f"[yellow]genpost: warning:[/yellow] plugin commands not loaded: {exc}", highlight=False)
 
 

@@ -91,7 +91,7 @@ class Process:
     def __init__(self, argv: Sequence[str], role: str, stdin=None, stdout=None):
         self.role = role
         self.argv = list(argv)
-        self._log = tempfile.NamedTemporaryFile(prefix=f"genpost-{role}-", suffix=".log", delete=False)  # noqa: SIM115 - lives as long as the child; closed in close()
+        self._log = tempfile.NamedTemporaryFile(prefix=f"genpost-{role}-", suffix=".log", delete=False)
         try:
             self.proc = subprocess.Popen(self.argv, stdin=stdin, stdout=stdout, stderr=self._log)
         except OSError as exc:

@@ -20,8 +20,15 @@ import numpy as np
 from av.packet import PacketSideData, packet_sidedata_type_from_literal
 
 from .damage import Concealer, DecodeDamage
-from .limits import FrameSizeError, LimitSettingError, check_frame_size, max_pixels  # noqa: F401 (re-exported)
-from .types import ColorInfo, ContentLight, Frame, MasteringDisplay, StreamInfo, dtype_for
+from .limits import FrameSizeError, LimitSettingError, check_frame_size, max_pixels
+from .types import (
+    ColorInfo,
+    ContentLight,
+    Frame,
+    MasteringDisplay,
+    StreamInfo,
+    dtype_for,
+)
 
 
 class MediaError(Exception):

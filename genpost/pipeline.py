@@ -19,7 +19,12 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import media, sideinfo
-from .plugins import PluginError, by_side_info_format, get_postprocessor, make_plugin_manager
+from .plugins import (
+    PluginError,
+    by_side_info_format,
+    get_postprocessor,
+    make_plugin_manager,
+)
 from .postprocessor import Context, PayloadError, PostProcessor
 from .types import Frame, to_bit_depth
 

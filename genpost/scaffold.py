@@ -61,7 +61,7 @@ def installed_names() -> set[str]:
         from .plugins import postprocessors
 
         names |= set(postprocessors())
-    except Exception:  # noqa: BLE001, S110 - the name check is a courtesy, not a gate
+    except Exception:
         pass
     return names
 

@@ -34,9 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from robustness import corrupt  # noqa: E402  (the suite's corruption helpers)
+from robustness import corrupt
 
-from genpost import media, pipeline  # noqa: E402
+from genpost import media, pipeline
 
 CARPHONE = ROOT / "tests" / "data" / "carphone_176x144_29.97.y4m"
 VTM = ROOT / "tests" / "data" / "vvc" / "carphone_176x144_29.97_ra_qp32.266"
@@ -132,7 +132,7 @@ def main() -> int:
                     except Hang:
                         results[category]["hang"] += 1
                         print(f"hang {category} {kind} seed {seed}", file=sys.stderr)
-                    except Exception as exc:  # noqa: BLE001
+                    except Exception as exc:
                         results[category]["crash"] += 1
                         print(f"crash {category} {kind} seed {seed}: {type(exc).__name__}: {exc}", file=sys.stderr)
                     finally:

@@ -62,34 +62,10 @@ def corpus(folder: Path) -> list[tuple[str, bytes, list]]:
     return out
 
 
-MUTATIONS = st.lists(
-    st.tuples(
-        st.sampled_from(["flip", "set", "delete", "insert", "duplicate", "truncate"]),
-        st.floats(0, 1, allow_nan=False),
-        st.integers(0, 255),
-    ),
-    min_size=1,
-    max_size=8,
-)
+sys.path.insert(0, str(ROOT / "tests"))
+from robustness.corrupt import mutate, mutations
 
-
-def mutate(data: bytes, ops) -> bytes:
-    b = bytearray(data)
-    for op, where, value in ops:
-        i = min(int(where * len(b)), max(len(b) - 1, 0))
-        if op == "flip" and b:
-            b[i] ^= 1 << (value % 8)
-        elif op == "set" and b:
-            b[i] = value
-        elif op == "delete":
-            del b[i : i + 1 + value % 32]
-        elif op == "insert":
-            b[i:i] = bytes([value]) * (1 + value % 8)
-        elif op == "duplicate":
-            b[i:i] = b[i : i + 1 + value]
-        elif op == "truncate":
-            del b[i:]
-    return bytes(b)
+MUTATIONS = mutations(max_ops=8)
 
 
 def main() -> int:

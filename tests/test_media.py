@@ -9,8 +9,8 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-
 from conftest import SEND_OFTEN, VVC, decode_all
+
 from genpost import media, pipeline
 from genpost.types import ColorInfo, ContentLight, MasteringDisplay, to_bit_depth
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-
 from conftest import SEND_OFTEN, decode_all
+
 from genpost import media, metrics, pipeline, sideinfo
 from genpost.builtins.wiener import WienerFilter
 from genpost.postprocessor import Context

@@ -14,7 +14,12 @@ import pytest
 from conftest import decode_all
 
 from genpost import PostProcessor, __api_version__, hookimpl
-from genpost.plugins import PluginError, in_process_plugin, make_plugin_manager, postprocessors
+from genpost.plugins import (
+    PluginError,
+    in_process_plugin,
+    make_plugin_manager,
+    postprocessors,
+)
 from genpost.scaffold import PluginNameError, validate_name
 from genpost.testing import CLIP, frame_digest
 

@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 
 from genpost import Context, Frame, PayloadError, StreamInfo
-from genpost.builtins.wiener import (RADIUS, WienerFilter, _BitReader, _BitWriter, _choose_plane, _offsets,
-                                     _read_plane, _restore_plane, _write_plane, apply_filter)
+from genpost.builtins.wiener import (
+    RADIUS,
+    WienerFilter,
+    _BitReader,
+    _BitWriter,
+    _choose_plane,
+    _offsets,
+    _read_plane,
+    _restore_plane,
+    _write_plane,
+    apply_filter,
+)
 
 av = pytest.importorskip("av")
 Y4M = Path(__file__).parent / "data" / "carphone_176x144_29.97.y4m"

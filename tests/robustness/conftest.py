@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import CARPHONE, VVC, ffmpeg
 
 ROOT = Path(__file__).parent

@@ -78,3 +78,31 @@ def rewrite_packets(src: Path, dst: Path, change) -> None:
 def packets(src: Path) -> list[bytes]:
     with av.open(str(src)) as inp:
         return [bytes(p) for p in inp.demux(inp.streams.video[0]) if p.size]
+
+
+def mutations(max_ops: int):
+    """A hypothesis strategy of 1..max_ops byte-level edits for ``mutate``."""
+    from hypothesis import strategies as st
+
+    ops = st.sampled_from(["flip", "set", "delete", "insert", "duplicate", "truncate"])
+    return st.lists(st.tuples(ops, st.floats(0, 1, allow_nan=False), st.integers(0, 255)), min_size=1, max_size=max_ops)
+
+
+def mutate(data: bytes, ops) -> bytes:
+    """Apply (op, where 0..1, value) edits to a copy of ``data``: the damage a packet or file can take."""
+    b = bytearray(data)
+    for op, where, value in ops:
+        i = min(int(where * len(b)), max(len(b) - 1, 0))
+        if op == "flip" and b:
+            b[i] ^= 1 << (value % 8)
+        elif op == "set" and b:
+            b[i] = value
+        elif op == "delete":
+            del b[i : i + 1 + value % 32]
+        elif op == "insert":
+            b[i:i] = bytes([value]) * (1 + value % 8)
+        elif op == "duplicate":
+            b[i:i] = b[i : i + 1 + value]
+        elif op == "truncate":
+            del b[i:]
+    return bytes(b)

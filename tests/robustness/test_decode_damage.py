@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
 from conftest import decode_all
+
 from genpost import media, pipeline
 
 from . import corrupt

@@ -8,8 +8,8 @@ from fractions import Fraction
 
 import av
 import pytest
-
 from conftest import ffmpeg
+
 from genpost import media, pipeline
 
 FRAMES = 3000

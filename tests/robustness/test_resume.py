@@ -10,8 +10,8 @@ import json
 import signal
 
 import numpy as np
-
 from conftest import decode_all
+
 from genpost import media, pipeline
 
 from .conftest import cli, one_line_error, probe_installed
@@ -128,7 +128,6 @@ def test_encode_killed_in_analyze_resumes_to_the_same_stream(av_source, tmp_path
     """encode --resume: base chunks and their records survive a SIGKILL; the resumed output carries the same
     video packets (SEI included) as an uninterrupted run, and the source's audio and subtitles."""
     import av
-
     from test_media import other_packets
 
     args = ("--plugin", "probe", "--qp", "37", "--preset", "ultrafast", "--keyint", "8", *CHUNK, "-q")

@@ -8,10 +8,10 @@ import random
 
 import numpy as np
 import pytest
+from conftest import decode_all
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import decode_all
 from genpost import media, pipeline, sideinfo
 
 from . import corrupt
@@ -89,7 +89,11 @@ def test_truncated_and_flipped_records_are_malformed_and_their_frames_fall_back(
         if f == 4:  # a byte of the record's payload flipped: the CRC catches it
             return d[: at + 16 + 18] + bytes([d[at + 16 + 18] ^ 0x40]) + d[at + 16 + 19 :]
         if f == 12:  # a well-formed SEI whose record is cut 6 bytes short
-            from genpost.sideinfo.nal import SEI_USER_DATA_UNREGISTERED, _codec, _sei_nal_from_messages
+            from genpost.sideinfo.nal import (
+                SEI_USER_DATA_UNREGISTERED,
+                _codec,
+                _sei_nal_from_messages,
+            )
 
             blob = sideinfo.GENPOST_UUID + sideinfo.encode_records(sideinfo.extract_records(d, "hevc")[0])[:-6]
             nal = _sei_nal_from_messages(_codec("hevc"), [(SEI_USER_DATA_UNREGISTERED, blob)])
@@ -145,30 +149,7 @@ def corpus(probe_mkv, probe_265):
     return real_packets(probe_mkv, probe_265)
 
 
-MUTATIONS = st.lists(
-    st.tuples(st.sampled_from(["flip", "set", "delete", "insert", "duplicate", "truncate"]), st.floats(0, 1), st.integers(0, 255)),
-    min_size=1,
-    max_size=6,
-)
-
-
-def mutate(data: bytes, ops) -> bytes:
-    b = bytearray(data)
-    for op, where, value in ops:
-        i = min(int(where * len(b)), max(len(b) - 1, 0))
-        if op == "flip" and b:
-            b[i] ^= 1 << (value % 8)
-        elif op == "set" and b:
-            b[i] = value
-        elif op == "delete":
-            del b[i : i + 1 + value % 32]
-        elif op == "insert":
-            b[i:i] = bytes([value]) * (1 + value % 8)
-        elif op == "duplicate":
-            b[i:i] = b[i : i + 1 + value]
-        elif op == "truncate":
-            del b[i:]
-    return bytes(b)
+MUTATIONS = corrupt.mutations(max_ops=6)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -177,10 +158,10 @@ def test_readers_never_crash_or_invent_records_on_mutated_real_packets(corpus, p
     codec, clean = corpus[pick % len(corpus)]
     original, bad = sideinfo.extract_records(clean, codec)
     assert bad == 0
-    data = mutate(clean, ops)
+    data = corrupt.mutate(clean, ops)
     records, malformed = sideinfo.extract_records(data, codec)
     assert malformed >= 0 and all(r in original for r in records)
-    sidecar = mutate(b"GPSIDCAR\x01" + sideinfo.encode_records(original), ops)
+    sidecar = corrupt.mutate(b"GPSIDCAR\x01" + sideinfo.encode_records(original), ops)
     records, malformed = sideinfo.read_sidecar(sidecar)
     assert malformed >= 0 and all(r in original for r in records)
     sideinfo.strip_records_nal(data, codec)

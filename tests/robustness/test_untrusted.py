@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import CARPHONE, decode_all
+
 from genpost import PostProcessor, WeightsFile, weights
 
 from .conftest import ROOT, cli, one_line_error, snapshot
