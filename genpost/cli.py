@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 internal error, 2 bad usage, 3 unreadable/unsupported input,
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -520,10 +521,21 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM (kill, timeout, docker stop) cleans up like Ctrl-C: exit 130
 
 
+class _WarningLine(logging.Handler):
+    """genpost's library warnings (logger "genpost") as the CLI's one-line warnings."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"[yellow]genpost: warning:[/yellow] {record.getMessage()}", highlight=False)
+
+
 def main() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
+    library = logging.getLogger("genpost")
+    if not library.handlers:
+        library.addHandler(_WarningLine(logging.WARNING))
+        library.propagate = False
     _register_plugin_commands()
     app()
 

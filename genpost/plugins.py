@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from .postprocessor import PostProcessor
 
 ENTRY_POINT_GROUP = "genpost"
 ALLOWLIST_ENV = "GENPOST_LOAD_PLUGINS"
+log = logging.getLogger("genpost")
 
 
 class PluginError(RuntimeError):
@@ -56,8 +58,12 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
             continue
         try:
             module = ep.load()
-        except Exception as exc:  # a broken third-party package must not take the CLI down
-            raise PluginError(f"plugin {ep.name!r} failed to load: {exc}") from exc
+        except Exception as exc:  # a broken package must not take down jobs that do not use it
+            message = f"plugin {ep.name!r} failed to load: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            if ep.name not in BROKEN:
+                BROKEN[ep.name] = message
+                log.warning("%s; skipped", message)
+            continue
         check_api_version(getattr(module, "api_version", None), f"plugin {ep.name!r}")
         pm.register(module, name=ep.name)
         dist = getattr(ep, "dist", None)
@@ -70,6 +76,7 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
 
 
 _SOURCES: dict[str, str] = {}
+BROKEN: dict[str, str] = {}  # entry-point name -> why it failed to load (warned once per process)
 _IN_PROCESS: dict[str, object] = {}
 
 
@@ -120,7 +127,8 @@ def get_postprocessor(name: str, pm: pluggy.PluginManager | None = None) -> Regi
     found = postprocessors(pm)
     if name not in found:
         known = ", ".join(sorted(found)) or "none installed"
-        raise PluginError(f"unknown plugin {name!r} (installed: {known})")
+        broken = "".join(f"; {why}" for why in BROKEN.values())
+        raise PluginError(f"unknown plugin {name!r} (installed: {known}){broken}")
     return found[name]
 
 

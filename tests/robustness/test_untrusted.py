@@ -184,3 +184,18 @@ def test_only_allowed_entry_points_load(probe_mkv, tmp_path):
     # side info for a plugin that is not allowed is reported, the base passes through
     result = cli("enhance", probe_mkv, "-o", tmp_path / "o.mkv", "-q", env={"GENPOST_LOAD_PLUGINS": "builtins"}, probe=True)
     assert result.returncode == 0 and "probe/1 found but no installed plugin reads it" in result.stderr
+
+
+def test_a_plugin_that_fails_to_import_is_skipped_with_a_warning_and_named_when_asked_for(probe_mkv, tmp_path):
+    dist = tmp_path / "site" / "genpost_broken-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: genpost-broken\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[genpost]\nbroken = genpost_module_that_is_not_there\n")
+    env = {"PYTHONPATH": str(tmp_path / "site")}
+    result = cli("plugins", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "wiener" in {row["name"] for row in json.loads(result.stdout)}
+    assert "genpost: warning: plugin 'broken' failed to load" in result.stderr and "Traceback" not in result.stderr
+    result = cli("enhance", probe_mkv, "-o", tmp_path / "o.mkv", "--plugin", "broken", "-q", env=env)
+    one_line_error(result, 5, "unknown plugin 'broken'", "failed to load", "genpost_module_that_is_not_there")
+    assert not (tmp_path / "o.mkv").exists()
