@@ -191,6 +191,18 @@ def test_torch_backend_matches_onnx():
     assert np.abs(a.y.astype(np.int32) - b.y).max() <= 1
 
 
+def test_torch_bf16_stays_close_to_fp32():
+    pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    frame = _frames(1)[0]
+    proc = GanEnhance()
+    proc.setup("cpu")
+    a = proc.restore(frame, None, _ctx(frame, backend="torch"))
+    b = proc.restore(frame, None, _ctx(frame, backend="torch", precision="bf16"))
+    assert proc._engine.precision == "bf16"
+    assert np.abs(a.y.astype(np.int32) - b.y).max() <= 3 and np.mean(a.y != b.y) < 0.5
+
+
 def test_unknown_backend_is_a_clear_error():
     frame = _frames(1)[0]
     proc = GanEnhance()

@@ -13,6 +13,7 @@ from genpost.modeling import run_tiled
 ONNX_FILE = "gan_enhance_v1.onnx"
 SAFETENSORS_FILE = "gan_enhance_v1.safetensors"
 BACKENDS = ("onnx", "torch")
+PRECISIONS = ("fp32", "bf16")  # bf16: torch autocast (CUDA, or CPUs where it measures faster)
 HALO = 8  # > the generator's receptive radius (7 convs of 3x3 at chroma resolution): tiles join exactly
 TILE = 256  # tile side at chroma resolution (512 luma samples)
 
@@ -36,9 +37,12 @@ def pick(requested: str) -> str:
 class Engine:
     """``run(packed) -> residuals`` for one (7, h, w) float32 array, tiled with a halo."""
 
-    def __init__(self, owner, backend: str = "onnx", device: str = "cpu"):
+    def __init__(self, owner, backend: str = "onnx", device: str = "cpu", precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"gan-enhance.precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self.backend = pick(backend)
         self.device = device
+        self.precision = precision if self.backend == "torch" else "fp32"  # bf16 is a torch-path option
         if self.backend == "onnx":
             import onnxruntime
 
@@ -62,7 +66,7 @@ class Engine:
             return self.session.run(None, {"x": x[None]})[0][0]
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(self.torch_device.type, torch.bfloat16, enabled=self.precision == "bf16"):
             return self.net(torch.from_numpy(x[None]).to(self.torch_device)).float().cpu().numpy()[0]
 
     def run(self, packed: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ DEFAULTS = {
     "realism": "0.0",  # default mode: beta, 0 = distortion head, 1 = perception head
     "qp": "32",  # default mode: the QP the generator is conditioned on (a decoder rarely knows the base's)
     "backend": "onnx",  # onnx | torch (falls back to the other when its runtime is missing)
+    "precision": "fp32",  # fp32 | bf16 (torch backend: autocast; measured slower than fp32 here)
     "lambda_scale": "1.0",  # encoder: multiplier on ctx.lagrangian
     "perception_weight": "0.0",  # encoder: mu in D = SSE + mu * texture-energy loss
     "record_frames": "8",  # encoder: a new one-level payload is charged its bits / this (it is usually reused)
@@ -71,16 +72,17 @@ class GanEnhance(PostProcessor):
     def _engine_for(self, ctx: Context):
         from .engine import Engine, pick
 
-        wanted = pick(option(ctx, "backend"))
-        if self._engine is None or self._engine.backend != wanted:
-            self._engine = Engine(self, wanted, self._device)
+        wanted, precision = pick(option(ctx, "backend")), option(ctx, "precision")
+        precision = precision if wanted == "torch" or precision not in ("fp32", "bf16") else "fp32"
+        if self._engine is None or (self._engine.backend, self._engine.precision) != (wanted, precision):
+            self._engine = Engine(self, wanted, self._device, precision)
         return self._engine
 
     def _residuals(self, frame: Frame, qp: int, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
         """(packed input (7,h,w), residuals (12,h,w)) for a frame, cached for the last frame and QP."""
         from .engine import pick
 
-        key = (pick(option(ctx, "backend")), frame.index, qp, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
+        key = (pick(option(ctx, "backend")), option(ctx, "precision"), frame.index, qp, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
         if self._cache is None or self._cache[0] != key:
             x = pack(frame.y, frame.u, frame.v, frame.max_value, qp)
             self._cache = (key, x, self._engine_for(ctx).run(x))
