@@ -70,3 +70,96 @@ def run_tiled(
             r = run(np.ascontiguousarray(x[:, ya:yb, xa:xb]))
             out[:, y0:y1, x0:x1] = r[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
     return out
+
+
+BACKENDS = ("onnx", "torch")
+PRECISIONS = ("fp32", "bf16")  # bf16: torch autocast (CUDA, or CPUs where it measures faster)
+
+
+def runtime_installed(backend: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime" if backend == "onnx" else "torch") is not None
+
+
+def pick_backend(requested: str, who: str) -> str:
+    """The requested backend if its runtime is installed, else the other one (a clean fallback)."""
+    if requested not in BACKENDS:
+        raise ValueError(f"{who}.backend must be one of {', '.join(BACKENDS)}, not {requested!r}")
+    for backend in (requested, *(b for b in BACKENDS if b != requested)):
+        if runtime_installed(backend):
+            return backend
+    raise ImportError(f"{who} needs onnxruntime (pip install onnxruntime) or torch")
+
+
+class Network:
+    """A plugin's network, run on tiles with a halo: its ONNX export on onnxruntime (the CUDA provider
+    when ``device`` is cuda and onnxruntime-gpu is there), or its safetensors weights in the torch module
+    ``make_module()`` returns. Weights load only through ``genpost.weights`` (sha256 checked against the
+    plugin's ``WeightsFile`` declarations); onnxruntime and torch are imported here, on first use."""
+
+    def __init__(
+        self, owner, who: str, onnx_file: str, safetensors_file: str, make_module, out_channels: int,
+        halo: int, tile: int = 256, backend: str = "onnx", device: str = "cpu", precision: str = "fp32",
+    ):  # fmt: skip
+        from . import weights
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"{who}.precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        self.backend = pick_backend(backend, who)
+        self.device, self.out_channels, self.halo, self.tile = device, out_channels, halo, tile
+        self.precision = precision if self.backend == "torch" else "fp32"  # bf16 is a torch-path option
+        if self.backend == "onnx":
+            import onnxruntime
+
+            providers = ["CPUExecutionProvider"]
+            if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")
+            self.session = weights.load(owner, onnx_file, providers=providers)
+        else:
+            import torch
+
+            net = make_module()
+            net.load_state_dict(weights.load(owner, safetensors_file, framework="pt"))
+            use_cuda = device.startswith("cuda") and torch.cuda.is_available()
+            self.torch_device = torch.device(device if use_cuda else "cpu")
+            self.net = net.eval().to(self.torch_device)
+
+    def _run_tile(self, x: np.ndarray) -> np.ndarray:
+        if self.backend == "onnx":
+            return self.session.run(None, {self.session.get_inputs()[0].name: x[None]})[0][0]
+        import torch
+
+        bf16 = self.precision == "bf16"
+        with torch.inference_mode(), torch.autocast(self.torch_device.type, torch.bfloat16, enabled=bf16):
+            return self.net(torch.from_numpy(x[None]).to(self.torch_device)).float().cpu().numpy()[0]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The network on one (C, h, w) float32 array, tiled."""
+        return run_tiled(self._run_tile, x, self.out_channels, self.tile, self.halo)
+
+
+def export(net, out_dir, stem: str, in_channels: int, log: dict) -> dict:
+    """Write a trained torch module as ``STEM.safetensors`` and ``STEM.onnx`` (input ``x``, any batch and
+    size) and ``training.json`` = ``log`` plus both files' sha256, which the plugin then declares in its
+    ``WeightsFile``s. Training-time only: imports torch, safetensors and onnx."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    net = net.eval().float()
+    tensors, onnx_path = out / f"{stem}.safetensors", out / f"{stem}.onnx"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tensors))
+    axes = {0: "n", 2: "h", 3: "w"}
+    torch.onnx.export(net, (torch.zeros(1, in_channels, 72, 88),), str(onnx_path), input_names=["x"],
+                      output_names=["y"], opset_version=17, dynamic_axes={"x": axes, "y": axes}, dynamo=False)  # fmt: skip
+    log = dict(log)
+    for path in (tensors, onnx_path):
+        log[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (out / "training.json").write_text(json.dumps(log, indent=1) + "\n")
+    return log

@@ -33,6 +33,22 @@ class Context:
     previous_payload: bytes | None = None
     record_overhead_bits: int = 0
 
+    def option(self, plugin: str, key: str, default: str) -> str:
+        """``--option PLUGIN.KEY=VALUE``, else the bare ``KEY`` (what ``genpost pipe --strength`` sets),
+        else ``default``."""
+        return str(self.options.get(f"{plugin}.{key}", self.options.get(key, default)))
+
+    def number(self, plugin: str, key: str, default: str, lo: float, hi: float, integer: bool = False) -> float:
+        """``option`` as a number in ``lo..hi`` (an int when ``integer``); else a ValueError naming it."""
+        raw = self.option(plugin, key, default)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"{plugin}.{key} must be a number, not {raw!r}") from None
+        if not lo <= value <= hi or (integer and value != int(value)):
+            raise ValueError(f"{plugin}.{key} must be {'an integer ' if integer else ''}in {lo}..{hi}, not {raw}")
+        return int(value) if integer else value
+
     @property
     def lagrangian(self) -> float:
         """HM's lambda (0.57 * 2^((QP-12)/3)) in squared error of the stream's bit depth per bit.

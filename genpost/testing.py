@@ -26,6 +26,7 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from fractions import Fraction
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import ClassVar
@@ -36,12 +37,12 @@ import pytest
 from . import __api_version__, media, pipeline, plugins
 from .hookspecs import hookimpl
 from .postprocessor import Context, PayloadError, PostProcessor, WeightsFile
-from .types import Frame, StreamInfo
+from .types import Frame, StreamInfo, to_bit_depth
 
 CLIP = Path(__file__).parent / "data" / "carphone_176x144_6f.y4m"
 """6 frames of the carphone sequence (176x144, 8-bit 4:2:0, 30000/1001 fps): the kit's real source."""
 
-HEAVY_MODULES = ("torch", "tensorflow", "jax")
+HEAVY_MODULES = ("torch", "tensorflow", "jax", "onnxruntime")
 """Frameworks a plugin may import in ``setup`` but never at import time (``genpost --help`` stays fast)."""
 
 CARRIAGES = (("sei", ".mkv"), ("track", ".mp4"), ("track", ".mkv"), ("sidecar", ".mkv"))
@@ -534,7 +535,58 @@ class PostProcessorContract:
         contract.check_deterministic(contract.encode(8), self.seed)
 
 
+class NetworkContract:
+    """Extra contract tests for a plugin that runs a ``genpost.modeling.Network`` (subclass it next to
+    ``PostProcessorContract``, set ``postprocessor`` and ``option_prefix``): tiles join to the untiled
+    result, the torch path agrees with the ONNX one, and a bad backend name is a clear error.
+
+    ``tolerance``: the largest sample difference allowed between tiled and untiled, and torch and ONNX
+    (float rounding of the two runtimes may flip a rounding)."""
+
+    postprocessor: ClassVar[type[PostProcessor]]
+    option_prefix: ClassVar[str]
+    options: ClassVar[dict[str, str]] = {}
+    tolerance: ClassVar[int] = 1
+
+    def _restore(self, frame: Frame, **options) -> Frame:
+        proc = self.postprocessor()
+        proc.setup("cpu")
+        opts = {**self.options, **{f"{self.option_prefix}.{k}": v for k, v in options.items()}}
+        info = StreamInfo(frame.width, frame.height, frame.bit_depth, "hevc", None, Fraction(30000, 1001))
+        return proc.restore(frame, None, Context(stream=info, qp=37, options=opts))
+
+    def _frame(self, bit_depth: int = 8) -> Frame:
+        with media.InputFile(CLIP) as f:
+            return to_bit_depth(next(f.frames()), bit_depth)
+
+    @pytest.mark.parametrize("bit_depth", [8, 10])
+    def test_tiles_join_to_the_untiled_result(self, bit_depth, monkeypatch):
+        from . import modeling
+
+        frame = self._frame(bit_depth)
+        whole = self._restore(frame)
+        small = lambda net, x: modeling.run_tiled(net._run_tile, x, net.out_channels, 24, net.halo)  # noqa: E731
+        monkeypatch.setattr(modeling.Network, "__call__", small)  # 88x72 chroma samples -> 4x3 tiles
+        tiled = self._restore(frame)
+        for a, b in zip(whole.planes, tiled.planes):
+            assert int(np.abs(a.astype(np.int32) - b).max()) <= self.tolerance
+            assert np.mean(a != b) < 0.001
+
+    def test_torch_backend_matches_onnx(self):
+        pytest.importorskip("torch")
+        pytest.importorskip("safetensors")
+        pytest.importorskip("onnxruntime")
+        frame = self._frame()
+        a, b = self._restore(frame, backend="onnx"), self._restore(frame, backend="torch")
+        assert int(np.abs(a.y.astype(np.int32) - b.y).max()) <= self.tolerance
+
+    def test_unknown_backend_is_a_clear_error(self):
+        with pytest.raises(ValueError, match="backend must be one of"):
+            self._restore(self._frame(), backend="tpu")
+
+
 __all__ = [
+    "NetworkContract",
     "CLIP",
     "ContractRunner",
     "ContractViolation",

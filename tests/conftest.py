@@ -57,3 +57,40 @@ def decode_all(path, fps=None):
 
     with media.InputFile(path, fps) as inp:
         return list(inp.frames())
+
+
+def first_frames(n: int, path=CARPHONE) -> list:
+    """The first ``n`` decoded frames of a clip (carphone by default)."""
+    from genpost import media
+
+    with media.InputFile(path) as f:
+        return [fr for fr, _ in zip(f.frames(), range(n))]
+
+
+def plugin_context(plugin: str, frame, options: dict, qp: int | None = 37):
+    """A Context for ``frame``'s stream with ``PLUGIN.KEY=VALUE`` options, as the pipeline builds one."""
+    from fractions import Fraction
+
+    from genpost import Context, StreamInfo
+
+    info = StreamInfo(frame.width, frame.height, frame.bit_depth, "hevc", None, Fraction(30))
+    return Context(stream=info, qp=qp, options={f"{plugin}.{k}": str(v) for k, v in options.items()})
+
+
+def psnr(a, b, peak: int) -> float:
+    import numpy as np
+
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    return float(10 * np.log10(peak * peak / mse))
+
+
+def base_and_restored_psnr_y(source, coded, restored) -> tuple[float, float, int]:
+    """Mean PSNR-Y (8-bit) of the base decode and of the restoration against the source, and the frames."""
+    import numpy as np
+
+    from genpost import media
+
+    with media.InputFile(source) as s, media.InputFile(coded) as b, media.InputFile(restored) as r:
+        trio = list(zip(s.frames(), b.frames(), r.frames()))
+    base = float(np.mean([psnr(a.y, c.y, 255) for a, c, _ in trio]))
+    return base, float(np.mean([psnr(a.y, c.y, 255) for a, _, c in trio])), len(trio)

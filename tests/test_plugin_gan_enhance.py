@@ -3,9 +3,6 @@ end, payload coding, determinism, tiling, and no torch at import. CPU only, no t
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +11,12 @@ import pytest
 pytest.importorskip("genpost_gan_enhance", reason="pip install -e plugins/gan-enhance")
 pytest.importorskip("onnxruntime")
 
-from genpost_gan_enhance import codec, engine
+from conftest import base_and_restored_psnr_y, first_frames, plugin_context
+from genpost_gan_enhance import codec
 from genpost_gan_enhance.postprocessor import GanEnhance
 
-from genpost import Context, PayloadError, StreamInfo, media, pipeline
-from genpost.testing import PostProcessorContract
+from genpost import Context, PayloadError, media, pipeline
+from genpost.testing import NetworkContract, PostProcessorContract
 from genpost.training_data import write_y4m
 from genpost.types import Frame, to_bit_depth
 
@@ -31,19 +29,17 @@ class TestGanEnhanceContract(PostProcessorContract):
     options = {"gan-enhance.lambda_scale": "0.05"}
 
 
+class TestGanEnhanceNetwork(NetworkContract):
+    postprocessor = GanEnhance
+    option_prefix = "gan-enhance"
+
+
 def _frames(n: int) -> list[Frame]:
-    with media.InputFile(CLIP) as f:
-        return [fr for fr, _ in zip(f.frames(), range(n))]
+    return first_frames(n, CLIP)
 
 
 def _ctx(frame: Frame, **options) -> Context:
-    info = StreamInfo(frame.width, frame.height, frame.bit_depth, "hevc", None, Fraction(30))
-    return Context(stream=info, qp=37, options={f"gan-enhance.{k}": str(v) for k, v in options.items()})
-
-
-def _psnr(a: np.ndarray, b: np.ndarray, peak: int) -> float:
-    mse = np.mean((a.astype(np.float64) - b) ** 2)
-    return 10 * np.log10(peak * peak / mse)
+    return plugin_context("gan-enhance", frame, options)
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +59,8 @@ def test_restores_a_real_clip_end_to_end_and_beats_the_base(coded):
     out = tmp / "restored.y4m"
     rep = pipeline.enhance(mkv, out, media.EncoderSettings(codec="y4m"), ["gan-enhance"])
     assert rep.per_plugin["gan-enhance"].fallbacks == 0
-    with media.InputFile(src) as s, media.InputFile(mkv) as b, media.InputFile(out) as r:
-        trio = list(zip(s.frames(), b.frames(), r.frames()))
-    assert len(trio) == 8
-    base = np.mean([_psnr(a.y, c.y, 255) for a, c, _ in trio])
-    restored = np.mean([_psnr(a.y, c.y, 255) for a, _, c in trio])
+    base, restored, frames = base_and_restored_psnr_y(src, mkv, out)
+    assert frames == 8
     assert restored > base + 0.05, (base, restored)
 
 
@@ -165,32 +158,6 @@ def test_ten_bit_frames_restore_at_their_depth():
     assert np.abs(out.y.astype(np.int32) / 4 - out8.y).mean() < 0.5
 
 
-def test_tiles_join_exactly(monkeypatch):
-    proc = GanEnhance()
-    proc.setup("cpu")
-    frame = _frames(1)[0]
-    ctx = _ctx(frame)
-    whole = proc.restore(frame, None, ctx)
-    monkeypatch.setattr(engine, "TILE", 24)  # 88x72 chroma samples -> 4x3 tiles with halos
-    proc._cache = None
-    tiled = proc.restore(frame, None, ctx)
-    for a, b in zip(whole.planes, tiled.planes):
-        assert np.abs(a.astype(np.int32) - b).max() <= 1
-        assert np.mean(a != b) < 0.001
-
-
-def test_torch_backend_matches_onnx():
-    pytest.importorskip("torch")
-    pytest.importorskip("safetensors")
-    frame = _frames(1)[0]
-    proc = GanEnhance()
-    proc.setup("cpu")
-    a = proc.restore(frame, None, _ctx(frame, backend="onnx"))
-    b = proc.restore(frame, None, _ctx(frame, backend="torch"))
-    assert proc._engine.backend == "torch"
-    assert np.abs(a.y.astype(np.int32) - b.y).max() <= 1
-
-
 def test_torch_bf16_stays_close_to_fp32():
     pytest.importorskip("torch")
     pytest.importorskip("safetensors")
@@ -201,16 +168,3 @@ def test_torch_bf16_stays_close_to_fp32():
     b = proc.restore(frame, None, _ctx(frame, backend="torch", precision="bf16"))
     assert proc._engine.precision == "bf16"
     assert np.abs(a.y.astype(np.int32) - b.y).max() <= 3 and np.mean(a.y != b.y) < 0.5
-
-
-def test_unknown_backend_is_a_clear_error():
-    frame = _frames(1)[0]
-    proc = GanEnhance()
-    with pytest.raises(ValueError, match="backend must be one of"):
-        proc.restore(frame, None, _ctx(frame, backend="tpu"))
-
-
-def test_import_does_not_import_torch_or_onnxruntime():
-    code = "import sys, genpost_gan_enhance; print(sorted(m for m in ('torch', 'onnxruntime') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

@@ -13,7 +13,6 @@ from genpost.modeling import pack, to_samples, unpack
 
 from . import codec
 
-OPT = "gan-enhance."
 # absolute: genpost.weights resolves a relative path against the module of the instance's class, which
 # for a subclass defined elsewhere (the contract kit's tracer) is not this package
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -30,19 +29,11 @@ DEFAULTS = {
 
 
 def option(ctx: Context, key: str) -> str:
-    """``gan-enhance.KEY``, or the bare ``KEY`` (``genpost pipe --strength``), or the default."""
-    return str(ctx.options.get(OPT + key, ctx.options.get(key, DEFAULTS[key])))
+    return ctx.option("gan-enhance", key, DEFAULTS[key])
 
 
 def _float_option(ctx: Context, key: str, lo: float, hi: float) -> float:
-    raw = option(ctx, key)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{OPT}{key} must be a number, not {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ValueError(f"{OPT}{key} must be in {lo}..{hi}, not {value}")
-    return value
+    return ctx.number("gan-enhance", key, DEFAULTS[key], lo, hi)
 
 
 class GanEnhance(PostProcessor):
@@ -85,7 +76,7 @@ class GanEnhance(PostProcessor):
         key = (pick(option(ctx, "backend")), option(ctx, "precision"), frame.index, qp, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
         if self._cache is None or self._cache[0] != key:
             x = pack(frame.y, frame.u, frame.v, frame.max_value, qp)
-            self._cache = (key, x, self._engine_for(ctx).run(x))
+            self._cache = (key, x, self._engine_for(ctx)(x))
         return self._cache[1], self._cache[2]
 
     @staticmethod

@@ -11,45 +11,25 @@ steps and thread count (``torch.set_num_threads``).
 from __future__ import annotations
 
 import argparse
-import glob
-import hashlib
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from genpost.modeling import pack
+from genpost import modeling
+from genpost.training_data import load_pairs, random_patch
 
 PATCH = 128  # luma patch side (64 at chroma resolution)
 
 
-def load_pairs(folder: Path) -> list[dict]:
-    pairs = []
-    for f in sorted(glob.glob(str(folder / "*.npz"))):
-        with np.load(f) as z:
-            pairs.append({k: z[k] for k in z.files})
-    return pairs
-
-
-def _crop(a: np.ndarray, s: int, i: int, j: int, c: int) -> np.ndarray:
-    return a[s * i : s * (i + c), s * j : s * (j + c)]
-
-
 def batch(pairs, rng: np.random.Generator, size: int):
+    """(inputs (N, 7, c, c): decode + QP plane, targets (N, 6, c, c): source - decode) of random patches."""
     xs, ts = [], []
     for _ in range(size):
-        p = pairs[rng.integers(len(pairs))]
-        h, w = p["su"].shape
-        c = PATCH // 2
-        i, j = rng.integers(0, h - c + 1), rng.integers(0, w - c + 1)
-        sy, su, sv = _crop(p["sy"], 2, i, j, c), _crop(p["su"], 1, i, j, c), _crop(p["sv"], 1, i, j, c)
-        dy, du, dv = _crop(p["dy"], 2, i, j, c), _crop(p["du"], 1, i, j, c), _crop(p["dv"], 1, i, j, c)
-        if rng.integers(2):
-            sy, su, sv, dy, du, dv = (a[:, ::-1] for a in (sy, su, sv, dy, du, dv))
-        x = pack(dy, du, dv, 255, int(p["qp"]))
-        xs.append(x)
-        ts.append(pack(sy, su, sv, 255, 0)[:6] - x[:6])
+        src, dec = random_patch(pairs, rng, PATCH)
+        xs.append(dec)
+        ts.append(src - dec[:6])
     return np.stack(xs), np.stack(ts)
 
 
@@ -132,22 +112,8 @@ def main(argv=None) -> None:
     export(g, args.out, log)
 
 
-def export(g, out: Path, log: dict) -> None:
-    import torch
-    from safetensors.torch import save_file
-
-    out.mkdir(parents=True, exist_ok=True)
-    g = g.eval().float()
-    st = out / "gan_enhance_v1.safetensors"
-    save_file({k: v.contiguous() for k, v in g.state_dict().items()}, str(st))
-    onnx_path = out / "gan_enhance_v1.onnx"
-    x = torch.zeros(1, 7, 72, 88)
-    torch.onnx.export(g, (x,), str(onnx_path), input_names=["x"], output_names=["r"], opset_version=17,
-                      dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "r": {0: "n", 2: "h", 3: "w"}}, dynamo=False)  # fmt: skip
-    for p in (st, onnx_path):
-        log[p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
-    (out / "training.json").write_text(json.dumps(log, indent=1) + "\n")
-    print(json.dumps(log, indent=1))
+def export(net, out: Path, log: dict) -> None:
+    print(json.dumps(modeling.export(net, out, "gan_enhance_v1", 7, log), indent=1))
 
 
 if __name__ == "__main__":

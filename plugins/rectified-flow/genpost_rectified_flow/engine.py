@@ -1,0 +1,42 @@
+"""The velocity network as a ``genpost.modeling.Network`` (onnxruntime by default, or torch, on overlapping
+tiles, weights only through ``genpost.weights``) and the Euler sampler."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genpost.modeling import Network, pick_backend
+
+ONNX_FILE = "rectified_flow_v1.onnx"
+SAFETENSORS_FILE = "rectified_flow_v1.safetensors"
+HALO = 8  # > the network's receptive radius (6 convs of 3x3 at chroma resolution): tiles join exactly
+TILE = 256  # tile side at chroma resolution (512 luma samples)
+
+
+def pick(requested: str) -> str:
+    return pick_backend(requested, "rectified-flow")
+
+
+def _velocity_net():
+    from .model import VelocityNet
+
+    return VelocityNet()
+
+
+def Engine(owner, backend: str = "onnx", device: str = "cpu") -> Network:  # noqa: N802
+    """``engine(inputs (14, h, w)) -> velocity (6, h, w)``."""
+    return Network(owner, "rectified-flow", ONNX_FILE, SAFETENSORS_FILE, _velocity_net, 6, HALO, TILE, backend, device)
+
+
+def sample(engine: Network, decoded: np.ndarray, steps: int, t0: float, sigma: float, eps: np.ndarray | None) -> np.ndarray:
+    """Euler integration of the flow from ``t0`` to 1: ``decoded`` is the packed (7, h, w) decode + QP plane;
+    the start state is ``decoded + (1 - t0) * sigma * eps``; returns the (6, h, w) end state."""
+    x = decoded[:6].copy()
+    if sigma and eps is not None:
+        x += np.float32((1.0 - t0) * sigma) * eps
+    dt = (1.0 - t0) / steps
+    tplane = np.empty((1, *x.shape[1:]), np.float32)
+    for k in range(steps):
+        tplane.fill(t0 + k * dt)
+        x += np.float32(dt) * engine(np.concatenate([x, decoded, tplane]))
+    return x

@@ -1,0 +1,247 @@
+"""``rectified-flow``: a small conditional velocity network carries the decoded frame (plus seeded, scaled
+noise) to the source by Euler sampling in 1..4 steps, starting part-way along the flow. The encoder picks
+the sampler settings (steps, start time, noise level, seed, an optional per-plane guidance vector) for each
+frame by sampling candidates and comparing D + lambda * R; without side info a documented default runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
+from genpost.modeling import pack, to_samples, unpack
+
+from . import codec
+from .codec import Settings
+
+OPT = "rectified-flow."
+# absolute: genpost.weights resolves a relative path against the module of the instance's class, which
+# for a subclass defined elsewhere (the contract kit's tracer) is not this package
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULTS = {
+    # default mode (no side info)
+    "steps": "1",  # Euler steps 1..4
+    "t0": "0",  # start time index into codec.T0S (0 = 0.0)
+    "sigma": "0",  # start-noise index into codec.SIGMAS (0 = no noise: deterministic whatever the seed)
+    "seed": "0",  # 0..255
+    "qp": "32",  # the QP the network is conditioned on (a decoder rarely knows the base's)
+    "backend": "onnx",  # onnx | torch (falls back to the other when its runtime is missing)
+    # encoder
+    "lambda_scale": "1.0",  # multiplier on ctx.lagrangian
+    "perception_weight": "0.0",  # mu in D = SSE + mu * texture-energy loss
+    "record_frames": "8",  # a new plain frame-level payload is charged its bits / this (it is usually reused)
+    "search": "full",  # full | fast: how many sampler settings analyze tries
+    "seeds": "2",  # seeds tried per noisy setting (full search)
+    "guidance": "1",  # 1: also try a per-plane guidance vector; 0: never send one
+}
+# (steps, t0 index, sigma index) tried by analyze; noisy ones with several seeds
+SEARCH = {
+    "fast": ((1, 0, 0), (2, 0, 0), (2, 0, 1)),
+    "full": ((1, 0, 0), (1, 1, 0), (2, 0, 0), (2, 2, 0), (4, 0, 0), (2, 0, 1), (4, 2, 1)),
+}
+
+
+def option(ctx: Context, key: str) -> str:
+    return ctx.option("rectified-flow", key, DEFAULTS[key])
+
+
+def _number(ctx: Context, key: str, lo: float, hi: float, integer: bool = False) -> float:
+    return ctx.number("rectified-flow", key, DEFAULTS[key], lo, hi, integer)
+
+
+def default_settings(ctx: Context) -> Settings:
+    """The sampler used when no side info reached a frame (all from options, see DEFAULTS)."""
+    return Settings(
+        qp=_number(ctx, "qp", 0, 63, True),
+        steps=_number(ctx, "steps", 1, 4, True),
+        t0=_number(ctx, "t0", 0, len(codec.T0S) - 1, True),
+        sigma=_number(ctx, "sigma", 0, len(codec.SIGMAS) - 1, True),
+        seed=_number(ctx, "seed", 0, 255, True),
+    )
+
+
+class RectifiedFlow(PostProcessor):
+    name = "rectified-flow"
+    version = "1.0.0"
+    api_version = 1
+    side_info = "rectified-flow/1"
+    description = "rectified-flow restoration (43k params, 10.7 kMAC/px per step, 1-4 Euler steps), RD-chosen sampler"
+    weights = (
+        WeightsFile(str(WEIGHTS_DIR / "rectified_flow_v1.onnx"), "bf58a26b52c2196b8c9145b45fa2ed63c66ac6717e7f7acb02759d47478ec287"),
+        WeightsFile(str(WEIGHTS_DIR / "rectified_flow_v1.safetensors"), "b1b35b389f09601ae7b84e44518ff18b52fd4d5adcd938a8bc1f3ebeee49d5a6"),
+    )
+
+    def __init__(self):
+        self._device = "cpu"
+        self._engine = None
+        self._frame_key = None
+        self._packed: dict[int, np.ndarray] = {}  # per conditioning QP, for the current frame
+        self._samples: dict[tuple, np.ndarray] = {}  # per Settings.key(), for the current frame
+
+    def setup(self, device: str = "cpu") -> None:
+        from .engine import Engine
+
+        self._device = device
+        self._engine = Engine(self, DEFAULTS["backend"], device)
+
+    # ---------------------------------------------------------------- sampling
+
+    def _engine_for(self, ctx: Context):
+        from .engine import Engine, pick
+
+        wanted = pick(option(ctx, "backend"))
+        if self._engine is None or self._engine.backend != wanted:
+            self._engine = Engine(self, wanted, self._device)
+        return self._engine
+
+    def _sampled(self, frame: Frame, s: Settings, ctx: Context) -> np.ndarray:
+        """The (6, h, w) end state of the flow for a frame and settings (cached for the current frame)."""
+        from .engine import sample
+
+        engine = self._engine_for(ctx)
+        key = (engine.backend, frame.index, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
+        if key != self._frame_key:
+            self._frame_key, self._packed, self._samples = key, {}, {}
+        if s.key() not in self._samples:
+            if s.qp not in self._packed:
+                self._packed[s.qp] = pack(frame.y, frame.u, frame.v, frame.max_value, s.qp)
+            d = self._packed[s.qp]
+            eps = None
+            if s.sigma:  # the noise depends on the seed and the frame index only: bit-exact on repeat
+                rng = np.random.default_rng([s.seed, frame.index & 0xFFFFFFFF])
+                eps = rng.standard_normal(d[:6].shape, np.float32)
+            self._samples[s.key()] = sample(engine, d, s.steps, codec.T0S[s.t0], codec.SIGMAS[s.sigma], eps)
+        return self._samples[s.key()]
+
+    @staticmethod
+    def _to_frame(frame: Frame, x: np.ndarray, guidance) -> Frame:
+        if guidance is not None:
+            x = x.copy()
+            g = np.asarray(guidance, np.float32) * np.float32(codec.GUIDANCE_UNIT)
+            x[:4] += g[0]
+            x[4] += g[1]
+            x[5] += g[2]
+        y, u, v = unpack(x, frame.height, frame.width)
+        top = frame.max_value
+        return frame.with_planes(*(to_samples(p, top, frame.dtype) for p in (y, u, v)))
+
+    def _apply(self, frame: Frame, s: Settings, ctx: Context) -> Frame:
+        out = self._to_frame(frame, self._sampled(frame, s, ctx), s.guidance)
+        if s.blocks is None or all(s.blocks):
+            return out
+        if not any(s.blocks):
+            return frame
+        rows, cols = codec.grid(frame.width, frame.height)
+        on = np.asarray(s.blocks, bool).reshape(rows, cols)
+        planes = []
+        for base, restored in zip(frame.planes, out.planes):
+            size = codec.BLOCK if base is frame.y else codec.BLOCK // 2
+            mask = np.repeat(np.repeat(on, size, 0), size, 1)[: base.shape[0], : base.shape[1]]
+            planes.append(np.where(mask, restored, base))
+        return frame.with_planes(*planes)
+
+    # ---------------------------------------------------------------- decoder
+
+    def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
+        if payload is None:
+            return self._apply(decoded, default_settings(ctx), ctx)
+        return self._apply(decoded, codec.decode(bytes(payload), *codec.grid(decoded.width, decoded.height)), ctx)
+
+    # ---------------------------------------------------------------- encoder
+
+    def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
+        """The payload with the least J = D + lambda * R among: nothing (the default mode), the payload in
+        force (free), every sampler setting of the search (each actually sampled) for the whole frame or with
+        its best 64x64-block on/off map, and the best of those with a guidance vector. D = SSE over Y, U and
+        V at the stream's bit depth + mu * texture-energy loss (``perception_weight``, default 0). R of a new
+        payload = record overhead + payload bits, divided by ``record_frames`` for a plain frame-level setting
+        (usually extended over the next frames for free), in full for a block map or guidance (frame-specific)."""
+        lam = ctx.lagrangian * _number(ctx, "lambda_scale", 0.0, 1e6)
+        mu = _number(ctx, "perception_weight", 0.0, 1e6)
+        spread = _number(ctx, "record_frames", 1.0, 1e4)
+        seeds = _number(ctx, "seeds", 1, 256, True)
+        search = option(ctx, "search")
+        if search not in SEARCH:
+            raise ValueError(f"{OPT}search must be one of {', '.join(SEARCH)}, not {search!r}")
+        qp = int(ctx.qp) if ctx.qp is not None else _number(ctx, "qp", 0, 63, True)
+        qp = min(max(qp, 0), 63)
+        rows, cols = codec.grid(decoded.width, decoded.height)
+
+        def blockwise(out: Frame) -> np.ndarray:
+            return _block_distortion(source, out, rows, cols, mu)
+
+        def rate(payload: bytes, reusable: bool) -> float:
+            bits = ctx.record_overhead_bits + 8 * len(payload)
+            return bits / spread if reusable else bits
+
+        candidates: list[tuple[float, bytes]] = []
+        if ctx.previous_payload:
+            try:
+                prev = codec.decode(ctx.previous_payload, rows, cols)
+                candidates.append((float(blockwise(self._apply(decoded, prev, ctx)).sum()), ctx.previous_payload))
+            except PayloadError:
+                pass
+        candidates.append((float(blockwise(self.restore(decoded, None, ctx)).sum()), b""))
+        base = blockwise(decoded).ravel()
+        best: tuple[float, Settings] | None = None
+
+        def consider(s: Settings, per_block: np.ndarray) -> None:
+            nonlocal best
+            whole = codec.encode(s)
+            on = per_block < base
+            mapped = dataclasses.replace(s, blocks=tuple(bool(b) for b in on))
+            options = [(float(per_block.sum()) + lam * rate(whole, s.guidance is None), s, whole)]
+            masked = float(np.where(on, per_block, base).sum())
+            options.append((masked + lam * rate(codec.encode(mapped), False), mapped, codec.encode(mapped)))
+            for j, settings, payload in options:
+                candidates.append((j, payload))
+                if best is None or j < best[0]:
+                    best = (j, settings)
+
+        for steps, t0, sigma in SEARCH[search]:
+            for seed in range(seeds if sigma else 1):
+                s = Settings(qp, steps, t0, sigma, seed)
+                consider(s, blockwise(self._apply(decoded, s, ctx)).ravel())
+        if best is not None and option(ctx, "guidance") != "0":
+            s = best[1]
+            g = _guidance(source, self._sampled(decoded, s, ctx))
+            if any(g):
+                guided = dataclasses.replace(s, guidance=g, blocks=None)
+                consider(guided, blockwise(self._apply(decoded, guided, ctx)).ravel())
+        return min(candidates, key=lambda c: c[0])[1]  # ties: the earlier (cheaper to send) candidate
+
+
+def _block_distortion(source: Frame, out: Frame, rows: int, cols: int, mu: float) -> np.ndarray:
+    """(rows, cols) SSE of Y+U+V per 64x64 block at the stream's bit depth (+ mu * sum over 8x8 luma cells
+    of 64 * (sd_src - sd_out)^2)."""
+    total = np.zeros((rows, cols))
+    for a, b, size in ((source.y, out.y, codec.BLOCK), (source.u, out.u, codec.BLOCK // 2), (source.v, out.v, codec.BLOCK // 2)):
+        total += _block_sum((a.astype(np.float64) - b) ** 2, size, rows, cols)
+    if mu:
+        total += mu * _block_sum(64.0 * (_cell_sd(source.y) - _cell_sd(out.y)) ** 2, codec.BLOCK // 8, rows, cols)
+    return total
+
+
+def _block_sum(a: np.ndarray, size: int, rows: int, cols: int) -> np.ndarray:
+    h, w = a.shape
+    padded = np.zeros((rows * size, cols * size))
+    padded[:h, :w] = a
+    return padded.reshape(rows, size, cols, size).sum((1, 3))
+
+
+def _guidance(source: Frame, x: np.ndarray) -> tuple[int, int, int]:
+    """Per-plane mean of (source - sampled) in codec.GUIDANCE_UNIT, clipped to i8."""
+    err = pack(source.y, source.u, source.v, source.max_value) - x
+    means = (err[:4].mean(), err[4].mean(), err[5].mean())
+    return tuple(int(np.clip(round(float(m) / codec.GUIDANCE_UNIT), -128, 127)) for m in means)
+
+
+def _cell_sd(y: np.ndarray) -> np.ndarray:
+    """Standard deviation of each 8x8 luma cell (edge cells padded by replication)."""
+    h, w = y.shape
+    a = np.pad(y.astype(np.float64), ((0, -h % 8), (0, -w % 8)), mode="edge")
+    cells = a.reshape(a.shape[0] // 8, 8, a.shape[1] // 8, 8)
+    return cells.std((1, 3))
