@@ -402,7 +402,7 @@ def enhance(
                     f"pre filters changed the size to {stream.width}x{stream.height}: side info made for "
                     f"{info.width}x{info.height} will not apply"
                 )
-            ctx = Context(stream=stream, qp=profile.qp, options=dict(chain.options))
+            ctx = Context(stream=stream, options=dict(chain.options))  # the base's QP is unknown here
             header = output_header(reader.header, procs, profile.bit_depth)
             provenance = header.extension("GENPOST_POSTPROCESSORS")
             frames = restore_frames(reader, procs, index, ctx, report, max_errors, profile.bit_depth, progress,

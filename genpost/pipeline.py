@@ -487,7 +487,7 @@ def enhance(
         copy = codec == "copy"
         report = EnhanceReport(str(output), 0, names, {p.name: PluginStats() for p in chain})
         report.warnings = warnings
-        ctx = Context(stream=info, qp=settings.qp, options=dict(options or {}))
+        ctx = Context(stream=info, options=dict(options or {}))  # qp: the base's is unknown here (not the re-encode's)
         restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error)
         if resume and not copy:
             from . import resume as resuming

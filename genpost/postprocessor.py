@@ -25,7 +25,7 @@ class Context:
     """Per-job facts a plugin may use; the same object is passed to ``analyze`` and ``restore``."""
 
     stream: StreamInfo
-    qp: int | None = None
+    qp: int | None = None  # the base's QP where known (encode, eval); None at the decoder: carry it if needed
     options: dict[str, str] = field(default_factory=dict)
     seed: int = 0
     # encoder side: the payload in force from an earlier frame (return it again to extend its record

@@ -166,3 +166,27 @@ def test_failed_job_leaves_no_partial_output(tmp_path):
     with pytest.raises(media.MediaError):
         pipeline.enhance(garbage, out, media.EncoderSettings(codec="ffv1"))
     assert list(tmp_path.iterdir()) == [garbage]
+
+
+def test_restore_is_not_told_the_re_encode_qp_as_the_base_qp(wiener_mkv, tmp_path):
+    """At the decoder the base's QP is unknown: ctx.qp is None, not the QP of enhance's own encoder."""
+    from genpost import PostProcessor, hookimpl
+    from genpost.plugins import in_process_plugin
+
+    seen = []
+
+    class QpProbe(PostProcessor):
+        name, version, api_version = "qp-probe", "1", 1
+
+        def restore(self, decoded, payload, ctx):
+            seen.append(ctx.qp)
+            return decoded
+
+    class Registers:
+        @hookimpl
+        def register_postprocessors(self, register):
+            register(QpProbe)
+
+    with in_process_plugin("qp-probe", Registers()):
+        pipeline.enhance(wiener_mkv, tmp_path / "o.mkv", media.EncoderSettings(qp=22, preset="ultrafast"), ["qp-probe"])
+    assert seen and set(seen) == {None}
