@@ -1,0 +1,229 @@
+"""The first-party syntax-diffusion plugin (plugins/syntax-diffusion): contract kits,
+a real clip restored end to end, payload coding, the consistency step, determinism,
+10-bit, the RD choice. CPU only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip(
+    "genpost_syntax_diffusion", reason="pip install -e plugins/syntax-diffusion"
+)
+pytest.importorskip("onnxruntime")
+
+from conftest import base_and_restored_psnr_y, first_frames, plugin_context
+from genpost_syntax_diffusion import codec, engine
+from genpost_syntax_diffusion.postprocessor import SyntaxDiffusion
+
+from genpost import Context, PayloadError, media, pipeline
+from genpost.testing import NetworkContract, PostProcessorContract
+from genpost.training_data import write_y4m
+from genpost.types import Frame, to_bit_depth
+
+CLIP = Path(__file__).parent / "data" / "carphone_176x144_29.97.y4m"
+
+
+class TestSyntaxDiffusionContract(PostProcessorContract):
+    postprocessor = SyntaxDiffusion
+    # at full lambda the 176x144 clip rarely pays a record; a small lambda makes the
+    # kit see payloads
+    options = {"syntax-diffusion.lambda_scale": "0.01"}  # noqa: RUF012 (the kit's own ClassVar)
+
+
+class TestSyntaxDiffusionNetwork(NetworkContract):
+    postprocessor = SyntaxDiffusion
+    option_prefix = "syntax-diffusion"
+
+
+def _sse(source: Frame, out: Frame) -> float:
+    planes = zip(source.planes, out.planes, strict=True)
+    return float(sum(np.sum((a.astype(np.float64) - c) ** 2) for a, c in planes))
+
+
+def _ctx(frame: Frame, qp: int | None = 37, **options) -> Context:
+    return plugin_context("syntax-diffusion", frame, options, qp)
+
+
+@pytest.fixture(scope="module")
+def coded(tmp_path_factory):
+    """carphone, 6 frames, x265 QP 37 ultrafast through genpost.pipeline.encode with
+    syntax-diffusion side info."""
+    tmp = tmp_path_factory.mktemp("sd")
+    src = tmp / "src.y4m"
+    write_y4m(src, [fr.planes for fr in first_frames(6, CLIP)], fps=30)
+    mkv = tmp / "coded.mkv"
+    # a small lambda makes the RD choice send on this tiny clip
+    options = {"syntax-diffusion.lambda_scale": "0.01"}
+    report = pipeline.encode(
+        src,
+        mkv,
+        media.EncoderSettings(qp=37, preset="ultrafast"),
+        ["syntax-diffusion"],
+        options=options,
+    )
+    return src, mkv, report, tmp
+
+
+@pytest.fixture(scope="module")
+def proc():
+    p = SyntaxDiffusion()
+    p.setup("cpu")
+    return p
+
+
+@pytest.fixture(scope="module")
+def pair(coded):
+    src, mkv, _, _ = coded
+    with media.InputFile(src) as s, media.InputFile(mkv) as b:
+        return next(zip(s.frames(), b.frames(), strict=True))
+
+
+def test_restores_a_real_clip_end_to_end_and_beats_the_base(coded):
+    src, mkv, report, tmp = coded
+    assert report.frames == 6 and report.records["syntax-diffusion/1"] >= 1
+    out = tmp / "restored.y4m"
+    rep = pipeline.enhance(
+        mkv, out, media.EncoderSettings(codec="y4m"), ["syntax-diffusion"]
+    )
+    assert rep.per_plugin["syntax-diffusion"].fallbacks == 0
+    base, restored, frames = base_and_restored_psnr_y(src, mkv, out)
+    assert frames == 6
+    assert restored > base + 0.01, (base, restored)
+
+
+def test_payload_round_trips():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        qp = int(rng.integers(64))
+        n = codec.K if rng.integers(2) else 0
+        values = tuple(int(v) for v in rng.integers(-codec.ZMAX, codec.ZMAX + 1, n))
+        strengths = tuple(int(g) for g in rng.integers(0, codec.FULL + 1, 3))
+        payload = codec.encode(qp, values, strengths)
+        assert codec.decode(payload) == (qp, values, strengths)
+    assert codec.encode(30, ()) == bytes([1, 30, 0, 8, 0x88])
+    zeros = (0,) * codec.K  # se(0) is a single 1 bit
+    assert codec.encode(30, zeros, (4, 2, 0)) == bytes([1, 30, 16, 4, 0x20, 0xFF, 0xFF])
+    with pytest.raises(ValueError):
+        codec.encode(30, (16,) + (0,) * 15)
+    with pytest.raises(ValueError):
+        codec.encode(30, (), (8, 9, 8))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"\x01", bytes([1, 32, 0, 8]), bytes([2, 32, 0, 8, 0x88]),
+     bytes([1, 64, 0, 8, 0x88]), bytes([1, 32, 0, 9, 0x88]), bytes([1, 32, 0, 8, 0x98]),
+     bytes([1, 32, 0, 8, 0x8F]), bytes([1, 32, 0, 8, 0x88, 0]),
+     bytes([1, 32, 5, 8, 0x88, 0xFF]), bytes([1, 32, 16, 8, 0x88, 0xFF]),
+     bytes([1, 32, 16, 8, 0x88, 0xFF, 0xFF, 0x00]),
+     bytes([1, 32, 16, 8, 0x88, 0xFF, 0xFE, 0x81]),
+     bytes([1, 32, 16, 8, 0x88, 0, 0, 0, 0]),
+     bytes([1, 32, 16, 8, 0x88]) + bytes([0x02]) * 20],
+)  # fmt: skip
+def test_bad_payloads_raise_payload_error(payload, proc):
+    with pytest.raises(PayloadError):
+        codec.decode(payload)
+    frame = first_frames(1, CLIP)[0]
+    with pytest.raises(PayloadError):
+        proc.restore(frame, payload, _ctx(frame))
+
+
+def test_consistency_step_keeps_the_decoded_low_pass(proc, pair):
+    _, decoded = pair
+    out = proc.restore(decoded, None, _ctx(decoded))
+    free = proc.restore(decoded, None, _ctx(decoded, consistency=0))
+    assert not np.array_equal(out.y, free.y)
+    for base, restored, unconstrained, period in zip(
+        decoded.planes, out.planes, free.planes, (32, 16, 16), strict=True
+    ):
+        lp_base, lp_out = engine.lowpass(base, period), engine.lowpass(restored, period)
+        # exact before rounding to integer samples; rounding leaves a small residue
+        assert np.abs(lp_out - lp_base).max() < 0.35
+        assert np.abs(lp_out - lp_base).mean() < 0.05
+        assert (
+            np.abs(lp_out - lp_base).mean()
+            < np.abs(engine.lowpass(unconstrained, period) - lp_base).mean()
+        )
+    x = np.random.default_rng(0).random((40, 56))
+    d = np.random.default_rng(1).random((40, 56))
+    assert np.allclose(
+        engine.lowpass(engine.consistent(x, d, 16), 16),
+        engine.lowpass(d, 16),
+        atol=1e-10,
+    )
+
+
+def test_strengths_blend_each_plane_towards_the_base(proc, pair):
+    _, decoded = pair
+    off = proc.restore(decoded, codec.encode(37, (), (0, 0, 0)), _ctx(decoded))
+    mixed = proc.restore(decoded, codec.encode(37, (), (4, 0, 8)), _ctx(decoded))
+    full = proc.restore(decoded, codec.encode(37, (), (8, 8, 8)), _ctx(decoded))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(off.planes, decoded.planes, strict=True)
+    )
+    mid = (decoded.y.astype(np.float64) + full.y) / 2
+    assert np.abs(mixed.y - mid).max() <= 1.0 and not np.array_equal(mixed.y, full.y)
+    assert np.array_equal(mixed.u, decoded.u) and np.array_equal(mixed.v, full.v)
+
+
+def test_default_mode_and_syntax_vector_both_restore(proc, pair):
+    source, decoded = pair
+    z = proc.syntax(source, decoded, 37, _ctx(decoded))
+    assert len(z) == codec.K and all(-codec.ZMAX <= v <= codec.ZMAX for v in z)
+    guided = proc.restore(decoded, codec.encode(37, z), _ctx(decoded))
+    # documented default: zero vector, QP 32
+    default = proc.restore(decoded, None, _ctx(decoded, qp=None))
+    base = _sse(source, decoded)
+    assert _sse(source, default) < base and _sse(source, guided) < base
+
+
+def test_deterministic_and_analyze_agrees_with_restore(pair):
+    source, decoded = pair
+    runs = []
+    for _ in range(2):
+        p = SyntaxDiffusion()
+        p.setup("cpu")
+        ctx = _ctx(decoded, lambda_scale=0.01)
+        payload = p.analyze(source, decoded, ctx)
+        out = p.restore(
+            decoded, payload or None, Context(stream=ctx.stream, options=ctx.options)
+        )
+        runs.append((payload, *(a.tobytes() for a in out.planes)))
+    assert runs[0] == runs[1] and runs[0][0]
+
+
+def test_rd_choice_never_loses_to_sending_nothing(proc, pair):
+    source, decoded = pair
+    ctx = _ctx(decoded, record_frames=1)
+    ctx.record_overhead_bits = 8 * 63
+    payload = proc.analyze(source, decoded, ctx)
+    decoder = Context(stream=ctx.stream, options=ctx.options)  # a decoder: QP unknown
+    nothing = _sse(source, proc.restore(decoded, None, decoder))
+    chosen = _sse(source, proc.restore(decoded, payload or None, decoder))
+    bits = ctx.record_overhead_bits + 8 * len(payload) if payload else 0
+    assert chosen + ctx.lagrangian * bits <= nothing
+    # extending the run in force is free: it wins ties
+    ctx.previous_payload = codec.encode(37, (), (6, 8, 8))
+    again = proc.analyze(source, decoded, ctx)
+    assert again in (ctx.previous_payload, payload, b"")
+
+
+def test_ten_bit_frames_restore_at_their_depth(proc):
+    frame8 = first_frames(1, CLIP)[0]
+    frame = to_bit_depth(frame8, 10)
+    payload = codec.encode(37, tuple(range(-8, 8)))
+    out = proc.restore(frame, payload, _ctx(frame))
+    assert out.y.dtype == np.uint16 and out.bit_depth == 10 and int(out.y.max()) <= 1023
+    out8 = proc.restore(frame8, payload, _ctx(frame8))
+    assert np.abs(out.y.astype(np.int32) / 4 - out8.y).mean() < 0.5
+
+
+def test_bad_options_are_clear_errors(proc):
+    frame = first_frames(1, CLIP)[0]
+    with pytest.raises(ValueError, match="steps must be an integer in"):
+        proc.restore(frame, None, _ctx(frame, steps=5))
+    with pytest.raises(ValueError, match="consistency must be"):
+        proc.restore(frame, None, _ctx(frame, consistency=2))
