@@ -94,3 +94,16 @@ def base_and_restored_psnr_y(source, coded, restored) -> tuple[float, float, int
         trio = list(zip(s.frames(), b.frames(), r.frames()))
     base = float(np.mean([psnr(a.y, c.y, 255) for a, c, _ in trio]))
     return base, float(np.mean([psnr(a.y, c.y, 255) for a, _, c in trio])), len(trio)
+
+
+def encode_first_frames(folder: Path, plugin: str, frames: int, options: dict | None = None):
+    """The first ``frames`` carphone frames as a y4m source and its x265 (QP 37, ultrafast) encode by
+    ``genpost encode --plugin PLUGIN``: (source, coded, report, folder)."""
+    from genpost import media, pipeline
+    from genpost.training_data import write_y4m
+
+    src = folder / "src.y4m"
+    write_y4m(src, [fr.planes for fr in first_frames(frames)], fps=30)
+    coded = folder / "coded.mkv"
+    settings = media.EncoderSettings(qp=37, preset="ultrafast")
+    return src, coded, pipeline.encode(src, coded, settings, [plugin], options=options), folder

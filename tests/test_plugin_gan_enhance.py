@@ -11,13 +11,17 @@ import pytest
 pytest.importorskip("genpost_gan_enhance", reason="pip install -e plugins/gan-enhance")
 pytest.importorskip("onnxruntime")
 
-from conftest import base_and_restored_psnr_y, first_frames, plugin_context
+from conftest import (
+    base_and_restored_psnr_y,
+    encode_first_frames,
+    first_frames,
+    plugin_context,
+)
 from genpost_gan_enhance import codec
 from genpost_gan_enhance.postprocessor import GanEnhance
 
 from genpost import Context, PayloadError, media, pipeline
 from genpost.testing import NetworkContract, PostProcessorContract
-from genpost.training_data import write_y4m
 from genpost.types import Frame, to_bit_depth
 
 CLIP = Path(__file__).parent / "data" / "carphone_176x144_29.97.y4m"
@@ -45,12 +49,7 @@ def _ctx(frame: Frame, **options) -> Context:
 @pytest.fixture(scope="module")
 def coded(tmp_path_factory):
     """carphone, 8 frames, x265 QP 37 through genpost.pipeline.encode with gan-enhance side info."""
-    tmp = tmp_path_factory.mktemp("gan")
-    src = tmp / "src.y4m"
-    write_y4m(src, [fr.planes for fr in _frames(8)], fps=30)
-    mkv = tmp / "coded.mkv"
-    report = pipeline.encode(src, mkv, media.EncoderSettings(qp=37, preset="ultrafast"), ["gan-enhance"])
-    return src, mkv, report, tmp
+    return encode_first_frames(tmp_path_factory.mktemp("gan"), "gan-enhance", 8)
 
 
 def test_restores_a_real_clip_end_to_end_and_beats_the_base(coded):

@@ -11,14 +11,19 @@ import pytest
 pytest.importorskip("genpost_rectified_flow", reason="pip install -e plugins/rectified-flow")
 pytest.importorskip("onnxruntime")
 
-from conftest import base_and_restored_psnr_y, first_frames, plugin_context, psnr
+from conftest import (
+    base_and_restored_psnr_y,
+    encode_first_frames,
+    first_frames,
+    plugin_context,
+    psnr,
+)
 from genpost_rectified_flow import codec
 from genpost_rectified_flow.codec import Settings
 from genpost_rectified_flow.postprocessor import RectifiedFlow
 
 from genpost import Context, PayloadError, media, pipeline
 from genpost.testing import NetworkContract, PostProcessorContract
-from genpost.training_data import write_y4m
 from genpost.types import Frame, to_bit_depth
 
 CLIP = Path(__file__).parent / "data" / "carphone_176x144_29.97.y4m"
@@ -48,15 +53,10 @@ def _ctx(frame: Frame, qp: int | None = 37, **options) -> Context:
 @pytest.fixture(scope="module")
 def coded(tmp_path_factory):
     """carphone, 6 frames, x265 QP 37 ultrafast through genpost.pipeline.encode with rectified-flow side info."""
-    tmp = tmp_path_factory.mktemp("rf")
-    src = tmp / "src.y4m"
-    write_y4m(src, [fr.planes for fr in _frames(6)], fps=30)
-    mkv = tmp / "coded.mkv"
     # at full lambda a 176x144 frame rarely pays for a record (the default mode runs instead); a smaller
     # lambda makes the encoder send its RD-chosen settings and maps, so the test covers the side-info path
     options = {**FAST, "rectified-flow.lambda_scale": "0.05"}
-    report = pipeline.encode(src, mkv, media.EncoderSettings(qp=37, preset="ultrafast"), ["rectified-flow"], options=options)
-    return src, mkv, report, tmp
+    return encode_first_frames(tmp_path_factory.mktemp("rf"), "rectified-flow", 6, options)
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,17 @@ pytest.importorskip(
 )
 pytest.importorskip("onnxruntime")
 
-from conftest import base_and_restored_psnr_y, first_frames, plugin_context
+from conftest import (
+    base_and_restored_psnr_y,
+    encode_first_frames,
+    first_frames,
+    plugin_context,
+)
 from genpost_syntax_diffusion import codec, engine
 from genpost_syntax_diffusion.postprocessor import SyntaxDiffusion
 
 from genpost import Context, PayloadError, media, pipeline
 from genpost.testing import NetworkContract, PostProcessorContract
-from genpost.training_data import write_y4m
 from genpost.types import Frame, to_bit_depth
 
 CLIP = Path(__file__).parent / "data" / "carphone_176x144_29.97.y4m"
@@ -51,20 +55,9 @@ def _ctx(frame: Frame, qp: int | None = 37, **options) -> Context:
 def coded(tmp_path_factory):
     """carphone, 6 frames, x265 QP 37 ultrafast through genpost.pipeline.encode with
     syntax-diffusion side info."""
-    tmp = tmp_path_factory.mktemp("sd")
-    src = tmp / "src.y4m"
-    write_y4m(src, [fr.planes for fr in first_frames(6, CLIP)], fps=30)
-    mkv = tmp / "coded.mkv"
     # a small lambda makes the RD choice send on this tiny clip
     options = {"syntax-diffusion.lambda_scale": "0.01"}
-    report = pipeline.encode(
-        src,
-        mkv,
-        media.EncoderSettings(qp=37, preset="ultrafast"),
-        ["syntax-diffusion"],
-        options=options,
-    )
-    return src, mkv, report, tmp
+    return encode_first_frames(tmp_path_factory.mktemp("sd"), "syntax-diffusion", 6, options)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,240 @@
+"""The first-party residual-diffusion plugin (plugins/residual-diffusion).
+
+Contract kits, a real clip restored end to end, the ANS-coded latent payload (exact
+round trips, bad payloads), the RD choice, determinism under a seed, 10-bit,
+latent-aligned tiling, backends and no torch at import. CPU only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip(
+    "genpost_residual_diffusion", reason="pip install -e plugins/residual-diffusion"
+)
+pytest.importorskip("onnxruntime")
+pytest.importorskip("constriction")
+
+from conftest import (
+    base_and_restored_psnr_y,
+    decode_all,
+    encode_first_frames,
+    first_frames,
+    plugin_context,
+    psnr,
+)
+from genpost_residual_diffusion import codec, engine
+from genpost_residual_diffusion.layout import CELL, LATENT, grid
+from genpost_residual_diffusion.postprocessor import ResidualDiffusion, sse
+
+from genpost import Context, PayloadError, media, pipeline
+from genpost.testing import NetworkContract, PostProcessorContract
+from genpost.types import Frame, to_bit_depth
+
+CLIP = Path(__file__).parent / "data" / "carphone_176x144_29.97.y4m"
+SEND = {
+    "residual-diffusion.lambda_scale": "0.05"
+}  # a 176x144 frame rarely pays a record at full lambda
+
+
+class TestResidualDiffusionContract(PostProcessorContract):
+    postprocessor = ResidualDiffusion
+    options = SEND  # noqa: RUF012 (the kit's own ClassVar)
+
+
+class TestResidualDiffusionNetwork(NetworkContract):
+    postprocessor = ResidualDiffusion
+    option_prefix = "residual-diffusion"
+
+
+def _frames(n: int) -> list[Frame]:
+    return first_frames(n, CLIP)
+
+
+def _ctx(frame: Frame, qp: int | None = 37, **options) -> Context:
+    return plugin_context("residual-diffusion", frame, options, qp)
+
+
+@pytest.fixture(scope="module")
+def coded(tmp_path_factory):
+    """carphone, 6 frames, x265 QP 37 ultrafast, residual-diffusion side info."""
+    return encode_first_frames(tmp_path_factory.mktemp("rd"), "residual-diffusion", 6, SEND)
+
+
+@pytest.fixture(scope="module")
+def proc():
+    p = ResidualDiffusion()
+    p.setup("cpu")
+    return p
+
+
+@pytest.fixture(scope="module")
+def pair(coded):
+    """(source, x265 decode) of the clip's first frame."""
+    return decode_all(coded[0])[0], decode_all(coded[1])[0]
+
+
+def test_restores_a_real_clip_end_to_end_and_beats_the_base(coded):
+    src, mkv, report, tmp = coded
+    assert (
+        report.frames == 6 and report.records["residual-diffusion/1"] >= 1
+    )  # the RD choice sent latents
+    out = tmp / "restored.y4m"
+    rep = pipeline.enhance(
+        mkv, out, media.EncoderSettings(codec="y4m"), ["residual-diffusion"]
+    )
+    assert rep.per_plugin["residual-diffusion"].fallbacks == 0
+    base, restored, frames = base_and_restored_psnr_y(src, mkv, out)
+    assert frames == 6
+    assert restored > base + 0.05, (base, restored)
+
+
+@pytest.mark.parametrize("rows,cols", [(1, 1), (3, 5), (18, 22)])
+def test_payload_round_trips_exactly(rows, cols):
+    rng = np.random.default_rng(rows * 100 + cols)
+    for _ in range(30):
+        spread = float(rng.choice([0.1, 1.0, 4.0, 40.0]))
+        q = np.clip(
+            np.rint(rng.laplace(0, spread, (LATENT, rows, cols))),
+            -codec.MAX_SYMBOL,
+            codec.MAX_SYMBOL,
+        ).astype(np.int32)
+        q[rng.random(LATENT) < 0.3] = 0  # some channels all zero: not coded
+        qp, step = int(rng.integers(64)), int(rng.integers(len(codec.STEPS)))
+        payload = codec.encode(qp, step, q)
+        assert (len(payload) - codec.HEADER) % 4 == 0 and (
+            len(payload) > codec.HEADER
+        ) == bool(q.any())
+        back = codec.decode(payload, rows, cols)
+        assert back[:2] == (qp, step) and np.array_equal(back[2], q)
+
+
+def test_entropy_coding_is_compact():
+    rng = np.random.default_rng(0)
+    q = np.clip(np.rint(rng.laplace(0, 0.5, (LATENT, 90, 160))), -31, 31).astype(
+        np.int32
+    )  # a 720p latent
+    bits = 8 * (len(codec.encode(37, 3, q)) - codec.HEADER)
+    p0 = np.mean(q == 0)
+    assert bits < 1.1 * q.size * (
+        -p0 * np.log2(p0) - (1 - p0) * np.log2((1 - p0) / 2) + 1.2 * (1 - p0)
+    )
+
+
+def _valid() -> bytes:
+    q = np.zeros((LATENT, 3, 3), np.int32)
+    q[0, 1, 1], q[2, 0, 2] = 3, -1
+    return codec.encode(37, 2, q)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda p: b"",
+        lambda p: p[:3],
+        lambda p: bytes([2]) + p[1:],
+        lambda p: p[:1] + bytes([64]) + p[2:],
+        lambda p: p[:2] + bytes([len(codec.STEPS)]) + p[3:],
+        lambda p: p[:3] + bytes([70]) + p[4:],
+        lambda p: p[:-1],
+        lambda p: p[:-4],
+        lambda p: p + bytes(4),
+        lambda p: p[: codec.HEADER],
+        lambda p: bytes([1, 37, 0, 0, 0, 0, 0]) + bytes([1, 0, 0, 0]),
+        lambda p: p[:3] + bytes([4]) + p[4:],
+        lambda p: p[:5] + bytes([70]) + p[6:],
+    ],
+)  # fmt: skip
+def test_bad_payloads_raise_payload_error(mutate, proc):
+    payload = mutate(_valid())
+    with pytest.raises(PayloadError):
+        codec.decode(payload, 3, 3)
+    frame = _frames(1)[0]
+    with pytest.raises(
+        PayloadError
+    ):  # and through restore, on a frame of another latent grid
+        proc.restore(frame, payload, _ctx(frame))
+
+
+def test_a_latent_for_another_frame_size_is_refused(proc):
+    frame = _frames(1)[0]
+    with pytest.raises(PayloadError):
+        proc.restore(
+            frame, _valid(), _ctx(frame)
+        )  # coded for 3 x 3 cells; carphone has 18 x 22
+
+
+def test_rd_choice_never_loses_to_sending_nothing(pair, proc):
+    source, decoded = pair
+    ctx = _ctx(decoded)
+    ctx.record_overhead_bits = 8 * 66
+    payload = proc.analyze(source, decoded, ctx)
+    nothing = sse(source, proc.restore(decoded, None, _ctx(decoded)))
+    chosen = sse(source, proc.restore(decoded, payload or None, _ctx(decoded)))
+    bits = ctx.record_overhead_bits + 8 * len(payload) if payload else 0
+    assert chosen + ctx.lagrangian * bits <= nothing
+    small = _ctx(decoded, lambda_scale=0.05)
+    assert proc.analyze(source, decoded, small), (
+        "a cheap lambda must make the latent pay"
+    )
+
+
+def test_default_mode_without_side_info_improves_luma(pair, proc):
+    source, base = pair
+    out = proc.restore(
+        base, None, _ctx(base, qp=None)
+    )  # documented defaults: latent absent, QP 32, one step
+    assert out.y.dtype == np.uint8 and out.y.shape == base.y.shape
+    assert psnr(source.y, out.y, 255) > psnr(source.y, base.y, 255)
+
+
+def test_deterministic_under_a_seed_and_the_seed_matters_only_for_ddim(pair, proc):
+    source, decoded = pair
+    payload = proc.analyze(source, decoded, _ctx(decoded, lambda_scale=0.05))
+    fresh = ResidualDiffusion()
+    fresh.setup("cpu")
+    assert fresh.analyze(source, decoded, _ctx(decoded, lambda_scale=0.05)) == payload
+    a = proc.restore(decoded, payload, _ctx(decoded, steps=4, seed=5))
+    b = fresh.restore(decoded, payload, _ctx(decoded, steps=4, seed=5))
+    c = fresh.restore(decoded, payload, _ctx(decoded, steps=4, seed=6))
+    assert all(
+        np.array_equal(x, y) for x, y in zip(a.planes, b.planes, strict=True)
+    )  # bit-exact on repeat
+    assert not np.array_equal(a.y, c.y)
+    m1, m2 = (
+        proc.restore(decoded, payload, _ctx(decoded, seed=1)),
+        fresh.restore(decoded, payload, _ctx(decoded, seed=2)),
+    )
+    assert all(
+        np.array_equal(x, y) for x, y in zip(m1.planes, m2.planes, strict=True)
+    )  # one-step mean: no noise
+
+
+def test_ten_bit_frames_restore_at_their_depth(pair, proc):
+    source8, frame8 = pair
+    payload = proc.analyze(source8, frame8, _ctx(frame8, lambda_scale=0.05))
+    frame = to_bit_depth(frame8, 10)
+    out = proc.restore(frame, payload, _ctx(frame))
+    assert out.y.dtype == np.uint16 and out.bit_depth == 10 and int(out.y.max()) <= 1023
+    out8 = proc.restore(frame8, payload, _ctx(frame8))
+    assert (
+        np.abs(out.y.astype(np.int32) / 4 - out8.y).mean() < 0.5
+    )  # inputs normalised by depth
+
+
+def test_tiles_sit_on_the_latent_grid():
+    for n in (engine.DENOISER_TILE, engine.DENOISER_HALO):
+        assert (
+            n % CELL == 0
+        )  # chroma samples; a latent cell is CELL chroma = 8 luma samples
+    assert grid(72, 88) == (18, 22) and grid(73, 89) == (19, 23)
+
+
+def test_bad_options_are_clear_errors(proc):
+    frame = _frames(1)[0]
+    with pytest.raises(ValueError, match="backend must be one of"):
+        ResidualDiffusion().restore(frame, None, _ctx(frame, backend="tpu"))
+    with pytest.raises(ValueError, match="steps must be an integer in"):
+        proc.restore(frame, None, _ctx(frame, steps=9))
