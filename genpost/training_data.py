@@ -156,6 +156,16 @@ def random_patch(pairs: list[dict], rng: np.random.Generator, patch: int) -> tup
     return pack(*src, top), pack(*dec, top, int(p["qp"]))
 
 
+def start(seed: int, threads: int, pairs_folder: Path) -> tuple[np.random.Generator, list[dict]]:
+    """What every training script does first, in this order so a seed reproduces its weights: seed torch,
+    fix its thread count (results depend on it), make the patch RNG, load the pairs."""
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    return np.random.default_rng(seed), load_pairs(pairs_folder)
+
+
 if __name__ == "__main__":
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "genpost-data")
     raw = fetch(root)

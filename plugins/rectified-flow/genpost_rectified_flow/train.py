@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genpost import modeling
-from genpost.training_data import load_pairs, random_patch
+from genpost import modeling, training_data
+from genpost.training_data import random_patch
 
 PATCH = 128  # luma patch side (64 at chroma resolution)
 SIGMA_MAX = 0.04  # largest start noise, in units of the full sample range (about 10 codes at 8 bits)
@@ -70,10 +70,7 @@ def main(argv=None) -> None:
 
     from .model import VelocityNet, macs_per_pixel
 
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(args.seed)
-    pairs = load_pairs(args.pairs)
+    rng, pairs = training_data.start(args.seed, args.threads, args.pairs)
     net = VelocityNet().to(memory_format=torch.channels_last)
     log = {"pairs": len(pairs), "params": sum(p.numel() for p in net.parameters()), "kmac_per_px_per_step": macs_per_pixel(net) / 1e3}
     print(json.dumps(log), flush=True)

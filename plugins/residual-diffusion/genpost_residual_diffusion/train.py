@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from genpost import modeling
-from genpost.training_data import load_pairs, random_patch
+from genpost import modeling, training_data
+from genpost.training_data import random_patch
 
 from .layout import CELL, RS, encoder_input, lagrangian8
 
@@ -105,10 +105,7 @@ def main(argv=None) -> None:
 
     from .model import LatentEncoder, ResidualDenoiser, macs_per_pixel
 
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(args.seed)
-    pairs = load_pairs(args.pairs)
+    rng, pairs = training_data.start(args.seed, args.threads, args.pairs)
     enc, den = LatentEncoder(), ResidualDenoiser()
     log_b = torch.nn.Parameter(torch.zeros(4))
     params = [*enc.parameters(), *den.parameters(), log_b]

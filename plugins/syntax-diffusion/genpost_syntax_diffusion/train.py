@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from genpost import modeling
-from genpost.training_data import load_pairs, random_patch
+from genpost import modeling, training_data
+from genpost.training_data import random_patch
 
 PATCH = 128
 DROP = 0.3  # probability of training the default mode (zero vector, flag off)
@@ -85,10 +85,7 @@ def main(argv=None) -> None:
 
     from .model import GAIN, Denoiser, SyntaxExtractor, macs_per_pixel
 
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(args.seed)
-    pairs = load_pairs(args.pairs)
+    rng, pairs = training_data.start(args.seed, args.threads, args.pairs)
     ext, den = SyntaxExtractor(gain=GAIN if args.init is not None else 1.0), Denoiser()
     global STRAIGHT_THROUGH
     STRAIGHT_THROUGH = args.init is not None
