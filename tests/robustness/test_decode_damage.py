@@ -58,36 +58,32 @@ def test_bit_flips_in_pictures_lose_no_frame(streams, tmp_path, container):
     assert detected > 0  # the sweep did hit pictures the decoder could not decode
 
 
-def test_a_concealed_frame_repeats_the_previous_picture(streams, tmp_path):
-    clean = streams["x265.mkv"]
+def _damaged(clean, folder, kind: str):
+    """Bit-flip copies of ``clean`` (seeds 1..49) until decoding one shows ``kind`` damage (a
+    ``damage`` field such as "concealed" or "frames"): (the copy, its frames, its damage)."""
+    bad = folder / "bad.mkv"
     for seed in range(1, 50):
-        bad = tmp_path / "bad.mkv"
         corrupt.flip_in_packets(clean, bad, flips=4, seed=seed)
         with media.InputFile(bad) as inp:
             inp.max_errors = None
             frames = list(inp.frames())
-            if inp.damage.concealed:
-                break
-    else:
-        pytest.fail("no seed produced a concealed frame")
-    first = inp.damage.first
+        if getattr(inp.damage, kind):
+            return bad, frames, inp.damage
+    pytest.fail(f"no seed produced {kind} damage")
+
+
+def test_a_concealed_frame_repeats_the_previous_picture(streams, tmp_path):
+    bad, frames, damage = _damaged(streams["x265.mkv"], tmp_path, "concealed")
+    first = damage.first
     assert "could not be decoded" in first or "rejected" in first
     repeats = [i for i in range(1, len(frames)) if all(np.array_equal(a, b) for a, b in zip(frames[i].planes, frames[i - 1].planes))]
-    assert len(repeats) >= inp.damage.concealed
+    assert len(repeats) >= damage.concealed
     assert [f.index for f in frames] == list(range(len(frames)))
 
 
 def test_encode_is_strict_unless_told(streams, tmp_path):
-    clean = streams["x265.mkv"]
-    for seed in range(1, 50):
-        bad = tmp_path / "bad.mkv"
-        corrupt.flip_in_packets(clean, bad, flips=4, seed=seed)
-        with media.InputFile(bad) as inp:
-            inp.max_errors = None
-            sum(1 for _ in inp.frames())
-            if inp.damage.frames:
-                n = inp.damage.frames
-                break
+    bad, _, damage = _damaged(streams["x265.mkv"], tmp_path, "frames")
+    n = damage.frames
     settings = media.EncoderSettings(qp=37, preset="ultrafast")
     with pytest.raises(media.MediaError, match="damaged frames"):
         pipeline.encode(bad, tmp_path / "strict.mkv", settings)
