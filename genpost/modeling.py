@@ -53,12 +53,21 @@ def to_samples(plane: np.ndarray, max_value: int, dtype) -> np.ndarray:
 
 
 def run_tiled(
-    run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, out_channels: int, tile: int, halo: int
+    run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, out_channels: int, tile: int, halo: int,
+    multiple: int = 1,
 ) -> np.ndarray:
     """``run`` on (C, h, w) in ``tile``-sized pieces, each with ``halo`` samples of context on every side
     (clipped at the frame edge), keeping only each piece's centre. With ``halo`` at least the network's
-    receptive radius the result equals running on the whole frame, while memory stays bounded."""
+    receptive radius the result equals running on the whole frame, while memory stays bounded.
+
+    A network with strided layers needs sizes that are a ``multiple`` of its stride: the frame is
+    edge-padded to one and the result cropped back; ``tile`` and ``halo`` are multiples too, so every
+    piece starts on the stride grid and joins exactly."""
     _, h, w = x.shape
+    ph, pw = -h % multiple, -w % multiple
+    if ph or pw:
+        padded = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="edge")
+        return run_tiled(run, padded, out_channels, tile, halo, multiple)[:, :h, :w]
     if h <= tile + 2 * halo and w <= tile + 2 * halo:
         return run(np.ascontiguousarray(x))
     out = np.empty((out_channels, h, w), np.float32)
@@ -101,13 +110,17 @@ class Network:
     def __init__(
         self, owner, who: str, onnx_file: str, safetensors_file: str, make_module, out_channels: int,
         halo: int, tile: int = 256, backend: str = "onnx", device: str = "cpu", precision: str = "fp32",
+        multiple: int = 1,
     ):  # fmt: skip
         from . import weights
 
         if precision not in PRECISIONS:
             raise ValueError(f"{who}.precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self.backend = pick_backend(backend, who)
+        if tile % multiple or halo % multiple:
+            raise ValueError(f"{who}: tile and halo must be multiples of {multiple}")
         self.device, self.out_channels, self.halo, self.tile = device, out_channels, halo, tile
+        self.multiple = multiple
         self.precision = precision if self.backend == "torch" else "fp32"  # bf16 is a torch-path option
         if self.backend == "onnx":
             import onnxruntime
@@ -136,7 +149,7 @@ class Network:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """The network on one (C, h, w) float32 array, tiled."""
-        return run_tiled(self._run_tile, x, self.out_channels, self.tile, self.halo)
+        return run_tiled(self._run_tile, x, self.out_channels, self.tile, self.halo, self.multiple)
 
 
 def export(net, out_dir, stem: str, in_channels: int, log: dict) -> dict:

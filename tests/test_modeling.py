@@ -37,3 +37,18 @@ def test_run_tiled_equals_one_pass_when_the_halo_covers_the_receptive_field():
     whole = box3(x)
     assert np.allclose(run_tiled(box3, x, 2, tile=16, halo=1), whole, atol=1e-6)
     assert not np.allclose(run_tiled(box3, x, 2, tile=16, halo=0), whole, atol=1e-6)  # the halo matters
+
+
+def test_run_tiled_pads_to_the_stride_of_a_strided_network_and_crops_back():
+    x = np.random.default_rng(1).random((1, 37, 51), dtype=np.float32)
+
+    def pool_up(t):  # stride 2: only defined on even sizes, receptive radius 2 on the 2x2 grid
+        assert t.shape[1] % 2 == 0 and t.shape[2] % 2 == 0, t.shape
+        p = t.reshape(1, t.shape[1] // 2, 2, t.shape[2] // 2, 2).mean((2, 4))
+        return np.repeat(np.repeat(p, 2, 1), 2, 2)
+
+    whole = run_tiled(pool_up, x, 1, tile=64, halo=0, multiple=2)
+    assert whole.shape == x.shape
+    padded = np.pad(x, ((0, 0), (0, 1), (0, 1)), mode="edge")
+    assert np.allclose(whole, pool_up(padded)[:, :37, :51])
+    assert np.allclose(run_tiled(pool_up, x, 1, tile=8, halo=2, multiple=2), whole)
