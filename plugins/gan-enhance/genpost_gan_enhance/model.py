@@ -35,71 +35,6 @@ class Generator(nn.Module):
         return self.tail(h)
 
 
-class Generator2(nn.Module):
-    """Two scales: a thin path at chroma resolution keeps detail, a wider one at half of it (stride-2 conv
-    down, 1x1 conv + pixel shuffle up) sees 4x the area per MAC, which deblocking of large transform
-    blocks needs. Inputs must have even height and width (``genpost.modeling.Network(multiple=2)``)."""
-
-    def __init__(self, fine: int = 24, coarse: int = 64, blocks: int = 4):
-        super().__init__()
-        self.head = nn.Conv2d(IN_CHANNELS, fine, 3, padding=1)
-        self.pre = nn.Conv2d(fine, fine, 3, padding=1)
-        self.down = nn.Conv2d(fine, coarse, 3, stride=2, padding=1)
-        self.body = nn.ModuleList(nn.Conv2d(coarse, coarse, 3, padding=1) for _ in range(blocks))
-        self.up = nn.Conv2d(coarse, 4 * fine, 1)
-        self.post = nn.Conv2d(fine, fine, 3, padding=1)
-        self.tail = nn.Conv2d(fine, OUT_CHANNELS, 3, padding=1)
-        self.act = nn.LeakyReLU(0.1)
-        nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.act(self.head(x - 0.5))
-        h = h + self.act(self.pre(h))
-        c = self.act(self.down(h))
-        for conv in self.body:
-            c = c + self.act(conv(c))
-        h = h + nn.functional.pixel_shuffle(self.up(c), 2)
-        h = h + self.act(self.post(h))
-        return self.tail(h)
-
-
-class Generator3(nn.Module):
-    """Three scales (chroma resolution, 1/2, 1/4)."""
-
-    def __init__(self, fine: int = 24, mid: int = 48, coarse: int = 96, blocks: int = 3):
-        super().__init__()
-        self.head = nn.Conv2d(IN_CHANNELS, fine, 3, padding=1)
-        self.pre = nn.Conv2d(fine, fine, 3, padding=1)
-        self.down1 = nn.Conv2d(fine, mid, 3, stride=2, padding=1)
-        self.mid1 = nn.Conv2d(mid, mid, 3, padding=1)
-        self.down2 = nn.Conv2d(mid, coarse, 3, stride=2, padding=1)
-        self.body = nn.ModuleList(nn.Conv2d(coarse, coarse, 3, padding=1) for _ in range(blocks))
-        self.up2 = nn.Conv2d(coarse, 4 * mid, 1)
-        self.mid2 = nn.Conv2d(mid, mid, 3, padding=1)
-        self.up1 = nn.Conv2d(mid, 4 * fine, 1)
-        self.post = nn.Conv2d(fine, fine, 3, padding=1)
-        self.tail = nn.Conv2d(fine, OUT_CHANNELS, 3, padding=1)
-        self.act = nn.LeakyReLU(0.1)
-        nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shuffle = nn.functional.pixel_shuffle
-        h = self.act(self.head(x - 0.5))
-        h = h + self.act(self.pre(h))
-        m = self.act(self.down1(h))
-        m = m + self.act(self.mid1(m))
-        c = self.act(self.down2(m))
-        for conv in self.body:
-            c = c + self.act(conv(c))
-        m = m + shuffle(self.up2(c), 2)
-        m = m + self.act(self.mid2(m))
-        h = h + shuffle(self.up1(m), 2)
-        h = h + self.act(self.post(h))
-        return self.tail(h)
-
-
 class PatchDiscriminator(nn.Module):
     """A small PatchGAN on the packed 6-channel planes (one logit per ~22x22 half-res patch)."""
 
@@ -117,20 +52,10 @@ class PatchDiscriminator(nn.Module):
         return self.net(x)
 
 
-def macs_per_pixel(g: nn.Module) -> float:
-    """Multiply-accumulates per luma pixel, counted on a forward pass (layers run at several scales)."""
-    total = 0
-
-    def count(m: nn.Conv2d, _inputs, out: torch.Tensor) -> None:
-        nonlocal total
-        total += m.in_channels // m.groups * m.out_channels * m.kernel_size[0] * m.kernel_size[1] * out.shape[-2] * out.shape[-1]
-
-    hooks = [m.register_forward_hook(count) for m in g.modules() if isinstance(m, nn.Conv2d)]
-    with torch.no_grad():
-        g(torch.zeros(1, IN_CHANNELS, 64, 64))
-    for h in hooks:
-        h.remove()
-    return total / (128 * 128)  # 64x64 chroma-resolution input = 128x128 luma pixels
+def macs_per_pixel(g: Generator) -> float:
+    """Multiply-accumulates per luma pixel (convs run at half resolution: 1/4 of the luma pixels)."""
+    per_half = sum(m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1] for m in g.modules() if isinstance(m, nn.Conv2d))
+    return per_half / 4.0
 
 
 def pack(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, qp_plane: torch.Tensor) -> torch.Tensor:

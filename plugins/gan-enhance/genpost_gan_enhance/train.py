@@ -43,16 +43,15 @@ def main(argv=None) -> None:
     ap.add_argument("--adv-weight", type=float, default=0.005)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="1 beats 2 on a shared 2-core box (no OpenMP spin)")
-    ap.add_argument("--arch", type=int, default=2)
     args = ap.parse_args(argv)
 
     import torch
     from torch.nn import functional as F
 
-    from .model import Generator, Generator2, Generator3, PatchDiscriminator, macs_per_pixel
+    from .model import Generator, PatchDiscriminator, macs_per_pixel
 
     rng, pairs = training_data.start(args.seed, args.threads, args.pairs)
-    g = {1: Generator, 2: Generator2, 3: Generator3}[args.arch]().to(memory_format=torch.channels_last)  # fp32 channels_last: bf16 measured slower here
+    g = Generator().to(memory_format=torch.channels_last)  # fp32 channels_last: bf16 measured slower here
     d = PatchDiscriminator().to(memory_format=torch.channels_last)
     log = {"pairs": len(pairs), "params": sum(p.numel() for p in g.parameters()), "kmac_per_px": macs_per_pixel(g) / 1e3}
     print(json.dumps(log), flush=True)
@@ -88,7 +87,7 @@ def main(argv=None) -> None:
     # adversarial fine-tune of the perception head only: the trunk and the distortion head stay exactly
     # as trained, so beta = 0 is the MSE model whatever the GAN does
     start = time.time()
-    for p in [p for n, p in g.named_parameters() if not n.startswith("tail.")]:
+    for p in list(g.head.parameters()) + list(g.body.parameters()):
         p.requires_grad_(False)
     g.tail.weight.register_hook(lambda grad: torch.cat([torch.zeros_like(grad[:6]), grad[6:]]))
     g.tail.bias.register_hook(lambda grad: torch.cat([torch.zeros_like(grad[:6]), grad[6:]]))
