@@ -70,8 +70,8 @@ class RectifiedFlow(PostProcessor):
     side_info = "rectified-flow/1"
     description = "rectified-flow restoration (43k params, 10.7 kMAC/px per step, 1-4 Euler steps), RD-chosen sampler"
     weights = (
-        WeightsFile(str(WEIGHTS_DIR / "rectified_flow_v1.onnx"), "bf58a26b52c2196b8c9145b45fa2ed63c66ac6717e7f7acb02759d47478ec287"),
-        WeightsFile(str(WEIGHTS_DIR / "rectified_flow_v1.safetensors"), "b1b35b389f09601ae7b84e44518ff18b52fd4d5adcd938a8bc1f3ebeee49d5a6"),
+        WeightsFile(str(WEIGHTS_DIR / "rectified_flow_v1.onnx"), "7ee735be7324745019c6412416144cda9476f760daba3256557ca7b4d9edf14d"),
+        WeightsFile(str(WEIGHTS_DIR / "rectified_flow_v1.safetensors"), "199f3f29a73045872b7ee100e97763f44b2da00a0e68bc6335f7b97601486cd9"),
     )
 
     def __init__(self):

@@ -36,15 +36,15 @@ T0_MAX = 0.75
 T_SPAN = 0.75  # evaluated times: t0 + k (1 - t0) / N, k < N <= 4, so at most 3/4 of the way
 
 
-def batch(pairs, rng: np.random.Generator, size: int):
+def batch(pairs, rng: np.random.Generator, size: int, p_zero: float = 0.84):
     """(inputs (N,14,h,w), targets (N,6,h,w), weights (N,) = (1-t)^2) for random patches and flow times."""
     xs, vs, ws = [], [], []
     c = PATCH // 2
     for _ in range(size):
         x1, dec = random_patch(pairs, rng, PATCH)  # source (6), decoded + QP plane (7)
         sigma = 0.0 if rng.random() < 0.3 else rng.uniform(0.0, SIGMA_MAX)
-        t0 = 0.0 if rng.random() < 0.4 else rng.uniform(0.0, T0_MAX)
-        u = 0.0 if rng.random() < 0.4 else rng.uniform(0.0, T_SPAN)
+        t0 = 0.0 if rng.random() < p_zero else rng.uniform(0.0, T0_MAX)
+        u = 0.0 if rng.random() < p_zero else rng.uniform(0.0, T_SPAN)
         t = t0 + (1 - t0) * u
         start = dec[:6] + np.float32((1 - t0) * sigma) * rng.standard_normal(dec[:6].shape, np.float32)
         v = (x1 - start) / np.float32(1 - t0)
@@ -59,9 +59,10 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--p-zero", type=float, default=0.84, help="probability that t0 = 0, and that u = 0")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="1 beats 2 on a shared 2-core box (no OpenMP spin)")
     args = ap.parse_args(argv)
@@ -82,7 +83,7 @@ def main(argv=None) -> None:
     sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cosine], [200])
     run = 0.0
     for step in range(args.steps):
-        x, v, w = (torch.from_numpy(a) for a in batch(pairs, rng, args.batch))
+        x, v, w = (torch.from_numpy(a) for a in batch(pairs, rng, args.batch, args.p_zero))
         pred = net(x.contiguous(memory_format=torch.channels_last))
         loss = (((pred - v) ** 2).mean((1, 2, 3)) * w).mean()
         opt.zero_grad()
@@ -93,7 +94,7 @@ def main(argv=None) -> None:
         if step % 100 == 0 or step == args.steps - 1:
             print(f"step {step} loss {run:.7f} t {time.time() - start:.0f}s", flush=True)
     log["steps"], log["seconds"] = args.steps, round(time.time() - start)
-    log.update(seed=args.seed, batch=args.batch, patch=PATCH, lr=args.lr, threads=args.threads,
+    log.update(seed=args.seed, batch=args.batch, patch=PATCH, lr=args.lr, threads=args.threads, p_zero=args.p_zero,
                sigma_max=SIGMA_MAX, t0_max=T0_MAX, t_span=T_SPAN)  # fmt: skip
     export(net, args.out, log)
 
