@@ -74,7 +74,7 @@ def test_restores_a_real_clip_end_to_end_and_beats_the_base(coded):
     assert rep.per_plugin["rectified-flow"].fallbacks == 0
     base, restored, frames = base_and_restored_psnr_y(src, mkv, out)
     assert frames == 6
-    assert restored > base + 0.01, (base, restored)  # a small model: about +0.02 dB here (README)
+    assert restored > base + 0.01, (base, restored)  # a small model: about +0.045 dB here
 
 
 @pytest.mark.parametrize("rows,cols", [(1, 1), (3, 3), (12, 20)])
