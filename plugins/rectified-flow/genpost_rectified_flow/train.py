@@ -34,9 +34,10 @@ PATCH = 128  # luma patch side (64 at chroma resolution)
 SIGMA_MAX = 0.04  # largest start noise, in units of the full sample range (about 10 codes at 8 bits)
 T0_MAX = 0.75
 T_SPAN = 0.75  # evaluated times: t0 + k (1 - t0) / N, k < N <= 4, so at most 3/4 of the way
+P_ZERO = 0.84  # P(t0 = 0) = P(u = 0): 71 % of samples at t = 0, the one-step restoration the encoder picks
 
 
-def batch(pairs, rng: np.random.Generator, size: int, p_zero: float = 0.84):
+def batch(pairs, rng: np.random.Generator, size: int, p_zero: float = P_ZERO):
     """(inputs (N,14,h,w), targets (N,6,h,w), weights (N,) = (1-t)^2) for random patches and flow times."""
     xs, vs, ws = [], [], []
     c = PATCH // 2
@@ -62,7 +63,7 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--p-zero", type=float, default=0.84, help="probability that t0 = 0, and that u = 0")
+    ap.add_argument("--p-zero", type=float, default=P_ZERO, help="probability that t0 = 0, and that u = 0")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="1 beats 2 on a shared 2-core box (no OpenMP spin)")
     args = ap.parse_args(argv)
