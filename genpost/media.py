@@ -180,6 +180,7 @@ def frame_from_av(vf: av.VideoFrame, index: int, pts=None, time_base=None) -> Fr
         index=index,
         pts=vf.pts if pts is None else pts,
         time_base=vf.time_base if time_base is None else time_base,
+        key_frame=bool(vf.key_frame),
     )
 
 

@@ -25,6 +25,7 @@ class Frame:
     index: int = 0
     pts: int | None = None
     time_base: Fraction | None = None
+    key_frame: bool = False  # a random-access point of the stream (IRAP): side-info periods start here
 
     @property
     def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
