@@ -110,9 +110,12 @@ class Network:
     def __init__(
         self, owner, who: str, onnx_file: str, safetensors_file: str, make_module, out_channels: int,
         halo: int, tile: int = 256, backend: str = "onnx", device: str = "cpu", precision: str = "fp32",
-        multiple: int = 1,
+        multiple: int = 1, state: dict[str, np.ndarray] | None = None,
     ):  # fmt: skip
         from . import weights
+
+        self._rebuild = (owner, who, onnx_file, safetensors_file, make_module, out_channels, halo, tile, backend, device, precision, multiple)
+        self.state = state  # None: the shipped weights; else the weights this network runs (an adapted copy)
 
         if precision not in PRECISIONS:
             raise ValueError(f"{who}.precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
@@ -128,15 +131,30 @@ class Network:
             providers = ["CPUExecutionProvider"]
             if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
                 providers.insert(0, "CUDAExecutionProvider")
-            self.session = weights.load(owner, onnx_file, providers=providers)
+            self.session = weights.load(owner, onnx_file, providers=providers, initializers=state)
         else:
             import torch
 
             net = make_module()
-            net.load_state_dict(weights.load(owner, safetensors_file, framework="pt"))
+            if state is None:
+                net.load_state_dict(weights.load(owner, safetensors_file, framework="pt"))
+            else:
+                net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})
             use_cuda = device.startswith("cuda") and torch.cuda.is_available()
             self.torch_device = torch.device(device if use_cuda else "cpu")
             self.net = net.eval().to(self.torch_device)
+
+    def shipped_state(self) -> dict[str, np.ndarray]:
+        """The shipped weights as float32 numpy arrays (sha256 checked), what content updates apply to."""
+        from . import weights
+
+        owner, safetensors_file = self._rebuild[0], self._rebuild[3]
+        return {k: np.asarray(v, np.float32) for k, v in weights.load(owner, safetensors_file).items()}
+
+    def with_state(self, state: dict[str, np.ndarray] | None) -> "Network":
+        """The same network (backend, device, tiling) running ``state`` instead: for ONNX the session's
+        initializers are overridden by name (a new session, ~20 ms), for torch the module loads them."""
+        return Network(*self._rebuild, state=state)
 
     def _run_tile(self, x: np.ndarray) -> np.ndarray:
         if self.backend == "onnx":

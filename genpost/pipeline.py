@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import media, sideinfo
+from . import media, periods, sideinfo
 from .plugins import (
     PluginError,
     by_side_info_format,
@@ -262,6 +262,21 @@ def _analyze(
     pts_index: dict[int, int] = {}
     errors = {} if errors is None else errors
     qp = settings.qp if settings.qp is not None else _crf_qp(settings)
+
+    def failed(proc, what: str, exc: Exception) -> None:
+        message = f"plugin {proc.name} failed to {what}: {type(exc).__name__}: {exc}".splitlines()[0]
+        if on_error == "fail":
+            raise PluginFailure(message) from exc
+        errors[proc.name] = errors.get(proc.name, 0) + 1
+        if max_errors is not None and sum(errors.values()) + (damage.frames if damage else 0) > max_errors:
+            raise PipelineError(f"{message}; more than --max-errors {max_errors}") from exc
+
+    updates = periods.Updates()  # content-adaptive weight updates, one per plugin and period
+    if sources is None and periods.adaptive(chain):  # (a --resume chunk runs with the shipped weights)
+        updates = periods.plan(
+            chain, source, base_path, fps, info, Context(stream=info, qp=qp, options=options), carriage,
+            lambda proc, exc: failed(proc, "adapt", exc),
+        )  # fmt: skip
     with contextlib.ExitStack() as files:
         if sources is None:  # else: frames given by the caller (genpost.resume, one chunk at a time)
             src = files.enter_context(media.InputFile(source, fps))
@@ -286,16 +301,12 @@ def _analyze(
                     options=options,
                     previous_payload=run[2] if live else None,
                     record_overhead_bits=8 * sideinfo.record_overhead_bytes(proc.side_info, carriage),
+                    update=updates.in_force(proc.side_info, decoded.index),
                 )
                 try:
                     payload = bytes(proc.analyze(original, decoded, ctx) or b"")
                 except Exception as exc:  # an untrusted plugin's bug, reported by name
-                    message = f"plugin {proc.name} failed to analyze frame {decoded.index}: {type(exc).__name__}: {exc}"
-                    if on_error == "fail":
-                        raise PluginFailure(message.splitlines()[0]) from exc
-                    errors[proc.name] = errors.get(proc.name, 0) + 1
-                    if max_errors is not None and sum(errors.values()) + (damage.frames if damage else 0) > max_errors:
-                        raise PipelineError(f"{message.splitlines()[0]}; more than --max-errors {max_errors}") from exc
+                    failed(proc, f"analyze frame {decoded.index}", exc)
                     payload = b""
                 if not payload:
                     current.pop(proc.side_info, None)
@@ -305,7 +316,7 @@ def _analyze(
                     current[proc.side_info] = run = [proc.side_info, decoded.index, payload, 1]
                     runs.append(run)
             progress(total + decoded.index + 1, 2 * total)
-    records = [sideinfo.Record(fid, first, payload, count) for fid, first, payload, count in runs]
+    records = updates.records + [sideinfo.Record(fid, first, payload, count) for fid, first, payload, count in runs]
     return records, pts_index
 
 
@@ -434,8 +445,9 @@ def choose_postprocessors(index: sideinfo.RecordIndex, plugins: list[str] | None
     warnings: list[str] = []
     if plugins is None:
         known = by_side_info_format()
-        names = [known[f].cls.name for f in index.formats() if f in known]
-        unknown = [f for f in index.formats() if f not in known]
+        formats = list(dict.fromkeys(sideinfo.base_format(f) for f in index.formats()))  # updates: their plugin's
+        names = [known[f].cls.name for f in formats if f in known]
+        unknown = [f for f in formats if f not in known]
         if unknown:
             warnings.append(f"side info for {', '.join(unknown)} found but no installed plugin reads it")
     else:
@@ -604,6 +616,8 @@ def _restore(
     for proc in chain:
         stats = report.per_plugin[proc.name]
         payload = index.get(proc.side_info, frame.index) if proc.side_info else None
+        if proc.side_info:  # the content-adaptive update in force for this frame's period, if any
+            ctx = dataclasses.replace(ctx, update=index.get(sideinfo.update_format(proc.side_info), frame.index))
         stats.frames += 1
         stats.with_side_info += payload is not None
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -32,6 +33,10 @@ class Context:
     # over this frame at no cost) and the fixed bits a new record costs with the chosen carriage
     previous_payload: bytes | None = None
     record_overhead_bits: int = 0
+    # content adaptation: the weight update in force for this frame's period (None: the shipped weights),
+    # at the encoder (analyze) and the decoder (restore); in ``adapt``, the frames the update will serve
+    update: bytes | None = None
+    period_frames: int = 0
 
     def option(self, plugin: str, key: str, default: str) -> str:
         """``--option PLUGIN.KEY=VALUE``, else the bare ``KEY`` (what ``genpost pipe --strength`` sets),
@@ -79,6 +84,13 @@ class PostProcessor:
 
     def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
         """Encoder side: the payload for this frame (``b""`` sends nothing for it)."""
+        return b""
+
+    def adapt(self, pairs: Sequence[tuple[Frame, Frame]], ctx: Context) -> bytes:
+        """Encoder side, once per period (keyframe to keyframe): a weight update tuned on ``pairs``, an
+        evenly spread sample of the period's (source, decoded) frames, sent once at the period's start and
+        in force for its ``ctx.period_frames`` frames (``b""``: none). ``analyze`` and ``restore`` find it
+        in ``ctx.update``. See ``genpost.learned``."""
         return b""
 
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:

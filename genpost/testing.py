@@ -390,9 +390,12 @@ class ContractRunner:
         pipeline.enhance(path, out, media.EncoderSettings(codec="copy"), ["none"])
         return out
 
-    def decoder_context(self, encoded: Encoded, seed: int = 0) -> Context:
-        """A Context like the one ``genpost enhance`` gives restore (no QP known, the job's options)."""
-        return Context(stream=encoded.stream, options=dict(self.options), seed=seed)
+    def decoder_context(self, encoded: Encoded, seed: int = 0, index: int | None = None) -> Context:
+        """A Context like the one ``genpost enhance`` gives restore for frame ``index`` (no QP known, the
+        job's options, the content-adaptive update the encoder had in force for that frame)."""
+        analyzed = encoded.trace.inputs.get(index) if index is not None else None
+        update = analyzed[2].update if analyzed is not None else None
+        return Context(stream=encoded.stream, options=dict(self.options), seed=seed, update=update)
 
     # -- checks that need the pipeline
 
@@ -413,8 +416,8 @@ class ContractRunner:
             for i in sorted(encoded.trace.inputs):
                 source, decoded, ctx = encoded.trace.inputs[i]
                 payloads.append(bytes(proc.analyze(source, decoded, dataclasses.replace(ctx, seed=seed)) or b""))
-            ctx = self.decoder_context(encoded, seed)
             for decoded in encoded.decoded:
+                ctx = self.decoder_context(encoded, seed, decoded.index)
                 try:
                     frames.append(frame_digest(proc.restore(decoded, encoded.payload(decoded.index), ctx)))
                 except PayloadError:
@@ -475,8 +478,8 @@ class PostProcessorContract:
         enc = contract.encode(bit_depth)
         proc = self.postprocessor()
         proc.setup("cpu")
-        ctx = contract.decoder_context(enc, self.seed)
         for decoded in enc.decoded:
+            ctx = contract.decoder_context(enc, self.seed, decoded.index)
             check_restore(proc, decoded, None, ctx, "no payload")
             payload = enc.payload(decoded.index)
             if payload is None:
@@ -526,9 +529,9 @@ class PostProcessorContract:
         enc = contract.encode(bit_depth)
         proc = self.postprocessor()
         proc.setup("cpu")
-        ctx = contract.decoder_context(enc, self.seed)
         sent = [f for f in enc.decoded if enc.payload(f.index)][:2] or enc.decoded[:1]
         for decoded in sent:
+            ctx = contract.decoder_context(enc, self.seed, decoded.index)
             check_malformed_payloads(proc, decoded, enc.payload(decoded.index) or b"", ctx, self.seed + decoded.index)
 
     def test_deterministic_under_seed(self, contract):

@@ -20,6 +20,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .plugins import PluginError
 from .postprocessor import WeightsFile
 
@@ -97,8 +99,10 @@ def load_safetensors(path: str | os.PathLike, sha256: str, framework: str = "num
         raise WeightsError(f"{Path(path).name}: not a valid safetensors file ({exc})") from None
 
 
-def onnx_session(path: str | os.PathLike, sha256: str, providers: list[str] | None = None):
-    """An onnxruntime InferenceSession built from the verified bytes (CPU unless ``providers`` say else)."""
+def onnx_session(path: str | os.PathLike, sha256: str, providers: list[str] | None = None, initializers: dict | None = None):
+    """An onnxruntime InferenceSession built from the verified bytes (CPU unless ``providers`` say else).
+    ``initializers`` (name -> float32 array) override the model's own, e.g. a content-adapted copy of its
+    weights: the model file stays the verified one, only tensor values change."""
     data = read_verified(path, sha256)
     if Path(path).suffix.lower() != ".onnx":
         raise WeightsError(f"{Path(path).name}: not an .onnx file")
@@ -106,13 +110,21 @@ def onnx_session(path: str | os.PathLike, sha256: str, providers: list[str] | No
         import onnxruntime
     except ImportError:
         raise WeightsError(f"running {Path(path).name} needs onnxruntime: pip install 'genpost[onnx]'") from None
+    options = onnxruntime.SessionOptions()
+    held = []  # onnxruntime uses these buffers in place: they must live as long as the session
+    for name, value in (initializers or {}).items():
+        held.append(np.ascontiguousarray(value, dtype=np.float32))
+        held.append(onnxruntime.OrtValue.ortvalue_from_numpy(held[-1]))
+        options.add_initializer(name, held[-1])
     try:
-        return onnxruntime.InferenceSession(data, providers=providers or ["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(data, options, providers=providers or ["CPUExecutionProvider"])
+        session.genpost_initializers = held
+        return session
     except Exception as exc:
         raise WeightsError(f"{Path(path).name}: not a valid ONNX model ({str(exc).splitlines()[0]})") from None
 
 
-def load(owner, name: str | None = None, framework: str = "numpy", providers: list[str] | None = None):
+def load(owner, name: str | None = None, framework: str = "numpy", providers: list[str] | None = None, initializers: dict | None = None):
     """Load one of the files a PostProcessor declares in ``weights`` (the only one, or the one whose
     file name is ``name``): a dict of tensors for safetensors, an InferenceSession for ONNX."""
     declared = tuple(getattr(owner, "weights", ()) or ())
@@ -124,5 +136,5 @@ def load(owner, name: str | None = None, framework: str = "numpy", providers: li
     entry = chosen[0]
     path = resolve(owner, entry)
     if path.suffix.lower() == ".onnx":
-        return onnx_session(path, entry.sha256, providers)
+        return onnx_session(path, entry.sha256, providers, initializers)
     return load_safetensors(path, entry.sha256, framework)

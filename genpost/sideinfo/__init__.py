@@ -18,15 +18,19 @@ from .record import (
     MAX_RUN,
     MAX_STREAM_BYTES,
     Record,
+    base_format,
     decode_records,
     encode_records,
     record_overhead_bytes,
+    update_format,
 )
 from .sidecar import read_sidecar, write_sidecar
 
 __all__ = [
     "MAX_RUN",
     "record_overhead_bytes",
+    "update_format",
+    "base_format",
     "GENPOST_UUID",
     "MAX_RECORD_PAYLOAD",
     "MAX_STREAM_BYTES",

@@ -131,6 +131,19 @@ def decode_records(buf: bytes) -> tuple[list[Record], int]:
     return records, bad
 
 
+UPDATE_SUFFIX = "+update"
+
+
+def update_format(format_id: str) -> str:
+    """The format id of a plugin's content-adaptive weight updates: one record per period, covering it."""
+    return format_id + UPDATE_SUFFIX
+
+
+def base_format(format_id: str) -> str:
+    """The plugin format an id belongs to (an update format's plugin format, else the id itself)."""
+    return format_id[: -len(UPDATE_SUFFIX)] if format_id.endswith(UPDATE_SUFFIX) else format_id
+
+
 def record_overhead_bytes(format_id: str, carriage: str) -> int:
     """Bytes a new record costs beyond its payload: the record fields, plus for ``sei`` the NAL framing
     (4-byte length/start code, 2-byte header, payloadType, payloadSize, 16-byte UUID, trailing bits).

@@ -15,7 +15,7 @@ def pick(requested: str) -> str:
     return pick_backend(requested, "gan-enhance")
 
 
-def _generator():
+def make_generator():
     from .model import Generator
 
     return Generator()
@@ -23,4 +23,4 @@ def _generator():
 
 def Engine(owner, backend: str = "onnx", device: str = "cpu", precision: str = "fp32") -> Network:  # noqa: N802
     """``engine(packed (7, h, w)) -> residuals (12, h, w)``."""
-    return Network(owner, "gan-enhance", ONNX_FILE, SAFETENSORS_FILE, _generator, 12, HALO, TILE, backend, device, precision)
+    return Network(owner, "gan-enhance", ONNX_FILE, SAFETENSORS_FILE, make_generator, 12, HALO, TILE, backend, device, precision)

@@ -1,15 +1,24 @@
 """``gan-enhance``: a small QP-conditioned generator with a distortion head and a perception head,
-blended per 64x64 block by a realism map the encoder chooses by rate-distortion(-perception) cost."""
+blended per 64x64 block by a realism map the encoder chooses by rate-distortion(-perception) cost.
+
+Content adaptation (``genpost.learned``): per period the encoder may tune the biases, per-channel
+multipliers, per-plane output gains and (mode ``full``) the output layer on the content, and send the
+quantised update once; every frame of the period then restores with the shipped weights plus that update.
+Each frame's payload says which planes restore, so no plane is made worse than the decode."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
-from genpost.modeling import pack, to_samples, unpack
+from genpost.learned import adapt as adapting
+from genpost.learned.rd import plane_sse
+from genpost.modeling import pack, runtime_installed, to_samples, unpack
 
 from . import codec
 
@@ -25,7 +34,16 @@ DEFAULTS = {
     "lambda_scale": "1.0",  # encoder: multiplier on ctx.lagrangian
     "perception_weight": "0.0",  # encoder: mu in D = SSE + mu * texture-energy loss
     "record_frames": "8",  # encoder: a new one-level payload is charged its bits / this (it is usually reused)
+    "adapt": "auto",  # encoder: content adaptation per period: auto (RD among off/small/full) | off | small | full
+    "adapt_steps": "300",  # encoder: fine-tuning steps per adaptation mode and period
+    "adapt_seconds": "30",  # encoder: time budget per mode and period for those steps
 }
+ADAPT_MODES = {"auto": ("small", "full"), "off": (), "small": ("small",), "full": ("full",)}
+# the generator's convs in forward order; the output layer's 12 channels: r_dist then r_perc, each
+# 4 luma phases + U + V
+SPEC = adapting.AdaptSpec(
+    convs=("head", *(f"body.{i}" for i in range(5)), "tail"), out_planes=(0, 0, 0, 0, 1, 2) * 2
+)
 
 
 def option(ctx: Context, key: str) -> str:
@@ -51,6 +69,8 @@ class GanEnhance(PostProcessor):
         self._device = "cpu"
         self._engine = None
         self._cache: tuple | None = None
+        self._adapted: tuple | None = None  # (update payload, engine running it) for the period in force
+        self._shipped: dict | None = None
 
     def setup(self, device: str = "cpu") -> None:
         from .engine import Engine
@@ -61,19 +81,38 @@ class GanEnhance(PostProcessor):
     # ---------------------------------------------------------------- model
 
     def _engine_for(self, ctx: Context):
+        """The generator with the shipped weights, or with the period's update applied (``ctx.update``)."""
         from .engine import Engine, pick
 
         wanted, precision = pick(option(ctx, "backend")), option(ctx, "precision")
         precision = precision if wanted == "torch" or precision not in ("fp32", "bf16") else "fp32"
         if self._engine is None or (self._engine.backend, self._engine.precision) != (wanted, precision):
-            self._engine = Engine(self, wanted, self._device, precision)
-        return self._engine
+            self._engine, self._adapted = Engine(self, wanted, self._device, precision), None
+        if ctx.update is None:
+            return self._engine
+        if self._adapted is None or self._adapted[0] != ctx.update:
+            state = adapting.apply(self._shipped_state(), SPEC, self._decode_update(ctx.update))
+            self._adapted = (ctx.update, self._engine.with_state(state))
+        return self._adapted[1]
+
+    def _shipped_state(self) -> dict:
+        if self._shipped is None:
+            self._shipped = self._engine.shipped_state()
+        return self._shipped
+
+    def _decode_update(self, update: bytes) -> adapting.Update:
+        sizes = SPEC.sizes(self._shipped_state())
+        try:
+            return adapting.decode_update(update, SPEC, sizes, adapting.weights_tag(self.weights[1].sha256))
+        except adapting.UpdateError as exc:
+            raise PayloadError(f"gan-enhance update: {exc}") from None
 
     def _residuals(self, frame: Frame, qp: int, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-        """(packed input (7,h,w), residuals (12,h,w)) for a frame, cached for the last frame and QP."""
+        """(packed input (7,h,w), residuals (12,h,w)) for a frame, cached for the last frame, QP and update."""
         from .engine import pick
 
-        key = (pick(option(ctx, "backend")), option(ctx, "precision"), frame.index, qp, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
+        update = zlib.crc32(ctx.update) if ctx.update is not None else None
+        key = (pick(option(ctx, "backend")), option(ctx, "precision"), update, frame.index, qp, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
         if self._cache is None or self._cache[0] != key:
             x = pack(frame.y, frame.u, frame.v, frame.max_value, qp)
             self._cache = (key, x, self._engine_for(ctx)(x))
@@ -96,17 +135,17 @@ class GanEnhance(PostProcessor):
         full = np.repeat(np.repeat(levels, half, 0), half, 1)[:h, :w]
         return table[full, 0], table[full, 1]
 
-    def _apply(self, frame: Frame, qp: int, levels: np.ndarray, ctx: Context) -> Frame:
-        if not levels.any():
-            return frame  # every block off: the base
+    def _apply(self, frame: Frame, qp: int, levels: np.ndarray, ctx: Context, planes: int = codec.ALL_PLANES) -> Frame:
+        if not levels.any() or not planes:
+            return frame  # every block or every plane off: the base
         x, r = self._residuals(frame, qp, ctx)
         s, b = self._maps(levels, *x.shape[1:])
-        return self._blend(frame, x, r, s, b)
+        return _keep_planes(self._blend(frame, x, r, s, b), frame, planes)
 
     # ---------------------------------------------------------------- decoder
 
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
-        if payload is None:  # default mode: global strength and realism
+        if payload is None:  # default mode: global strength and realism (with the period's update, if any)
             strength = _float_option(ctx, "strength", 0.0, 2.0)
             beta = _float_option(ctx, "realism", 0.0, 1.0)
             qp = int(_float_option(ctx, "qp", 0, 63))
@@ -114,60 +153,112 @@ class GanEnhance(PostProcessor):
                 return decoded
             x, r = self._residuals(decoded, qp, ctx)
             return self._blend(decoded, x, r, np.float32(strength), np.float32(beta))
-        qp, levels = codec.decode(bytes(payload), *codec.grid(decoded.width, decoded.height))
-        return self._apply(decoded, qp, levels, ctx)
+        qp, levels, planes, tag = codec.decode_v2(bytes(payload), *codec.grid(decoded.width, decoded.height))
+        if tag is None:
+            ctx = dataclasses.replace(ctx, update=None)  # coded for the shipped weights
+        elif ctx.update is None or codec.update_tag(ctx.update) != tag:
+            raise PayloadError("gan-enhance: this frame's content-adaptive update was lost or damaged")
+        return self._apply(decoded, qp, levels, ctx, planes)
 
     # ---------------------------------------------------------------- encoder
 
     def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
-        """The payload with the least J = D + lambda * bits among: nothing (default mode), the payload in
-        force (free), one level for the frame (its bits spread over ``record_frames``, since such a payload is
-        usually extended over the next frames at no cost), and the Viterbi-optimal block map. D = SSE over Y, U and V
-        at the stream's bit depth + mu * texture-energy loss (``perception_weight``, default 0)."""
+        """The payload with the least J = D + lambda * bits among: nothing (default mode; not while an update
+        is in force, so a lost update is always detected), the payload in force (free), one level for the
+        frame (its bits spread over ``record_frames``, since such a payload is usually extended over the next
+        frames at no cost), and the Viterbi-optimal block map. Each restores only the planes where it lowers
+        that plane's error. D = SSE over Y, U and V at the stream's bit depth + mu * texture-energy loss
+        (``perception_weight``, default 0), measured with the weights the decoder will run."""
         lam = ctx.lagrangian * _float_option(ctx, "lambda_scale", 0.0, 1e6)
         mu = _float_option(ctx, "perception_weight", 0.0, 1e6)
         qp = int(ctx.qp if ctx.qp is not None else _float_option(ctx, "qp", 0, 63))
+        tag = codec.update_tag(ctx.update) if ctx.update is not None else None
         rows, cols = codec.grid(decoded.width, decoded.height)
         x, r = self._residuals(decoded, qp, ctx)
         costs = np.stack([
             self._block_distortion(source, self._blend(decoded, x, r, np.float32(s), np.float32(b)), rows, cols, mu)
             for s, b in codec.LEVELS
-        ], -1)  # fmt: skip  (rows, cols, levels)
+        ], -1)  # fmt: skip  (planes, rows, cols, levels)
         overhead = ctx.record_overhead_bits
         candidates: list[tuple[float, bytes]] = []
         if ctx.previous_payload:
             try:
-                pqp, plev = codec.decode(ctx.previous_payload, rows, cols)
-                candidates.append((self._cost(costs, plev) if pqp == qp else self._measure(source, decoded, ctx.previous_payload, ctx, mu), ctx.previous_payload))
+                pqp, plev, pplanes, ptag = codec.decode_v2(ctx.previous_payload, rows, cols)
+                if pqp == qp and ptag == tag:
+                    candidates.append((_masked_cost(costs, plev, pplanes), ctx.previous_payload))
             except PayloadError:
                 pass
-        candidates.append((self._measure(source, decoded, None, ctx, mu), b""))
+        if tag is None:
+            candidates.append((self._measure(source, decoded, None, ctx, mu), b""))
         spread = _float_option(ctx, "record_frames", 1.0, 1e4)
+        extra = 8 * (len(codec.encode(qp, np.zeros((1, 1)), 0, tag)) - 4)  # the version-2 prefix, if needed
         for level in range(len(codec.LEVELS)):
-            bits = (overhead + 32) / spread  # a one-level payload usually stays right: runs make it cheap
-            candidates.append((costs[..., level].sum() + lam * bits, codec.encode(qp, np.full((rows, cols), level))))
-        levels = self._viterbi(costs.reshape(-1, len(codec.LEVELS)), lam).reshape(rows, cols)
-        payload = codec.encode(qp, levels)
-        candidates.append((self._cost(costs, levels) + lam * (overhead + 8 * len(payload)), payload))
+            levels = np.full((rows, cols), level)
+            planes = _best_planes(costs, levels)
+            payload = codec.encode(qp, levels, planes, tag)
+            bits = (overhead + 32 + (extra if payload[0] == 2 else 0)) / spread  # usually extended over runs
+            candidates.append((_masked_cost(costs, levels, planes) + lam * bits, payload))
+        levels = self._viterbi(costs.sum(0).reshape(-1, len(codec.LEVELS)), lam).reshape(rows, cols)
+        planes = _best_planes(costs, levels)
+        payload = codec.encode(qp, levels, planes, tag)
+        candidates.append((_masked_cost(costs, levels, planes) + lam * (overhead + 8 * len(payload)), payload))
         return min(candidates, key=lambda c: c[0])[1]  # ties: the earlier (cheaper to send) candidate
+
+    def adapt(self, pairs, ctx: Context) -> bytes:
+        """The period's weight update by RD (``genpost.learned.rd``): tuned on the sampled pairs with the
+        distortion head at strength 1, measured with the decoder's inference; b"" when none pays."""
+        mode = option(ctx, "adapt")
+        if mode not in ADAPT_MODES:
+            raise ValueError(f"gan-enhance.adapt must be one of {', '.join(ADAPT_MODES)}, not {mode!r}")
+        if not ADAPT_MODES[mode] or not pairs:
+            return b""
+        if not runtime_installed("torch"):
+            logging.getLogger("genpost").warning("gan-enhance: content adaptation needs torch (pip install 'genpost[adapt]'); sending no update")
+            return b""
+        from genpost.learned import rd
+        from genpost.learned.finetune import Recipe
+
+        from .engine import make_generator
+
+        qp = int(ctx.qp if ctx.qp is not None else _float_option(ctx, "qp", 0, 63))
+        engine = self._engine_for(dataclasses.replace(ctx, update=None))
+        train = rd.training_pairs(pairs, qp)
+
+        def measure(state) -> float:
+            net = engine if state is None else engine.with_state(state)
+            total = 0.0
+            for (src, dec), (x, _) in zip(pairs, train):
+                out = self._blend(dec, x, net(x), np.float32(1.0), np.float32(0.0))
+                total += float(np.minimum(plane_sse(src, out), plane_sse(src, dec)).sum())
+            return total
+
+        problem = rd.Problem(
+            SPEC, self._shipped_state(), adapting.weights_tag(self.weights[1].sha256), make_generator,
+            lambda net, x: net(x)[:, :6], measure,
+        )  # fmt: skip
+        recipe = Recipe(
+            steps=int(ctx.number("gan-enhance", "adapt_steps", DEFAULTS["adapt_steps"], 0, 100000, True)),
+            seconds=ctx.number("gan-enhance", "adapt_seconds", DEFAULTS["adapt_seconds"], 0, 1e6),
+        )  # fmt: skip
+        lam = ctx.lagrangian * _float_option(ctx, "lambda_scale", 0.0, 1e6)
+        payload, _ = rd.choose(problem, train, ADAPT_MODES[mode], lam, ctx.record_overhead_bits,
+                               max(1, ctx.period_frames), recipe, pairs[0][1].max_value)  # fmt: skip
+        return payload
 
     def _measure(self, source: Frame, decoded: Frame, payload, ctx: Context, mu: float) -> float:
         rows, cols = codec.grid(decoded.width, decoded.height)
         return float(self._block_distortion(source, self.restore(decoded, payload, ctx), rows, cols, mu).sum())
 
     @staticmethod
-    def _cost(costs: np.ndarray, levels: np.ndarray) -> float:
-        return float(np.take_along_axis(costs, levels[..., None].astype(np.intp), -1).sum())
-
-    @staticmethod
     def _block_distortion(source: Frame, out: Frame, rows: int, cols: int, mu: float) -> np.ndarray:
-        """(rows, cols) SSE of Y+U+V per 64x64 block (+ mu * sum over 8x8 luma cells of 64*(sd_src - sd_out)^2)."""
-        total = np.zeros((rows, cols))
-        for a, b, size in ((source.y, out.y, codec.BLOCK), (source.u, out.u, codec.BLOCK // 2), (source.v, out.v, codec.BLOCK // 2)):
-            total += _block_sum((a.astype(np.float64) - b) ** 2, size, rows, cols)
+        """(3, rows, cols) SSE of Y, U, V per 64x64 block (+ on Y: mu * sum over 8x8 luma cells of
+        64*(sd_src - sd_out)^2)."""
+        total = np.zeros((3, rows, cols))
+        for p, (a, b, size) in enumerate(((source.y, out.y, codec.BLOCK), (source.u, out.u, codec.BLOCK // 2), (source.v, out.v, codec.BLOCK // 2))):
+            total[p] = _block_sum((a.astype(np.float64) - b) ** 2, size, rows, cols)
         if mu:
             sd_a, sd_b = _cell_sd(source.y), _cell_sd(out.y)
-            total += mu * _block_sum(64.0 * (sd_a - sd_b) ** 2, codec.BLOCK // 8, rows, cols)
+            total[0] += mu * _block_sum(64.0 * (sd_a - sd_b) ** 2, codec.BLOCK // 8, rows, cols)
         return total
 
     @staticmethod
@@ -186,6 +277,30 @@ class GanEnhance(PostProcessor):
         for i in range(n - 1, 0, -1):
             path[i - 1] = back[i, path[i]]
         return path
+
+
+def _plane_costs(costs: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """(3,) per-plane D of a level map, from per-plane block costs (3, rows, cols, levels)."""
+    idx = np.broadcast_to(levels[None, ..., None].astype(np.intp), (3, *levels.shape, 1))
+    return np.take_along_axis(costs, idx, -1).sum((1, 2, 3))
+
+
+def _best_planes(costs: np.ndarray, levels: np.ndarray) -> int:
+    """The plane mask that restores a plane only where the map lowers its D (level 0 = the decode)."""
+    on = _plane_costs(costs, levels) < costs[..., 0].sum((1, 2))
+    return int(on[0]) | int(on[1]) << 1 | int(on[2]) << 2
+
+
+def _masked_cost(costs: np.ndarray, levels: np.ndarray, planes: int) -> float:
+    mapped, base = _plane_costs(costs, levels), costs[..., 0].sum((1, 2))
+    return float(sum(mapped[p] if planes >> p & 1 else base[p] for p in range(3)))
+
+
+def _keep_planes(out: Frame, decoded: Frame, planes: int) -> Frame:
+    """``out`` with the planes not in the mask taken from ``decoded``."""
+    if planes == codec.ALL_PLANES:
+        return out
+    return out.with_planes(*(o if planes >> p & 1 else d for p, (o, d) in enumerate(zip(out.planes, decoded.planes))))
 
 
 def _block_sum(a: np.ndarray, size: int, rows: int, cols: int) -> np.ndarray:

@@ -1,0 +1,86 @@
+"""The encoder's rate-distortion choice of a content-adaptive update (``PostProcessor.adapt``).
+
+Candidates: no update (the shipped weights), and for each adaptation mode (``small``, ``full``) the tuned
+deltas quantised at a few step sizes. Each is measured with the plugin's own restoration (the inference
+the decoder runs, through ``measure``) on the period's sample and charged every bit it costs, record
+included: ``J = D_sample * frames / sampled + lambda * (8 * len(payload) + overhead_bits)``. A plane
+restores only where it lowers that plane's error (``plane_sse``), so "plugin off" for a plane is inside
+every candidate's D.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..modeling import pack
+from ..types import Frame
+from . import adapt
+from .finetune import Recipe, finetune
+
+# quantiser step exponents tried per mode (step = 2**-e): coarse and fine
+EXPONENTS = ({"bias": 9, "scale": 8, "tail": 11}, {"bias": 11, "scale": 10, "tail": 13})
+
+
+def plane_sse(a: Frame, b: Frame) -> np.ndarray:
+    """Squared error of each plane (Y, U, V) between two frames, in samples of their bit depth."""
+    return np.array([float(((x.astype(np.float64) - y) ** 2).sum()) for x, y in zip(a.planes, b.planes)])
+
+
+def training_pairs(pairs: Sequence[tuple[Frame, Frame]], qp: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(packed decode with QP plane (7, h, w), target residual source - decode (6, h, w)) per pair."""
+    out = []
+    for src, dec in pairs:
+        x = pack(dec.y, dec.u, dec.v, dec.max_value, qp)
+        out.append((x, pack(src.y, src.u, src.v, src.max_value)[:6] - x[:6]))
+    return out
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One plugin's adaptation problem for one period."""
+
+    spec: adapt.AdaptSpec
+    shipped: dict[str, np.ndarray]
+    tag: int
+    make_module: Callable[[], object]
+    forward: Callable  # forward(net, x) -> (N, 6, h, w) residual the plugin adds
+    measure: Callable[[dict[str, np.ndarray] | None], float]  # D on the sample with these weights (None: shipped)
+
+
+def choose(
+    problem: Problem,
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    modes: Sequence[str],
+    lam: float,
+    overhead_bits: int,
+    frames: int,
+    recipe: Recipe,
+    max_value: int,
+) -> tuple[bytes, dict]:
+    """(the update payload with the least J, or b"" for none; a log of every candidate's D, bits, J)."""
+    scale = frames / max(1, len(pairs))
+    best_j = problem.measure(None) * scale
+    best, log = b"", {"none": {"D": best_j, "J": best_j}}
+    pixels = sum(t.size for _, t in pairs) / max(1, len(pairs))  # samples per frame, packed scale
+    # lambda in the packed 0..1 scale, per sample of the training loss (the mean over a batch's samples)
+    bit_cost = lam / (max_value**2) / (pixels * frames)
+    sizes = problem.spec.sizes(problem.shipped)
+    for mode in modes:
+        groups = adapt.MODES[mode]
+        hint = {g: 2.0 ** -EXPONENTS[0][g] for g in groups if g in adapt.CODED}
+        deltas = finetune(problem.make_module, problem.shipped, problem.spec, groups, pairs, problem.forward,
+                          recipe, bit_cost, hint)  # fmt: skip
+        for exps in EXPONENTS:
+            update = adapt.quantize(deltas, exps)
+            payload = adapt.encode_update(update, problem.tag)
+            decoded = adapt.decode_update(payload, problem.spec, sizes, problem.tag)  # what the decoder gets
+            d = problem.measure(adapt.apply(problem.shipped, problem.spec, decoded)) * scale
+            bits = 8 * len(payload) + overhead_bits
+            j = d + lam * bits
+            log[f"{mode}@{exps['bias']}"] = {"D": d, "bits": bits, "J": j}
+            if j < best_j:
+                best, best_j = payload, j
+    return best, log
