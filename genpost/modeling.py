@@ -131,7 +131,11 @@ class Network:
             providers = ["CPUExecutionProvider"]
             if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
                 providers.insert(0, "CUDAExecutionProvider")
-            self.session = weights.load(owner, onnx_file, providers=providers, initializers=state)
+            replace = None
+            if state is not None:  # the adapted values written over the shipped ones in the verified model
+                shipped = self.shipped_state()
+                replace = [(shipped[k], state[k]) for k in shipped]
+            self.session = weights.load(owner, onnx_file, providers=providers, replace=replace)
         else:
             import torch
 
@@ -152,8 +156,9 @@ class Network:
         return {k: np.asarray(v, np.float32) for k, v in weights.load(owner, safetensors_file).items()}
 
     def with_state(self, state: dict[str, np.ndarray] | None) -> "Network":
-        """The same network (backend, device, tiling) running ``state`` instead: for ONNX the session's
-        initializers are overridden by name (a new session, ~20 ms), for torch the module loads them."""
+        """The same network (backend, device, tiling) running ``state`` instead: for ONNX the new values are
+        written over the shipped ones in the verified model bytes (``weights.patch_tensors``; a new session,
+        ~20 ms), for torch the module loads them."""
         return Network(*self._rebuild, state=state)
 
     def _run_tile(self, x: np.ndarray) -> np.ndarray:

@@ -99,32 +99,45 @@ def load_safetensors(path: str | os.PathLike, sha256: str, framework: str = "num
         raise WeightsError(f"{Path(path).name}: not a valid safetensors file ({exc})") from None
 
 
-def onnx_session(path: str | os.PathLike, sha256: str, providers: list[str] | None = None, initializers: dict | None = None):
+def onnx_session(path: str | os.PathLike, sha256: str, providers: list[str] | None = None, replace: list | None = None):
     """An onnxruntime InferenceSession built from the verified bytes (CPU unless ``providers`` say else).
-    ``initializers`` (name -> float32 array) override the model's own, e.g. a content-adapted copy of its
-    weights: the model file stays the verified one, only tensor values change."""
+    ``replace``: (stored tensor, new values) pairs, e.g. a content-adapted copy of the weights, written into
+    those bytes by ``patch_tensors`` before the session is built."""
     data = read_verified(path, sha256)
     if Path(path).suffix.lower() != ".onnx":
         raise WeightsError(f"{Path(path).name}: not an .onnx file")
+    if replace:
+        data = patch_tensors(data, replace, Path(path).name)
     try:
         import onnxruntime
     except ImportError:
         raise WeightsError(f"running {Path(path).name} needs onnxruntime: pip install 'genpost[onnx]'") from None
-    options = onnxruntime.SessionOptions()
-    held = []  # onnxruntime uses these buffers in place: they must live as long as the session
-    for name, value in (initializers or {}).items():
-        held.append(np.ascontiguousarray(value, dtype=np.float32))
-        held.append(onnxruntime.OrtValue.ortvalue_from_numpy(held[-1]))
-        options.add_initializer(name, held[-1])
     try:
-        session = onnxruntime.InferenceSession(data, options, providers=providers or ["CPUExecutionProvider"])
-        session.genpost_initializers = held
-        return session
+        return onnxruntime.InferenceSession(data, providers=providers or ["CPUExecutionProvider"])
     except Exception as exc:
         raise WeightsError(f"{Path(path).name}: not a valid ONNX model ({str(exc).splitlines()[0]})") from None
 
 
-def load(owner, name: str | None = None, framework: str = "numpy", providers: list[str] | None = None, initializers: dict | None = None):
+def patch_tensors(data: bytes, replace: list, name: str = "model") -> bytes:
+    """The model with each stored float32 tensor's values overwritten in place by its new values.
+
+    Same shape, same bytes count: the protobuf stays valid and every graph optimisation (including
+    onnxruntime's weight pre-packing, which ignores ``SessionOptions.add_initializer`` overrides) sees the new
+    values. Each old tensor's bytes must occur exactly once in the file, or the patch is refused."""
+    out = bytearray(data)
+    for old, new in replace:
+        a = np.ascontiguousarray(old, "<f4").tobytes()
+        b = np.ascontiguousarray(new, "<f4").tobytes()
+        if a == b:
+            continue
+        at = data.find(a)
+        if len(a) != len(b) or at < 0 or data.find(a, at + 1) >= 0:
+            raise WeightsError(f"{name}: cannot locate a weight tensor exactly once to update it")
+        out[at : at + len(a)] = b
+    return bytes(out)
+
+
+def load(owner, name: str | None = None, framework: str = "numpy", providers: list[str] | None = None, replace: list | None = None):
     """Load one of the files a PostProcessor declares in ``weights`` (the only one, or the one whose
     file name is ``name``): a dict of tensors for safetensors, an InferenceSession for ONNX."""
     declared = tuple(getattr(owner, "weights", ()) or ())
@@ -136,5 +149,5 @@ def load(owner, name: str | None = None, framework: str = "numpy", providers: li
     entry = chosen[0]
     path = resolve(owner, entry)
     if path.suffix.lower() == ".onnx":
-        return onnx_session(path, entry.sha256, providers, initializers)
+        return onnx_session(path, entry.sha256, providers, replace)
     return load_safetensors(path, entry.sha256, framework)

@@ -3,7 +3,8 @@
 Candidates: no update (the shipped weights), and for each adaptation mode (``small``, ``full``) the tuned
 deltas quantised at a few step sizes. Each is measured with the plugin's own restoration (the inference
 the decoder runs, through ``measure``) on the period's sample and charged every bit it costs, record
-included: ``J = D_sample * frames / sampled + lambda * (8 * len(payload) + overhead_bits)``. A plane
+included: ``J = D_sample * frames / sampled + lambda * bits``, where bits are the update, its record, and
+a frame-payload record naming it (while an update is in force no frame runs the default mode). A plane
 restores only where it lowers that plane's error (``plane_sse``), so "plugin off" for a plane is inside
 every candidate's D.
 """
@@ -20,6 +21,7 @@ from ..types import Frame
 from . import adapt
 from .finetune import Recipe, finetune
 
+FRAME_PAYLOAD_BITS = 64  # a frame payload naming the update (prefix + a one-level body)
 # quantiser step exponents tried per mode (step = 2**-e): coarse and fine
 EXPONENTS = ({"bias": 9, "scale": 8, "tail": 11}, {"bias": 11, "scale": 10, "tail": 13})
 
@@ -78,7 +80,8 @@ def choose(
             payload = adapt.encode_update(update, problem.tag)
             decoded = adapt.decode_update(payload, problem.spec, sizes, problem.tag)  # what the decoder gets
             d = problem.measure(adapt.apply(problem.shipped, problem.spec, decoded)) * scale
-            bits = 8 * len(payload) + overhead_bits
+            # its record, and the frame payload record that must name it (the default mode cannot)
+            bits = 8 * len(payload) + 2 * overhead_bits + FRAME_PAYLOAD_BITS
             j = d + lam * bits
             log[f"{mode}@{exps['bias']}"] = {"D": d, "bits": bits, "J": j}
             if j < best_j:

@@ -11,17 +11,6 @@ Layout (bytes)::
        ascending order; zero bits pad the last byte.
 
 Levels are (strength s, realism beta) pairs: ``out = x + s * (r_dist + beta * (r_perc - r_dist))``.
-
-Version 2 prefixes a version-1 payload with what content adaptation and "never worse per plane" need::
-
-    0  version (2)
-    1  flags: bits 0..2 = planes Y, U, V restored (a plane whose bit is 0 stays as decoded);
-       bit 3 = the period's content-adaptive update is in force
-    2  with bit 3: the update's tag, u16 BE (crc32 of the update payload & 0xFFFF), so a frame whose
-       update was lost or damaged is detected and falls back instead of running other weights
-    .. a version-1 payload
-
-The encoder writes version 1 when all planes restore with the shipped weights (the common, smallest case).
 """
 
 from __future__ import annotations
@@ -54,41 +43,7 @@ def _rank(prev: int, cur: int) -> int:
     return [lv for lv in range(len(LEVELS)) if lv != prev].index(cur)
 
 
-ALL_PLANES = 0b111
-
-
-def update_tag(update: bytes) -> int:
-    import zlib
-
-    return zlib.crc32(update) & 0xFFFF
-
-
-def encode(qp: int, levels: np.ndarray, planes: int = ALL_PLANES, tag: int | None = None) -> bytes:
-    """The payload; version 2 only when a plane is left as decoded or an update is in force (``tag``)."""
-    body = _encode_v1(qp, levels)
-    if planes == ALL_PLANES and tag is None:
-        return body
-    if not 0 <= planes <= ALL_PLANES:
-        raise ValueError("planes is a 3-bit mask")
-    flags = planes | (8 if tag is not None else 0)
-    return bytes([2, flags]) + (tag.to_bytes(2, "big") if tag is not None else b"") + body
-
-
-def decode_v2(payload: bytes, rows: int, cols: int) -> tuple[int, np.ndarray, int, int | None]:
-    """(qp, levels, plane mask, update tag or None) of a version-1 or -2 payload; PayloadError otherwise."""
-    if payload[:1] != b"\x02":
-        return (*decode(payload, rows, cols), ALL_PLANES, None)
-    if len(payload) < 2 or payload[1] >> 4:
-        raise PayloadError("gan-enhance/1 version-2 payload has bad flags")
-    flags = payload[1]
-    tag = int.from_bytes(payload[2:4], "big") if flags & 8 else None
-    body = payload[4:] if flags & 8 else payload[2:]
-    if flags & 8 and len(payload) < 4:
-        raise PayloadError("gan-enhance/1 version-2 payload is truncated")
-    return (*decode(body, rows, cols), flags & ALL_PLANES, tag)
-
-
-def _encode_v1(qp: int, levels: np.ndarray) -> bytes:
+def encode(qp: int, levels: np.ndarray) -> bytes:
     flat = [int(v) for v in np.asarray(levels).ravel()]
     if len(set(flat)) == 1:
         return bytes([VERSION, qp, 0, flat[0]])

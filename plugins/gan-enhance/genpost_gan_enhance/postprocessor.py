@@ -8,17 +8,18 @@ Each frame's payload says which planes restore, so no plane is made worse than t
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
-from genpost.learned import adapt as adapting
-from genpost.learned.rd import plane_sse
-from genpost.modeling import pack, runtime_installed, to_samples, unpack
+from genpost.learned import framing
+from genpost.learned.adapt import AdaptSpec
+from genpost.learned.adaptive import OPTIONS as ADAPT_OPTIONS
+from genpost.learned.adaptive import AdaptiveNetwork
+from genpost.learned.blocks import plane_block_sse
+from genpost.modeling import pack, to_samples, unpack
 
 from . import codec
 
@@ -34,14 +35,11 @@ DEFAULTS = {
     "lambda_scale": "1.0",  # encoder: multiplier on ctx.lagrangian
     "perception_weight": "0.0",  # encoder: mu in D = SSE + mu * texture-energy loss
     "record_frames": "8",  # encoder: a new one-level payload is charged its bits / this (it is usually reused)
-    "adapt": "auto",  # encoder: content adaptation per period: auto (RD among off/small/full) | off | small | full
-    "adapt_steps": "300",  # encoder: fine-tuning steps per adaptation mode and period
-    "adapt_seconds": "30",  # encoder: time budget per mode and period for those steps
+    **ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
 }
-ADAPT_MODES = {"auto": ("small", "full"), "off": (), "small": ("small",), "full": ("full",)}
 # the generator's convs in forward order; the output layer's 12 channels: r_dist then r_perc, each
 # 4 luma phases + U + V
-SPEC = adapting.AdaptSpec(
+SPEC = AdaptSpec(
     convs=("head", *(f"body.{i}" for i in range(5)), "tail"), out_planes=(0, 0, 0, 0, 1, 2) * 2
 )
 
@@ -69,8 +67,7 @@ class GanEnhance(PostProcessor):
         self._device = "cpu"
         self._engine = None
         self._cache: tuple | None = None
-        self._adapted: tuple | None = None  # (update payload, engine running it) for the period in force
-        self._shipped: dict | None = None
+        self._adaptive = AdaptiveNetwork(self.name, SPEC, self.weights[1].sha256)
 
     def setup(self, device: str = "cpu") -> None:
         from .engine import Engine
@@ -87,25 +84,8 @@ class GanEnhance(PostProcessor):
         wanted, precision = pick(option(ctx, "backend")), option(ctx, "precision")
         precision = precision if wanted == "torch" or precision not in ("fp32", "bf16") else "fp32"
         if self._engine is None or (self._engine.backend, self._engine.precision) != (wanted, precision):
-            self._engine, self._adapted = Engine(self, wanted, self._device, precision), None
-        if ctx.update is None:
-            return self._engine
-        if self._adapted is None or self._adapted[0] != ctx.update:
-            state = adapting.apply(self._shipped_state(), SPEC, self._decode_update(ctx.update))
-            self._adapted = (ctx.update, self._engine.with_state(state))
-        return self._adapted[1]
-
-    def _shipped_state(self) -> dict:
-        if self._shipped is None:
-            self._shipped = self._engine.shipped_state()
-        return self._shipped
-
-    def _decode_update(self, update: bytes) -> adapting.Update:
-        sizes = SPEC.sizes(self._shipped_state())
-        try:
-            return adapting.decode_update(update, SPEC, sizes, adapting.weights_tag(self.weights[1].sha256))
-        except adapting.UpdateError as exc:
-            raise PayloadError(f"gan-enhance update: {exc}") from None
+            self._engine = Engine(self, wanted, self._device, precision)
+        return self._adaptive.engine(self._engine, ctx.update)
 
     def _residuals(self, frame: Frame, qp: int, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
         """(packed input (7,h,w), residuals (12,h,w)) for a frame, cached for the last frame, QP and update."""
@@ -135,12 +115,12 @@ class GanEnhance(PostProcessor):
         full = np.repeat(np.repeat(levels, half, 0), half, 1)[:h, :w]
         return table[full, 0], table[full, 1]
 
-    def _apply(self, frame: Frame, qp: int, levels: np.ndarray, ctx: Context, planes: int = codec.ALL_PLANES) -> Frame:
+    def _apply(self, frame: Frame, qp: int, levels: np.ndarray, ctx: Context, planes: int = framing.ALL_PLANES) -> Frame:
         if not levels.any() or not planes:
             return frame  # every block or every plane off: the base
         x, r = self._residuals(frame, qp, ctx)
         s, b = self._maps(levels, *x.shape[1:])
-        return _keep_planes(self._blend(frame, x, r, s, b), frame, planes)
+        return framing.keep_planes(self._blend(frame, x, r, s, b), frame, planes)
 
     # ---------------------------------------------------------------- decoder
 
@@ -153,12 +133,9 @@ class GanEnhance(PostProcessor):
                 return decoded
             x, r = self._residuals(decoded, qp, ctx)
             return self._blend(decoded, x, r, np.float32(strength), np.float32(beta))
-        qp, levels, planes, tag = codec.decode_v2(bytes(payload), *codec.grid(decoded.width, decoded.height))
-        if tag is None:
-            ctx = dataclasses.replace(ctx, update=None)  # coded for the shipped weights
-        elif ctx.update is None or codec.update_tag(ctx.update) != tag:
-            raise PayloadError("gan-enhance: this frame's content-adaptive update was lost or damaged")
-        return self._apply(decoded, qp, levels, ctx, planes)
+        body, planes, tag = framing.unwrap(bytes(payload))
+        qp, levels = codec.decode(body, *codec.grid(decoded.width, decoded.height))
+        return self._apply(decoded, qp, levels, framing.decoder_context(ctx, tag), planes)
 
     # ---------------------------------------------------------------- encoder
 
@@ -172,94 +149,55 @@ class GanEnhance(PostProcessor):
         lam = ctx.lagrangian * _float_option(ctx, "lambda_scale", 0.0, 1e6)
         mu = _float_option(ctx, "perception_weight", 0.0, 1e6)
         qp = int(ctx.qp if ctx.qp is not None else _float_option(ctx, "qp", 0, 63))
-        tag = codec.update_tag(ctx.update) if ctx.update is not None else None
+        tag = framing.update_tag(ctx.update) if ctx.update is not None else None
         rows, cols = codec.grid(decoded.width, decoded.height)
         x, r = self._residuals(decoded, qp, ctx)
         costs = np.stack([
-            self._block_distortion(source, self._blend(decoded, x, r, np.float32(s), np.float32(b)), rows, cols, mu)
+            plane_block_sse(source, self._blend(decoded, x, r, np.float32(s), np.float32(b)), codec.BLOCK, mu)
             for s, b in codec.LEVELS
         ], -1)  # fmt: skip  (planes, rows, cols, levels)
         overhead = ctx.record_overhead_bits
+        base = costs[..., 0].sum((1, 2))  # level 0 is the decode itself
         candidates: list[tuple[float, bytes]] = []
         if ctx.previous_payload:
             try:
-                pqp, plev, pplanes, ptag = codec.decode_v2(ctx.previous_payload, rows, cols)
+                body, pplanes, ptag = framing.unwrap(ctx.previous_payload)
+                pqp, plev = codec.decode(body, rows, cols)
                 if pqp == qp and ptag == tag:
-                    candidates.append((_masked_cost(costs, plev, pplanes), ctx.previous_payload))
+                    candidates.append((framing.masked(_plane_costs(costs, plev), base, pplanes), ctx.previous_payload))
             except PayloadError:
                 pass
-        if tag is None:
-            candidates.append((self._measure(source, decoded, None, ctx, mu), b""))
+        default = plane_block_sse(source, self.restore(decoded, None, ctx), codec.BLOCK, mu).sum((1, 2))
+        # the default mode cannot leave a plane as decoded: a candidate only where it loses on none; and
+        # while an update is in force every frame names it, so a lost update is always detected
+        if tag is None and (default <= base).all():
+            candidates.append((float(default.sum()), b""))
         spread = _float_option(ctx, "record_frames", 1.0, 1e4)
-        extra = 8 * (len(codec.encode(qp, np.zeros((1, 1)), 0, tag)) - 4)  # the version-2 prefix, if needed
         for level in range(len(codec.LEVELS)):
             levels = np.full((rows, cols), level)
-            planes = _best_planes(costs, levels)
-            payload = codec.encode(qp, levels, planes, tag)
-            bits = (overhead + 32 + (extra if payload[0] == 2 else 0)) / spread  # usually extended over runs
-            candidates.append((_masked_cost(costs, levels, planes) + lam * bits, payload))
+            planes = framing.plane_mask(_plane_costs(costs, levels), base)
+            payload = framing.wrap(codec.encode(qp, levels), planes, tag)
+            bits = (overhead + 32 + framing.prefix_bits(planes, tag)) / spread  # usually extended over runs
+            candidates.append((framing.masked(_plane_costs(costs, levels), base, planes) + lam * bits, payload))
         levels = self._viterbi(costs.sum(0).reshape(-1, len(codec.LEVELS)), lam).reshape(rows, cols)
-        planes = _best_planes(costs, levels)
-        payload = codec.encode(qp, levels, planes, tag)
-        candidates.append((_masked_cost(costs, levels, planes) + lam * (overhead + 8 * len(payload)), payload))
+        planes = framing.plane_mask(_plane_costs(costs, levels), base)
+        payload = framing.wrap(codec.encode(qp, levels), planes, tag)
+        candidates.append((framing.masked(_plane_costs(costs, levels), base, planes) + lam * (overhead + 8 * len(payload)), payload))
         return min(candidates, key=lambda c: c[0])[1]  # ties: the earlier (cheaper to send) candidate
 
     def adapt(self, pairs, ctx: Context) -> bytes:
-        """The period's weight update by RD (``genpost.learned.rd``): tuned on the sampled pairs with the
+        """The period's weight update by RD (``genpost.learned``): tuned on the sampled pairs with the
         distortion head at strength 1, measured with the decoder's inference; b"" when none pays."""
-        mode = option(ctx, "adapt")
-        if mode not in ADAPT_MODES:
-            raise ValueError(f"gan-enhance.adapt must be one of {', '.join(ADAPT_MODES)}, not {mode!r}")
-        if not ADAPT_MODES[mode] or not pairs:
-            return b""
-        if not runtime_installed("torch"):
-            logging.getLogger("genpost").warning("gan-enhance: content adaptation needs torch (pip install 'genpost[adapt]'); sending no update")
-            return b""
-        from genpost.learned import rd
-        from genpost.learned.finetune import Recipe
-
         from .engine import make_generator
 
         qp = int(ctx.qp if ctx.qp is not None else _float_option(ctx, "qp", 0, 63))
-        engine = self._engine_for(dataclasses.replace(ctx, update=None))
-        train = rd.training_pairs(pairs, qp)
-
-        def measure(state) -> float:
-            net = engine if state is None else engine.with_state(state)
-            total = 0.0
-            for (src, dec), (x, _) in zip(pairs, train):
-                out = self._blend(dec, x, net(x), np.float32(1.0), np.float32(0.0))
-                total += float(np.minimum(plane_sse(src, out), plane_sse(src, dec)).sum())
-            return total
-
-        problem = rd.Problem(
-            SPEC, self._shipped_state(), adapting.weights_tag(self.weights[1].sha256), make_generator,
-            lambda net, x: net(x)[:, :6], measure,
-        )  # fmt: skip
-        recipe = Recipe(
-            steps=int(ctx.number("gan-enhance", "adapt_steps", DEFAULTS["adapt_steps"], 0, 100000, True)),
-            seconds=ctx.number("gan-enhance", "adapt_seconds", DEFAULTS["adapt_seconds"], 0, 1e6),
-        )  # fmt: skip
         lam = ctx.lagrangian * _float_option(ctx, "lambda_scale", 0.0, 1e6)
-        payload, _ = rd.choose(problem, train, ADAPT_MODES[mode], lam, ctx.record_overhead_bits,
-                               max(1, ctx.period_frames), recipe, pairs[0][1].max_value)  # fmt: skip
-        return payload
-
-    def _measure(self, source: Frame, decoded: Frame, payload, ctx: Context, mu: float) -> float:
-        rows, cols = codec.grid(decoded.width, decoded.height)
-        return float(self._block_distortion(source, self.restore(decoded, payload, ctx), rows, cols, mu).sum())
-
-    @staticmethod
-    def _block_distortion(source: Frame, out: Frame, rows: int, cols: int, mu: float) -> np.ndarray:
-        """(3, rows, cols) SSE of Y, U, V per 64x64 block (+ on Y: mu * sum over 8x8 luma cells of
-        64*(sd_src - sd_out)^2)."""
-        total = np.zeros((3, rows, cols))
-        for p, (a, b, size) in enumerate(((source.y, out.y, codec.BLOCK), (source.u, out.u, codec.BLOCK // 2), (source.v, out.v, codec.BLOCK // 2))):
-            total[p] = _block_sum((a.astype(np.float64) - b) ** 2, size, rows, cols)
-        if mu:
-            sd_a, sd_b = _cell_sd(source.y), _cell_sd(out.y)
-            total[0] += mu * _block_sum(64.0 * (sd_a - sd_b) ** 2, codec.BLOCK // 8, rows, cols)
-        return total
+        generic = self._engine_for(Context(stream=ctx.stream, options=ctx.options))
+        one = np.float32(1.0), np.float32(0.0)
+        return self._adaptive.choose(
+            generic, pairs, ctx, qp, lam, make_generator, lambda net, x: net(x)[:, :6],
+            lambda net, dec, x: self._blend(dec, x, net(x), *one),
+        )  # fmt: skip
 
     @staticmethod
     def _viterbi(costs: np.ndarray, lam: float) -> np.ndarray:
@@ -283,36 +221,3 @@ def _plane_costs(costs: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """(3,) per-plane D of a level map, from per-plane block costs (3, rows, cols, levels)."""
     idx = np.broadcast_to(levels[None, ..., None].astype(np.intp), (3, *levels.shape, 1))
     return np.take_along_axis(costs, idx, -1).sum((1, 2, 3))
-
-
-def _best_planes(costs: np.ndarray, levels: np.ndarray) -> int:
-    """The plane mask that restores a plane only where the map lowers its D (level 0 = the decode)."""
-    on = _plane_costs(costs, levels) < costs[..., 0].sum((1, 2))
-    return int(on[0]) | int(on[1]) << 1 | int(on[2]) << 2
-
-
-def _masked_cost(costs: np.ndarray, levels: np.ndarray, planes: int) -> float:
-    mapped, base = _plane_costs(costs, levels), costs[..., 0].sum((1, 2))
-    return float(sum(mapped[p] if planes >> p & 1 else base[p] for p in range(3)))
-
-
-def _keep_planes(out: Frame, decoded: Frame, planes: int) -> Frame:
-    """``out`` with the planes not in the mask taken from ``decoded``."""
-    if planes == codec.ALL_PLANES:
-        return out
-    return out.with_planes(*(o if planes >> p & 1 else d for p, (o, d) in enumerate(zip(out.planes, decoded.planes))))
-
-
-def _block_sum(a: np.ndarray, size: int, rows: int, cols: int) -> np.ndarray:
-    h, w = a.shape
-    padded = np.zeros((rows * size, cols * size))
-    padded[:h, :w] = a
-    return padded.reshape(rows, size, cols, size).sum((1, 3))
-
-
-def _cell_sd(y: np.ndarray) -> np.ndarray:
-    """Standard deviation of each 8x8 luma cell (edge cells padded by replication)."""
-    h, w = y.shape
-    a = np.pad(y.astype(np.float64), ((0, -h % 8), (0, -w % 8)), mode="edge")
-    cells = a.reshape(a.shape[0] // 8, 8, a.shape[1] // 8, 8)
-    return cells.std((1, 3))

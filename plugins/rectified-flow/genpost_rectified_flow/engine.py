@@ -17,7 +17,7 @@ def pick(requested: str) -> str:
     return pick_backend(requested, "rectified-flow")
 
 
-def _velocity_net():
+def make_velocity_net():
     from .model import VelocityNet
 
     return VelocityNet()
@@ -25,7 +25,7 @@ def _velocity_net():
 
 def Engine(owner, backend: str = "onnx", device: str = "cpu") -> Network:  # noqa: N802
     """``engine(inputs (14, h, w)) -> velocity (6, h, w)``."""
-    return Network(owner, "rectified-flow", ONNX_FILE, SAFETENSORS_FILE, _velocity_net, 6, HALO, TILE, backend, device)
+    return Network(owner, "rectified-flow", ONNX_FILE, SAFETENSORS_FILE, make_velocity_net, 6, HALO, TILE, backend, device)
 
 
 def sample(engine: Network, decoded: np.ndarray, steps: int, t0: float, sigma: float, eps: np.ndarray | None) -> np.ndarray:

@@ -1,7 +1,11 @@
 """``rectified-flow``: a small conditional velocity network carries the decoded frame (plus seeded, scaled
 noise) to the source by Euler sampling in 1..4 steps, starting part-way along the flow. The encoder picks
 the sampler settings (steps, start time, noise level, seed, an optional per-plane guidance vector) for each
-frame by sampling candidates and comparing D + lambda * R; without side info a documented default runs."""
+frame by sampling candidates and comparing D + lambda * R; without side info a documented default runs.
+
+Content adaptation (``genpost.learned``): per period the encoder may tune the velocity network's biases,
+per-channel multipliers, per-plane output gains and (mode ``full``) its output layer on the content, for
+the one-step sampler, and send the update once; each frame's payload says which planes restore."""
 
 from __future__ import annotations
 
@@ -12,6 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
+from genpost.learned import framing
+from genpost.learned.adapt import AdaptSpec
+from genpost.learned.adaptive import OPTIONS as ADAPT_OPTIONS
+from genpost.learned.adaptive import AdaptiveNetwork
+from genpost.learned.blocks import plane_block_sse
 from genpost.modeling import pack, to_samples, unpack
 
 from . import codec
@@ -36,7 +45,9 @@ DEFAULTS = {
     "search": "full",  # full | fast: how many sampler settings analyze tries
     "seeds": "2",  # seeds tried per noisy setting (full search)
     "guidance": "1",  # 1: also try a per-plane guidance vector; 0: never send one
+    **ADAPT_OPTIONS,  # content adaptation per period (genpost.learned.adaptive)
 }
+SPEC = AdaptSpec(convs=("head", *(f"body.{i}" for i in range(4)), "tail"), out_planes=(0, 0, 0, 0, 1, 2))
 # (steps, t0 index, sigma index) tried by analyze; noisy ones with several seeds
 SEARCH = {
     "fast": ((1, 0, 0), (2, 0, 0), (2, 0, 1)),
@@ -80,6 +91,7 @@ class RectifiedFlow(PostProcessor):
         self._frame_key = None
         self._packed: dict[int, np.ndarray] = {}  # per conditioning QP, for the current frame
         self._samples: dict[tuple, np.ndarray] = {}  # per Settings.key(), for the current frame
+        self._adaptive = AdaptiveNetwork(self.name, SPEC, self.weights[1].sha256)
 
     def setup(self, device: str = "cpu") -> None:
         from .engine import Engine
@@ -95,14 +107,15 @@ class RectifiedFlow(PostProcessor):
         wanted = pick(option(ctx, "backend"))
         if self._engine is None or self._engine.backend != wanted:
             self._engine = Engine(self, wanted, self._device)
-        return self._engine
+        return self._adaptive.engine(self._engine, ctx.update)
 
     def _sampled(self, frame: Frame, s: Settings, ctx: Context) -> np.ndarray:
         """The (6, h, w) end state of the flow for a frame and settings (cached for the current frame)."""
         from .engine import sample
 
         engine = self._engine_for(ctx)
-        key = (engine.backend, frame.index, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
+        update = zlib.crc32(ctx.update) if ctx.update is not None else None
+        key = (engine.backend, update, frame.index, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
         if key != self._frame_key:
             self._frame_key, self._packed, self._samples = key, {}, {}
         if s.key() not in self._samples:
@@ -148,7 +161,10 @@ class RectifiedFlow(PostProcessor):
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
         if payload is None:
             return self._apply(decoded, default_settings(ctx), ctx)
-        return self._apply(decoded, codec.decode(bytes(payload), *codec.grid(decoded.width, decoded.height)), ctx)
+        body, planes, tag = framing.unwrap(bytes(payload))
+        settings = codec.decode(body, *codec.grid(decoded.width, decoded.height))
+        out = self._apply(decoded, settings, framing.decoder_context(ctx, tag))
+        return framing.keep_planes(out, decoded, planes)
 
     # ---------------------------------------------------------------- encoder
 
@@ -168,68 +184,80 @@ class RectifiedFlow(PostProcessor):
             raise ValueError(f"{OPT}search must be one of {', '.join(SEARCH)}, not {search!r}")
         qp = int(ctx.qp) if ctx.qp is not None else _number(ctx, "qp", 0, 63, True)
         qp = min(max(qp, 0), 63)
-        rows, cols = codec.grid(decoded.width, decoded.height)
+        tag = framing.update_tag(ctx.update) if ctx.update is not None else None
 
         def blockwise(out: Frame) -> np.ndarray:
-            return _block_distortion(source, out, rows, cols, mu)
+            return plane_block_sse(source, out, codec.BLOCK, mu)  # (3, rows, cols)
 
-        def rate(payload: bytes, reusable: bool) -> float:
-            bits = ctx.record_overhead_bits + 8 * len(payload)
-            return bits / spread if reusable else bits
-
+        base = blockwise(decoded)
+        base_planes = base.sum((1, 2))
         candidates: list[tuple[float, bytes]] = []
+
+        def offer(per_plane: np.ndarray, payload: bytes, reusable: bool) -> float:
+            """Add a payload restoring only the planes it improves; its J."""
+            planes = framing.plane_mask(per_plane, base_planes)
+            bits = ctx.record_overhead_bits + 8 * len(payload) + framing.prefix_bits(planes, tag)
+            j = framing.masked(per_plane, base_planes, planes) + lam * (bits / spread if reusable else bits)
+            candidates.append((j, framing.wrap(payload, planes, tag)))
+            return j
+
         if ctx.previous_payload:
             try:
-                prev = codec.decode(ctx.previous_payload, rows, cols)
-                candidates.append((float(blockwise(self._apply(decoded, prev, ctx)).sum()), ctx.previous_payload))
+                body, planes, ptag = framing.unwrap(ctx.previous_payload)
+                if ptag == tag:
+                    d = blockwise(self._apply(decoded, codec.decode(body, *base.shape[1:]), ctx)).sum((1, 2))
+                    candidates.append((framing.masked(d, base_planes, planes), ctx.previous_payload))
             except PayloadError:
                 pass
-        candidates.append((float(blockwise(self.restore(decoded, None, ctx)).sum()), b""))
-        base = blockwise(decoded).ravel()
+        default = blockwise(self.restore(decoded, None, ctx)).sum((1, 2))
+        # the default mode cannot leave a plane as decoded: a candidate only where it loses on none; and
+        # while an update is in force every frame names it, so a lost update is always detected
+        if tag is None and (default <= base_planes).all():
+            candidates.append((float(default.sum()), b""))
         best: tuple[float, Settings] | None = None
 
         def consider(s: Settings, per_block: np.ndarray) -> None:
             nonlocal best
-            whole = codec.encode(s)
-            on = per_block < base
-            mapped = dataclasses.replace(s, blocks=tuple(bool(b) for b in on))
-            options = [(float(per_block.sum()) + lam * rate(whole, s.guidance is None), s, whole)]
-            masked = float(np.where(on, per_block, base).sum())
-            options.append((masked + lam * rate(codec.encode(mapped), False), mapped, codec.encode(mapped)))
-            for j, settings, payload in options:
-                candidates.append((j, payload))
+            on = per_block.sum(0) < base.sum(0)
+            mapped = dataclasses.replace(s, blocks=tuple(bool(b) for b in on.ravel()))
+            for settings, d, reusable in (
+                (s, per_block.sum((1, 2)), s.guidance is None),
+                (mapped, np.where(on, per_block, base).sum((1, 2)), False),
+            ):
+                j = offer(d, codec.encode(settings), reusable)
                 if best is None or j < best[0]:
                     best = (j, settings)
 
         for steps, t0, sigma in SEARCH[search]:
             for seed in range(seeds if sigma else 1):
                 s = Settings(qp, steps, t0, sigma, seed)
-                consider(s, blockwise(self._apply(decoded, s, ctx)).ravel())
+                consider(s, blockwise(self._apply(decoded, s, ctx)))
         if best is not None and option(ctx, "guidance") != "0":
             s = best[1]
             g = _guidance(source, self._sampled(decoded, s, ctx))
             if any(g):
                 guided = dataclasses.replace(s, guidance=g, blocks=None)
-                consider(guided, blockwise(self._apply(decoded, guided, ctx)).ravel())
+                consider(guided, blockwise(self._apply(decoded, guided, ctx)))
         return min(candidates, key=lambda c: c[0])[1]  # ties: the earlier (cheaper to send) candidate
 
+    def adapt(self, pairs, ctx: Context) -> bytes:
+        """The period's weight update by RD (``genpost.learned``): tuned for the one-step sampler from the
+        decode (t0 = 0, no noise) on the sampled pairs, measured with the decoder's inference."""
+        from .engine import make_velocity_net, sample
 
-def _block_distortion(source: Frame, out: Frame, rows: int, cols: int, mu: float) -> np.ndarray:
-    """(rows, cols) SSE of Y+U+V per 64x64 block at the stream's bit depth (+ mu * sum over 8x8 luma cells
-    of 64 * (sd_src - sd_out)^2)."""
-    total = np.zeros((rows, cols))
-    for a, b, size in ((source.y, out.y, codec.BLOCK), (source.u, out.u, codec.BLOCK // 2), (source.v, out.v, codec.BLOCK // 2)):
-        total += _block_sum((a.astype(np.float64) - b) ** 2, size, rows, cols)
-    if mu:
-        total += mu * _block_sum(64.0 * (_cell_sd(source.y) - _cell_sd(out.y)) ** 2, codec.BLOCK // 8, rows, cols)
-    return total
+        qp = min(max(int(ctx.qp) if ctx.qp is not None else _number(ctx, "qp", 0, 63, True), 0), 63)
+        lam = ctx.lagrangian * _number(ctx, "lambda_scale", 0.0, 1e6)
+        generic = self._engine_for(Context(stream=ctx.stream, options=ctx.options))
 
+        def forward(net, x):  # one Euler step from t = 0: the velocity is the residual
+            import torch
 
-def _block_sum(a: np.ndarray, size: int, rows: int, cols: int) -> np.ndarray:
-    h, w = a.shape
-    padded = np.zeros((rows * size, cols * size))
-    padded[:h, :w] = a
-    return padded.reshape(rows, size, cols, size).sum((1, 3))
+            return net(torch.cat([x[:, :6], x, torch.zeros_like(x[:, :1])], 1))
+
+        return self._adaptive.choose(
+            generic, pairs, ctx, qp, lam, make_velocity_net, forward,
+            lambda net, dec, x: self._to_frame(dec, sample(net, x, 1, 0.0, 0.0, None), None),
+        )  # fmt: skip
 
 
 def _guidance(source: Frame, x: np.ndarray) -> tuple[int, int, int]:
@@ -237,11 +265,3 @@ def _guidance(source: Frame, x: np.ndarray) -> tuple[int, int, int]:
     err = pack(source.y, source.u, source.v, source.max_value) - x
     means = (err[:4].mean(), err[4].mean(), err[5].mean())
     return tuple(int(np.clip(round(float(m) / codec.GUIDANCE_UNIT), -128, 127)) for m in means)
-
-
-def _cell_sd(y: np.ndarray) -> np.ndarray:
-    """Standard deviation of each 8x8 luma cell (edge cells padded by replication)."""
-    h, w = y.shape
-    a = np.pad(y.astype(np.float64), ((0, -h % 8), (0, -w % 8)), mode="edge")
-    cells = a.reshape(a.shape[0] // 8, 8, a.shape[1] // 8, 8)
-    return cells.std((1, 3))

@@ -1,0 +1,101 @@
+"""``AdaptiveNetwork``: what a learned plugin holds to take part in content adaptation.
+
+At the decoder it turns the period's update (``ctx.update``) into the network that runs it: the shipped
+weights plus the decoded update (``adapt.apply``), in a network built once per period. At the encoder
+``choose`` is the body of ``PostProcessor.adapt``: it reads the plugin's ``adapt`` options, tunes, and
+picks the update by RD (``genpost.learned.rd``). The plugin supplies only what is its own: its spec, how
+its network's output becomes a residual (``forward``, for training) and how it restores a frame with a
+given network (``restored``, to measure D exactly as the decoder will).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..modeling import Network, runtime_installed
+from ..postprocessor import Context, PayloadError
+from ..types import Frame
+from . import adapt
+from .finetune import Recipe
+
+OPTIONS = {
+    "adapt": "auto",  # auto (RD among no update, small, full) | off | small | full
+    "adapt_steps": "300",  # fine-tuning steps per mode and period
+    "adapt_seconds": "30",  # time budget per mode and period for those steps
+}
+MODES = {"auto": ("small", "full"), "off": (), "small": ("small",), "full": ("full",)}
+
+
+class AdaptiveNetwork:
+    def __init__(self, who: str, spec: adapt.AdaptSpec, weights_sha256: str):
+        self.who, self.spec, self.tag = who, spec, adapt.weights_tag(weights_sha256)
+        self._shipped: dict[str, np.ndarray] | None = None
+        self._adapted: tuple[bytes, Network, Network] | None = None  # (update, shipped engine, adapted engine)
+
+    def shipped(self, generic: Network) -> dict[str, np.ndarray]:
+        if self._shipped is None:
+            self._shipped = generic.shipped_state()
+        return self._shipped
+
+    def decode(self, update: bytes, generic: Network) -> adapt.Update:
+        sizes = self.spec.sizes(self.shipped(generic))
+        try:
+            return adapt.decode_update(update, self.spec, sizes, self.tag)
+        except adapt.UpdateError as exc:
+            raise PayloadError(f"{self.who} update: {exc}") from None
+
+    def engine(self, generic: Network, update: bytes | None) -> Network:
+        """``generic`` itself, or the network running ``update`` (built once per update and engine)."""
+        if update is None:
+            return generic
+        if self._adapted is None or self._adapted[0] != update or self._adapted[1] is not generic:
+            state = adapt.apply(self.shipped(generic), self.spec, self.decode(update, generic))
+            self._adapted = (update, generic, generic.with_state(state))
+        return self._adapted[2]
+
+    def choose(
+        self,
+        generic: Network,
+        pairs: Sequence[tuple[Frame, Frame]],
+        ctx: Context,
+        qp: int,
+        lam: float,
+        make_module: Callable[[], object],
+        forward: Callable,
+        restored: Callable[[Network, Frame, np.ndarray], Frame],
+    ) -> bytes:
+        """The period's update payload (b"" for none). ``restored(net, decoded, packed)`` is the frame the
+        plugin's restoration gives with network ``net`` on a decode packed with its QP plane."""
+        mode = ctx.option(self.who, "adapt", OPTIONS["adapt"])
+        if mode not in MODES:
+            raise ValueError(f"{self.who}.adapt must be one of {', '.join(MODES)}, not {mode!r}")
+        if not MODES[mode] or not pairs:
+            return b""
+        if not runtime_installed("torch"):
+            logging.getLogger("genpost").warning(
+                "%s: content adaptation needs torch (pip install 'genpost[adapt]'); sending no update", self.who
+            )
+            return b""
+        from . import rd
+
+        train = rd.training_pairs(pairs, qp)
+
+        def measure(state) -> float:
+            net = generic if state is None else generic.with_state(state)
+            total = 0.0
+            for (src, dec), (x, _) in zip(pairs, train):
+                out = restored(net, dec, x)
+                total += float(np.minimum(rd.plane_sse(src, out), rd.plane_sse(src, dec)).sum())
+            return total
+
+        problem = rd.Problem(self.spec, self.shipped(generic), self.tag, make_module, forward, measure)
+        recipe = Recipe(
+            steps=int(ctx.number(self.who, "adapt_steps", OPTIONS["adapt_steps"], 0, 100000, True)),
+            seconds=ctx.number(self.who, "adapt_seconds", OPTIONS["adapt_seconds"], 0, 1e6),
+        )
+        payload, _ = rd.choose(problem, train, MODES[mode], lam, ctx.record_overhead_bits,
+                               max(1, ctx.period_frames), recipe, pairs[0][1].max_value)  # fmt: skip
+        return payload
