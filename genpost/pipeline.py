@@ -272,10 +272,13 @@ def _analyze(
             raise PipelineError(f"{message}; more than --max-errors {max_errors}") from exc
 
     updates = periods.Updates()  # content-adaptive weight updates, one per plugin and period
+    phases = 2  # the progress bar: base encode, then analysis (and adaptation before it, when any)
     if sources is None and periods.adaptive(chain):  # (a --resume chunk runs with the shipped weights)
+        phases = 3
         updates = periods.plan(
             chain, source, base_path, fps, info, Context(stream=info, qp=qp, options=options), carriage,
             lambda proc, exc: failed(proc, "adapt", exc),
+            lambda n, m: progress(total + total * n // max(m, 1), phases * total),
         )  # fmt: skip
     with contextlib.ExitStack() as files:
         if sources is None:  # else: frames given by the caller (genpost.resume, one chunk at a time)
@@ -315,7 +318,7 @@ def _analyze(
                 else:
                     current[proc.side_info] = run = [proc.side_info, decoded.index, payload, 1]
                     runs.append(run)
-            progress(total + decoded.index + 1, 2 * total)
+            progress((phases - 1) * total + decoded.index + 1, phases * total)
     records = updates.records + [sideinfo.Record(fid, first, payload, count) for fid, first, payload, count in runs]
     return records, pts_index
 
