@@ -233,3 +233,23 @@ def test_a_frame_payload_whose_update_is_missing_is_refused():
     payload = framing.wrap(codec.encode(QP, np.ones((3, 3), np.uint8)), framing.ALL_PLANES, tag=0xBEEF)
     with pytest.raises(PayloadError, match="update"):
         proc.restore(frame, payload, plugin_context("gan-enhance", frame, {}))
+
+
+@pytest.mark.parametrize("plugin", ["gan-enhance", "rectified-flow"])
+@pytest.mark.parametrize("kind", ["black", "coded perfectly"])
+def test_a_frame_the_base_codes_perfectly_stays_untouched(plugin, kind):
+    """MSE 0 in the base (a black frame, or any frame decoded exactly): the encoder's choice leaves it be."""
+    from conftest import plugin_context
+
+    from genpost.plugins import get_postprocessor, make_plugin_manager
+
+    pytest.importorskip(f"genpost_{plugin.replace('-', '_')}")
+    frame = first_frames(1)[0]
+    if kind == "black":
+        frame = frame.with_planes(np.full_like(frame.y, 16), np.full_like(frame.u, 128), np.full_like(frame.v, 128))
+    proc = get_postprocessor(plugin, make_plugin_manager()).cls()
+    proc.setup("cpu")
+    ctx = plugin_context(plugin, frame, {})
+    payload = proc.analyze(frame, frame, ctx) or None
+    out = proc.restore(frame, payload, dataclasses.replace(ctx, qp=None))
+    assert all(np.array_equal(a, b) for a, b in zip(out.planes, frame.planes))
