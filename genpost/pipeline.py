@@ -263,6 +263,10 @@ def _analyze(
     errors = {} if errors is None else errors
     qp = settings.qp if settings.qp is not None else _crf_qp(settings)
 
+    base_bits = None  # the base's mean bits per frame, where its file is at hand
+    if base_path is not None and os.path.isfile(base_path) and total:
+        base_bits = 8 * os.path.getsize(base_path) / total
+
     def failed(proc, what: str, exc: Exception) -> None:
         message = f"plugin {proc.name} failed to {what}: {type(exc).__name__}: {exc}".splitlines()[0]
         if on_error == "fail":
@@ -276,7 +280,7 @@ def _analyze(
     if sources is None and periods.adaptive(chain):  # (a --resume chunk runs with the shipped weights)
         phases = 3
         updates = periods.plan(
-            chain, source, base_path, fps, info, Context(stream=info, qp=qp, options=options), carriage,
+            chain, source, base_path, fps, info, Context(stream=info, qp=qp, options=options, base_bits=base_bits), carriage,
             lambda proc, exc: failed(proc, "adapt", exc),
             lambda n, m: progress(total + total * n // max(m, 1), phases * total),
         )  # fmt: skip
@@ -305,6 +309,7 @@ def _analyze(
                     previous_payload=run[2] if live else None,
                     record_overhead_bits=8 * sideinfo.record_overhead_bytes(proc.side_info, carriage),
                     update=updates.in_force(proc.side_info, decoded.index),
+                    base_bits=base_bits,
                 )
                 try:
                     payload = bytes(proc.analyze(original, decoded, ctx) or b"")

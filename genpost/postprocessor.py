@@ -37,6 +37,9 @@ class Context:
     # at the encoder (analyze) and the decoder (restore); in ``adapt``, the frames the update will serve
     update: bytes | None = None
     period_frames: int = 0
+    # encoder: the base's mean bits per frame (None where unknown), so side info can be charged what it
+    # costs in BD-rate terms (``genpost.learned.rd.plane_lambdas``)
+    base_bits: float | None = None
 
     def option(self, plugin: str, key: str, default: str) -> str:
         """``--option PLUGIN.KEY=VALUE``, else the bare ``KEY`` (what ``genpost pipe --strength`` sets),

@@ -71,7 +71,8 @@ def test_default_mode_without_side_info_improves_luma():
     proc.setup("cpu")
     off = proc.restore(base, None, _ctx(base, strength=0))
     assert off is base
-    out = proc.restore(base, None, _ctx(base, qp=42))
+    assert proc.restore(base, None, _ctx(base)) is base  # by default, no side info: left as decoded
+    out = proc.restore(base, None, _ctx(base, qp=42, strength=1))
     assert out.y.dtype == np.uint8 and out.y.shape == base.y.shape
     assert not np.array_equal(out.y, base.y)
 

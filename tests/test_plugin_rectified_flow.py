@@ -118,7 +118,8 @@ def test_default_mode_without_side_info_improves_luma(coded, proc):
     src, mkv, _, _ = coded
     with media.InputFile(src) as s, media.InputFile(mkv) as b:
         source, base = next(zip(s.frames(), b.frames()))
-    out = proc.restore(base, None, _ctx(base, qp=None))  # documented defaults: 1 step, no noise, QP 32
+    assert proc.restore(base, None, _ctx(base, qp=None)) is base  # by default, no side info: left as decoded
+    out = proc.restore(base, None, _ctx(base, qp=None, blind=1))  # documented defaults: 1 step, no noise, QP 32
     assert out.y.dtype == np.uint8 and out.y.shape == base.y.shape
     assert psnr(source.y, out.y, 255) > psnr(source.y, base.y, 255)
 

@@ -83,12 +83,12 @@ class AdaptiveNetwork:
 
         train = rd.training_pairs(pairs, qp)
 
-        def measure(state) -> float:
+        def measure(state) -> np.ndarray:
             net = generic if state is None else generic.with_state(state)
-            total = 0.0
+            total = np.zeros(3)
             for (src, dec), (x, _) in zip(pairs, train):
                 out = restored(net, dec, x)
-                total += float(np.minimum(rd.plane_sse(src, out), rd.plane_sse(src, dec)).sum())
+                total += np.minimum(rd.plane_sse(src, out), rd.plane_sse(src, dec))
             return total
 
         problem = rd.Problem(self.spec, self.shipped(generic), self.tag, make_module, forward, measure)
@@ -96,6 +96,7 @@ class AdaptiveNetwork:
             steps=int(ctx.number(self.who, "adapt_steps", OPTIONS["adapt_steps"], 0, 100000, True)),
             seconds=ctx.number(self.who, "adapt_seconds", OPTIONS["adapt_seconds"], 0, 1e6),
         )
+        base = np.sum([rd.plane_sse(src, dec) for src, dec in pairs], 0)
         payload, _ = rd.choose(problem, train, MODES[mode], lam, ctx.record_overhead_bits,
-                               max(1, ctx.period_frames), recipe, pairs[0][1].max_value)  # fmt: skip
+                               max(1, ctx.period_frames), recipe, pairs[0][1].max_value, base, ctx.base_bits)  # fmt: skip
         return payload

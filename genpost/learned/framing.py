@@ -82,6 +82,6 @@ def plane_mask(restored: np.ndarray, decoded: np.ndarray) -> int:
     return sum(1 << p for p in range(3) if restored[p] < decoded[p])
 
 
-def masked(restored: np.ndarray, decoded: np.ndarray, planes: int) -> float:
-    """Total D of a frame restored in the masked planes only."""
-    return float(sum(restored[p] if planes >> p & 1 else decoded[p] for p in range(3)))
+def masked(restored: np.ndarray, decoded: np.ndarray, planes: int) -> np.ndarray:
+    """Per-plane D (3,) of a frame restored in the masked planes only."""
+    return np.array([restored[p] if planes >> p & 1 else decoded[p] for p in range(3)], np.float64)

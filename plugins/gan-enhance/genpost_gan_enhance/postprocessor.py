@@ -27,7 +27,10 @@ from . import codec
 # for a subclass defined elsewhere (the contract kit's tracer) is not this package
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULTS = {
-    "strength": "1.0",  # default mode (no side info): residual scale s
+    # default mode (no side info for a frame): residual scale s. 0 by default: without side info the decoder
+    # cannot know whether the generic network helps this content (it can lose a plane), so it leaves the
+    # frame as decoded; 1 runs it blind
+    "strength": "0.0",
     "realism": "0.0",  # default mode: beta, 0 = distortion head, 1 = perception head
     "qp": "32",  # default mode: the QP the generator is conditioned on (a decoder rarely knows the base's)
     "backend": "onnx",  # onnx | torch (falls back to the other when its runtime is missing)
@@ -140,13 +143,15 @@ class GanEnhance(PostProcessor):
     # ---------------------------------------------------------------- encoder
 
     def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
-        """The payload with the least J = D + lambda * bits among: nothing (default mode; not while an update
-        is in force, so a lost update is always detected), the payload in force (free), one level for the
-        frame (its bits spread over ``record_frames``, since such a payload is usually extended over the next
-        frames at no cost), and the Viterbi-optimal block map. Each restores only the planes where it lowers
-        that plane's error. D = SSE over Y, U and V at the stream's bit depth + mu * texture-energy loss
-        (``perception_weight``, default 0), measured with the weights the decoder will run."""
-        lam = ctx.lagrangian * _float_option(ctx, "lambda_scale", 0.0, 1e6)
+        """The payload ``genpost.learned.rd.pick`` prefers (no plane's BD-rate rises, then the largest gain
+        in bits) among: nothing (the default mode; only where it loses on no plane and no update is in
+        force, so a lost update is always detected), the payload in force (free), one level for the frame
+        (its bits spread over ``record_frames``: such a payload is usually extended over the next frames at
+        no cost), and the Viterbi-optimal block map. Each restores only the planes where it lowers that
+        plane's error. D = SSE per plane at the stream's bit depth (+ mu * texture-energy loss on Y,
+        ``perception_weight``, default 0), measured with the weights the decoder will run."""
+        from genpost.learned import rd
+
         mu = _float_option(ctx, "perception_weight", 0.0, 1e6)
         qp = int(ctx.qp if ctx.qp is not None else _float_option(ctx, "qp", 0, 63))
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
@@ -158,32 +163,34 @@ class GanEnhance(PostProcessor):
         ], -1)  # fmt: skip  (planes, rows, cols, levels)
         overhead = ctx.record_overhead_bits
         base = costs[..., 0].sum((1, 2))  # level 0 is the decode itself
-        candidates: list[tuple[float, bytes]] = []
+        scale = _float_option(ctx, "lambda_scale", 0.0, 1e6)
+        lambdas = rd.plane_lambdas(base, ctx.base_bits, ctx.lagrangian) * scale
+        candidates: list[tuple[np.ndarray, float, bytes]] = []  # (per-plane D, bits, payload), cheapest first
         if ctx.previous_payload:
             try:
                 body, pplanes, ptag = framing.unwrap(ctx.previous_payload)
                 pqp, plev = codec.decode(body, rows, cols)
                 if pqp == qp and ptag == tag:
-                    candidates.append((framing.masked(_plane_costs(costs, plev), base, pplanes), ctx.previous_payload))
+                    candidates.append((framing.masked(_plane_costs(costs, plev), base, pplanes), 0.0, ctx.previous_payload))
             except PayloadError:
                 pass
         default = plane_block_sse(source, self.restore(decoded, None, ctx), codec.BLOCK, mu).sum((1, 2))
         # the default mode cannot leave a plane as decoded: a candidate only where it loses on none; and
         # while an update is in force every frame names it, so a lost update is always detected
         if tag is None and (default <= base).all():
-            candidates.append((float(default.sum()), b""))
+            candidates.append((default, 0.0, b""))
         spread = _float_option(ctx, "record_frames", 1.0, 1e4)
         for level in range(len(codec.LEVELS)):
             levels = np.full((rows, cols), level)
             planes = framing.plane_mask(_plane_costs(costs, levels), base)
             payload = framing.wrap(codec.encode(qp, levels), planes, tag)
             bits = (overhead + 32 + framing.prefix_bits(planes, tag)) / spread  # usually extended over runs
-            candidates.append((framing.masked(_plane_costs(costs, levels), base, planes) + lam * bits, payload))
-        levels = self._viterbi(costs.sum(0).reshape(-1, len(codec.LEVELS)), lam).reshape(rows, cols)
+            candidates.append((framing.masked(_plane_costs(costs, levels), base, planes), bits, payload))
+        levels = self._viterbi(costs.sum(0).reshape(-1, len(codec.LEVELS)), float(lambdas[0])).reshape(rows, cols)
         planes = framing.plane_mask(_plane_costs(costs, levels), base)
         payload = framing.wrap(codec.encode(qp, levels), planes, tag)
-        candidates.append((framing.masked(_plane_costs(costs, levels), base, planes) + lam * (overhead + 8 * len(payload)), payload))
-        return min(candidates, key=lambda c: c[0])[1]  # ties: the earlier (cheaper to send) candidate
+        candidates.append((framing.masked(_plane_costs(costs, levels), base, planes), overhead + 8.0 * len(payload), payload))
+        return rd.pick(candidates, base, lambdas)
 
     def adapt(self, pairs, ctx: Context) -> bytes:
         """The period's weight update by RD (``genpost.learned``): tuned on the sampled pairs with the

@@ -32,6 +32,7 @@ OPT = "rectified-flow."
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULTS = {
     # default mode (no side info)
+    "blind": "0",  # 0: frames without side info stay as decoded (the generic network can lose a plane); 1: run the sampler below
     "steps": "1",  # Euler steps 1..4
     "t0": "0",  # start time index into codec.T0S (0 = 0.0)
     "sigma": "0",  # start-noise index into codec.SIGMAS (0 = no noise: deterministic whatever the seed)
@@ -160,6 +161,8 @@ class RectifiedFlow(PostProcessor):
 
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
         if payload is None:
+            if not _number(ctx, "blind", 0, 1, True):
+                return decoded
             return self._apply(decoded, default_settings(ctx), ctx)
         body, planes, tag = framing.unwrap(bytes(payload))
         settings = codec.decode(body, *codec.grid(decoded.width, decoded.height))
@@ -169,13 +172,15 @@ class RectifiedFlow(PostProcessor):
     # ---------------------------------------------------------------- encoder
 
     def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
-        """The payload with the least J = D + lambda * R among: nothing (the default mode), the payload in
+        """The payload ``genpost.learned.rd.pick`` prefers (no plane's BD-rate rises, then the largest gain in
+        bits) among: nothing (the default mode, where it loses on no plane and no update is in force), the payload in
         force (free), every sampler setting of the search (each actually sampled) for the whole frame or with
         its best 64x64-block on/off map, and the best of those with a guidance vector. D = SSE over Y, U and
         V at the stream's bit depth + mu * texture-energy loss (``perception_weight``, default 0). R of a new
         payload = record overhead + payload bits, divided by ``record_frames`` for a plain frame-level setting
         (usually extended over the next frames for free), in full for a block map or guidance (frame-specific)."""
-        lam = ctx.lagrangian * _number(ctx, "lambda_scale", 0.0, 1e6)
+        from genpost.learned import rd
+
         mu = _number(ctx, "perception_weight", 0.0, 1e6)
         spread = _number(ctx, "record_frames", 1.0, 1e4)
         seeds = _number(ctx, "seeds", 1, 256, True)
@@ -191,29 +196,31 @@ class RectifiedFlow(PostProcessor):
 
         base = blockwise(decoded)
         base_planes = base.sum((1, 2))
-        candidates: list[tuple[float, bytes]] = []
+        lambdas = rd.plane_lambdas(base_planes, ctx.base_bits, ctx.lagrangian) * _number(ctx, "lambda_scale", 0.0, 1e6)
+        candidates: list[tuple[np.ndarray, float, bytes]] = []  # (per-plane D, bits, payload), cheapest first
 
         def offer(per_plane: np.ndarray, payload: bytes, reusable: bool) -> float:
-            """Add a payload restoring only the planes it improves; its J."""
+            """Add a payload restoring only the planes it improves; its luma-lambda J (to rank settings)."""
             planes = framing.plane_mask(per_plane, base_planes)
             bits = ctx.record_overhead_bits + 8 * len(payload) + framing.prefix_bits(planes, tag)
-            j = framing.masked(per_plane, base_planes, planes) + lam * (bits / spread if reusable else bits)
-            candidates.append((j, framing.wrap(payload, planes, tag)))
-            return j
+            bits = bits / spread if reusable else bits
+            d = framing.masked(per_plane, base_planes, planes)
+            candidates.append((d, bits, framing.wrap(payload, planes, tag)))
+            return float(d.sum() + lambdas[0] * bits)
 
         if ctx.previous_payload:
             try:
                 body, planes, ptag = framing.unwrap(ctx.previous_payload)
                 if ptag == tag:
                     d = blockwise(self._apply(decoded, codec.decode(body, *base.shape[1:]), ctx)).sum((1, 2))
-                    candidates.append((framing.masked(d, base_planes, planes), ctx.previous_payload))
+                    candidates.append((framing.masked(d, base_planes, planes), 0.0, ctx.previous_payload))
             except PayloadError:
                 pass
         default = blockwise(self.restore(decoded, None, ctx)).sum((1, 2))
         # the default mode cannot leave a plane as decoded: a candidate only where it loses on none; and
         # while an update is in force every frame names it, so a lost update is always detected
         if tag is None and (default <= base_planes).all():
-            candidates.append((float(default.sum()), b""))
+            candidates.append((default, 0.0, b""))
         best: tuple[float, Settings] | None = None
 
         def consider(s: Settings, per_block: np.ndarray) -> None:
@@ -238,7 +245,7 @@ class RectifiedFlow(PostProcessor):
             if any(g):
                 guided = dataclasses.replace(s, guidance=g, blocks=None)
                 consider(guided, blockwise(self._apply(decoded, guided, ctx)))
-        return min(candidates, key=lambda c: c[0])[1]  # ties: the earlier (cheaper to send) candidate
+        return rd.pick(candidates, base_planes, lambdas)
 
     def adapt(self, pairs, ctx: Context) -> bytes:
         """The period's weight update by RD (``genpost.learned``): tuned for the one-step sampler from the
