@@ -139,7 +139,9 @@ def test_adaptation_beats_the_shipped_weights_with_its_bits_counted(clip, plugin
     source = _decode(src)
     costs = {}
     for mode in ("off", "small"):
-        coded, report = _encode(folder, src, plugin, mode)
+        # at the BD-safe lambdas an update rarely pays over 33 frames of 176x144; 0.15 brings them near HM's
+        # lambda, the one this test charges the bits at
+        coded, report = _encode(folder, src, plugin, mode, lambda_scale="0.15")
         out = folder / f"{plugin}-{mode}.y4m"
         rep = pipeline.enhance(coded, out, media.EncoderSettings(codec="y4m"), [plugin])
         assert rep.per_plugin[plugin].fallbacks == 0
