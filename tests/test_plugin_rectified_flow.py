@@ -33,7 +33,7 @@ FAST = {"rectified-flow.search": "fast", "rectified-flow.seeds": "1"}
 class TestRectifiedFlowContract(PostProcessorContract):
     postprocessor = RectifiedFlow
     # at full lambda the 176x144 clip rarely pays a ~40-byte record; a small lambda makes the kit see payloads
-    options = {"rectified-flow.lambda_scale": "0.02", **FAST}  # noqa: RUF012 (the kit's own ClassVar)
+    options = {"rectified-flow.lambda_scale": "0.02", "rectified-flow.adapt_steps": "20", **FAST}  # noqa: RUF012 (the kit's own ClassVar)
 
 
 class TestRectifiedFlowNetwork(NetworkContract):
