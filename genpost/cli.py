@@ -38,7 +38,9 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[red]genpost: error:[/red] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # a message may hold brackets, e.g. pip install "genpost[ray]"
+
+    err.print(f"[red]genpost: error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -140,7 +142,13 @@ def encode(
         False, "--resume", help="Work in GOP-aligned chunks beside the output; rerun with --resume to continue."
     ),
     chunk_frames: Optional[int] = typer.Option(
-        None, "--chunk-frames", help="With --resume: frames per chunk before the next keyframe (default 240)."
+        None, "--chunk-frames", help="With --resume or --workers: frames per chunk before the next keyframe (default 240)."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", help="Ray workers for keyframe-aligned chunks (> 1 needs genpost[ray]; docs/scaling.md)."
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="With --workers: a Ray cluster (e.g. ray://head:10001) instead of a local one."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -154,6 +162,7 @@ def encode(
             report = pipeline.encode(
                 source, output, settings, plugin, carriage, sideinfo, _fps(fps), progress, _options(option),
                 max_errors=max_errors, on_plugin_error=on_plugin_error, resume=resume, chunk_frames=chunk_frames,
+                workers=workers, ray_address=ray_address,
             )  # fmt: skip
         if as_json:
             _print_json(report.to_dict())
@@ -191,7 +200,13 @@ def enhance(
         False, "--resume", help="Work in GOP-aligned chunks beside the output; rerun with --resume to continue."
     ),
     chunk_frames: Optional[int] = typer.Option(
-        None, "--chunk-frames", help="With --resume: frames per chunk before the next keyframe (default 240)."
+        None, "--chunk-frames", help="With --resume or --workers: frames per chunk before the next keyframe (default 240)."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", help="Ray workers for keyframe-aligned chunks (> 1 needs genpost[ray]; docs/scaling.md)."
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="With --workers: a Ray cluster (e.g. ray://head:10001) instead of a local one."
     ),
     chain: Optional[str] = typer.Option(
         None, "--chain", help="Chain preset (TOML, e.g. filters/broadcast-hd.toml): FFmpeg filters, plugins, output."
@@ -218,6 +233,8 @@ def enhance(
                 _fail("--codec copy cannot carry restored or filtered frames; pick an encoder", 2)
             if resume:
                 _fail("--resume works without --chain/--vf-pre/--vf-post and with the PyAV encoders", 2)
+            if workers != 1:
+                _fail("--workers works without --chain/--vf-pre/--vf-post and with the PyAV encoders", 2)
             steps = chain_mod.load(chain) if chain else chain_mod.Chain()
             steps.pre += chain_mod.expand_vf(vf_pre)
             steps.post += chain_mod.expand_vf(vf_post)
@@ -234,6 +251,7 @@ def enhance(
                 report = pipeline.enhance(
                     input, output, settings, plugins, sideinfo, _fps(fps), _options(option), progress, max_errors,
                     on_plugin_error=on_plugin_error, resume=resume, chunk_frames=chunk_frames,
+                    workers=workers, ray_address=ray_address,
                 )  # fmt: skip
         for warning in report.warnings:
             err.print(f"[yellow]genpost: warning:[/yellow] {warning}", highlight=False)
@@ -537,7 +555,15 @@ def main() -> None:
         library.addHandler(_WarningLine(logging.WARNING))
         library.propagate = False
     _register_plugin_commands()
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        if "ray" in sys.modules:  # --workers: Ray's core worker can crash at interpreter exit (ray#37288)
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)  # the job, its actors and ray.shutdown() are finished: leave without the crash
+        raise
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""--workers N on a local Ray (2 CPUs, no dashboard, no network): one Ray session for the whole module."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import SEND_OFTEN, decode_all
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install genpost[ray])")
+
+from genpost import media, pipeline  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def keyed_base(tmp_path_factory, av_source) -> str:
+    """carphone with audio and subtitles, x265 with a keyframe every 8 frames (5 GOPs) and wiener SEI."""
+    out = tmp_path_factory.mktemp("keyed") / "base.mkv"
+    settings = media.EncoderSettings(qp=37, preset="fast", keyint=8)
+    pipeline.encode(av_source, out, settings, ["wiener"], "sei", options=SEND_OFTEN)
+    return str(out)
+
+
+def same_frames(a, b) -> bool:
+    return len(a) == len(b) and all(
+        f.pts == g.pts and all(np.array_equal(x, y) for x, y in zip(f.planes, g.planes)) for f, g in zip(a, b)
+    )
+
+
+def test_enhance_on_two_workers_is_frame_identical_to_one(ray_session, keyed_base, tmp_path):
+    settings = media.EncoderSettings(codec="ffv1")
+    one = pipeline.enhance(keyed_base, tmp_path / "one.mkv", settings)
+    seen = []
+    two = pipeline.enhance(
+        keyed_base, tmp_path / "two.mkv", settings, workers=2, chunk_frames=8, progress=lambda d, t: seen.append(d)
+    )
+    assert same_frames(decode_all(tmp_path / "one.mkv"), decode_all(tmp_path / "two.mkv"))
+    assert two.frames == one.frames == 33 and two.per_plugin == one.per_plugin
+    assert two.workers["chunks"] == 5  # keyframes at 0, 8, 16, 24, 32
+    assert two.workers["worker_processes"] == 2  # 5 chunks, 2 actors: plugins set up once per actor
+    assert seen and max(seen) == 33  # progress summed over both workers
+    with media.InputFile(tmp_path / "one.mkv") as a, media.InputFile(tmp_path / "two.mkv") as b:
+        assert [(o.kind, o.codec, o.language) for o in a.others] == [(o.kind, o.codec, o.language) for o in b.others]
+        assert {o.kind for o in b.others} == {"audio", "subtitle"}
+        assert b.tags.get("genpost_postprocessors") == a.tags.get("genpost_postprocessors") == "wiener/" + pipeline.load_postprocessors(["wiener"])[0].version
+        audio = lambda f: [bytes(p.packet) for p in f.other_packets()]  # noqa: E731
+        assert audio(a) == audio(b)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no work folder left
+
+
+def test_interrupted_enhance_stops_every_worker_and_leaves_no_output(ray_session, keyed_base, tmp_path):
+    def ctrl_c(done, total):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out.mkv"
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.enhance(keyed_base, out, media.EncoderSettings(codec="ffv1"), workers=2, chunk_frames=8, progress=ctrl_c)
+    assert list(tmp_path.iterdir()) == []  # no destination, no temp file, no work folder
+    deadline = time.time() + 20
+    while ray.available_resources().get("CPU", 0) < 2 and time.time() < deadline:
+        time.sleep(0.2)  # the killed actors give their CPUs back
+    assert ray.available_resources().get("CPU", 0) == 2
+
+
+def test_encode_on_two_workers_is_one_valid_stream_with_every_frame_and_its_side_info(ray_session, av_source, tmp_path):
+    out = tmp_path / "enc.mkv"
+    settings = media.EncoderSettings(qp=37, preset="fast")
+    report = pipeline.encode(av_source, out, settings, ["wiener"], "sei", options=SEND_OFTEN, workers=2, chunk_frames=10)
+    assert report.frames == 33 and report.workers["chunks"] == 4
+    frames = decode_all(out)
+    assert len(frames) == 33 and [f.index for f in frames] == list(range(33))
+    assert sum(f.key_frame for f in frames) >= 4  # each chunk opens with an IDR
+    pts = [f.pts for f in frames]
+    assert pts == sorted(pts) and len(set(pts)) == 33
+    with media.InputFile(out) as inp:
+        index = pipeline.collect_side_info(inp)
+        assert index.frames("wiener/1") == set(range(33)) and index.malformed == 0
+        assert {o.kind for o in inp.others} == {"audio", "subtitle"}
+    restored = pipeline.enhance(out, tmp_path / "restored.mkv", media.EncoderSettings(codec="ffv1"))
+    assert restored.per_plugin["wiener"].with_side_info == 33 and restored.per_plugin["wiener"].fallbacks == 0
+
+
+BLOCK_RAY = "import sys; sys.modules['ray'] = None; from genpost.cli import main; sys.argv[0] = 'genpost'; main()"
+
+
+def test_without_ray_workers_2_says_how_to_install_and_workers_1_never_imports_it(keyed_base, tmp_path):
+    def run(*args):
+        cmd = [sys.executable, "-c", BLOCK_RAY, "enhance", keyed_base, "-q", "--codec", "ffv1", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    two = run("-o", str(tmp_path / "two.mkv"), "--workers", "2")
+    assert two.returncode == 2 and 'pip install "genpost[ray]"' in two.stderr and "Traceback" not in two.stderr
+    assert not (tmp_path / "two.mkv").exists()
+    one = run("-o", str(tmp_path / "one.mkv"), "--workers", "1")
+    assert one.returncode == 0, one.stderr
+    assert run("-o", str(tmp_path / "z.mkv"), "--workers", "0").returncode == 2
