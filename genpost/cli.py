@@ -436,6 +436,35 @@ def pipe(
             )
 
 
+@app.command()
+def batch(
+    manifest: str = typer.Argument(..., help="Jobs as CSV, JSON or TOML: input, output, command (enhance|encode), options."),
+    workers: int = typer.Option(1, "--workers", help="Jobs run at once, each on one Ray worker (> 1 needs genpost[ray])."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="A Ray cluster instead of a local one."),
+    retries: int = typer.Option(1, "--retries", help="Runs again a job that failed for a reason that may pass."),
+    report: Optional[str] = typer.Option(None, "--report", help="Per-job report (JSON; default MANIFEST.report.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Run a catalogue of jobs over the workers; rerun to resume; one bad file never stops the others."""
+    with _errors():
+        from . import batch as batch_mod
+
+        with _progress("batch", quiet) as progress:
+            result = batch_mod.run(manifest, workers, ray_address, retries, report, progress)
+        if as_json:
+            _print_json(result)
+        for entry in result["jobs"]:
+            if entry["status"] == "failed":
+                from rich.markup import escape
+
+                line = escape(str(entry['error']))
+                err.print(f"[yellow]genpost: job {entry['job']} failed:[/yellow] {line}", highlight=False)
+        err.print(f"batch {manifest}: {batch_mod.summary_line(result)}", highlight=False)
+        if result["summary"]["failed"]:
+            raise typer.Exit(6)
+
+
 plugin_app = typer.Typer(help="Write your own post-processor plugins.", no_args_is_help=True)
 app.add_typer(plugin_app, name="plugin")
 

@@ -107,3 +107,45 @@ def test_without_ray_workers_2_says_how_to_install_and_workers_1_never_imports_i
     one = run("-o", str(tmp_path / "one.mkv"), "--workers", "1")
     assert one.returncode == 0, one.stderr
     assert run("-o", str(tmp_path / "z.mkv"), "--workers", "0").returncode == 2
+
+
+def test_batch_finishes_the_good_jobs_reports_the_corrupt_one_and_resumes(ray_session, wiener_mkv, carphone, tmp_path):
+    from genpost import batch
+
+    corrupt = tmp_path / "corrupt.mkv"
+    corrupt.write_bytes(bytes(range(256)) * 64)
+    manifest = tmp_path / "jobs.toml"
+    manifest.write_text(
+        f'[[jobs]]\ninput = "{wiener_mkv}"\noutput = "a.mkv"\ncodec = "ffv1"\n\n'
+        f'[[jobs]]\ncommand = "encode"\ninput = "{carphone}"\noutput = "b.mkv"\nqp = 37\npreset = "fast"\n'
+        f'plugin = ["wiener"]\noption = {{ "wiener.lambda_scale" = "0.02" }}\n\n'
+        f'[[jobs]]\ninput = "corrupt.mkv"\noutput = "c.mkv"\n'
+    )
+    first = batch.run(manifest, workers=2, retries=2)
+    a, b, c = first["jobs"]
+    assert first["summary"] == {"done": 2, "failed": 1, "pending": 0}
+    assert a["status"] == b["status"] == "done" and a["frames"] == b["frames"] == 33 and a["fps"] > 0
+    assert a["fallbacks"] == 0 and b["fallbacks"] == 0
+    assert c["status"] == "failed" and c["exit_code"] == 3 and "corrupt.mkv" in c["error"]
+    assert c["attempts"] == 1  # an unreadable input would fail the same way: not retried
+    assert (tmp_path / "a.mkv").is_file() and (tmp_path / "b.mkv").is_file() and not (tmp_path / "c.mkv").exists()
+    assert len(decode_all(tmp_path / "b.mkv")) == 33
+    report = tmp_path / "jobs.toml.report.json"
+    assert report.is_file()
+
+    again = batch.run(manifest, workers=1)  # after a crash or a fix: finished jobs are not run again
+    assert [j.get("skipped") for j in again["jobs"]] == [True, True, False]
+    assert again["jobs"][2]["status"] == "failed"
+
+
+def test_bad_manifest_exits_2_before_any_work(tmp_path):
+    from genpost import batch
+
+    bad = tmp_path / "jobs.csv"
+    bad.write_text("input,output,qp\nx.mkv,y.mkv,high\n")
+    with pytest.raises(batch.ManifestError, match="bad value for qp"):
+        batch.run(bad)
+    bad.write_text("input,output,tone\nx.mkv,y.mkv,warm\n")
+    with pytest.raises(batch.ManifestError, match="unknown option 'tone'"):
+        batch.run(bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs.csv"]
