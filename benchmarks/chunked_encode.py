@@ -3,7 +3,7 @@ the single pass and for closed-GOP chunks of each --chunk-frames, and the BD-rat
 each chunking against the single pass. Base only (no plugin): side info is analysed per chunk either way.
 
     python benchmarks/chunked_encode.py SOURCE [--crf 22,27,32,37] [--chunk-frames 32,64] [--workers 2]
-        [--preset fast] [--json OUT.json]
+        [--preset fast] [--keyint N] [--json OUT.json]
 
 The numbers in docs/scaling.md come from this script (the command is written beside them).
 """
@@ -21,8 +21,8 @@ from genpost import media, metrics, pipeline
 from genpost.distributed import session
 
 
-def measure(source: str, output: str, crf: float, preset: str, workers: int, chunk_frames: int | None) -> dict:
-    settings = media.EncoderSettings(crf=crf, preset=preset)
+def measure(source, output, crf: float, preset: str, workers: int, chunk_frames: int | None, keyint: int | None) -> dict:
+    settings = media.EncoderSettings(crf=crf, preset=preset, keyint=keyint)
     start = time.perf_counter()
     report = pipeline.encode(source, output, settings, [], "sei", workers=workers, chunk_frames=chunk_frames)
     seconds = time.perf_counter() - start
@@ -41,17 +41,18 @@ def main() -> None:
     ap.add_argument("--chunk-frames", default="32,64")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--preset", default="fast")
+    ap.add_argument("--keyint", type=int, default=None, help="x265 keyint for both sides (default: x265's, 250)")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
     crfs = [float(c) for c in args.crf.split(",")]
     sizes = [int(c) for c in args.chunk_frames.split(",")]
-    result = {"source": args.source, "preset": args.preset, "workers": args.workers, "single_pass": [], "chunked": {}}
+    result = {"source": args.source, "preset": args.preset, "keyint": args.keyint, "workers": args.workers, "single_pass": [], "chunked": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for crf in crfs:  # raw .265: only video bits are counted
-            result["single_pass"].append(measure(args.source, f"{tmp}/one.265", crf, args.preset, 1, None))
+            result["single_pass"].append(measure(args.source, f"{tmp}/one.265", crf, args.preset, 1, None, args.keyint))
         with session(args.workers):
             for size in sizes:
-                rows = [measure(args.source, f"{tmp}/c{size}.265", crf, args.preset, args.workers, size) for crf in crfs]
+                rows = [measure(args.source, f"{tmp}/c{size}.265", crf, args.preset, args.workers, size, args.keyint) for crf in crfs]
                 one = result["single_pass"]
                 bd = metrics.bd_rate([r["kbps"] for r in one], [r["psnr_y"] for r in one],
                                      [r["kbps"] for r in rows], [r["psnr_y"] for r in rows])  # fmt: skip

@@ -297,5 +297,6 @@ def _run_on_ray(jobs: list[Job], todo: list[int], workers: int, address, record)
 
 def summary_line(data: dict) -> str:
     s = data["summary"]
-    return f"{s['done']} done, {s['failed']} failed, {s['pending']} pending"
+    failed = [f"\n  job {e['job']} failed: {e['error']}" for e in data["jobs"] if e["status"] == "failed"]
+    return f"{s['done']} done, {s['failed']} failed, {s['pending']} pending" + "".join(failed)
 

@@ -118,6 +118,10 @@ def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
+WORKERS = typer.Option(1, "--workers", help="Ray workers for keyframe-aligned chunks (> 1 needs Ray; docs/scaling.md).")
+RAY_ADDRESS = typer.Option(None, "--ray-address", help="With --workers: a Ray cluster (e.g. auto) instead of a local one.")
+
+
 @app.command()
 def encode(
     source: str = typer.Argument(..., help="Original video (y4m or anything PyAV reads)."),
@@ -144,12 +148,8 @@ def encode(
     chunk_frames: Optional[int] = typer.Option(
         None, "--chunk-frames", help="With --resume or --workers: frames per chunk before the next keyframe (default 240)."
     ),
-    workers: int = typer.Option(
-        1, "--workers", help="Ray workers for keyframe-aligned chunks (> 1 needs genpost[ray]; docs/scaling.md)."
-    ),
-    ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", help="With --workers: a Ray cluster (e.g. ray://head:10001) instead of a local one."
-    ),
+    workers: int = WORKERS,
+    ray_address: Optional[str] = RAY_ADDRESS,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
@@ -202,12 +202,8 @@ def enhance(
     chunk_frames: Optional[int] = typer.Option(
         None, "--chunk-frames", help="With --resume or --workers: frames per chunk before the next keyframe (default 240)."
     ),
-    workers: int = typer.Option(
-        1, "--workers", help="Ray workers for keyframe-aligned chunks (> 1 needs genpost[ray]; docs/scaling.md)."
-    ),
-    ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", help="With --workers: a Ray cluster (e.g. ray://head:10001) instead of a local one."
-    ),
+    workers: int = WORKERS,
+    ray_address: Optional[str] = RAY_ADDRESS,
     chain: Optional[str] = typer.Option(
         None, "--chain", help="Chain preset (TOML, e.g. filters/broadcast-hd.toml): FFmpeg filters, plugins, output."
     ),
@@ -439,8 +435,8 @@ def pipe(
 @app.command()
 def batch(
     manifest: str = typer.Argument(..., help="Jobs as CSV, JSON or TOML: input, output, command (enhance|encode), options."),
-    workers: int = typer.Option(1, "--workers", help="Jobs run at once, each on one Ray worker (> 1 needs genpost[ray])."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="A Ray cluster instead of a local one."),
+    workers: int = typer.Option(1, "--workers", help="Jobs run at once, each on one Ray worker (> 1 needs Ray)."),
+    ray_address: Optional[str] = RAY_ADDRESS,
     retries: int = typer.Option(1, "--retries", help="Runs again a job that failed for a reason that may pass."),
     report: Optional[str] = typer.Option(None, "--report", help="Per-job report (JSON; default MANIFEST.report.json)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
@@ -454,13 +450,7 @@ def batch(
             result = batch_mod.run(manifest, workers, ray_address, retries, report, progress)
         if as_json:
             _print_json(result)
-        for entry in result["jobs"]:
-            if entry["status"] == "failed":
-                from rich.markup import escape
-
-                line = escape(str(entry['error']))
-                err.print(f"[yellow]genpost: job {entry['job']} failed:[/yellow] {line}", highlight=False)
-        err.print(f"batch {manifest}: {batch_mod.summary_line(result)}", highlight=False)
+        err.print(f"batch {manifest}: {batch_mod.summary_line(result)}", highlight=False, markup=False)
         if result["summary"]["failed"]:
             raise typer.Exit(6)
 
@@ -496,10 +486,19 @@ def bench(
     preset: str = typer.Option("medium", help="x265 preset of the re-encode (both sides)."),
     crf: float = typer.Option(18.0, help="x265 CRF of the re-encode (both sides)."),
     repeat: int = typer.Option(2, help="Alternated runs of each side; the fastest counts."),
+    workers: Optional[str] = typer.Option(
+        None, "--workers", help="Scaling instead: enhance's fps at each worker count, e.g. 1,2 (docs/scaling.md)."
+    ),
+    chunk_frames: Optional[int] = typer.Option(None, "--chunk-frames", help="With --workers: frames per chunk."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ):
     """Speed of decode -> restore -> x265 per stage, against plain PyAV decode + the same x265 re-encode."""
     with _errors():
+        if workers is not None:  # scaling (genpost.scaling)
+            from .scaling import bench_workers, summary
+
+            result = bench_workers(input, plugin, workers, _fps(fps), preset, crf, chunk_frames, err.print)
+            return _print_json(result) if as_json else err.print(summary(result), highlight=False)
         from .bench import bench as run_bench
 
         result = run_bench(

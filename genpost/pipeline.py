@@ -542,8 +542,9 @@ def enhance(
                 provenance(chain),
             )  # fmt: skip
         else:
-            if resume:
-                report.warnings.append("--resume: packets are copied, which is quick, so the job ran in one pass")
+            if resume or workers > 1:
+                flag = "--resume" if resume else "--workers"
+                report.warnings.append(f"{flag}: packets are copied, which is quick, so the job ran in one pass")
             _warn_if_resumable(output, report)
             _enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
         restorer.finish()

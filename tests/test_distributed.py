@@ -61,6 +61,15 @@ def test_enhance_on_two_workers_is_frame_identical_to_one(ray_session, keyed_bas
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no work folder left
 
 
+def test_x265_output_on_workers_is_the_resume_paths_byte_for_byte(ray_session, keyed_base, tmp_path):
+    """Both cut at the same keyframes and start a fresh encoder per chunk: the same video packets."""
+    settings = media.EncoderSettings(preset="ultrafast")
+    pipeline.enhance(keyed_base, tmp_path / "resume.mkv", settings, resume=True, chunk_frames=8)
+    pipeline.enhance(keyed_base, tmp_path / "two.mkv", settings, workers=2, chunk_frames=8)
+    with media.InputFile(tmp_path / "resume.mkv") as a, media.InputFile(tmp_path / "two.mkv") as b:
+        assert [d for d, _ in a.video_packets()] == [d for d, _ in b.video_packets()]
+
+
 def test_interrupted_enhance_stops_every_worker_and_leaves_no_output(ray_session, keyed_base, tmp_path):
     def ctrl_c(done, total):
         raise KeyboardInterrupt
@@ -149,3 +158,16 @@ def test_bad_manifest_exits_2_before_any_work(tmp_path):
     with pytest.raises(batch.ManifestError, match="unknown option 'tone'"):
         batch.run(bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs.csv"]
+
+
+def test_bench_reports_fps_per_worker_count_and_a_cluster_model(ray_session, keyed_base):
+    from genpost.scaling import bench_workers
+
+    result = bench_workers(keyed_base, "wiener", "1,2", preset="ultrafast", chunk_frames=8)
+    one, two = result["runs"]
+    assert (one["workers"], two["workers"]) == (1, 2) and one["fps"] > 0 and two["fps"] > 0
+    assert "chunks" not in one and two["chunks"] == 5  # 1: the single-process path, no Ray
+    assert two["sent_bytes_per_frame"] >= 176 * 144 * 3 // 2  # a decoded 4:2:0 frame travels to a worker
+    predicted = result["cluster_model"]["predicted"]["1_gbps"]
+    assert predicted["64"]["bound_by"] in ("driver_decode", "link")
+    assert predicted["1"]["fps"] <= predicted["64"]["fps"]
