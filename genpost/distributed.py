@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -203,33 +203,51 @@ class ChunkWorker:
                            os.getpid(), per_plugin, restorer.errors)  # fmt: skip
 
     def encode(self, chunk: Chunk) -> ChunkResult:
-        """A fresh x265 (the chunk opens with an IDR: a closed GOP), then the plugins' analyze on
-        (source, this chunk's own decode), exactly as pipeline.encode does for a whole file."""
+        """A fresh x265 (the chunk opens with an IDR: a closed GOP), then the plugins' analyze, and their
+        content adaptation per period, on (source, this chunk's own decode), as pipeline.encode does for
+        a whole file: the chunk's source is written losslessly (y4m) beside its base so both are files."""
         from .pipeline import analyze_frames
 
         start, job = time.perf_counter(), self.job
-        info, settings = job["info"], job["settings"]
+        info, settings, n = job["info"], job["settings"], len(chunk.frames)
         errors: dict[str, int] = {}
-        with self._segment(chunk, "ts", "mpegts") as segment:
-            for frame in chunk.frames:
-                segment.encode(to_bit_depth(frame, settings.bit_depth))
-                self.done += 1
-            segment.out.close()
-            with media.InputFile(segment.part) as base:
-                bases = (f.replace(index=chunk.first + i) for i, f in enumerate(base.frames()))
+        source = self._write_source(chunk)
+        try:
+            with self._segment(chunk, "ts", "mpegts") as segment:
+                for frame in chunk.frames:
+                    segment.encode(to_bit_depth(frame, settings.bit_depth))
+                    self.done += 1
+                segment.out.close()
+                encoded = self.done
                 records, _ = analyze_frames(
-                    None, None, None, self.chain, settings, info, job["carriage"], self._count, len(chunk.frames),
-                    dict(job["options"]), max_errors=None, on_error=job["on_error"], errors=errors,
-                    sources=iter(chunk.frames), bases=bases,
+                    str(source), str(segment.part), None, self.chain, settings, info, job["carriage"],
+                    lambda done, total: setattr(self, "done", encoded + (n * done // total if total else 0)),
+                    n, dict(job["options"]), max_errors=None, on_error=job["on_error"], errors=errors,
                 )  # fmt: skip
-            with media.InputFile(segment.part) as base:
-                pts = sorted(p.pts for _, p in base.video_packets())
-            data = segment.part.read_bytes()
-        return ChunkResult(chunk.number, chunk.first, len(chunk.frames), data, time.perf_counter() - start,
-                           os.getpid(), plugin_errors=errors, records=records, pts=pts)  # fmt: skip
+                self.done = encoded + n
+                with media.InputFile(segment.part) as base:
+                    pts = sorted(p.pts for _, p in base.video_packets())
+                data = segment.part.read_bytes()
+        finally:
+            source.unlink(missing_ok=True)
+        records = [replace(r, frame_index=r.frame_index + chunk.first) for r in records]  # chunk -> file index
+        return ChunkResult(chunk.number, chunk.first, n, data, time.perf_counter() - start, os.getpid(),
+                           plugin_errors=errors, records=records, pts=pts)  # fmt: skip
 
-    def _count(self, done: int, total: int | None) -> None:
-        self.done += 1  # analyze_frames reports once per analysed frame
+    def _write_source(self, chunk: Chunk) -> Path:
+        path = self.scratch / f"source-{chunk.number:05d}-{uuid.uuid4().hex[:8]}.y4m"
+        depth = chunk.frames[0].bit_depth
+        info = replace(self.job["info"], bit_depth=depth)
+        out = media.OutputFile(path, info, media.EncoderSettings(codec="y4m", bit_depth=depth))
+        try:
+            for frame in chunk.frames:
+                out.encode(frame)
+        except BaseException:
+            out.abort()
+            path.unlink(missing_ok=True)
+            raise
+        out.close()
+        return path
 
     @contextlib.contextmanager
     def _segment(self, chunk: Chunk, ext: str, muxer: str):
@@ -298,25 +316,27 @@ class Pool:
             raise WorkerError(f"a worker was lost: {exc}".splitlines()[0]) from None
 
 
-def enhance_chunks(inp, index, names, chunk_frames: int, restorer):
+def enhance_chunks(inp, index, chunk_frames: int, restorer):
     """The input's frames in keyframe-aligned chunks of at least ``chunk_frames`` (resume's cut), each
-    with the payloads of the chain's side-info formats; the input's damage budget is checked here."""
-    formats = [p.side_info for p in restorer.chain if p.side_info]
+    with its frames' payloads of every side-info format the input holds (weight updates included); the
+    input's damage budget is checked here."""
     frames: list[Frame] = []
     number = 0
     for unit in inp.demux(copy_others=False):
         restorer.check_input()
         for frame in unit.frames:
             if frames and frame.index in unit.keyframes and len(frames) >= chunk_frames:
-                yield _with_payloads(Chunk(number, frames), index, formats)
+                yield with_payloads(Chunk(number, frames), index)
                 frames, number = [], number + 1
             frames.append(frame)
     restorer.check_input()
     if frames:
-        yield _with_payloads(Chunk(number, frames), index, formats)
+        yield with_payloads(Chunk(number, frames), index)
 
 
-def _with_payloads(chunk: Chunk, index, formats: list[str]) -> Chunk:
+def with_payloads(chunk: Chunk, index) -> Chunk:
+    """``chunk`` with its frames' payloads of every format ``index`` holds (a sideinfo.RecordIndex)."""
+    formats = index.formats()
     for frame in chunk.frames:
         for fmt in formats:
             payload = index.get(fmt, frame.index)
@@ -358,7 +378,7 @@ def enhance_over_workers(inp, output, fps, info, settings, restorer, progress, c
         with session(workers, address) as ray:
             pool = Pool(ray, workers, names, job, work)
             stats.actor_start_s = pool.started_s
-            chunks = enhance_chunks(inp, restorer.index, names, chunk_frames, restorer)
+            chunks = enhance_chunks(inp, restorer.index, chunk_frames, restorer)
             pool.run("enhance", chunks, lambda done: progress(done, total), take)
             stats.sent_bytes = pool.sent_bytes
         if not segments:

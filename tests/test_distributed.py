@@ -171,3 +171,18 @@ def test_bench_reports_fps_per_worker_count_and_a_cluster_model(ray_session, key
     predicted = result["cluster_model"]["predicted"]["1_gbps"]
     assert predicted["64"]["bound_by"] in ("driver_decode", "link")
     assert predicted["1"]["fps"] <= predicted["64"]["fps"]
+
+
+
+def test_chunks_carry_every_side_info_format_of_their_frames_weight_updates_included(keyed_base):
+    """enhance's workers look payloads and content-adaptive updates up in the chunk's own index."""
+    from genpost import distributed, sideinfo
+
+    update = sideinfo.update_format("wiener/1")
+    index = sideinfo.RecordIndex()
+    index.add([sideinfo.Record("wiener/1", 0, b"filter", 33), sideinfo.Record(update, 8, b"weights", 8)])
+    frames = decode_all(keyed_base)
+    chunk = distributed.with_payloads(distributed.Chunk(1, frames[8:16]), index)
+    got = distributed.ChunkIndex(chunk.payloads)
+    assert [got.get(update, i) for i in (7, 8, 15, 16)] == [None, b"weights", b"weights", None]
+    assert got.get("wiener/1", 12) == b"filter" and got.get("wiener/1", 20) is None
