@@ -271,8 +271,14 @@ class Pool:
         actor = ray.remote(num_cpus=1, max_concurrency=2)(ChunkWorker)  # 2: progress() answers mid-chunk
         start = time.perf_counter()
         self.actors = [actor.remote(list(names), job, str(scratch)) for _ in range(workers)]
-        self.started_s = time.perf_counter() - start
         self.sent_bytes = 0
+        try:  # wait until every worker has set its plugins up: a setup that fails ends the job here
+            for a in self.actors:
+                self._get(a.progress.remote())
+        except BaseException:
+            self.kill()
+            raise
+        self.started_s = time.perf_counter() - start
 
     def run(self, method: str, chunks, progress, on_result) -> None:
         """Send every chunk, hand each result to ``on_result`` as it arrives, report summed progress."""
@@ -299,9 +305,13 @@ class Pool:
                     on_result(self._get(ref))
                 progress(sum(self._get(a.progress.remote()) for a in self.actors))
         finally:
-            for actor in self.actors:  # Ctrl-C or an error: no worker outlives the job
-                with contextlib.suppress(Exception):
-                    ray.kill(actor)
+            self.kill()
+
+    def kill(self) -> None:
+        """Ctrl-C, an error or the end: no worker outlives the job."""
+        for actor in self.actors:
+            with contextlib.suppress(Exception):
+                self.ray.kill(actor)
 
     def _get(self, ref):
         ray = self.ray
@@ -462,7 +472,7 @@ class Stats:
     worker_seconds: float = 0.0
     sent_bytes: int = 0  # decoded frames (+ payloads) shipped to the workers
     returned_bytes: int = 0  # encoded segments shipped back
-    actor_start_s: float = 0.0
+    actor_start_s: float = 0.0  # from creating the workers to all of them having set up their plugins
     pids: set = field(default_factory=set)
 
     def add(self, result: ChunkResult) -> None:
