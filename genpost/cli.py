@@ -38,7 +38,9 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[red]genpost: error:[/red] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # a message may hold brackets, e.g. pip install "genpost[ray]"
+
+    err.print(f"[red]genpost: error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -116,6 +118,10 @@ def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
+WORKERS = typer.Option(1, "--workers", help="Ray workers for keyframe-aligned chunks (> 1 needs Ray; docs/scaling.md).")
+RAY_ADDRESS = typer.Option(None, "--ray-address", help="With --workers: a Ray cluster (e.g. auto) instead of a local one.")
+
+
 @app.command()
 def encode(
     source: str = typer.Argument(..., help="Original video (y4m or anything PyAV reads)."),
@@ -140,8 +146,10 @@ def encode(
         False, "--resume", help="Work in GOP-aligned chunks beside the output; rerun with --resume to continue."
     ),
     chunk_frames: Optional[int] = typer.Option(
-        None, "--chunk-frames", help="With --resume: frames per chunk before the next keyframe (default 240)."
+        None, "--chunk-frames", help="With --resume or --workers: frames per chunk before the next keyframe (default 240)."
     ),
+    workers: int = WORKERS,
+    ray_address: Optional[str] = RAY_ADDRESS,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
@@ -154,6 +162,7 @@ def encode(
             report = pipeline.encode(
                 source, output, settings, plugin, carriage, sideinfo, _fps(fps), progress, _options(option),
                 max_errors=max_errors, on_plugin_error=on_plugin_error, resume=resume, chunk_frames=chunk_frames,
+                workers=workers, ray_address=ray_address,
             )  # fmt: skip
         if as_json:
             _print_json(report.to_dict())
@@ -191,8 +200,10 @@ def enhance(
         False, "--resume", help="Work in GOP-aligned chunks beside the output; rerun with --resume to continue."
     ),
     chunk_frames: Optional[int] = typer.Option(
-        None, "--chunk-frames", help="With --resume: frames per chunk before the next keyframe (default 240)."
+        None, "--chunk-frames", help="With --resume or --workers: frames per chunk before the next keyframe (default 240)."
     ),
+    workers: int = WORKERS,
+    ray_address: Optional[str] = RAY_ADDRESS,
     chain: Optional[str] = typer.Option(
         None, "--chain", help="Chain preset (TOML, e.g. filters/broadcast-hd.toml): FFmpeg filters, plugins, output."
     ),
@@ -218,6 +229,8 @@ def enhance(
                 _fail("--codec copy cannot carry restored or filtered frames; pick an encoder", 2)
             if resume:
                 _fail("--resume works without --chain/--vf-pre/--vf-post and with the PyAV encoders", 2)
+            if workers != 1:
+                _fail("--workers works without --chain/--vf-pre/--vf-post and with the PyAV encoders", 2)
             steps = chain_mod.load(chain) if chain else chain_mod.Chain()
             steps.pre += chain_mod.expand_vf(vf_pre)
             steps.post += chain_mod.expand_vf(vf_post)
@@ -234,6 +247,7 @@ def enhance(
                 report = pipeline.enhance(
                     input, output, settings, plugins, sideinfo, _fps(fps), _options(option), progress, max_errors,
                     on_plugin_error=on_plugin_error, resume=resume, chunk_frames=chunk_frames,
+                    workers=workers, ray_address=ray_address,
                 )  # fmt: skip
         for warning in report.warnings:
             err.print(f"[yellow]genpost: warning:[/yellow] {warning}", highlight=False)
@@ -418,6 +432,29 @@ def pipe(
             )
 
 
+@app.command()
+def batch(
+    manifest: str = typer.Argument(..., help="Jobs as CSV, JSON or TOML: input, output, command (enhance|encode), options."),
+    workers: int = typer.Option(1, "--workers", help="Jobs run at once, each on one Ray worker (> 1 needs Ray)."),
+    ray_address: Optional[str] = RAY_ADDRESS,
+    retries: int = typer.Option(1, "--retries", help="Runs again a job that failed for a reason that may pass."),
+    report: Optional[str] = typer.Option(None, "--report", help="Per-job report (JSON; default MANIFEST.report.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Run a catalogue of jobs over the workers; rerun to resume; one bad file never stops the others."""
+    with _errors():
+        from . import batch as batch_mod
+
+        with _progress("batch", quiet) as progress:
+            result = batch_mod.run(manifest, workers, ray_address, retries, report, progress)
+        if as_json:
+            _print_json(result)
+        err.print(f"batch {manifest}: {batch_mod.summary_line(result)}", highlight=False, markup=False)
+        if result["summary"]["failed"]:
+            raise typer.Exit(6)
+
+
 plugin_app = typer.Typer(help="Write your own post-processor plugins.", no_args_is_help=True)
 app.add_typer(plugin_app, name="plugin")
 
@@ -449,10 +486,19 @@ def bench(
     preset: str = typer.Option("medium", help="x265 preset of the re-encode (both sides)."),
     crf: float = typer.Option(18.0, help="x265 CRF of the re-encode (both sides)."),
     repeat: int = typer.Option(2, help="Alternated runs of each side; the fastest counts."),
+    workers: Optional[str] = typer.Option(
+        None, "--workers", help="Scaling instead: enhance's fps at each worker count, e.g. 1,2 (docs/scaling.md)."
+    ),
+    chunk_frames: Optional[int] = typer.Option(None, "--chunk-frames", help="With --workers: frames per chunk."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ):
     """Speed of decode -> restore -> x265 per stage, against plain PyAV decode + the same x265 re-encode."""
     with _errors():
+        if workers is not None:  # scaling (genpost.scaling)
+            from .scaling import bench_workers, summary
+
+            result = bench_workers(input, plugin, workers, _fps(fps), preset, crf, chunk_frames, err.print)
+            return _print_json(result) if as_json else err.print(summary(result), highlight=False)
         from .bench import bench as run_bench
 
         result = run_bench(
@@ -537,7 +583,15 @@ def main() -> None:
         library.addHandler(_WarningLine(logging.WARNING))
         library.propagate = False
     _register_plugin_commands()
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        if "ray" in sys.modules:  # --workers: Ray's core worker can crash at interpreter exit (ray#37288)
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)  # the job, its actors and ray.shutdown() are finished: leave without the crash
+        raise
 
 
 if __name__ == "__main__":

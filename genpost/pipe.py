@@ -30,7 +30,7 @@ class PipeReport(pipeline.EnhanceReport):
 
 def provenance_value(chain: list[PostProcessor], inherited: str | None = None) -> str | None:
     """``name/version,...`` for this chain, after any an earlier genpost stage recorded."""
-    ours = pipeline._provenance(chain).get("genpost_postprocessors")
+    ours = pipeline.provenance(chain).get("genpost_postprocessors")
     parts = [p for p in (inherited, ours) if p]
     return ",".join(parts) or None
 

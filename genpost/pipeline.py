@@ -130,6 +130,7 @@ class EncodeReport:
     decode: dict = field(default_factory=dict)  # genpost.damage.DecodeDamage of the source
     plugin_errors: dict[str, int] = field(default_factory=dict)  # frames skipped per plugin (--on-plugin-error skip)
     warnings: list[str] = field(default_factory=list)
+    workers: dict = field(default_factory=dict)  # --workers > 1: chunks, seconds, bytes each way (genpost.distributed)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -149,6 +150,8 @@ def encode(
     on_plugin_error: str = "fail",
     resume: bool = False,
     chunk_frames: int | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
 ) -> EncodeReport:
     """Make the x265 base, decode exactly what a decoder will see, run each plugin's ``analyze`` on
     (source, reconstruction) and carry the payloads with the chosen carriage.
@@ -169,7 +172,9 @@ def encode(
         raise PipelineError("a raw .265 stream has no room for a data track; use --carriage sei or sidecar")
     sidecar = str(sidecar) if sidecar else (default_sidecar(output) if carriage == "sidecar" else None)
     check_paths([source, sidecar], output)
+    _check_workers(workers, resume)
     chain = load_postprocessors(list(plugins))
+    distributed_stats: dict = {}
 
     workdir = tempfile.mkdtemp(prefix=".genpost-", dir=Path(output).resolve().parent)
     try:
@@ -189,14 +194,22 @@ def encode(
                 job["carriage"], job["sidecar_out"] = carriage, sidecar
                 chunked = resuming.encode_in_chunks(
                     src, output, fps, info, settings, chain, carriage, dict(options or {}), progress,
-                    max_errors, on_plugin_error, plugin_errors, job, chunk_frames, _analyze,
+                    max_errors, on_plugin_error, plugin_errors, job, chunk_frames, analyze_frames,
+                )  # fmt: skip
+                frames, records, base_path, pts_index, packets = chunked
+            elif workers > 1:  # closed-GOP chunks encoded and analysed on Ray actors (genpost.distributed)
+                from .distributed import encode_over_workers
+
+                *chunked, distributed_stats = encode_over_workers(
+                    src, workdir, info, settings, list(plugins), carriage, dict(options or {}), progress,
+                    on_plugin_error, max_errors, plugin_errors, chunk_frames, workers, ray_address,
                 )  # fmt: skip
                 frames, records, base_path, pts_index, packets = chunked
             else:
                 frames = _encode_base(src, base_path, info, settings, progress, total)
             damage = src.damage
-        if not resume:
-            records, pts_index = _analyze(
+        if not resume and workers == 1:
+            records, pts_index = analyze_frames(
                 source, base_path, fps, chain, settings, info, carriage, progress, frames, dict(options or {}),
                 max_errors=max_errors, on_error=on_plugin_error, errors=plugin_errors,
             )  # fmt: skip
@@ -222,6 +235,7 @@ def encode(
     duration = float(frames / info.rate) if info.rate else None
     report = EncodeReport(str(output), frames, base_bytes, by_format, counts, covered, carriage, sidecar, duration)
     report.decode, report.plugin_errors = damage.to_dict(), plugin_errors
+    report.workers = distributed_stats
     if damage.frames or damage.rejected_packets:
         report.warnings.append(f"damaged source: {damage.frames} frames concealed or lost; first: {damage.first}")
     for name, n in plugin_errors.items():
@@ -246,7 +260,7 @@ def _encode_base(src, base_path, info, settings, progress, total) -> int:
     return n
 
 
-def _analyze(
+def analyze_frames(
     source, base_path, fps, chain, settings, info, carriage, progress, total, options,
     max_errors: int | None = 0, on_error: str = "fail", errors: dict[str, int] | None = None,
     sources=None, bases=None, damage=None,
@@ -348,7 +362,7 @@ def analyze_stream(
     with media.InputFile(base, fps) as inp:
         info = inp.info
     settings = media.EncoderSettings(qp=qp, bit_depth=info.bit_depth)
-    records, _ = _analyze(source, base, None, chain, settings, info, carriage, progress, info.frames or 0, dict(options or {}))
+    records, _ = analyze_frames(source, base, None, chain, settings, info, carriage, progress, info.frames or 0, dict(options or {}))
     return records
 
 
@@ -416,6 +430,7 @@ class EnhanceReport:
     warnings: list[str] = field(default_factory=list)
     decode: dict = field(default_factory=dict)  # genpost.damage.DecodeDamage of the input
     resumed_from: int = 0  # frames a previous --resume run had finished
+    workers: dict = field(default_factory=dict)  # --workers > 1: chunks, seconds, bytes each way (genpost.distributed)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -478,6 +493,8 @@ def enhance(
     on_plugin_error: str = "skip",
     resume: bool = False,
     chunk_frames: int | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
 ) -> EnhanceReport:
     """Decode, restore each frame with the chosen (or side-info-named) post-processors, re-encode, and
     re-mux with the input's audio/subtitles, timestamps and colour metadata.
@@ -490,6 +507,7 @@ def enhance(
     if on_plugin_error not in PLUGIN_ERROR_POLICIES:
         raise PipelineError(f"--on-plugin-error must be one of {', '.join(PLUGIN_ERROR_POLICIES)}")
     check_paths([input, sidecar], output)
+    _check_workers(workers, resume)
     with media.InputFile(input, fps) as inp:
         inp.max_errors = None  # the job's budget covers decode damage and plugin failures together
         index = collect_side_info(inp, sidecar)
@@ -514,11 +532,19 @@ def enhance(
 
             job = resuming.job_key(input, output, sidecar, fps, settings, chain, options, chunk_frames)
             resuming.enhance_in_chunks(
-                inp, output, fps, info, settings, restorer, progress, job, chunk_frames, _provenance(chain)
+                inp, output, fps, info, settings, restorer, progress, job, chunk_frames, provenance(chain)
             )
+        elif workers > 1 and not copy:  # keyframe-aligned chunks restored on Ray actors (genpost.distributed)
+            from .distributed import enhance_over_workers
+
+            enhance_over_workers(
+                inp, output, fps, info, settings, restorer, progress, chunk_frames, workers, ray_address,
+                provenance(chain),
+            )  # fmt: skip
         else:
-            if resume:
-                report.warnings.append("--resume: packets are copied, which is quick, so the job ran in one pass")
+            if resume or workers > 1:
+                flag = "--resume" if resume else "--workers"
+                report.warnings.append(f"{flag}: packets are copied, which is quick, so the job ran in one pass")
             _warn_if_resumable(output, report)
             _enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
         restorer.finish()
@@ -536,7 +562,7 @@ def _enhance_stream(inp, output, info, settings, copy, chain, restorer, progress
             settings,
             template=inp,
             copy_from=inp if copy else None,
-            metadata=_provenance(chain),
+            metadata=provenance(chain),
         )
         report.warnings += [f"{what} dropped: {out.format} holds video only" for what in out.dropped]
         try:
@@ -560,6 +586,14 @@ def _enhance_stream(inp, output, info, settings, copy, chain, restorer, progress
             out.abort()
             raise
         out.close()
+
+
+def _check_workers(workers: int, resume: bool) -> None:
+    """Before any work: a usable --workers (Ray installed when > 1; --workers 1 never imports it)."""
+    if workers != 1:
+        from .distributed import check_workers
+
+        check_workers(workers, resume)
 
 
 def _warn_if_resumable(output, report: EnhanceReport) -> None:
@@ -659,7 +693,7 @@ def _check_same_shape(proc, before: Frame, after: Frame) -> None:
         raise PayloadError(f"{proc.name} returned samples above {before.max_value}")
 
 
-def _provenance(chain: list[PostProcessor]) -> dict[str, str]:
+def provenance(chain: list[PostProcessor]) -> dict[str, str]:
     if not chain:
         return {}
     return {"genpost_postprocessors": ",".join(f"{p.name}/{p.version}" for p in chain)}

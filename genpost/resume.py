@@ -83,7 +83,7 @@ def enhance_in_chunks(inp, output, fps, info, settings, restorer, progress, job,
     chunk_frames = chunk_frames or DEFAULT_CHUNK_FRAMES
     if chunk_frames < 1:
         raise PipelineError("--chunk-frames must be at least 1")
-    _check_output_is_writable(output, info, settings, inp)
+    check_output_is_writable(output, info, settings, inp)
     work = work_dir(output)
     work.mkdir(exist_ok=True)
     state = _load(work, job)
@@ -109,7 +109,7 @@ def enhance_in_chunks(inp, output, fps, info, settings, restorer, progress, job,
                     segment = None
                 if segment is None:
                     name = f"chunk-{len(chunks):05d}.{ext}"
-                    segment = _Segment(work / name, frame.index, info, settings, muxer)
+                    segment = Segment(work / name, frame.index, info, settings, muxer)
                 segment.encode(to_bit_depth(restorer(frame), info.bit_depth))
                 report.frames += 1
                 progress(report.frames, inp.info.frames)
@@ -124,7 +124,7 @@ def enhance_in_chunks(inp, output, fps, info, settings, restorer, progress, job,
     if not chunks:
         raise PipelineError(f"{inp.path} has no frames")
     with atomic_output(output) as tmp:
-        _assemble(inp.path, fps, [work / c["file"] for c in chunks], tmp, info, metadata)
+        assemble(inp.path, fps, [work / c["file"] for c in chunks], tmp, info, metadata)
     remove_work(output)
 
 
@@ -150,7 +150,7 @@ def encode_in_chunks(
 ):  # fmt: skip
     """encode's base and analysis in resumable chunks: each chunk's base is encoded by a fresh x265 into a
     TS segment, decoded, and analyzed against the same source frames (read by a second, lagging reader),
-    and its records are kept beside it as a sidecar. ``analyze`` is pipeline._analyze; records never run
+    and its records are kept beside it as a sidecar. ``analyze`` is pipeline.analyze_frames; records never run
     across a chunk boundary. Returns (frames, records, first segment, pts -> frame index, packets)."""
     chunk_frames = chunk_frames or DEFAULT_CHUNK_FRAMES
     if chunk_frames < 1:
@@ -180,7 +180,7 @@ def encode_in_chunks(
                     _save(work, state)
                     segment = None
                 if segment is None:
-                    segment = _Segment(work / f"chunk-{len(chunks):05d}.ts", frame.index, info, settings, "mpegts")
+                    segment = Segment(work / f"chunk-{len(chunks):05d}.ts", frame.index, info, settings, "mpegts")
                 segment.encode(to_bit_depth(frame, settings.bit_depth))
                 progress(frame.index + 1, total)
         if segment is not None:
@@ -203,7 +203,7 @@ def encode_in_chunks(
             pts = sorted(p.pts for _, p in seg.video_packets())
         pts_index.update({p: c["first"] + rank for rank, p in enumerate(pts)})
     segments = [work / c["file"] for c in chunks]
-    packets = ((bytes(p), p) for _, p in _segment_packets(segments))
+    packets = ((bytes(p), p) for _, p in segment_packets(segments))
     return sum(c["frames"] for c in chunks), records, segments[0], pts_index, packets
 
 
@@ -239,7 +239,7 @@ def _analyze_chunk(segment, behind, info, settings, chain, carriage, options, ma
     }
 
 
-class _Segment:
+class Segment:
     """One chunk being encoded into ``NAME.part``; ``commit`` makes it durable under its name."""
 
     def __init__(self, path: Path, first: int, info, settings, muxer: str):
@@ -270,7 +270,7 @@ class _Segment:
         self.part.unlink(missing_ok=True)
 
 
-def _check_output_is_writable(output, info, settings, inp) -> None:
+def check_output_is_writable(output, info, settings, inp) -> None:
     """Open (and drop) the final muxer now, so a codec the container cannot hold fails before the work."""
     out = Path(output).resolve()
     fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=f".part{out.suffix}", dir=out.parent)
@@ -323,7 +323,7 @@ def _save(work: Path, state: dict) -> None:
     _fsync(work)
 
 
-def _assemble(input_path, fps, segments: list[Path], tmp, info, metadata) -> None:
+def assemble(input_path, fps, segments: list[Path], tmp, info, metadata) -> None:
     """The chunks' packets, in order and with strictly increasing dts, muxed with the input's other streams."""
     with media.InputFile(input_path, fps) as src, media.InputFile(segments[0]) as first:
         src.max_errors = None
@@ -336,7 +336,7 @@ def _assemble(input_path, fps, segments: list[Path], tmp, info, metadata) -> Non
             metadata=metadata,
         )
         try:
-            video = ((t, 0, p) for t, p in _segment_packets(segments))
+            video = ((t, 0, p) for t, p in segment_packets(segments))
             others = ((src.packet_time(o.packet), 1, o) for o in src.other_packets())
             for _, kind, item in media.merge_by_time(video, others, key=lambda t: (t[0], t[1])):
                 if kind:
@@ -349,7 +349,7 @@ def _assemble(input_path, fps, segments: list[Path], tmp, info, metadata) -> Non
         out.close()
 
 
-def _segment_packets(segments: list[Path]):
+def segment_packets(segments: list[Path]):
     """(dts seconds, packet) over all chunks. Each chunk's encoder started afresh, so its first packets may
     carry a dts at or before the previous chunk's last one: such a dts is moved one tick past it."""
     last: Fraction | None = None

@@ -22,7 +22,7 @@ MAX_HEADER = 4096  # a header or FRAME line longer than this is not y4m
 # 4:2:0 chroma tags genpost accepts, and the sample depth each one means
 CHROMA_DEPTH = {"420jpeg": 8, "420paldv": 8, "420mpeg2": 8, "420": 8, "420p10": 10}
 _RANGE = {"LIMITED": 1, "FULL": 2}
-PROVENANCE_FIELD = "GENPOST_POSTPROCESSORS"  # X field carrying the pipeline._provenance value
+PROVENANCE_FIELD = "GENPOST_POSTPROCESSORS"  # X field carrying the pipeline.provenance value
 
 
 class Y4MError(Exception):
