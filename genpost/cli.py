@@ -332,8 +332,8 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON on st
 
 @app.command("eval")
 def eval_(
-    source: str = typer.Argument(..., help="Original clip (y4m or anything PyAV reads)."),
-    plugin: str = typer.Option(..., "--plugin", "-p", help="Post-processor to evaluate."),
+    sources: list[str] = typer.Argument(..., help="Original clips (y4m or anything PyAV reads) or folders of them."),
+    plugin: list[str] = typer.Option(..., "--plugin", "-p", help="Post-processor to evaluate (repeat to compare)."),
     qp: Optional[str] = typer.Option(None, help="Comma-separated x265 QPs (default 27,32,37,42)."),
     stream: list[str] = typer.Option([], "--stream", help="External anchor stream, e.g. a VTM .266 (repeat)."),
     fps: Optional[str] = typer.Option(None, help="Frame rate for kbps and raw --stream files (default: the source's)."),
@@ -341,13 +341,18 @@ def eval_(
     preset: str = typer.Option("medium", help="x265 preset for anchor and base."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="x265 base: 8 or 10 (default: the source's)."),
     option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE for analyze and restore."),
-    plot: Optional[str] = typer.Option(None, "--plot", help="Write RD curves to this PNG (needs matplotlib)."),
+    plot: Optional[str] = typer.Option(
+        None, "--plot", help="RD curves as PNG (needs matplotlib); with several runs, one PNG per run named PLOT-clip-plugin.png."
+    ),
+    markdown: Optional[str] = typer.Option(None, "--markdown", help="Write the BD-rate tables as Markdown to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ):
-    """Rate-distortion of an anchor ladder vs genpost (every side-info bit counted) and the BD-rates."""
+    """Rate-distortion of an anchor ladder vs genpost (every side-info bit counted) and the BD-rates, for one
+    clip and plugin or a whole test set."""
     with _errors():
+        from . import evalplot, evalset
         from .evaluate import DEFAULT_QPS, evaluate
-        from .evaluate import plot as plot_rd
+        from .pipeline import check_paths
 
         if stream and qp is not None:
             _fail("give --qp (x265 ladder) or --stream files, not both", 2)
@@ -357,32 +362,67 @@ def eval_(
             qps = [int(q) for q in qp.split(",")] if qp is not None else list(DEFAULT_QPS)
         except ValueError:
             _fail(f"--qp wants comma-separated integers, got {qp!r}", 2)
+        clips = evalset.collect_sources(sources)
+        single = len(clips) == 1 and len(plugin) == 1 and not os.path.isdir(sources[0])
+        if stream and not single:
+            _fail("--stream anchors belong to one clip and one plugin", 2)
+        for path in (plot, markdown):
+            if path is not None:
+                check_paths([*clips, *stream], path)
+        say = lambda m: err.print(m, highlight=False)  # noqa: E731
+        if single:
+            result = evaluate(
+                clips[0], plugin[0], qps, preset, bit_depth, _options(option), say, streams=stream or None,
+                fps=_fps(fps), frames=frames,
+            )  # fmt: skip
+            full = {"runs": [result], "summary": evalset.summarize([result], plugin), "failures": []}
+            full["unavailable"] = result["unavailable"]
+        else:
+            full = evalset.evaluate_set(clips, plugin, qps, preset, bit_depth, _options(option), say, _fps(fps), frames)
+            result = full
         if plot is not None:
-            from .pipeline import check_paths
-
-            check_paths([source, *stream], plot)
-        result = evaluate(
-            source, plugin, qps, preset, bit_depth, _options(option), lambda m: err.print(m, highlight=False),
-            streams=stream or None, fps=_fps(fps), frames=frames,
-        )  # fmt: skip
-        if plot is not None:
-            plot_rd(result, plot)
+            for run in full["runs"]:
+                target = plot if single else _plot_name(plot, run)
+                evalplot.plot(run, target)
+                say(f"wrote {target}")
+        if markdown is not None:
+            evalset.write_markdown(full, markdown, "genpost eval " + " ".join(sys.argv[2:]))
+            say(f"wrote {markdown}")
         if as_json:
             _print_json(result)
-            return
-        out = Console(soft_wrap=True)
+        else:
+            _print_eval(full)
+        if full["failures"] and not full["runs"]:
+            _fail(f"every clip failed; first: {full['failures'][0]['error']}", 6)
+
+
+def _plot_name(plot: str, run: dict) -> str:
+    base, ext = os.path.splitext(plot)
+    return f"{base}-{os.path.splitext(os.path.basename(run['source']))[0]}-{run['plugin']}{ext or '.png'}"
+
+
+def _print_eval(full: dict) -> None:
+    out = Console(soft_wrap=True)
+    for result in full["runs"]:
+        out.print(f"{result['source']} / {result['plugin']}:", highlight=False)
         anchor = "x265" if result["anchor_kind"] == "x265" else "anchor"
-        for a, g in zip(result["anchor"], result["genpost"]):
+        for a, g, d in zip(result["anchor"], result["genpost"], result["vs_anchor"]):
+            worse = f" WORSE {','.join(d['worse']).upper()}" if d["worse"] else ""
             out.print(
-                f"QP {a['qp']}: {anchor} {a['kbps']:.2f} kbps {a['psnr_y']:.3f} dB VMAF-NEG {a['vmaf_neg']:.2f} | "
-                f"genpost {g['kbps']:.2f} kbps (side info {g['side_info_kbps']:.2f}) {g['psnr_y']:.3f} dB "
-                f"VMAF-NEG {g['vmaf_neg']:.2f}",
+                f"  QP {a['qp']}: {anchor} {a['kbps']:.2f} kbps {a['psnr_y_mse']:.3f} dB VMAF-NEG {a['vmaf_neg']:.2f} | "
+                f"genpost {g['kbps']:.2f} kbps (side info {g['side_info_kbps']:.2f}) {g['psnr_y_mse']:.3f} dB "
+                f"VMAF-NEG {g['vmaf_neg']:.2f} | dB Y/U/V {d['delta_psnr_y']:+.3f}/{d['delta_psnr_u']:+.3f}/"
+                f"{d['delta_psnr_v']:+.3f}{worse}",
                 highlight=False,
             )
         out.print(
-            "BD-rate: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:+.2f}%'}" for k, v in result["bd_rate"].items()),
+            "  BD-rate: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:+.2f}%'}" for k, v in result["bd_rate"].items()),
             highlight=False,
         )
+    for name, reason in full.get("unavailable", {}).items():
+        out.print(f"{name} n/a: {reason}", highlight=False)
+    for failure in full["failures"]:
+        out.print(f"FAILED {failure['plugin'] or 'clip'} on {failure['source']}: {failure['error']}", highlight=False)
 
 
 @app.command()

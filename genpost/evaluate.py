@@ -1,11 +1,12 @@
-"""Rate-distortion evaluation: an anchor ladder vs genpost (the same bases + every side-info bit), per point.
+"""Rate-distortion evaluation of one clip: an anchor ladder vs genpost (the same bases + every side-info bit).
 
 Two anchors: plain x265 at each QP (genpost's points are then ``genpost encode`` + ``genpost enhance`` of
 raw Annex-B .265 streams, so the rate includes every SEI NAL that carries side info, and no container
 overhead on either side), or external streams such as VTM .266 encodes (the plugin analyzes their decode
-against the source; its records plus their SEI framing are added to each stream's rate). Every point is
-measured against the source at the source's bit depth: PSNR-Y/U/V, MS-SSIM, XPSNR and VMAF NEG.
-The protocol and metric definitions are in docs/evaluation.md.
+against the source; its records plus their SEI framing are added to each stream's rate). Each anchor point
+is made and measured once and shared by every plugin. Every point is measured against the source at the
+source's bit depth in one decode (``measure``). Many clips: ``evalset``; plots: ``evalplot``. The protocol
+and metric definitions are in docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -24,25 +25,30 @@ from typing import Callable
 
 import numpy as np
 
-from . import ffmpeg, media, metrics, pipeline, sideinfo
+from . import deepmetrics, ffmpeg, media, metrics, perceptual, pipeline, sideinfo
 from .types import to_bit_depth
 
 DEFAULT_QPS = (27, 32, 37, 42)
-# BD-rate per metric key, computed on the point value named here (MS-SSIM on its dB scale)
+VMAF_MODELS = {"vmaf": "vmaf_v0.6.1", "vmaf_neg": ffmpeg.VMAF_NEG}
+# BD-rate per metric key, computed on the point value named here; a leading "-" negates it (distances,
+# where lower is better, so that quality increases with rate); MS-SSIM on its dB scale
 BD_METRICS = {
     "psnr_y": "psnr_y",
     "psnr_u": "psnr_u",
     "psnr_v": "psnr_v",
+    "psnr_y_mse": "psnr_y_mse",
+    "psnr_u_mse": "psnr_u_mse",
+    "psnr_v_mse": "psnr_v_mse",
     "ms_ssim": "ms_ssim_db",
     "xpsnr": "xpsnr",
+    "vmaf": "vmaf",
     "vmaf_neg": "vmaf_neg",
+    "haarpsi": "haarpsi",
+    "fsim": "fsim",
+    "lpips": "-lpips",
+    "dists": "-dists",
 }
-PLOT_METRICS = (
-    ("psnr_y", "PSNR-Y (dB)"),
-    ("ms_ssim_db", "MS-SSIM (dB)"),
-    ("xpsnr", "XPSNR-Y (dB)"),
-    ("vmaf_neg", "VMAF NEG"),
-)
+PLANES = ("y", "u", "v")
 
 
 class EvalError(pipeline.PipelineError):
@@ -54,68 +60,95 @@ class EvalError(pipeline.PipelineError):
 # ---------------------------------------------------------------- measuring one point
 
 
-def measure(
-    source: str | os.PathLike,
-    test: str | os.PathLike,
-    workdir: str | os.PathLike,
-    frames: int,
-    test_fps: Fraction | None = None,
-) -> dict:
-    """Every metric of the first ``frames`` frames of ``test`` against ``source``, streamed frame by frame.
+@dataclasses.dataclass
+class Reference:
+    """A clip prepared once for every measurement: the source to encode and compare (the clip, or its first
+    ``frames`` frames), its frame count, its y4m for VMAF, and the learned metrics that can run."""
+
+    source: str
+    frames: int
+    y4m: str
+    deep: dict  # deepmetrics.load(): name -> scorer, or the reason it is unavailable
+
+
+def prepare_reference(source, workdir, frames: int | None = None, trim: bool = False, deep=None) -> Reference:
+    """Write the first ``frames`` source frames (all when None) once, as the y4m every VMAF run reads;
+    with ``trim`` that y4m is also what gets encoded (``--frames``)."""
+    path = os.path.join(workdir, "reference.y4m")
+    count = _trim(source, path, frames)
+    if count == 0 or (frames is not None and count < frames):
+        raise EvalError(f"{source} has {count} frames, fewer than the {frames} asked for")
+    deep = deep if deep is not None else {n: "not requested" for n in deepmetrics.NAMES}
+    return Reference(path if trim else str(source), count, path, deep)
+
+
+def measure(ref: Reference, test: str | os.PathLike, workdir: str | os.PathLike, test_fps: Fraction | None = None) -> dict:
+    """Every metric of the first ``ref.frames`` frames of ``test`` against the source, in one decode of each.
 
     The test is brought to the source's bit depth first (``types.to_bit_depth``: left shift up,
-    ``(x + 2^(s-1)) >> s`` clipped down). Both sides are written to y4m in the same pixel format for VMAF.
+    ``(x + 2^(s-1)) >> s`` clipped down); perceptual metrics see both through ``perceptual.metric_rgb``.
     """
-    ref_y4m, test_y4m = Path(workdir) / "reference.y4m", Path(workdir) / "test.y4m"
-    sums, ssim_sum, xpsnr = np.zeros(3), 0.0, {"y": [], "u": [], "v": []}
-    with media.InputFile(source) as src, media.InputFile(test, test_fps) as tst:
+    frames = ref.frames
+    test_y4m = Path(workdir) / "test.y4m"
+    mse, psnr_sum, ssim_sum, xpsnr = np.zeros(3), np.zeros(3), 0.0, {p: [] for p in PLANES}
+    perfect = 0
+    perceived = {"haarpsi": 0.0, "fsim": 0.0, **{n: 0.0 for n, s in ref.deep.items() if callable(s)}}
+    with media.InputFile(ref.source) as src, media.InputFile(test, test_fps) as tst:
         info = dataclasses.replace(src.info, frames=frames)
-        depth = info.bit_depth
+        depth, color = info.bit_depth, info.color
         weighted = metrics.xpsnr_weighted(info.width, info.height)
         compare = media.CompareFilter("xpsnr", info.width, info.height, depth, info.rate) if weighted else None
-        writers = [media.OutputFile(p, info, media.EncoderSettings(codec="y4m")) for p in (ref_y4m, test_y4m)]
+        writer = media.OutputFile(test_y4m, info, media.EncoderSettings(codec="y4m"))
         refs, tests = src.frames(), tst.frames()
         try:
             for _ in range(frames):
-                ref, out = next(refs, None), next(tests, None)
-                if ref is None or out is None:
-                    raise EvalError(f"{source if ref is None else test} has fewer than {frames} frames")
-                if out.planes[0].shape != ref.planes[0].shape:
-                    raise EvalError(f"{test} is {out.width}x{out.height}, the source {ref.width}x{ref.height}")
+                r, out = next(refs, None), next(tests, None)
+                if r is None or out is None:
+                    raise EvalError(f"{ref.source if r is None else test} has fewer than {frames} frames")
+                if out.planes[0].shape != r.planes[0].shape:
+                    raise EvalError(f"{test} is {out.width}x{out.height}, the source {r.width}x{r.height}")
                 out = to_bit_depth(out, depth)
-                frame_psnr = [metrics.psnr(m, depth) for m in metrics.frame_mse(ref, out)]
-                sums += frame_psnr
-                ssim_sum += metrics.ms_ssim(ref.y, out.y, depth)
+                frame_mse = metrics.frame_mse(r, out)
+                frame_psnr = [metrics.psnr(m, depth) for m in frame_mse]
+                mse += frame_mse
+                psnr_sum += frame_psnr
+                perfect += frame_mse[0] == 0
+                ssim_sum += metrics.ms_ssim(r.y, out.y, depth)
+                rgb_ref, rgb_out = perceptual.metric_rgb(r, color), perceptual.metric_rgb(out, color)
+                perceived["haarpsi"] += perceptual.haarpsi(rgb_ref, rgb_out)
+                perceived["fsim"] += perceptual.fsim(rgb_ref, rgb_out)
+                for name, scorer in ref.deep.items():
+                    if callable(scorer):
+                        perceived[name] += scorer(rgb_ref, rgb_out)
                 if compare is None:
-                    for plane, value in zip(xpsnr, frame_psnr):
+                    for plane, value in zip(PLANES, frame_psnr):
                         xpsnr[plane].append(value)
-                for meta in compare.push(ref, out) if compare else ():
+                for meta in compare.push(r, out) if compare else ():
                     _collect_xpsnr(meta, xpsnr)
-                writers[0].encode(ref)
-                writers[1].encode(out)
+                writer.encode(out)
             for meta in compare.close() if compare else ():
                 _collect_xpsnr(meta, xpsnr)
         except BaseException:
-            for w in writers:
-                w.abort()
+            writer.abort()
             raise
-        for w in writers:
-            w.close()
-    vmaf = ffmpeg.vmaf(test_y4m, ref_y4m)
+        writer.close()
+    vmaf = ffmpeg.vmaf_models(test_y4m, ref.y4m, tuple(VMAF_MODELS.values()))
     ms_ssim = ssim_sum / frames
     chroma = (info.width + 1) // 2, (info.height + 1) // 2
-    return {
-        "psnr_y": sums[0] / frames,
-        "psnr_u": sums[1] / frames,
-        "psnr_v": sums[2] / frames,
+    point = {f"psnr_{p}": psnr_sum[i] / frames for i, p in enumerate(PLANES)}
+    point.update({f"psnr_{p}_mse": metrics.psnr(mse[i] / frames, depth) for i, p in enumerate(PLANES)})
+    point.update({
+        "perfect_frames": int(perfect),
         "ms_ssim": ms_ssim,
         "ms_ssim_db": metrics.ms_ssim_db(ms_ssim),
         "xpsnr": metrics.sequence_xpsnr(xpsnr["y"], info.width, info.height, depth),
         "xpsnr_u": metrics.sequence_xpsnr(xpsnr["u"], *chroma, depth),
         "xpsnr_v": metrics.sequence_xpsnr(xpsnr["v"], *chroma, depth),
-        "vmaf_neg": vmaf["mean"],
+        **{key: vmaf[model]["mean"] for key, model in VMAF_MODELS.items()},
+        **{name: perceived[name] / frames if name in perceived else None for name in ("haarpsi", "fsim", *deepmetrics.NAMES)},
         "frames": frames,
-    }
+    })  # fmt: skip
+    return point
 
 
 def _collect_xpsnr(meta: dict[str, str], out: dict[str, list[float]]) -> None:
@@ -135,18 +168,21 @@ def _frame_count(path, fps=None) -> int:
         return sum(1 for _ in inp.frames())
 
 
-def _trim(source, output, frames: int) -> None:
-    """The first ``frames`` frames of ``source`` as a y4m (the source of a short evaluation)."""
+def _trim(source, output, frames: int | None) -> int:
+    """The first ``frames`` frames of ``source`` (all when None) as a y4m; returns how many it wrote."""
+    count = 0
     with media.InputFile(source) as inp:
         info = dataclasses.replace(inp.info, frames=None)
         out = media.OutputFile(output, info, media.EncoderSettings(codec="y4m"))
         try:
             for frame in itertools.islice(inp.frames(), frames):
                 out.encode(frame)
+                count += 1
         except BaseException:
             out.abort()
             raise
         out.close()
+    return count
 
 
 def _sei_side_bytes(path) -> int:
@@ -159,26 +195,58 @@ def _sei_side_bytes(path) -> int:
     return os.path.getsize(path) - stripped
 
 
-def _x265_ladder(source, plugin, qps, preset, bit_depth, options, rate, frames, tmp, progress):
-    anchor, genpost = [], []
+@dataclasses.dataclass
+class Ladder:
+    """What the ladders share: the prepared reference, the plugins, their options, the rate, a scratch dir."""
+
+    ref: Reference
+    plugins: list[str]
+    options: dict | None
+    rate: Fraction
+    tmp: str
+    progress: Callable[[str], None]
+    failures: dict = dataclasses.field(default_factory=dict)  # plugin -> the first error it raised
+
+    def each_plugin(self, step: str, work: Callable[[str], dict]) -> dict[str, dict]:
+        """Run ``work(plugin)`` for every plugin that has not failed yet; a failure drops that plugin only."""
+        out = {}
+        for plugin in self.plugins:
+            if plugin in self.failures:
+                continue
+            self.progress(f"{step}: {plugin}: encode/analyze, enhance, metrics")
+            try:
+                out[plugin] = work(plugin)
+            except Exception as exc:  # reported in the result; the other plugins go on
+                self.failures[plugin] = f"{step}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                self.progress(f"{step}: {plugin} failed: {self.failures[plugin]}")
+        return out
+
+
+def _x265_ladder(lad: Ladder, qps, preset, bit_depth, label):
+    anchor, genpost = [], {p: [] for p in lad.plugins}
     y4m = media.EncoderSettings(codec="y4m")
+    frames, rate, tmp = lad.ref.frames, lad.rate, lad.tmp
     for qp in qps:
-        progress(f"QP {qp}: x265 anchor, genpost encode, enhance, metrics")
+        lad.progress(f"{label}QP {qp}: x265 anchor, metrics")
         settings = media.EncoderSettings(qp=qp, preset=preset, bit_depth=bit_depth or 0)
         plain = os.path.join(tmp, f"anchor_{qp}.265")
-        pipeline.encode(source, plain, settings)
-        coded = os.path.join(tmp, f"genpost_{qp}.265")
-        report = pipeline.encode(source, coded, settings, [plugin], "sei", options=options)
-        restored = os.path.join(tmp, f"restored_{qp}.y4m")
-        pipeline.enhance(coded, restored, y4m, [plugin], fps=rate, options=options)
-        side = _sei_side_bytes(coded)
+        pipeline.encode(lad.ref.source, plain, settings)
         anchor.append({"qp": qp, "kbps": _kbps(os.path.getsize(plain), frames, rate), "side_info_kbps": 0.0,
-                       **measure(source, plain, tmp, frames, rate)})  # fmt: skip
-        genpost.append({"qp": qp, "kbps": _kbps(os.path.getsize(coded), frames, rate),
-                        "side_info_kbps": _kbps(side, frames, rate),
-                        "side_info_records": sum(report.records.values()),
-                        "base_matches_anchor": os.path.getsize(coded) - side == os.path.getsize(plain),
-                        **measure(source, restored, tmp, frames)})  # fmt: skip
+                       **measure(lad.ref, plain, tmp, rate)})  # fmt: skip
+
+        def point(plugin, qp=qp, settings=settings, plain=plain):
+            coded = os.path.join(tmp, f"genpost_{qp}.265")
+            report = pipeline.encode(lad.ref.source, coded, settings, [plugin], "sei", options=lad.options)
+            restored = os.path.join(tmp, f"restored_{qp}.y4m")
+            pipeline.enhance(coded, restored, y4m, [plugin], fps=rate, options=lad.options)
+            side = _sei_side_bytes(coded)
+            return {"qp": qp, "kbps": _kbps(os.path.getsize(coded), frames, rate),
+                    "side_info_kbps": _kbps(side, frames, rate), "side_info_records": sum(report.records.values()),
+                    "base_matches_anchor": os.path.getsize(coded) - side == os.path.getsize(plain),
+                    **measure(lad.ref, restored, tmp)}  # fmt: skip
+
+        for plugin, pt in lad.each_plugin(f"{label}QP {qp}", point).items():
+            genpost[plugin].append(pt)
     return anchor, genpost
 
 
@@ -197,46 +265,41 @@ def stream_qp(path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _stream_ladder(source, plugin, streams, options, rate, source_frames, tmp, progress):
-    anchor, genpost = [], []
+def _stream_ladder(lad: Ladder, streams, label):
+    anchor, genpost = [], {p: [] for p in lad.plugins}
     y4m = media.EncoderSettings(codec="y4m")
-    for i, stream in enumerate(streams):
-        progress(f"{stream}: analyze, restore, metrics")
+    rate, tmp = lad.rate, lad.tmp
+    for stream in streams:
+        lad.progress(f"{label}{stream}: anchor metrics")
         frames = _frame_count(stream, rate)
-        if frames > source_frames:
-            raise EvalError(f"{stream} has {frames} frames, the source only {source_frames}")
+        if frames != lad.ref.frames:
+            raise EvalError(f"{stream} has {frames} frames, {streams[0]} {lad.ref.frames}: give streams of one length")
         qp = stream_qp(stream)
-        records = pipeline.analyze_stream(source, stream, [plugin], qp, "sei", rate, options)
-        side = sum(sideinfo.record_overhead_bytes(r.format_id, "sei") + len(r.payload) for r in records)
-        sidecar = os.path.join(tmp, f"stream_{i}.gpsi")
-        with open(sidecar, "wb") as fh:
-            sideinfo.write_sidecar(fh, records)
-        restored = os.path.join(tmp, f"restored_stream_{i}.y4m")
-        pipeline.enhance(stream, restored, y4m, [plugin], sidecar=sidecar, fps=rate, options=options)
         kbps = _kbps(os.path.getsize(stream), frames, rate)
         common = {"qp": qp, "stream": str(stream)}
-        anchor.append({**common, "kbps": kbps, "side_info_kbps": 0.0, **measure(source, stream, tmp, frames, rate)})
-        genpost.append({**common, "kbps": kbps + _kbps(side, frames, rate), "side_info_kbps": _kbps(side, frames, rate),
-                        "side_info_records": len(records), **measure(source, restored, tmp, frames)})  # fmt: skip
+        anchor.append({**common, "kbps": kbps, "side_info_kbps": 0.0, **measure(lad.ref, stream, tmp, rate)})
+
+        def point(plugin, stream=stream, qp=qp, kbps=kbps, common=common):
+            records = pipeline.analyze_stream(lad.ref.source, stream, [plugin], qp, "sei", rate, lad.options)
+            side = sum(sideinfo.record_overhead_bytes(r.format_id, "sei") + len(r.payload) for r in records)
+            sidecar = os.path.join(tmp, "stream.gpsi")
+            with open(sidecar, "wb") as fh:
+                sideinfo.write_sidecar(fh, records)
+            restored = os.path.join(tmp, "restored_stream.y4m")
+            pipeline.enhance(stream, restored, y4m, [plugin], sidecar=sidecar, fps=rate, options=lad.options)
+            return {**common, "kbps": kbps + _kbps(side, frames, rate), "side_info_kbps": _kbps(side, frames, rate),
+                    "side_info_records": len(records), **measure(lad.ref, restored, tmp)}  # fmt: skip
+
+        for plugin, pt in lad.each_plugin(f"{label}{Path(stream).name}", point).items():
+            genpost[plugin].append(pt)
     return anchor, genpost
 
 
 # ---------------------------------------------------------------- the evaluation
 
 
-def evaluate(
-    source: str | os.PathLike,
-    plugin: str,
-    qps=DEFAULT_QPS,
-    preset: str = "medium",
-    bit_depth: int | None = None,
-    options: dict[str, str] | None = None,
-    progress: Callable[[str], None] = lambda msg: None,
-    streams: list[str | os.PathLike] | None = None,
-    fps: Fraction | None = None,
-    frames: int | None = None,
-) -> dict:
-    """Anchor and genpost points for each QP (or each external stream), and the BD-rates between them."""
+def check_ladder(qps, streams, frames) -> None:
+    """Refuse a ladder that cannot give a BD-rate before any work starts."""
     if streams and frames:
         raise EvalError("--frames applies to the x265 ladder; external streams are compared whole")
     if frames is not None and frames < 1:
@@ -245,42 +308,84 @@ def evaluate(
         raise EvalError("a BD-rate needs at least 2 QPs")
     if streams and len(streams) < 2:
         raise EvalError("a BD-rate needs at least 2 --stream files")
-    (proc,) = pipeline.load_postprocessors([plugin])  # an unknown plugin or a missing ffmpeg fail before encoding
-    tools = {**versions(), "plugin": f"{proc.name} {proc.version}"}
+
+
+def evaluate(source, plugin: str, qps=DEFAULT_QPS, preset: str = "medium", bit_depth: int | None = None,
+             options: dict[str, str] | None = None, progress: Callable[[str], None] = lambda msg: None,
+             streams: list[str | os.PathLike] | None = None, fps: Fraction | None = None,
+             frames: int | None = None) -> dict:  # fmt: skip
+    """Anchor and genpost points for each QP (or each external stream), and the BD-rates between them."""
+    runs, failures = evaluate_clip(source, [plugin], qps, preset, bit_depth, options, progress, streams, fps, frames)
+    if failures:
+        raise EvalError(f"{plugin} failed on {source}: {failures[plugin]}")
+    return runs[0]
+
+
+def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "medium", bit_depth: int | None = None,
+                  options: dict[str, str] | None = None, progress: Callable[[str], None] = lambda msg: None,
+                  streams=None, fps: Fraction | None = None, frames: int | None = None, deep: dict | None = None,
+                  label: str = "") -> tuple[list[dict], dict[str, str]]:  # fmt: skip
+    """One run per plugin that succeeded (each shaped as ``evaluate``'s result), and plugin -> error for the
+    others. Each anchor point is encoded, decoded and measured once for all plugins."""
+    check_ladder(qps, streams, frames)
+    procs = pipeline.load_postprocessors(plugins)  # an unknown plugin or a missing ffmpeg fail before encoding
+    deep = deep if deep is not None else deepmetrics.load()
     with media.InputFile(source) as inp:
         rate = fps or inp.info.rate
         depth = inp.info.bit_depth
     if rate is None:
         raise pipeline.PipelineError(f"{source} has no frame rate; give --fps")
     with tempfile.TemporaryDirectory(prefix="genpost-eval-") as tmp:
-        src = source
-        if frames:
-            src = os.path.join(tmp, "source.y4m")
-            _trim(source, src, frames)
-        count = _frame_count(src)
+        count = _frame_count(streams[0], rate) if streams else frames
+        ref = prepare_reference(source, tmp, count, trim=bool(frames), deep=deep)
+        lad = Ladder(ref, list(plugins), options, rate, tmp, progress)
         if streams:
-            anchor, genpost = _stream_ladder(src, plugin, streams, options, rate, count, tmp, progress)
+            anchor, genpost = _stream_ladder(lad, streams, label)
         else:
-            anchor, genpost = _x265_ladder(src, plugin, qps, preset, bit_depth, options, rate, count, tmp, progress)
-    bd = {}
+            anchor, genpost = _x265_ladder(lad, qps, preset, bit_depth, label)
+    tools = versions()
+    runs = []
+    for proc, plugin in zip(procs, plugins):
+        if plugin in lad.failures:
+            continue
+        runs.append({
+            "source": str(source), "plugin": plugin, "anchor_kind": "external streams" if streams else "x265",
+            "preset": None if streams else preset, "bit_depth": depth, "frames": ref.frames, "fps": str(rate),
+            "anchor": anchor, "genpost": genpost[plugin],
+            "bd_rate": bd_rates(anchor, genpost[plugin]),
+            "bd_rate_method": "PCHIP (Fritsch-Carlson) of log10(kbps) over quality, integrated exactly over the "
+            "overlapping quality range; MS-SSIM on -10*log10(1-MS-SSIM); LPIPS and DISTS negated",
+            "unavailable": {n: s for n, s in deep.items() if not callable(s)},
+            "vs_anchor": vs_anchor(anchor, genpost[plugin]),
+            "versions": {**tools, "plugin": f"{proc.name} {proc.version}"},
+        })  # fmt: skip
+    return runs, dict(lad.failures)
+
+
+def bd_rates(anchor: list[dict], genpost: list[dict]) -> dict[str, float | None]:
+    """BD-rate (%) per BD_METRICS key; null where undefined or where the metric did not run."""
+    out = {}
     for key, value in BD_METRICS.items():
-        bd[key] = metrics.bd_rate([p["kbps"] for p in anchor], [p[value] for p in anchor],
-                                  [p["kbps"] for p in genpost], [p[value] for p in genpost])  # fmt: skip
-    return {
-        "source": str(source),
-        "plugin": plugin,
-        "anchor_kind": "external streams" if streams else "x265",
-        "preset": None if streams else preset,
-        "bit_depth": depth,
-        "frames": anchor[0]["frames"],
-        "fps": str(rate),
-        "anchor": anchor,
-        "genpost": genpost,
-        "bd_rate": {k: (None if v != v else v) for k, v in bd.items()},  # NaN (undefined) -> null
-        "bd_rate_method": "PCHIP (Fritsch-Carlson) of log10(kbps) over quality, integrated exactly over the "
-        "overlapping quality range; MS-SSIM on -10*log10(1-MS-SSIM)",
-        "versions": tools,
-    }
+        sign, name = (-1.0, value[1:]) if value.startswith("-") else (1.0, value)
+        if any(p.get(name) is None for p in anchor + genpost):
+            out[key] = None
+            continue
+        bd = metrics.bd_rate([p["kbps"] for p in anchor], [sign * p[name] for p in anchor],
+                             [p["kbps"] for p in genpost], [sign * p[name] for p in genpost])  # fmt: skip
+        out[key] = None if bd != bd else bd  # NaN (undefined) -> null
+    return out
+
+
+def vs_anchor(anchor: list[dict], genpost: list[dict]) -> list[dict]:
+    """"Never worse", per QP and plane: restored minus anchor PSNR (dB, from the sequence's mean MSE) at the
+    same base, and the planes where it is negative."""
+    out = []
+    for a, g in zip(anchor, genpost):
+        delta = {p: g[f"psnr_{p}_mse"] - a[f"psnr_{p}_mse"] for p in PLANES}
+        out.append({"qp": a["qp"], **{f"delta_psnr_{p}": d for p, d in delta.items()},
+                    "delta_haarpsi": g["haarpsi"] - a["haarpsi"], "delta_fsim": g["fsim"] - a["fsim"],
+                    "worse": [p for p, d in delta.items() if d < 0]})  # fmt: skip
+    return out
 
 
 def versions() -> dict[str, str]:
@@ -290,7 +395,9 @@ def versions() -> dict[str, str]:
     out["ffmpeg_binary"] = ffmpeg.version()
     out["libvmaf"] = ffmpeg.libvmaf_version()
     out["vmaf_model"] = ffmpeg.VMAF_NEG
+    out["vmaf_models"] = ", ".join(VMAF_MODELS.values())
     out["imageio_ffmpeg"] = _dist_version("imageio-ffmpeg")
+    out["torch"] = _dist_version("torch")
     return out
 
 
@@ -299,39 +406,3 @@ def _dist_version(name: str) -> str:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return "not installed"
-
-
-# ---------------------------------------------------------------- plot
-
-
-def plot(result: dict, output: str | os.PathLike) -> None:
-    """RD curves (rate vs each metric, anchor vs genpost) as a PNG, written atomically."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise EvalError("--plot needs matplotlib: pip install 'genpost[eval]'") from None
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
-
-    pipeline.check_paths([result["source"]], output)
-    fig, axes = plt.subplots(2, 2, figsize=(10, 8))
-    for ax, (key, label) in zip(axes.flat, PLOT_METRICS):
-        for name, style in (("anchor", "o-"), ("genpost", "s--")):
-            pts = sorted(result[name], key=lambda p: p["kbps"])
-            ax.plot([p["kbps"] for p in pts], [p[key] for p in pts], style, label=name)
-        bd = result["bd_rate"][{"ms_ssim_db": "ms_ssim", "xpsnr": "xpsnr"}.get(key, key)]
-        ax.set_title(f"{label}: BD-rate {bd:+.2f} %" if bd is not None else f"{label}: BD-rate undefined")
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("kbps")
-        ax.set_ylabel(label)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-    fig.suptitle(f"{Path(result['source']).name}: {result['plugin']} vs {result['anchor_kind']}")
-    fig.tight_layout()
-    with pipeline.atomic_output(output) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)

@@ -83,6 +83,12 @@ def vmaf(distorted: str | os.PathLike, reference: str | os.PathLike, model: str 
 
     Returns ``{"mean": pooled arithmetic mean, "frames": [per-frame scores], "libvmaf": version, "model"}``.
     """
+    return vmaf_models(distorted, reference, (model,), threads)[model]
+
+
+def vmaf_models(distorted, reference, models=(VMAF_NEG,), threads: int = 0) -> dict[str, dict]:
+    """Several built-in VMAF models in one libvmaf pass (the features are extracted once): model -> result
+    as ``vmaf`` returns it."""
     try:
         import ffmpeg as ffmpeg_python
     except ImportError:
@@ -93,7 +99,7 @@ def vmaf(distorted: str | os.PathLike, reference: str | os.PathLike, model: str 
         graph = ffmpeg_python.filter(
             [ffmpeg_python.input(str(distorted)), ffmpeg_python.input(str(reference))],
             "libvmaf",
-            model=f"version={model}",
+            model="|".join(f"version={m}:name=m{i}" for i, m in enumerate(models)),
             log_fmt="json",
             log_path=log,
             n_threads=threads or min(4, os.cpu_count() or 1),
@@ -110,13 +116,16 @@ def vmaf(distorted: str | os.PathLike, reference: str | os.PathLike, model: str 
             raise FFmpegError(f"cannot run {exe}: {exc.strerror or exc}") from None
         with open(log) as fh:
             result = json.load(fh)
-    frames = [f["metrics"]["vmaf"] for f in result.get("frames", [])]
-    if not frames:
-        raise FFmpegError("libvmaf returned no frames")
-    pooled = result.get("pooled_metrics", {}).get("vmaf", {}).get("mean")
-    return {
-        "mean": float(pooled if pooled is not None else sum(frames) / len(frames)),
-        "frames": frames,
-        "libvmaf": str(result.get("version", "unknown")),
-        "model": model,
-    }
+    out = {}
+    for i, model in enumerate(models):
+        frames = [f["metrics"][f"m{i}"] for f in result.get("frames", [])]
+        if not frames:
+            raise FFmpegError("libvmaf returned no frames")
+        pooled = result.get("pooled_metrics", {}).get(f"m{i}", {}).get("mean")
+        out[model] = {
+            "mean": float(pooled if pooled is not None else sum(frames) / len(frames)),
+            "frames": frames,
+            "libvmaf": str(result.get("version", "unknown")),
+            "model": model,
+        }
+    return out

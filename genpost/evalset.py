@@ -1,0 +1,147 @@
+"""`genpost eval` over a test set: many clips x many plugins in one run, a summary, and a Markdown table.
+
+Each clip goes through ``evaluate.evaluate_clip`` (its anchors encoded and measured once for all plugins).
+A clip that fails is reported under ``failures`` and the others go on; so does a plugin that fails on one
+clip. The summary averages each BD-rate over the clips where it is defined and counts "never worse" losses.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from . import deepmetrics, pipeline
+from .evaluate import BD_METRICS, DEFAULT_QPS, PLANES, check_ladder, evaluate_clip, versions
+
+VIDEO_SUFFIXES = (".y4m", ".mkv", ".mp4", ".mov", ".webm", ".ts", ".nut")
+# the PSNR the summary and the Markdown table lead with: from the sequence's mean MSE, so frames coded
+# perfectly (MSE 0, e.g. black) count as what they are instead of a capped 100 dB each
+HEADLINE_PSNR = "psnr_y_mse"
+
+
+class MissingInput(pipeline.PipelineError):
+    """A clip or folder given to eval does not exist, or a folder holds no clip."""
+
+    exit_code = 3
+
+
+def collect_sources(paths: list[str]) -> list[str]:
+    """The clips to evaluate: files as given, folders as their video files in name order."""
+    out = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            clips = sorted(str(c) for c in p.iterdir() if c.is_file() and c.suffix.lower() in VIDEO_SUFFIXES)
+            if not clips:
+                raise MissingInput(f"{path} holds no video file ({', '.join(VIDEO_SUFFIXES)})")
+            out += clips
+        elif p.is_file():
+            out.append(str(p))
+        else:
+            raise MissingInput(f"{path} does not exist")
+    return out
+
+
+def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset: str = "medium",
+                 bit_depth: int | None = None, options: dict[str, str] | None = None,
+                 progress: Callable[[str], None] = lambda msg: None, fps=None, frames: int | None = None) -> dict:  # fmt: skip
+    """``{"runs": [one per clip x plugin], "summary": {plugin: ...}, "failures": [...], ...}``."""
+    check_ladder(qps, None, frames)
+    pipeline.load_postprocessors(plugins)  # unknown plugins fail before any clip
+    deep = deepmetrics.load()
+    runs, failures = [], []
+    for i, source in enumerate(sources):
+        label = f"[{i + 1}/{len(sources)}] {Path(source).name}: "
+        try:
+            clip_runs, clip_failures = evaluate_clip(
+                source, plugins, qps, preset, bit_depth, options, progress, fps=fps, frames=frames, deep=deep,
+                label=label,
+            )  # fmt: skip
+        except Exception as exc:  # one clip's failure is reported; the set goes on
+            error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            progress(f"{label}failed: {error}")
+            failures.append({"source": source, "plugin": None, "error": error})
+            continue
+        runs += clip_runs
+        failures += [{"source": source, "plugin": p, "error": e} for p, e in clip_failures.items()]
+    return {
+        "clips": sources,
+        "plugins": plugins,
+        "qps": list(qps),
+        "frames": frames,
+        "runs": runs,
+        "summary": summarize(runs, plugins),
+        "failures": failures,
+        "unavailable": {n: s for n, s in deep.items() if not callable(s)},
+        "versions": versions(),
+    }
+
+
+def summarize(runs: list[dict], plugins: list[str]) -> dict:
+    """Per plugin: each BD-rate's mean over the clips where it is defined (and how many), and per plane the
+    clips (``losses``) and clip x QP points (``lost_points``) where restored PSNR fell below the anchor's."""
+    out = {}
+    for plugin in plugins:
+        mine = [r for r in runs if r["plugin"] == plugin]
+        bd, defined = {}, {}
+        for key in BD_METRICS:
+            values = [r["bd_rate"][key] for r in mine if r["bd_rate"][key] is not None]
+            bd[key] = sum(values) / len(values) if values else None
+            defined[key] = len(values)
+        out[plugin] = {
+            "clips": len(mine),
+            "bd_rate": bd,
+            "bd_rate_clips": defined,
+            "losses": {p: sum(any(p in v["worse"] for v in r["vs_anchor"]) for r in mine) for p in PLANES},
+            "lost_points": {p: sum(p in v["worse"] for r in mine for v in r["vs_anchor"]) for p in PLANES},
+            "headline_psnr": HEADLINE_PSNR,
+        }
+    return out
+
+
+# ---------------------------------------------------------------- Markdown
+
+COLUMNS = (
+    ("psnr_y_mse", "PSNR-Y"), ("psnr_y", "PSNR-Y frame mean"), ("psnr_u_mse", "PSNR-U"), ("psnr_v_mse", "PSNR-V"),
+    ("ms_ssim", "MS-SSIM"), ("xpsnr", "XPSNR"), ("vmaf", "VMAF"), ("vmaf_neg", "VMAF NEG"), ("haarpsi", "HaarPSI"),
+    ("fsim", "FSIM"), ("lpips", "LPIPS"), ("dists", "DISTS"),
+)  # fmt: skip
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value:+.2f} %"
+
+
+def markdown(result: dict, command: str | None = None) -> str:
+    """BD-rate tables (per run, then the per-plugin means) with the loss counts, failures and notes."""
+    head = "| " + " | ".join(label for _, label in COLUMNS) + " |"
+    rule = "|" + " --- |" * (len(COLUMNS) + 3)
+    lines = ["# genpost eval: BD-rate against the anchor (negative = fewer bits for the same quality)", ""]
+    if command:
+        lines += ["```bash", command, "```", ""]
+    lines += ["| clip | plugin | " + head[2:] + " worse QPs (Y/U/V) |", rule]
+    for run in result["runs"]:
+        worse = "/".join(str(sum(p in v["worse"] for v in run["vs_anchor"])) for p in PLANES)
+        cells = " | ".join(_pct(run["bd_rate"][key]) for key, _ in COLUMNS)
+        lines.append(f"| {Path(run['source']).name} | {run['plugin']} | {cells} | {worse} |")
+    lines += ["", "Mean over clips (clips with a worse plane at some QP: Y/U/V):", ""]
+    lines += ["| plugin | clips | " + head[2:] + " losses (Y/U/V) |", rule]
+    for plugin, entry in result["summary"].items():
+        cells = " | ".join(_pct(entry["bd_rate"][key]) for key, _ in COLUMNS)
+        losses = "/".join(str(entry["losses"][p]) for p in PLANES)
+        lines.append(f"| {plugin} | {entry['clips']} | {cells} | {losses} |")
+    lines += ["", f"PSNR columns are computed from each sequence's mean MSE except \"{COLUMNS[1][1]}\" (the mean "
+              "of per-frame PSNR, 100 dB for a frame coded perfectly). A worse QP: restored PSNR below the "
+              "anchor's at the same base (docs/evaluation.md)."]  # fmt: skip
+    for name, reason in result.get("unavailable", {}).items():
+        lines.append(f"- {name.upper()} n/a: {reason}")
+    for failure in result["failures"]:
+        who = f"{failure['plugin']} on " if failure["plugin"] else ""
+        lines.append(f"- FAILED {who}{Path(failure['source']).name}: {failure['error']}")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(result: dict, path: str | os.PathLike, command: str | None = None) -> None:
+    with pipeline.atomic_output(path) as tmp:
+        Path(tmp).write_text(markdown(result, command))
