@@ -83,6 +83,7 @@ def haarpsi(reference: np.ndarray, test: np.ndarray, scales: int = 3, c: float =
     Luma and chroma of YIQ, 2x2 mean-subsampled; horizontal and vertical Haar coefficients at 3 scales;
     local similarities of the two finest scales, weighted by the coarsest scale's magnitude, passed through
     a logistic with ``alpha``; the pooled value goes back through the logit and is squared. 1 = identical.
+    Two flat pictures (all coefficients 0) give 1, where piq divides by zero.
     """
     x, y = _yiq(reference * 255.0), _yiq(test * 255.0)
     pad = max(x.shape[1] % 2, x.shape[2] % 2)
@@ -97,6 +98,8 @@ def haarpsi(reference: np.ndarray, test: np.ndarray, scales: int = 3, c: float =
     sims.append(sum(_similarity(chroma[0][i], chroma[1][i], c) for i in (0, 1)) / 2)
     weights.append((weights[0] + weights[1]) / 2)
     w, s = np.stack(weights), np.stack(sims)
+    if not np.any(w):  # both pictures flat (e.g. black): no structure to differ in; piq returns inf here
+        return 1.0
     score = (np.sum(w / (1.0 + np.exp(-alpha * s))) + EPS) / (np.sum(w) + EPS)
     return float((math.log(score / (1.0 - score)) / alpha) ** 2)
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from fractions import Fraction
+from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import CARPHONE, VVC, decode_all
 
-from genpost import evaluate, media, metrics, pipeline
+from genpost import evalset, evaluate, media, metrics, pipeline
+from genpost.types import StreamInfo
 
 POINT_KEYS = {"qp", "kbps", "side_info_kbps", "psnr_y", "psnr_u", "psnr_v", "ms_ssim", "xpsnr", "vmaf_neg"}
 TOP_KEYS = {"source", "plugin", "anchor", "genpost", "bd_rate", "versions"}
@@ -19,8 +24,9 @@ FORCE_SIDE_INFO = {"wiener.lambda_scale": "0.1"}
 LD = [VVC / f"carphone_176x144_29.97_ld_qp{qp}.266" for qp in (32, 42)]
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "genpost.cli", *map(str, args)], capture_output=True, text=True)
+def run(*args, env=None):
+    cmd = [sys.executable, "-m", "genpost.cli", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env)
 
 
 def check_shape(result):
@@ -123,3 +129,96 @@ def test_stream_qp_from_manifest_then_name(tmp_path):
     named.write_bytes(b"")
     assert evaluate.stream_qp(named) == 37
     assert evaluate.stream_qp(tmp_path / "clip.266") is None
+
+
+# ---------------------------------------------------------------- test sets
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    """Two short clips in a folder: carphone (8-bit 176x144) and the 10-bit VTM decode of BBB (416x240)."""
+    folder = tmp_path_factory.mktemp("set")
+    evaluate._trim(CARPHONE, folder / "carphone.y4m", 3)
+    evaluate._trim(VVC / "bigbuckbunny_416x240_25_ra_qp27.266", folder / "bbb10.y4m", 3)
+    return folder
+
+
+def test_cli_eval_set_two_clips_two_plugins(clip_dir, tmp_path):
+    """The must-show run: a folder of two clips x wiener and gan-enhance gives 4 runs and a summary with
+    HaarPSI and FSIM numbers and LPIPS/DISTS keys (null with a reason: no weights in this torch hub cache)."""
+    md, png = tmp_path / "table.md", tmp_path / "rd.png"
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "empty_hub")}
+    res = run("eval", clip_dir, "--plugin", "wiener", "--plugin", "gan-enhance", "--qp", "32,42", "--preset",
+              "ultrafast", "--json", "--markdown", md, "--plot", png, env=env)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    result = json.loads(res.stdout)
+    assert {(Path(r["source"]).name, r["plugin"]) for r in result["runs"]} == {
+        (clip, plugin) for clip in ("carphone.y4m", "bbb10.y4m") for plugin in ("wiener", "gan-enhance")
+    }
+    assert len(result["runs"]) == 4 and result["failures"] == []
+    for r in result["runs"]:
+        check_shape(r)
+        assert r["bit_depth"] == (10 if "bbb10" in r["source"] else 8) and r["frames"] == 3
+        for point in r["anchor"] + r["genpost"]:
+            assert 0.3 < point["haarpsi"] <= 1 and 0.5 < point["fsim"] <= 1 and 0 <= point["vmaf"] <= 100
+            assert point["lpips"] is None and point["dists"] is None
+    # the anchor is shared: both plugins' runs of a clip hold the very same anchor points
+    by_clip = {}
+    for r in result["runs"]:
+        by_clip.setdefault(r["source"], []).append(r["anchor"])
+    assert all(a == b for a, b in by_clip.values())
+    for plugin, entry in result["summary"].items():
+        assert isinstance(entry["bd_rate"]["haarpsi"], float) and isinstance(entry["bd_rate"]["fsim"], float)
+        assert entry["bd_rate"]["lpips"] is None and entry["bd_rate"]["dists"] is None
+        mine = [r for r in result["runs"] if r["plugin"] == plugin]
+        for key in ("haarpsi", "fsim", "psnr_y_mse"):
+            assert entry["bd_rate"][key] == pytest.approx(sum(r["bd_rate"][key] for r in mine) / 2)
+        for plane in "yuv":
+            assert entry["losses"][plane] == sum(any(plane in v["worse"] for v in r["vs_anchor"]) for r in mine)
+    assert "not found" in result["unavailable"]["lpips"] and "not found" in result["unavailable"]["dists"]
+    # progress names clip, plugin and QP; --plot and --markdown say where they wrote
+    assert any("carphone.y4m" in line and "gan-enhance" in line and "QP 42" in line for line in res.stderr.splitlines())
+    written = [line.split("wrote ", 1)[1] for line in res.stderr.splitlines() if line.startswith("wrote ")]
+    assert str(md) in written and len([w for w in written if w.endswith(".png")]) == 4
+    for path in written:
+        assert Path(path).stat().st_size > 0
+    table = md.read_text()
+    assert "| carphone.y4m | gan-enhance |" in table and "| gan-enhance | 2 |" in table and "LPIPS n/a" in table
+
+
+def test_eval_set_reports_a_failing_clip_and_goes_on(tmp_path):
+    broken = tmp_path / "broken.y4m"
+    broken.write_bytes(b"YUV4MPEG2 W176 H144 F30000:1001 C420\nFRAME\n" + b"\x10" * 1000)  # a truncated frame
+    good = tmp_path / "good.y4m"
+    evaluate._trim(CARPHONE, good, 3)  # (2 frames: the x265 base .mp4 mux fails, a pipeline limit)
+    messages = []
+    result = evalset.evaluate_set([str(broken), str(good)], ["wiener"], (32, 42), "ultrafast", progress=messages.append)
+    assert [r["source"] for r in result["runs"]] == [str(good)]
+    (failure,) = result["failures"]
+    assert failure["source"] == str(broken) and failure["plugin"] is None and failure["error"]
+    assert any("broken.y4m" in m and "failed" in m for m in messages)
+    assert result["summary"]["wiener"]["clips"] == 1
+
+
+def test_black_frames_psnr_both_ways(tmp_path):
+    """Two black frames (coded perfectly by x265: MSE 0) before two real ones: the mean of per-frame PSNR
+    counts them as 100 dB each; PSNR from the sequence's mean MSE counts them as the zero error they are."""
+    real = decode_all(CARPHONE)[:2]
+    black = [f.with_planes(np.full_like(f.y, 16), np.full_like(f.u, 128), np.full_like(f.v, 128)) for f in real]
+    source = tmp_path / "black.y4m"
+    info = StreamInfo(176, 144, 8, "rawvideo", Fraction(1001, 30000), Fraction(30000, 1001))
+    out = media.OutputFile(source, info, media.EncoderSettings(codec="y4m"))
+    for f in black + real:
+        out.encode(f)
+    out.close()
+    coded = tmp_path / "coded.265"
+    pipeline.encode(source, coded, media.EncoderSettings(qp=37, preset="ultrafast"))
+    ref = evaluate.prepare_reference(source, tmp_path)
+    point = evaluate.measure(ref, coded, tmp_path, Fraction(30000, 1001))
+    decoded = decode_all(coded, Fraction(30000, 1001))
+    mse = np.array([metrics.frame_mse(r, d) for r, d in zip(black + real, decoded)])
+    assert mse[:2].max() == 0 and mse[2:, 0].min() > 0 and point["perfect_frames"] == 2
+    per_frame = [metrics.psnr(m, 8) for m in mse[:, 0]]
+    assert point["psnr_y"] == pytest.approx(np.mean(per_frame), abs=1e-9)
+    assert point["psnr_y_mse"] == pytest.approx(10 * np.log10(255.0**2 / mse[:, 0].mean()), abs=1e-9)
+    assert point["psnr_y"] - point["psnr_y_mse"] > 20  # the capped 100 dB frames dominate the per-frame mean

@@ -3,19 +3,24 @@ tools (the ffmpeg 9 binary's xpsnr summary and libvmaf's SSIM) on real decoded f
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import math
 import re
 import subprocess
+import sys
+import types
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import CARPHONE, VVC, decode_all
 from numpy.lib.stride_tricks import sliding_window_view
 
-from genpost import ffmpeg, media, metrics
-from genpost.types import Frame, StreamInfo, to_bit_depth
+from genpost import deepmetrics, ffmpeg, media, metrics, perceptual
+from genpost.types import ColorInfo, Frame, StreamInfo, to_bit_depth
 
 RATES = [92.0, 171.0, 318.0, 604.0]
 PSNR = [30.2, 33.1, 35.7, 38.4]
@@ -259,3 +264,184 @@ def test_ffmpeg_env_var_picks_the_binary(monkeypatch):
     monkeypatch.setenv(ffmpeg.ENV, "/nonexistent/ffmpeg")
     with pytest.raises(ffmpeg.FFmpegError, match="GENPOST_FFMPEG"):
         ffmpeg.executable()
+
+
+# ---------------------------------------------------------------- perception metrics
+
+
+def _import_without_torchvision(package: str, *modules: str):
+    """Import ``package.module``s from an installed package without running its ``__init__`` when that
+    fails because torchvision cannot load here (PyPI's torchvision is a CUDA build that does not import
+    beside the CPU torch wheel; piq's ``__init__`` imports it for FID only, HaarPSI/FSIM never use it)."""
+    try:
+        importlib.import_module(package)
+    except (ImportError, RuntimeError, OSError):
+        spec = importlib.util.find_spec(package)
+        stub = types.ModuleType(package)
+        stub.__path__ = list(spec.submodule_search_locations)
+        sys.modules[package] = stub
+    return [importlib.import_module(f"{package}.{m}") for m in modules]
+
+
+@pytest.fixture(scope="module")
+def piq_metrics():
+    pytest.importorskip("torch")
+    if importlib.util.find_spec("piq") is None:
+        pytest.skip("piq is not installed (pip install -e '.[test]')")
+    haarpsi_mod, fsim_mod = _import_without_torchvision("piq", "haarpsi", "fsim")
+    return haarpsi_mod.haarpsi, fsim_mod.fsim
+
+
+def _torch_image(rgb):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)[None]))
+
+
+@pytest.mark.parametrize("pair", ["carphone_pair", "bbb_pair"])
+def test_haarpsi_and_fsim_match_piq_on_real_frames(pair, request, piq_metrics):
+    """The numpy ports equal piq 0.8 (float64 on both sides) on decoded VTM frames at 176x144 and 416x240."""
+    piq_haarpsi, piq_fsim = piq_metrics
+    refs, tests = request.getfixturevalue(pair)
+    for ref, test in zip(refs[:2], tests[:2]):
+        x, y = perceptual.metric_rgb(ref), perceptual.metric_rgb(test)
+        want_h = piq_haarpsi(_torch_image(x), _torch_image(y), data_range=1.0).item()
+        want_f = piq_fsim(_torch_image(x), _torch_image(y), data_range=1.0).item()
+        assert perceptual.haarpsi(x, y) == pytest.approx(want_h, abs=1e-9)
+        assert perceptual.fsim(x, y) == pytest.approx(want_f, abs=1e-9)
+        assert 0.3 < perceptual.haarpsi(x, y) < 1.0 and 0.5 < perceptual.fsim(x, y) < 1.0
+
+
+@pytest.mark.parametrize("shape", [(37, 53, 3), (300, 520, 3)])
+def test_haarpsi_and_fsim_match_piq_on_odd_and_pooled_sizes(shape, piq_metrics):
+    """Odd sizes (HaarPSI's padding) and a picture FSIM first average-pools by 2 (min side 300 / 256)."""
+    piq_haarpsi, piq_fsim = piq_metrics
+    rng = np.random.default_rng(1)
+    x = rng.random(shape)
+    y = np.clip(x + 0.05 * rng.standard_normal(shape), 0, 1)
+    assert perceptual.haarpsi(x, y) == pytest.approx(piq_haarpsi(_torch_image(x), _torch_image(y)).item(), abs=1e-9)
+    assert perceptual.fsim(x, y) == pytest.approx(piq_fsim(_torch_image(x), _torch_image(y)).item(), abs=1e-9)
+    assert perceptual.haarpsi(x, x) == pytest.approx(1.0) and perceptual.fsim(x, x) == pytest.approx(1.0)
+
+
+def test_metric_rgb_is_the_bt601_limited_range_conversion():
+    """Grey, black, white and the primaries of limited-range BT.601 land where the matrix puts them, at 8 and
+    10 bits alike (10-bit values are not rounded to 8 bits)."""
+    def frame(y, u, v, depth):
+        shape = (4, 4)
+        dt = np.uint8 if depth == 8 else np.uint16
+        return Frame(np.full(shape, y, dt), np.full((2, 2), u, dt), np.full((2, 2), v, dt), bit_depth=depth)
+
+    assert perceptual.metric_rgb(frame(16, 128, 128, 8)) == pytest.approx(0.0)
+    assert perceptual.metric_rgb(frame(235, 128, 128, 8)) == pytest.approx(1.0)
+    assert perceptual.metric_rgb(frame(126 * 4 + 2, 512, 512, 10))[0, 0] == pytest.approx([(126.5 - 16) / 219] * 3)
+    red = perceptual.metric_rgb(frame(81, 90, 240, 8))[0, 0]  # BT.601 red
+    assert red == pytest.approx([1.0, 0.0, 0.0], abs=0.01)
+    red709 = perceptual.metric_rgb(frame(63, 102, 240, 8), ColorInfo(matrix=1))[0, 0]  # BT.709 red
+    assert red709 == pytest.approx([1.0, 0.0, 0.0], abs=0.01)
+
+
+# LPIPS / DISTS on locally generated random weights (no network): torchvision's layer layouts and names
+ALEX_CONVS = {0: (64, 3, 11, 4, 2), 3: (192, 64, 5, 1, 2), 6: (384, 192, 3, 1, 1), 8: (256, 384, 3, 1, 1),
+              10: (256, 256, 3, 1, 1)}  # fmt: skip
+VGG_CONVS = {i: (cout, cin, 3, 1, 1) for i, cout, cin in [
+    (0, 64, 3), (2, 64, 64), (5, 128, 64), (7, 128, 128), (10, 256, 128), (12, 256, 256), (14, 256, 256),
+    (17, 512, 256), (19, 512, 512), (21, 512, 512), (24, 512, 512), (26, 512, 512), (28, 512, 512)]}  # fmt: skip
+
+
+def _torchvision_features(torch, convs, pools, pool_kernel, length):
+    """A ``features`` Sequential as torchvision builds it (inplace ReLU after each conv)."""
+    layers = []
+    for i in range(length):
+        if i in convs:
+            cout, cin, k, stride, pad = convs[i]
+            layers.append(torch.nn.Conv2d(cin, cout, k, stride, pad))
+        elif i in pools:
+            layers.append(torch.nn.MaxPool2d(pool_kernel, 2))
+        else:
+            layers.append(torch.nn.ReLU(inplace=True))
+    return torch.nn.Sequential(*layers)
+
+
+@pytest.fixture(scope="module")
+def random_hub(tmp_path_factory):
+    """A torch hub cache holding AlexNet and VGG16 checkpoints of random weights, named as torchvision's."""
+    torch = pytest.importorskip("torch")
+    for package in ("lpips", "DISTS_pytorch"):
+        if importlib.util.find_spec(package) is None:
+            pytest.skip(f"{package} is not installed (pip install -e '.[test]')")
+    home = tmp_path_factory.mktemp("torch_home")
+    folder = home / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    gen = torch.Generator().manual_seed(0)
+    for name, convs in ((deepmetrics.ALEXNET_FILE, ALEX_CONVS), (deepmetrics.VGG16_FILE, VGG_CONVS)):
+        state = {}
+        for i, (cout, cin, k, _, _) in convs.items():
+            state[f"features.{i}.weight"] = torch.randn(cout, cin, k, k, generator=gen) * (2.0 / (cin * k * k)) ** 0.5
+            state[f"features.{i}.bias"] = torch.randn(cout, generator=gen) * 0.01
+        state["classifier.1.weight"] = torch.zeros(4, 4)  # torchvision's files hold the classifier too
+        torch.save(state, folder / name)
+    return home
+
+
+def test_lpips_and_dists_run_on_weights_in_the_hub_cache(random_hub, monkeypatch, carphone_pair):
+    monkeypatch.setenv("TORCH_HOME", str(random_hub))
+    scorers = deepmetrics.load()
+    assert all(callable(s) for s in scorers.values()), scorers
+    refs, tests = carphone_pair
+    x, y = perceptual.metric_rgb(refs[0]), perceptual.metric_rgb(tests[0])
+    noisy = np.clip(x + 0.1 * np.random.default_rng(0).standard_normal(x.shape), 0, 1)
+    for name, score in scorers.items():
+        assert score(x, x) == pytest.approx(0.0, abs=1e-5), name
+        assert 0 < score(x, y) < score(x, noisy), name
+
+
+def test_lpips_and_dists_say_why_they_cannot_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    reasons = deepmetrics.load()
+    assert "AlexNet backbone not found" in reasons["lpips"] and "VGG16 backbone not found" in reasons["dists"]
+    folder = tmp_path / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / deepmetrics.ALEXNET_FILE).write_bytes(b"not a checkpoint")
+    reason = deepmetrics.load(["lpips"])["lpips"]
+    assert isinstance(reason, str) and reason.startswith("cannot load") and "\n" not in reason
+
+
+def test_lpips_and_dists_equal_the_reference_packages(random_hub, monkeypatch, bbb_pair):
+    """The same random backbones inside the lpips and DISTS_pytorch packages' own code (torchvision's model
+    constructors stood in for by the same layouts loaded from the same files) give the same distances."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("scipy")
+    pytest.importorskip("tqdm")
+    ckpt = random_hub / "hub" / "checkpoints"
+
+    def features(convs, pools, kernel, length, file):
+        seq = _torchvision_features(torch, convs, pools, kernel, length)
+        state = torch.load(ckpt / file, weights_only=True)
+        seq.load_state_dict({k[9:]: v for k, v in state.items() if k.startswith("features.")})
+        return types.SimpleNamespace(features=seq)
+
+    alex = features(ALEX_CONVS, (2, 5, 12), 3, 13, deepmetrics.ALEXNET_FILE)
+    vgg = features(VGG_CONVS, (4, 9, 16, 23, 30), 2, 31, deepmetrics.VGG16_FILE)
+    tv = types.ModuleType("torchvision")
+    tv.models = types.SimpleNamespace(alexnet=lambda **kw: alex, vgg16=lambda **kw: vgg)
+    tv.transforms = types.SimpleNamespace()
+    monkeypatch.setitem(sys.modules, "torchvision", tv)
+    for name in [m for m in sys.modules if m.split(".")[0] in ("lpips", "DISTS_pytorch")]:
+        monkeypatch.delitem(sys.modules, name)
+    lpips = importlib.import_module("lpips")
+    dists_pt = importlib.import_module("DISTS_pytorch")
+    reference = {"lpips": lpips.LPIPS(net="alex", version="0.1", verbose=False).eval()}
+    if not (Path(sys.prefix) / "weights.pt").is_file():
+        pytest.skip("DISTS_pytorch loads its weights.pt from sys.prefix, which does not hold it")
+    reference["dists"] = dists_pt.DISTS().eval()
+    monkeypatch.setenv("TORCH_HOME", str(random_hub))
+    ours = deepmetrics.load()
+    refs, tests = bbb_pair
+    for ref, test in zip(refs[:2], tests[:2]):
+        x, y = perceptual.metric_rgb(ref), perceptual.metric_rgb(test)
+        tx, ty = (torch.from_numpy(np.ascontiguousarray(p.transpose(2, 0, 1)[None], dtype=np.float32)) for p in (x, y))
+        with torch.no_grad():
+            want = {"lpips": reference["lpips"](tx, ty, normalize=True).item(), "dists": reference["dists"](tx, ty).item()}
+        for name in want:
+            assert ours[name](x, y) == pytest.approx(want[name], rel=1e-4, abs=1e-6), name
