@@ -127,6 +127,9 @@ def _avg_pool2_stride1(x: np.ndarray) -> np.ndarray:
 
 FSIM_T = (0.85, 160.0, 200.0, 200.0)  # T1 (phase congruency), T2 (gradient), T3/T4 (I/Q chroma)
 FSIM_LAMBDA = 0.03
+# the filter responses (16 complex FFTs per picture, most of FSIM's time) in single precision: half the
+# time of float64, within 1e-5 of piq's float64 result
+FSIM_DTYPE = np.float32
 
 
 def fsim(reference: np.ndarray, test: np.ndarray) -> float:
@@ -158,7 +161,7 @@ def _filter_bank(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     spatial = np.fft.ifft2(filters).real * math.sqrt(h * w)
     sum_an2 = (spatial**2).sum(axis=(1, 2, 3))
     pairs = sum((spatial[:, s : s + 1] * spatial[:, s + 1 :]).sum(axis=(1, 2, 3)) for s in range(filters.shape[1] - 1))
-    return filters, sum_an2, pairs
+    return filters.astype(FSIM_DTYPE), sum_an2, pairs
 
 
 def _log_gabor_filters(h: int, w: int, scales=4, orientations=4, min_length=6, mult=2, sigma_f=0.55, delta_theta=1.2):
@@ -189,7 +192,7 @@ def _log_gabor_filters(h: int, w: int, scales=4, orientations=4, min_length=6, m
 def _phase_congruency(plane, filters, sum_an2, sum_ai_aj, k: float = 2.0) -> np.ndarray:
     """Kovesi's phase congruency (PC_2 with noise compensation), as in piq's ``_phase_congruency``."""
     orientations, scales, h, w = filters.shape
-    eo = np.fft.ifft2(np.fft.fft2(plane) * filters)
+    eo = np.fft.ifft2(np.fft.fft2(plane.astype(FSIM_DTYPE)) * filters)
     even, odd = eo.real, eo.imag
     amplitude = np.abs(eo)
     sum_e, sum_o = even.sum(axis=1, keepdims=True), odd.sum(axis=1, keepdims=True)

@@ -300,7 +300,8 @@ def _torch_image(rgb):
 
 @pytest.mark.parametrize("pair", ["carphone_pair", "bbb_pair"])
 def test_haarpsi_and_fsim_match_piq_on_real_frames(pair, request, piq_metrics):
-    """The numpy ports equal piq 0.8 (float64 on both sides) on decoded VTM frames at 176x144 and 416x240."""
+    """The numpy ports equal piq 0.8 (float64 tensors) on decoded VTM frames at 176x144 and 416x240: HaarPSI to
+    1e-9, FSIM to 1e-6 (its filter responses are computed in float32 for speed)."""
     piq_haarpsi, piq_fsim = piq_metrics
     refs, tests = request.getfixturevalue(pair)
     for ref, test in zip(refs[:2], tests[:2]):
@@ -308,7 +309,7 @@ def test_haarpsi_and_fsim_match_piq_on_real_frames(pair, request, piq_metrics):
         want_h = piq_haarpsi(_torch_image(x), _torch_image(y), data_range=1.0).item()
         want_f = piq_fsim(_torch_image(x), _torch_image(y), data_range=1.0).item()
         assert perceptual.haarpsi(x, y) == pytest.approx(want_h, abs=1e-9)
-        assert perceptual.fsim(x, y) == pytest.approx(want_f, abs=1e-9)
+        assert perceptual.fsim(x, y) == pytest.approx(want_f, abs=1e-6)  # filter responses in float32
         assert 0.3 < perceptual.haarpsi(x, y) < 1.0 and 0.5 < perceptual.fsim(x, y) < 1.0
 
 
@@ -320,7 +321,7 @@ def test_haarpsi_and_fsim_match_piq_on_odd_and_pooled_sizes(shape, piq_metrics):
     x = rng.random(shape)
     y = np.clip(x + 0.05 * rng.standard_normal(shape), 0, 1)
     assert perceptual.haarpsi(x, y) == pytest.approx(piq_haarpsi(_torch_image(x), _torch_image(y)).item(), abs=1e-9)
-    assert perceptual.fsim(x, y) == pytest.approx(piq_fsim(_torch_image(x), _torch_image(y)).item(), abs=1e-9)
+    assert perceptual.fsim(x, y) == pytest.approx(piq_fsim(_torch_image(x), _torch_image(y)).item(), abs=1e-6)
     assert perceptual.haarpsi(x, x) == pytest.approx(1.0) and perceptual.fsim(x, x) == pytest.approx(1.0)
 
 
