@@ -566,7 +566,12 @@ def preview(
     reference: Optional[str] = typer.Option(
         None, "--reference", help="Source clip: score base and restored against it (else restored vs base)."
     ),
-    mode: str = typer.Option("side", help="side (base | restored) or split (one frame, base left, restored right)."),
+    mode: str = typer.Option(
+        "side",
+        help="side (base | restored), split (one frame, base left, restored right), or diff (heat maps of "
+        "|restored-base| and |restored-source|, amplified by --gain).",
+    ),
+    gain: int = typer.Option(8, "--gain", help="With --mode diff: multiply the 8-bit luma differences by this."),
     crop: Optional[str] = typer.Option(None, help="Show only W:H:X:Y (or WxH+X+Y) of the frame."),
     zoom: int = typer.Option(1, help="Enlarge the pictures N times (nearest neighbour)."),
     fps: Optional[str] = typer.Option(None, help="Frame rate for raw .265/.266 inputs."),
@@ -581,7 +586,7 @@ def preview(
 
         result = make_preview(
             input, output, frame, list(plugin) or None, sideinfo, reference, mode, crop, zoom, _fps(fps),
-            _options(option), not no_vmaf, device,
+            _options(option), not no_vmaf, device, gain,
         )  # fmt: skip
         for warning in result["warnings"]:
             err.print(f"[yellow]genpost: warning:[/yellow] {warning}", highlight=False)

@@ -27,7 +27,8 @@ from .postprocessor import Context
 from .types import Frame, StreamInfo, to_bit_depth
 from .y4m import Y4MHeader, Y4MWriter
 
-MODES = ("side", "split")
+MODES = ("side", "split", "diff")
+DEFAULT_GAIN = 8
 
 
 class PreviewError(Exception):
@@ -213,6 +214,19 @@ def caption(index: int, plugins: list[str], scores: dict, crop: Crop | None) -> 
     return f"{head}\n{base}\n{rest}"
 
 
+# ---------------------------------------------------------------- difference heat maps
+
+
+def heat(a: Frame, b: Frame, gain: int) -> np.ndarray:
+    """|a - b| of the luma, in 8-bit steps, times ``gain``, as an (H, W, 3) black-red-yellow-white heat map:
+    a difference of one 8-bit step shows at gain 8 as a dark red, of 32 steps as white."""
+    b = to_bit_depth(b, a.bit_depth)
+    d = np.abs(a.y.astype(np.float64) - b.y.astype(np.float64)) / (1 << (a.bit_depth - 8)) * gain
+    v = np.clip(d, 0.0, 255.0) / 255.0 * 3.0  # 0..1 red, 1..2 green, 2..3 blue
+    rgb = np.stack([np.clip(v, 0, 1), np.clip(v - 1, 0, 1), np.clip(v - 2, 0, 1)], axis=-1)
+    return (rgb * 255 + 0.5).astype(np.uint8)
+
+
 # ---------------------------------------------------------------- composing
 
 
@@ -259,10 +273,16 @@ def preview(
     options: dict[str, str] | None = None,
     with_vmaf: bool = True,
     device: str = "cpu",
+    gain: int = DEFAULT_GAIN,
 ) -> dict:
-    """Restore frame ``frame`` of ``input`` and write the comparison PNG; returns the numbers."""
+    """Restore frame ``frame`` of ``input`` and write the comparison PNG; returns the numbers.
+
+    ``mode="diff"`` shows amplified |restored - base| beside |restored - source| (with ``reference``) or
+    beside the restored frame (without), so changes of a step or two become visible."""
     if mode not in MODES:
         raise PreviewError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if not 1 <= gain <= 256:
+        raise PreviewError(f"--gain must be 1..256, got {gain}")
     if frame < 0:
         raise PreviewError(f"--frame must be >= 0, got {frame}")
     if not 1 <= zoom <= 16:
@@ -289,16 +309,22 @@ def preview(
     provenance = [f"{p.name}/{p.version}" for p in chain]
     text = caption(frame, provenance, scores, area)
     pictures = []
-    for f in (base, restored):
-        rgb = media.to_rgb(f, info.color)
+    if mode == "diff":
+        right = heat(restored, ref, gain) if ref is not None else media.to_rgb(restored, info.color)
+        shown = [heat(restored, base, gain), right]
+        labels = (f"|RESTORED-BASE| X{gain}", f"|RESTORED-SOURCE| X{gain}" if ref is not None else "RESTORED")
+    else:
+        shown = [media.to_rgb(f, info.color) for f in (base, restored)]
+        labels = ("BASE", "RESTORED" + (" (BASE KEPT: PAYLOAD REJECTED)" if failed else ""))
+    for rgb in shown:
         if area is not None:
             area.check(rgb.shape[1], rgb.shape[0])
             rgb = area.apply(rgb)
         pictures.append(rgb.repeat(zoom, 0).repeat(zoom, 1) if zoom > 1 else rgb)
-    restored_label = "RESTORED" + (" (BASE KEPT: PAYLOAD REJECTED)" if failed else "")
-    image = compose(pictures[0], pictures[1], mode, text, ("BASE", restored_label))
+    image = compose(pictures[0], pictures[1], "side" if mode == "diff" else mode, text, labels)
     result = {"input": str(input), "frame": frame, "plugins": provenance, "mode": mode, "crop": str(area) if area else None,
-              "zoom": zoom, "fallback": bool(failed), "warnings": warnings, **scores}  # fmt: skip
+              "zoom": zoom, "gain": gain if mode == "diff" else None, "fallback": bool(failed), "warnings": warnings,
+              **scores}  # fmt: skip
     write_png(output, image, {"Title": f"genpost preview of {Path(input).name}", "Comment": text.replace("\n", " | "),
                               "genpost": json.dumps(result)})  # fmt: skip
     result["output"] = str(output)

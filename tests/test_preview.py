@@ -102,6 +102,28 @@ def test_split_crop_zoom_without_reference(coded, tmp_path):
     assert "NO REFERENCE" in png_text(out)["Comment"]
 
 
+def test_diff_mode_shows_amplified_differences(coded, tmp_path):
+    """--mode diff: heat maps of |restored - base| and |restored - source|, each 8-bit luma step times the
+    gain; black exactly where the pictures agree."""
+    out = tmp_path / "diff.png"
+    result = preview.preview(coded, out, FRAME, ["wiener"], reference=CARPHONE, mode="diff", gain=16, with_vmaf=False)
+    assert result["gain"] == 16 and result["mode"] == "diff"
+    image = png_rgb(out)
+    base, source = decode_all(coded)[FRAME], decode_all(CARPHONE)[FRAME]
+    with media.InputFile(coded) as inp:
+        index, ctx = pipeline.collect_side_info(inp), Context(stream=inp.info)
+    restored = pipeline.load_postprocessors(["wiener"])[0].restore(base, index.get("wiener/1", FRAME), ctx)
+    top = preview.text_bar(["X"], 176, 1).shape[0]
+    left, right = image[top : top + 144, :176].astype(int), image[top : top + 144, 180:356].astype(int)
+    for panel, other in ((left, base), (right, source)):
+        d = np.abs(restored.y.astype(int) - other.y.astype(int))
+        assert (panel[d == 0] == 0).all()  # unchanged samples are black
+        one = d == 1  # one step x 16 = 16 of 255 on the red ramp (a third of the map): red 48, no green/blue
+        assert one.any() and (panel[one] == [48, 0, 0]).all()
+        assert (panel[d >= 16] == 255).all()  # 16 steps x 16 saturate to white
+    assert (left.sum(-1) > 0).mean() < (right.sum(-1) > 0).mean()  # the filter moved fewer samples than coding did
+
+
 def test_cli_json_and_errors(coded, tmp_path):
     ok = subprocess.run([*GENPOST, "preview", str(coded), "--frame", "2", "-o", str(tmp_path / "a.png"), "--json"],
                         capture_output=True, text=True, check=False)  # fmt: skip
@@ -122,6 +144,7 @@ def test_cli_json_and_errors(coded, tmp_path):
         ({"crop": "100:100:100:100"}, "leaves the 176x144 frame"),
         ({"mode": "wipe"}, "--mode"),
         ({"zoom": 0}, "--zoom"),
+        ({"mode": "diff", "gain": 0}, "--gain"),
         ({"reference": CARPHONE.parent / "vvc" / "bigbuckbunny_416x240_25_ra_qp27.266"}, "--reference is 416x240"),
     ],
 )
