@@ -11,6 +11,7 @@ and metric definitions are in docs/evaluation.md.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -18,6 +19,7 @@ import os
 import platform
 import re
 import tempfile
+import time
 from fractions import Fraction
 from importlib import metadata
 from pathlib import Path
@@ -206,6 +208,17 @@ class Ladder:
     tmp: str
     progress: Callable[[str], None]
     failures: dict = dataclasses.field(default_factory=dict)  # plugin -> the first error it raised
+    seconds: dict = dataclasses.field(default_factory=dict)  # "anchor" or plugin -> stage -> wall seconds
+
+    @contextlib.contextmanager
+    def timed(self, who: str, stage: str):
+        """Add the wall time of the block to ``seconds[who][stage]`` (the speed report of a run)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            entry = self.seconds.setdefault(who, {})
+            entry[stage] = entry.get(stage, 0.0) + time.perf_counter() - start
 
     def each_plugin(self, step: str, work: Callable[[str], dict]) -> dict[str, dict]:
         """Run ``work(plugin)`` for every plugin that has not failed yet; a failure drops that plugin only."""
@@ -230,20 +243,26 @@ def _x265_ladder(lad: Ladder, qps, preset, bit_depth, label):
         lad.progress(f"{label}QP {qp}: x265 anchor, metrics")
         settings = media.EncoderSettings(qp=qp, preset=preset, bit_depth=bit_depth or 0)
         plain = os.path.join(tmp, f"anchor_{qp}.265")
-        pipeline.encode(lad.ref.source, plain, settings)
+        with lad.timed("anchor", "encode"):
+            pipeline.encode(lad.ref.source, plain, settings)
+        with lad.timed("anchor", "measure"):
+            scores = measure(lad.ref, plain, tmp, rate)
         anchor.append({"qp": qp, "kbps": _kbps(os.path.getsize(plain), frames, rate), "side_info_kbps": 0.0,
-                       **measure(lad.ref, plain, tmp, rate)})  # fmt: skip
+                       **scores})  # fmt: skip
 
         def point(plugin, qp=qp, settings=settings, plain=plain):
             coded = os.path.join(tmp, f"genpost_{qp}.265")
-            report = pipeline.encode(lad.ref.source, coded, settings, [plugin], "sei", options=lad.options)
+            with lad.timed(plugin, "encode"):
+                report = pipeline.encode(lad.ref.source, coded, settings, [plugin], "sei", options=lad.options)
             restored = os.path.join(tmp, f"restored_{qp}.y4m")
-            pipeline.enhance(coded, restored, y4m, [plugin], fps=rate, options=lad.options)
+            with lad.timed(plugin, "enhance"):
+                pipeline.enhance(coded, restored, y4m, [plugin], fps=rate, options=lad.options)
             side = _sei_side_bytes(coded)
+            with lad.timed(plugin, "measure"):
+                scores = measure(lad.ref, restored, tmp)
             return {"qp": qp, "kbps": _kbps(os.path.getsize(coded), frames, rate),
                     "side_info_kbps": _kbps(side, frames, rate), "side_info_records": sum(report.records.values()),
-                    "base_matches_anchor": os.path.getsize(coded) - side == os.path.getsize(plain),
-                    **measure(lad.ref, restored, tmp)}  # fmt: skip
+                    "base_matches_anchor": os.path.getsize(coded) - side == os.path.getsize(plain), **scores}  # fmt: skip
 
         for plugin, pt in lad.each_plugin(f"{label}QP {qp}", point).items():
             genpost[plugin].append(pt)
@@ -277,18 +296,23 @@ def _stream_ladder(lad: Ladder, streams, label):
         qp = stream_qp(stream)
         kbps = _kbps(os.path.getsize(stream), frames, rate)
         common = {"qp": qp, "stream": str(stream)}
-        anchor.append({**common, "kbps": kbps, "side_info_kbps": 0.0, **measure(lad.ref, stream, tmp, rate)})
+        with lad.timed("anchor", "measure"):
+            anchor.append({**common, "kbps": kbps, "side_info_kbps": 0.0, **measure(lad.ref, stream, tmp, rate)})
 
         def point(plugin, stream=stream, qp=qp, kbps=kbps, common=common):
-            records = pipeline.analyze_stream(lad.ref.source, stream, [plugin], qp, "sei", rate, lad.options)
+            with lad.timed(plugin, "encode"):
+                records = pipeline.analyze_stream(lad.ref.source, stream, [plugin], qp, "sei", rate, lad.options)
             side = sum(sideinfo.record_overhead_bytes(r.format_id, "sei") + len(r.payload) for r in records)
             sidecar = os.path.join(tmp, "stream.gpsi")
             with open(sidecar, "wb") as fh:
                 sideinfo.write_sidecar(fh, records)
             restored = os.path.join(tmp, "restored_stream.y4m")
-            pipeline.enhance(stream, restored, y4m, [plugin], sidecar=sidecar, fps=rate, options=lad.options)
+            with lad.timed(plugin, "enhance"):
+                pipeline.enhance(stream, restored, y4m, [plugin], sidecar=sidecar, fps=rate, options=lad.options)
+            with lad.timed(plugin, "measure"):
+                scores = measure(lad.ref, restored, tmp)
             return {**common, "kbps": kbps + _kbps(side, frames, rate), "side_info_kbps": _kbps(side, frames, rate),
-                    "side_info_records": len(records), **measure(lad.ref, restored, tmp)}  # fmt: skip
+                    "side_info_records": len(records), **scores}  # fmt: skip
 
         for plugin, pt in lad.each_plugin(f"{label}{Path(stream).name}", point).items():
             genpost[plugin].append(pt)
@@ -357,9 +381,15 @@ def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "me
             "overlapping quality range; MS-SSIM on -10*log10(1-MS-SSIM); LPIPS and DISTS negated",
             "unavailable": {n: s for n, s in deep.items() if not callable(s)},
             "vs_anchor": vs_anchor(anchor, genpost[plugin]),
+            "seconds": {"anchor (shared)": _rounded(lad.seconds.get("anchor", {})),
+                        "genpost": _rounded(lad.seconds.get(plugin, {}))},
             "versions": {**tools, "plugin": f"{proc.name} {proc.version}"},
         })  # fmt: skip
     return runs, dict(lad.failures)
+
+
+def _rounded(times: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 2) for k, v in times.items()}
 
 
 def bd_rates(anchor: list[dict], genpost: list[dict]) -> dict[str, float | None]:
