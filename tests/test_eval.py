@@ -222,3 +222,22 @@ def test_black_frames_psnr_both_ways(tmp_path):
     assert point["psnr_y"] == pytest.approx(np.mean(per_frame), abs=1e-9)
     assert point["psnr_y_mse"] == pytest.approx(10 * np.log10(255.0**2 / mse[:, 0].mean()), abs=1e-9)
     assert point["psnr_y"] - point["psnr_y_mse"] > 20  # the capped 100 dB frames dominate the per-frame mean
+
+
+def _point(qp, kbps, y, u, v):
+    return {"qp": qp, "kbps": kbps, "psnr_y_mse": y, "psnr_u_mse": u, "psnr_v_mse": v, "haarpsi": 0.8, "fsim": 0.9}
+
+
+def test_vs_anchor_flags_each_worse_plane_and_the_summary_counts_them():
+    anchor = [_point(32, 100.0, 35.0, 40.0, 41.0), _point(42, 40.0, 30.0, 37.0, 38.0)]
+    genpost = [_point(32, 101.0, 35.2, 39.99, 41.0), _point(42, 40.5, 30.1, 37.0, 37.5)]
+    deltas = evaluate.vs_anchor(anchor, genpost)
+    assert [d["worse"] for d in deltas] == [["u"], ["v"]]  # an equal plane (V at QP 32) is not a loss
+    assert deltas[0]["delta_psnr_y"] == pytest.approx(0.2) and deltas[1]["delta_psnr_v"] == pytest.approx(-0.5)
+    bd = dict.fromkeys(evaluate.BD_METRICS, None)
+    runs = [{"plugin": "p", "vs_anchor": deltas, "bd_rate": {**bd, "fsim": -2.0}},
+            {"plugin": "p", "vs_anchor": evaluate.vs_anchor(anchor, anchor), "bd_rate": {**bd, "fsim": -4.0}}]  # fmt: skip
+    summary = evalset.summarize(runs, ["p"])["p"]
+    assert summary["losses"] == {"y": 0, "u": 1, "v": 1} and summary["lost_points"] == {"y": 0, "u": 1, "v": 1}
+    assert summary["bd_rate"]["fsim"] == pytest.approx(-3.0) and summary["bd_rate_clips"]["fsim"] == 2
+    assert summary["bd_rate"]["lpips"] is None and summary["bd_rate_clips"]["lpips"] == 0
