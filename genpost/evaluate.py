@@ -209,6 +209,7 @@ class Ladder:
     progress: Callable[[str], None]
     failures: dict = dataclasses.field(default_factory=dict)  # plugin -> the first error it raised
     seconds: dict = dataclasses.field(default_factory=dict)  # "anchor" or plugin -> stage -> wall seconds
+    stop_on_error: bool = False  # one clip and one plugin: its error is the command's error
 
     @contextlib.contextmanager
     def timed(self, who: str, stage: str):
@@ -230,6 +231,8 @@ class Ladder:
             try:
                 out[plugin] = work(plugin)
             except Exception as exc:  # reported in the result; the other plugins go on
+                if self.stop_on_error:
+                    raise
                 self.failures[plugin] = f"{step}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 self.progress(f"{step}: {plugin} failed: {self.failures[plugin]}")
         return out
@@ -339,16 +342,15 @@ def evaluate(source, plugin: str, qps=DEFAULT_QPS, preset: str = "medium", bit_d
              streams: list[str | os.PathLike] | None = None, fps: Fraction | None = None,
              frames: int | None = None) -> dict:  # fmt: skip
     """Anchor and genpost points for each QP (or each external stream), and the BD-rates between them."""
-    runs, failures = evaluate_clip(source, [plugin], qps, preset, bit_depth, options, progress, streams, fps, frames)
-    if failures:
-        raise EvalError(f"{plugin} failed on {source}: {failures[plugin]}")
+    runs, _ = evaluate_clip(source, [plugin], qps, preset, bit_depth, options, progress, streams, fps, frames,
+                            stop_on_error=True)  # fmt: skip
     return runs[0]
 
 
 def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "medium", bit_depth: int | None = None,
                   options: dict[str, str] | None = None, progress: Callable[[str], None] = lambda msg: None,
                   streams=None, fps: Fraction | None = None, frames: int | None = None, deep: dict | None = None,
-                  label: str = "") -> tuple[list[dict], dict[str, str]]:  # fmt: skip
+                  label: str = "", stop_on_error: bool = False) -> tuple[list[dict], dict[str, str]]:  # fmt: skip
     """One run per plugin that succeeded (each shaped as ``evaluate``'s result), and plugin -> error for the
     others. Each anchor point is encoded, decoded and measured once for all plugins."""
     check_ladder(qps, streams, frames)
@@ -362,7 +364,7 @@ def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "me
     with tempfile.TemporaryDirectory(prefix="genpost-eval-") as tmp:
         count = _frame_count(streams[0], rate) if streams else frames
         ref = prepare_reference(source, tmp, count, trim=bool(frames), deep=deep)
-        lad = Ladder(ref, list(plugins), options, rate, tmp, progress)
+        lad = Ladder(ref, list(plugins), options, rate, tmp, progress, stop_on_error=stop_on_error)
         if streams:
             anchor, genpost = _stream_ladder(lad, streams, label)
         else:
