@@ -79,7 +79,7 @@ def prepare_reference(source, workdir, frames: int | None = None, trim: bool = F
     path = os.path.join(workdir, "reference.y4m")
     count = _trim(source, path, frames)
     if count == 0 or (frames is not None and count < frames):
-        raise EvalError(f"{source} has {count} frames, fewer than the {frames} asked for")
+        raise EvalError(f"{source} has {count} frames, fewer than the {frames or 1} needed")
     deep = deep if deep is not None else {n: "not requested" for n in deepmetrics.NAMES}
     return Reference(path if trim else str(source), count, path, deep)
 
