@@ -51,6 +51,7 @@ BD_METRICS = {
     "dists": "-dists",
 }
 PLANES = ("y", "u", "v")
+FSIM_CACHE_BYTES = 256 << 20  # source-side FSIM features kept per clip (3.2 MB a 416x240 or 720p frame)
 
 
 class EvalError(pipeline.PipelineError):
@@ -71,6 +72,17 @@ class Reference:
     frames: int
     y4m: str
     deep: dict  # deepmetrics.load(): name -> scorer, or the reason it is unavailable
+    fsim_cache: dict = dataclasses.field(default_factory=dict)  # frame number -> perceptual.fsim_features
+
+    def fsim_features(self, n: int, rgb: np.ndarray) -> np.ndarray:
+        """The source frame's half of FSIM, kept for the next measurement while within FSIM_CACHE_BYTES
+        (the same numbers as computing it again: only the time differs)."""
+        if n in self.fsim_cache:
+            return self.fsim_cache[n]
+        features = perceptual.fsim_features(rgb)
+        if (len(self.fsim_cache) + 1) * features.nbytes <= FSIM_CACHE_BYTES:
+            self.fsim_cache[n] = features
+        return features
 
 
 def prepare_reference(source, workdir, frames: int | None = None, trim: bool = False, deep=None) -> Reference:
@@ -103,7 +115,7 @@ def measure(ref: Reference, test: str | os.PathLike, workdir: str | os.PathLike,
         writer = media.OutputFile(test_y4m, info, media.EncoderSettings(codec="y4m"))
         refs, tests = src.frames(), tst.frames()
         try:
-            for _ in range(frames):
+            for n in range(frames):
                 r, out = next(refs, None), next(tests, None)
                 if r is None or out is None:
                     raise EvalError(f"{ref.source if r is None else test} has fewer than {frames} frames")
@@ -118,7 +130,7 @@ def measure(ref: Reference, test: str | os.PathLike, workdir: str | os.PathLike,
                 ssim_sum += metrics.ms_ssim(r.y, out.y, depth)
                 rgb_ref, rgb_out = perceptual.metric_rgb(r, color), perceptual.metric_rgb(out, color)
                 perceived["haarpsi"] += perceptual.haarpsi(rgb_ref, rgb_out)
-                perceived["fsim"] += perceptual.fsim(rgb_ref, rgb_out)
+                perceived["fsim"] += perceptual.fsim_compare(ref.fsim_features(n, rgb_ref), perceptual.fsim_features(rgb_out))
                 for name, scorer in ref.deep.items():
                     if callable(scorer):
                         perceived[name] += scorer(rgb_ref, rgb_out)

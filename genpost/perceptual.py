@@ -136,16 +136,23 @@ def fsim(reference: np.ndarray, test: np.ndarray) -> float:
     """FSIMc (Zhang et al. 2011) as piq's ``fsim`` computes it: phase congruency (log-Gabor, 4 scales x
     4 orientations) and Scharr gradient similarity of YIQ luma, times the I/Q chroma similarity to 0.03,
     pooled with the larger phase congruency as weight. 1 = identical."""
-    x, y = reference * 255.0, test * 255.0
-    k = max(1, round(min(x.shape[:2]) / 256))
-    x, y = (_avg_pool(_yiq(p), k) for p in (x, y))
-    bank = _filter_bank(*x.shape[1:])
-    pc_x, pc_y = _phase_congruency(x[0], *bank), _phase_congruency(y[0], *bank)
-    grad_x, grad_y = _gradient(x[0]), _gradient(y[0])
+    return fsim_compare(fsim_features(reference), fsim_features(test))
+
+
+def fsim_features(rgb: np.ndarray) -> np.ndarray:
+    """What FSIM needs of one picture, (4, H', W'): phase congruency, gradient magnitude, I, Q. Half of
+    ``fsim``'s work; eval computes it once per source frame and compares it with every test picture."""
+    x = rgb * 255.0
+    yiq = _avg_pool(_yiq(x), max(1, round(min(x.shape[:2]) / 256)))
+    return np.stack([_phase_congruency(yiq[0], *_filter_bank(*yiq.shape[1:])), _gradient(yiq[0]), yiq[1], yiq[2]])
+
+
+def fsim_compare(fx: np.ndarray, fy: np.ndarray) -> float:
+    """FSIM from two pictures' ``fsim_features``."""
     t1, t2, t3, t4 = FSIM_T
-    pc_max = np.maximum(pc_x, pc_y)
-    score = _similarity(pc_x, pc_y, t1) * _similarity(grad_x, grad_y, t2) * pc_max
-    score = score * np.abs(_similarity(x[1], y[1], t3) * _similarity(x[2], y[2], t4)) ** FSIM_LAMBDA
+    pc_max = np.maximum(fx[0], fy[0])
+    score = _similarity(fx[0], fy[0], t1) * _similarity(fx[1], fy[1], t2) * pc_max
+    score = score * np.abs(_similarity(fx[2], fy[2], t3) * _similarity(fx[3], fy[3], t4)) ** FSIM_LAMBDA
     return float(score.sum() / pc_max.sum())
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import CARPHONE, VVC, decode_all
 
-from genpost import evalset, evaluate, media, metrics, pipeline
+from genpost import evalset, evaluate, media, metrics, perceptual, pipeline
 from genpost.types import StreamInfo
 
 POINT_KEYS = {"qp", "kbps", "side_info_kbps", "psnr_y", "psnr_u", "psnr_v", "ms_ssim", "xpsnr", "vmaf_neg"}
@@ -241,3 +241,22 @@ def test_vs_anchor_flags_each_worse_plane_and_the_summary_counts_them():
     assert summary["losses"] == {"y": 0, "u": 1, "v": 1} and summary["lost_points"] == {"y": 0, "u": 1, "v": 1}
     assert summary["bd_rate"]["fsim"] == pytest.approx(-3.0) and summary["bd_rate_clips"]["fsim"] == 2
     assert summary["bd_rate"]["lpips"] is None and summary["bd_rate_clips"]["lpips"] == 0
+
+
+def test_measure_perceptual_metrics_and_the_source_side_cache(tmp_path):
+    """HaarPSI/FSIM of a point equal the per-frame means computed directly; a second measurement, which
+    takes the source's FSIM half from the cache, gives the very same numbers."""
+    source = tmp_path / "three.y4m"
+    evaluate._trim(CARPHONE, source, 3)
+    coded = tmp_path / "coded.265"
+    pipeline.encode(source, coded, media.EncoderSettings(qp=42, preset="ultrafast"))
+    ref = evaluate.prepare_reference(source, tmp_path)
+    first = evaluate.measure(ref, coded, tmp_path, Fraction(30000, 1001))
+    assert len(ref.fsim_cache) == 3
+    again = evaluate.measure(ref, coded, tmp_path, Fraction(30000, 1001))
+    assert again == first
+    pairs = [(perceptual.metric_rgb(s), perceptual.metric_rgb(d))
+             for s, d in zip(decode_all(source), decode_all(coded, Fraction(30000, 1001)))]  # fmt: skip
+    assert first["fsim"] == pytest.approx(np.mean([perceptual.fsim(*p) for p in pairs]), abs=1e-12)
+    assert first["haarpsi"] == pytest.approx(np.mean([perceptual.haarpsi(*p) for p in pairs]), abs=1e-12)
+    assert first["lpips"] is None and first["dists"] is None  # not requested here
