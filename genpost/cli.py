@@ -391,7 +391,9 @@ def eval_(
         if as_json:
             _print_json(result)
         else:
-            _print_eval(full)
+            out = Console(soft_wrap=True)
+            for line in evalset.text_lines(full):
+                out.print(line, highlight=False)
         if full["failures"] and not full["runs"]:
             _fail(f"every clip failed; first: {full['failures'][0]['error']}", 6)
 
@@ -399,30 +401,6 @@ def eval_(
 def _plot_name(plot: str, run: dict) -> str:
     base, ext = os.path.splitext(plot)
     return f"{base}-{os.path.splitext(os.path.basename(run['source']))[0]}-{run['plugin']}{ext or '.png'}"
-
-
-def _print_eval(full: dict) -> None:
-    out = Console(soft_wrap=True)
-    for result in full["runs"]:
-        out.print(f"{result['source']} / {result['plugin']}:", highlight=False)
-        anchor = "x265" if result["anchor_kind"] == "x265" else "anchor"
-        for a, g, d in zip(result["anchor"], result["genpost"], result["vs_anchor"]):
-            worse = f" WORSE {','.join(d['worse']).upper()}" if d["worse"] else ""
-            out.print(
-                f"  QP {a['qp']}: {anchor} {a['kbps']:.2f} kbps {a['psnr_y_mse']:.3f} dB VMAF-NEG {a['vmaf_neg']:.2f} | "
-                f"genpost {g['kbps']:.2f} kbps (side info {g['side_info_kbps']:.2f}) {g['psnr_y_mse']:.3f} dB "
-                f"VMAF-NEG {g['vmaf_neg']:.2f} | dB Y/U/V {d['delta_psnr_y']:+.3f}/{d['delta_psnr_u']:+.3f}/"
-                f"{d['delta_psnr_v']:+.3f}{worse}",
-                highlight=False,
-            )
-        out.print(
-            "  BD-rate: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:+.2f}%'}" for k, v in result["bd_rate"].items()),
-            highlight=False,
-        )
-    for name, reason in full.get("unavailable", {}).items():
-        out.print(f"{name} n/a: {reason}", highlight=False)
-    for failure in full["failures"]:
-        out.print(f"FAILED {failure['plugin'] or 'clip'} on {failure['source']}: {failure['error']}", highlight=False)
 
 
 @app.command()

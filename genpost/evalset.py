@@ -100,7 +100,30 @@ def summarize(runs: list[dict], plugins: list[str]) -> dict:
     return out
 
 
-# ---------------------------------------------------------------- Markdown
+# ---------------------------------------------------------------- reports
+
+
+def text_lines(full: dict) -> list[str]:
+    """The plain-text report of ``genpost eval`` without --json: per QP the two points and the deltas
+    (WORSE where a plane lost), the BD-rates, unavailable metrics and failures."""
+    lines = []
+    for result in full["runs"]:
+        lines.append(f"{result['source']} / {result['plugin']}:")
+        anchor = "x265" if result["anchor_kind"] == "x265" else "anchor"
+        for a, g, d in zip(result["anchor"], result["genpost"], result["vs_anchor"]):
+            worse = f" WORSE {','.join(d['worse']).upper()}" if d["worse"] else ""
+            lines.append(
+                f"  QP {a['qp']}: {anchor} {a['kbps']:.2f} kbps {a['psnr_y_mse']:.3f} dB VMAF-NEG {a['vmaf_neg']:.2f} | "
+                f"genpost {g['kbps']:.2f} kbps (side info {g['side_info_kbps']:.2f}) {g['psnr_y_mse']:.3f} dB "
+                f"VMAF-NEG {g['vmaf_neg']:.2f} | dB Y/U/V {d['delta_psnr_y']:+.3f}/{d['delta_psnr_u']:+.3f}/"
+                f"{d['delta_psnr_v']:+.3f}{worse}"
+            )
+        bd = ", ".join(f"{k} {'n/a' if v is None else f'{v:+.2f}%'}" for k, v in result["bd_rate"].items())
+        lines.append(f"  BD-rate: {bd}")
+    lines += [f"{name} n/a: {reason}" for name, reason in full.get("unavailable", {}).items()]
+    lines += [f"FAILED {f['plugin'] or 'clip'} on {f['source']}: {f['error']}" for f in full["failures"]]
+    return lines
+
 
 COLUMNS = (
     ("psnr_y_mse", "PSNR-Y"), ("psnr_y", "PSNR-Y frame mean"), ("psnr_u_mse", "PSNR-U"), ("psnr_v_mse", "PSNR-V"),
