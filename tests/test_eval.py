@@ -260,3 +260,19 @@ def test_measure_perceptual_metrics_and_the_source_side_cache(tmp_path):
     assert first["fsim"] == pytest.approx(np.mean([perceptual.fsim(*p) for p in pairs]), abs=1e-12)
     assert first["haarpsi"] == pytest.approx(np.mean([perceptual.haarpsi(*p) for p in pairs]), abs=1e-12)
     assert first["lpips"] is None and first["dists"] is None  # not requested here
+
+
+@pytest.mark.parametrize(
+    "make, extra, code",
+    [
+        (lambda d: [d / "none.y4m"], [], 3),  # a missing clip
+        (lambda d: [d], [], 3),  # a folder with no video file
+        (lambda d: [CARPHONE, CARPHONE], ["--stream", LD[0], "--stream", LD[1]], 2),  # --stream with a set
+        (lambda d: [CARPHONE, CARPHONE], ["--qp", "32"], 2),  # one QP: no BD-rate, refused before any clip
+    ],
+)
+def test_cli_eval_set_errors_come_before_any_work(tmp_path, make, extra, code):
+    res = run("eval", *make(tmp_path), "--plugin", "wiener", *extra)
+    assert res.returncode == code, res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("genpost: error:"), res.stderr
