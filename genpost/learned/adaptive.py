@@ -24,7 +24,7 @@ from .finetune import Recipe
 OPTIONS = {
     "adapt": "auto",  # auto (RD among no update, small, full) | off | small | full
     "adapt_steps": "300",  # fine-tuning steps per mode and period
-    "adapt_seconds": "30",  # time budget per mode and period for those steps
+    "adapt_seconds": "0",  # optional time budget per mode and period (0: none, so results do not depend on load)
 }
 MODES = {"auto": ("small", "full"), "off": (), "small": ("small",), "full": ("full",)}
 
@@ -94,7 +94,7 @@ class AdaptiveNetwork:
         problem = rd.Problem(self.spec, self.shipped(generic), self.tag, make_module, forward, measure)
         recipe = Recipe(
             steps=int(ctx.number(self.who, "adapt_steps", OPTIONS["adapt_steps"], 0, 100000, True)),
-            seconds=ctx.number(self.who, "adapt_seconds", OPTIONS["adapt_seconds"], 0, 1e6),
+            seconds=ctx.number(self.who, "adapt_seconds", OPTIONS["adapt_seconds"], 0, 1e6) or float("inf"),
         )
         base = np.sum([rd.plane_sse(src, dec) for src, dec in pairs], 0)
         payload, _ = rd.choose(problem, train, MODES[mode], lam, ctx.record_overhead_bits,
