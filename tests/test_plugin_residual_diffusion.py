@@ -19,6 +19,9 @@ pytest.importorskip("constriction")
 
 from conftest import (
     base_and_restored_psnr_y,
+    check_adapted_payload,
+    check_perfect_frame_untouched,
+    check_plane_masks,
     decode_all,
     encode_first_frames,
     first_frames,
@@ -27,7 +30,7 @@ from conftest import (
 )
 from genpost_residual_diffusion import codec, engine
 from genpost_residual_diffusion.layout import CELL, LATENT, grid
-from genpost_residual_diffusion.postprocessor import ResidualDiffusion
+from genpost_residual_diffusion.postprocessor import SHA256, ResidualDiffusion
 
 from genpost import Context, PayloadError, media, pipeline
 from genpost.learned import framing
@@ -250,3 +253,34 @@ def test_bad_options_are_clear_errors(proc):
         ResidualDiffusion().restore(frame, None, _ctx(frame, backend="tpu"))
     with pytest.raises(ValueError, match="steps must be an integer in"):
         proc.restore(frame, None, _ctx(frame, steps=9))
+
+
+# ---------------------------------------------------------------- per plane, content adaptation
+
+
+def test_plane_masks_restore_only_their_planes(pair, proc):
+    decoded = pair[1]
+    body = codec.encode(37, 0, np.zeros((LATENT, *grid(*decoded.u.shape)), np.int32))
+    check_plane_masks(proc, decoded, body, _ctx(decoded))
+
+
+def test_a_frame_the_base_codes_perfectly_stays_untouched(proc):
+    frame = _frames(1)[0]
+    check_perfect_frame_untouched(proc, frame, _ctx(frame))
+
+
+def test_an_adapted_payload_restores_only_with_its_update(pair, proc):
+    source, decoded = pair
+    check_adapted_payload(proc, source, decoded, _ctx(decoded), SHA256["residual_denoiser_v1.safetensors"])
+
+
+def test_adapt_returns_a_valid_update_or_none(pair, proc):
+    import dataclasses
+
+    source, decoded = pair
+    ctx = dataclasses.replace(_ctx(decoded, adapt="small", adapt_steps=20, lambda_scale=0.05), period_frames=6)
+    update = proc.adapt([(source, decoded)], ctx)
+    if update:  # then frames restore with it
+        restored = proc.restore(decoded, proc.analyze(source, decoded, dataclasses.replace(ctx, update=update)), dataclasses.replace(ctx, update=update))
+        assert restored.y.shape == decoded.y.shape
+    assert proc.adapt([(source, decoded)], _ctx(decoded, adapt="off")) == b""

@@ -43,7 +43,9 @@ DEFAULTS = {
     "seed": "0",  # DDIM noise seed (with the frame index); unused at steps 0
     "qp": "32",  # the QP the denoiser is conditioned on without side info (a decoder rarely knows it)
     "backend": "onnx",  # onnx | torch (falls back to the other when its runtime is missing)
-    "lambda_scale": "1.0",  # encoder: multiplier on ctx.lagrangian
+    # encoder: multiplier on ctx.lagrangian. 6, not 1: side info is judged against the base's own RD curve,
+    # whose slope measured ~6.5x HM's lambda (VTM RA, README "Rate control"); a latent bought at 1x lost
+    "lambda_scale": "6.0",
     **ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
 }
 # the denoiser's convs in forward order; the output layer's 6 channels: 4 luma phases, U, V
@@ -151,9 +153,10 @@ class ResidualDiffusion(PostProcessor):
         candidates: list[tuple[float, bytes]] = []
         if ctx.previous_payload:
             try:
-                if framing.unwrap(ctx.previous_payload)[2] == tag:
+                if framing.unwrap(ctx.previous_payload)[2] == tag:  # free, but only where it loses on no plane
                     d = plane_sse(source, self.restore(decoded, ctx.previous_payload, ctx))
-                    candidates.append((float(d.sum()), ctx.previous_payload))
+                    if (d <= base).all():
+                        candidates.append((float(d.sum()), ctx.previous_payload))
             except PayloadError:
                 pass
         default = plane_sse(source, self.restore(decoded, None, ctx))

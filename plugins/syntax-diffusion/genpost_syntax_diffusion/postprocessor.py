@@ -179,12 +179,14 @@ class SyntaxDiffusion(PostProcessor):
         spread = _number(ctx, "record_frames", 1.0, 1e4)
         qp = self._default_qp(ctx)
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
+        base = plane_sse(source, decoded)
         candidates: list[tuple[float, bytes]] = []
         if ctx.previous_payload:
             try:
-                if framing.unwrap(ctx.previous_payload)[2] == tag:
-                    restored = self.restore(decoded, ctx.previous_payload, ctx)
-                    candidates.append((float(plane_sse(source, restored).sum()), ctx.previous_payload))
+                if framing.unwrap(ctx.previous_payload)[2] == tag:  # free, but only where it loses on no plane
+                    d = plane_sse(source, self.restore(decoded, ctx.previous_payload, ctx))
+                    if (d <= base).all():
+                        candidates.append((float(d.sum()), ctx.previous_payload))
             except PayloadError:
                 pass
         # send nothing: what a decoder runs without side info; it does not know the base QP (enhance gives
@@ -193,7 +195,7 @@ class SyntaxDiffusion(PostProcessor):
         # names it, so a lost update is always detected
         assumed = _number(ctx, "qp", 0, 63, True)
         default = plane_sse(source, self._apply(decoded, assumed, None, ctx))
-        if tag is None and (default <= plane_sse(source, decoded)).all():
+        if tag is None and (default <= base).all():
             candidates.append((float(default.sum()), b""))
         for values in ((), self.syntax(source, decoded, qp, ctx)):
             restored = self._apply(decoded, qp, values or None, ctx)
