@@ -163,3 +163,24 @@ def check_adapted_payload(proc, source, decoded, ctx, sha256: str) -> None:
     assert all(g <= b for g, b in zip(got, base)), (got, base)
     with pytest.raises(PayloadError):
         proc.restore(decoded, payload, dataclasses.replace(ctx, update=None))
+
+
+def check_adapted_onnx_matches_torch(make_network, owner, spec, in_channels: int) -> None:
+    """A random full update (genpost.learned.adapt) on ``spec``'s convs: the ONNX session with the patched model
+    bytes and the torch module agree within 1e-5, and the update changed the network."""
+    import numpy as np
+
+    from genpost.learned import adapt
+
+    onnx_net, torch_net = make_network(owner, "onnx", "cpu"), make_network(owner, "torch", "cpu")
+    shipped = onnx_net.shipped_state()
+    rng = np.random.default_rng(0)
+    sizes = spec.sizes(shipped)
+    deltas = {g: rng.laplace(0, 0.004, sizes[g]).astype(np.float32) for g in adapt.CODED}
+    deltas["gain"] = np.array([1.2, 0.6, 1.4])
+    payload = adapt.encode_update(adapt.quantize(deltas, {"bias": 10, "scale": 9, "tail": 12}), 1)
+    state = adapt.apply(shipped, spec, adapt.decode_update(payload, spec, sizes, 1))
+    x = rng.random((in_channels, 40, 56), np.float32)
+    a, b = onnx_net.with_state(state)(x), torch_net.with_state(state)(x)
+    assert np.abs(a - b).max() < 1e-5
+    assert np.abs(a - onnx_net(x)).max() > 1e-2

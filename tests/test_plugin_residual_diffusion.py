@@ -19,6 +19,7 @@ pytest.importorskip("constriction")
 
 from conftest import (
     base_and_restored_psnr_y,
+    check_adapted_onnx_matches_torch,
     check_adapted_payload,
     check_perfect_frame_untouched,
     check_plane_masks,
@@ -284,3 +285,11 @@ def test_adapt_returns_a_valid_update_or_none(pair, proc):
         restored = proc.restore(decoded, proc.analyze(source, decoded, dataclasses.replace(ctx, update=update)), dataclasses.replace(ctx, update=update))
         assert restored.y.shape == decoded.y.shape
     assert proc.adapt([(source, decoded)], _ctx(decoded, adapt="off")) == b""
+
+
+def test_adapted_denoiser_onnx_matches_torch():
+    pytest.importorskip("torch")
+    from genpost_residual_diffusion.layout import DEC_IN
+    from genpost_residual_diffusion.postprocessor import SPEC
+
+    check_adapted_onnx_matches_torch(engine.denoiser, ResidualDiffusion(), SPEC, DEC_IN)

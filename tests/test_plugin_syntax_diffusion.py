@@ -15,6 +15,7 @@ pytest.importorskip(
 pytest.importorskip("onnxruntime")
 
 from conftest import (
+    check_adapted_onnx_matches_torch,
     check_adapted_payload,
     check_perfect_frame_untouched,
     check_plane_masks,
@@ -247,3 +248,10 @@ def test_a_frame_the_base_codes_perfectly_stays_untouched(proc):
 def test_an_adapted_payload_restores_only_with_its_update(proc, pair):
     source, decoded = pair
     check_adapted_payload(proc, source, decoded, _ctx(decoded, lambda_scale=0.01), SyntaxDiffusion.weights[1].sha256)
+
+
+def test_adapted_unet_onnx_matches_torch():
+    pytest.importorskip("torch")
+    from genpost_syntax_diffusion.postprocessor import SPEC
+
+    check_adapted_onnx_matches_torch(engine.denoiser, SyntaxDiffusion(), SPEC, 15 + codec.K)
