@@ -178,7 +178,7 @@ class ResidualDiffusion(PostProcessor):
             planes = framing.plane_mask(d, base)
             payload = framing.wrap(body, planes, tag)
             bits = ctx.record_overhead_bits + 8 * len(payload)
-            candidates.append((framing.masked(d, base, planes) + lam * bits, payload))
+            candidates.append((float(framing.masked(d, base, planes).sum()) + lam * bits, payload))
         return min(candidates, key=lambda c: c[0])[1]  # ties: the earlier (cheaper) candidate
 
     def adapt(self, pairs, ctx: Context) -> bytes:
