@@ -107,3 +107,80 @@ def encode_first_frames(folder: Path, plugin: str, frames: int, options: dict | 
     coded = folder / "coded.mkv"
     settings = media.EncoderSettings(qp=37, preset="ultrafast")
     return src, coded, pipeline.encode(src, coded, settings, [plugin], options=options), folder
+
+
+def check_plane_masks(proc, decoded, body: bytes, ctx) -> None:
+    """Every plane mask of the ``framing`` prefix restores exactly the masked planes and leaves the others
+    as decoded; the prefix round-trips (for plugins that wrap their payloads, genpost.learned.framing)."""
+    import numpy as np
+
+    from genpost.learned import framing
+
+    full = proc.restore(decoded, body, ctx)
+    assert all(not np.array_equal(f, d) for f, d in zip(full.planes, decoded.planes)), "the body must change every plane"
+    for planes in range(8):
+        payload = framing.wrap(body, planes)
+        assert framing.unwrap(payload) == (body, planes, None)
+        out = proc.restore(decoded, payload, ctx)
+        for p, (o, f, d) in enumerate(zip(out.planes, full.planes, decoded.planes)):
+            assert np.array_equal(o, f if planes >> p & 1 else d), (planes, p)
+
+
+def check_perfect_frame_untouched(proc, frame, ctx) -> None:
+    """A frame the base codes perfectly (source == decode, a black frame) comes back bit-identical."""
+    import numpy as np
+
+    black = frame.with_planes(*(np.full_like(p, v) for p, v in zip(frame.planes, (16, 128, 128))))
+    ctx.record_overhead_bits = 8 * 64
+    payload = proc.analyze(black, black, ctx)
+    out = proc.restore(black, payload or None, ctx)
+    assert all(np.array_equal(o, b) for o, b in zip(out.planes, black.planes)), payload
+
+
+def check_adapted_payload(proc, source, decoded, ctx, sha256: str) -> None:
+    """A frame payload coded under a content-adaptive update names it, restores with it (differently from
+    the shipped weights) and refuses to restore without it (PayloadError: the frame falls back)."""
+    import dataclasses
+
+    import numpy as np
+
+    from genpost import PayloadError
+    from genpost.learned import adapt, framing
+
+    update = adapt.encode_update(adapt.quantize({"gain": np.array([1.0, 0.5, 1.5])}, {}), adapt.weights_tag(sha256))
+    ctx.record_overhead_bits = 8 * 64
+    shipped = proc.restore(decoded, proc.analyze(source, decoded, ctx) or None, ctx)
+    adapted_ctx = dataclasses.replace(ctx, update=update)
+    payload = proc.analyze(source, decoded, adapted_ctx)
+    body, planes, tag = framing.unwrap(payload)
+    assert tag == framing.update_tag(update) and planes
+    out = proc.restore(decoded, payload, adapted_ctx)
+    assert out is not decoded and not all(np.array_equal(a, b) for a, b in zip(out.planes, shipped.planes))
+    again = type(proc)()
+    assert all(np.array_equal(a, b) for a, b in zip(again.restore(decoded, payload, adapted_ctx).planes, out.planes))
+    base = [float(((s.astype(np.float64) - d) ** 2).sum()) for s, d in zip(source.planes, decoded.planes)]
+    got = [float(((s.astype(np.float64) - o) ** 2).sum()) for s, o in zip(source.planes, out.planes)]
+    assert all(g <= b for g, b in zip(got, base)), (got, base)
+    with pytest.raises(PayloadError):
+        proc.restore(decoded, payload, dataclasses.replace(ctx, update=None))
+
+
+def check_adapted_onnx_matches_torch(make_network, owner, spec, in_channels: int) -> None:
+    """A random full update (genpost.learned.adapt) on ``spec``'s convs: the ONNX session with the patched model
+    bytes and the torch module agree within 1e-5, and the update changed the network."""
+    import numpy as np
+
+    from genpost.learned import adapt
+
+    onnx_net, torch_net = make_network(owner, "onnx", "cpu"), make_network(owner, "torch", "cpu")
+    shipped = onnx_net.shipped_state()
+    rng = np.random.default_rng(0)
+    sizes = spec.sizes(shipped)
+    deltas = {g: rng.laplace(0, 0.004, sizes[g]).astype(np.float32) for g in adapt.CODED}
+    deltas["gain"] = np.array([1.2, 0.6, 1.4])
+    payload = adapt.encode_update(adapt.quantize(deltas, {"bias": 10, "scale": 9, "tail": 12}), 1)
+    state = adapt.apply(shipped, spec, adapt.decode_update(payload, spec, sizes, 1))
+    x = rng.random((in_channels, 40, 56), np.float32)
+    a, b = onnx_net.with_state(state)(x), torch_net.with_state(state)(x)
+    assert np.abs(a - b).max() < 1e-5
+    assert np.abs(a - onnx_net(x)).max() > 1e-2

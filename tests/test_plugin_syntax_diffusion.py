@@ -15,6 +15,10 @@ pytest.importorskip(
 pytest.importorskip("onnxruntime")
 
 from conftest import (
+    check_adapted_onnx_matches_torch,
+    check_adapted_payload,
+    check_perfect_frame_untouched,
+    check_plane_masks,
     base_and_restored_psnr_y,
     encode_first_frames,
     first_frames,
@@ -24,6 +28,7 @@ from genpost_syntax_diffusion import codec, engine
 from genpost_syntax_diffusion.postprocessor import SyntaxDiffusion
 
 from genpost import Context, PayloadError, media, pipeline
+from genpost.learned.rd import plane_sse
 from genpost.testing import NetworkContract, PostProcessorContract
 from genpost.types import Frame, to_bit_depth
 
@@ -34,7 +39,7 @@ class TestSyntaxDiffusionContract(PostProcessorContract):
     postprocessor = SyntaxDiffusion
     # at full lambda the 176x144 clip rarely pays a record; a small lambda makes the
     # kit see payloads
-    options = {"syntax-diffusion.lambda_scale": "0.01"}  # noqa: RUF012 (the kit's own ClassVar)
+    options = {"syntax-diffusion.lambda_scale": "0.01", "syntax-diffusion.adapt_steps": "20"}  # noqa: RUF012
 
 
 class TestSyntaxDiffusionNetwork(NetworkContract):
@@ -56,7 +61,7 @@ def coded(tmp_path_factory):
     """carphone, 6 frames, x265 QP 37 ultrafast through genpost.pipeline.encode with
     syntax-diffusion side info."""
     # a small lambda makes the RD choice send on this tiny clip
-    options = {"syntax-diffusion.lambda_scale": "0.01"}
+    options = {"syntax-diffusion.lambda_scale": "0.01", "syntax-diffusion.adapt_steps": "20"}
     return encode_first_frames(tmp_path_factory.mktemp("sd"), "syntax-diffusion", 6, options)
 
 
@@ -194,10 +199,15 @@ def test_rd_choice_never_loses_to_sending_nothing(proc, pair):
     ctx.record_overhead_bits = 8 * 63
     payload = proc.analyze(source, decoded, ctx)
     decoder = Context(stream=ctx.stream, options=ctx.options)  # a decoder: QP unknown
-    nothing = _sse(source, proc.restore(decoded, None, decoder))
-    chosen = _sse(source, proc.restore(decoded, payload or None, decoder))
+    base = plane_sse(source, decoded)
+    nothing = plane_sse(source, proc.restore(decoded, None, decoder))
+    chosen = plane_sse(source, proc.restore(decoded, payload or None, decoder))
     bits = ctx.record_overhead_bits + 8 * len(payload) if payload else 0
-    assert chosen + ctx.lagrangian * bits <= nothing
+    assert (chosen <= base).all(), (chosen, base)  # never worse than the decode, per plane
+    if (nothing <= base).all():  # the default mode is a candidate only where it loses on no plane
+        assert chosen.sum() + ctx.lagrangian * bits <= nothing.sum()
+    else:
+        assert payload
     # extending the run in force is free: it wins ties
     ctx.previous_payload = codec.encode(37, (), (6, 8, 8))
     again = proc.analyze(source, decoded, ctx)
@@ -220,3 +230,28 @@ def test_bad_options_are_clear_errors(proc):
         proc.restore(frame, None, _ctx(frame, steps=5))
     with pytest.raises(ValueError, match="consistency must be"):
         proc.restore(frame, None, _ctx(frame, consistency=2))
+
+
+# ---------------------------------------------------------------- per plane, content adaptation
+
+
+def test_plane_masks_restore_only_their_planes(proc, pair):
+    decoded = pair[1]
+    check_plane_masks(proc, decoded, codec.encode(37, (), (8, 8, 8)), _ctx(decoded))
+
+
+def test_a_frame_the_base_codes_perfectly_stays_untouched(proc):
+    frame = first_frames(1, CLIP)[0]
+    check_perfect_frame_untouched(proc, frame, _ctx(frame))
+
+
+def test_an_adapted_payload_restores_only_with_its_update(proc, pair):
+    source, decoded = pair
+    check_adapted_payload(proc, source, decoded, _ctx(decoded, lambda_scale=0.01), SyntaxDiffusion.weights[1].sha256)
+
+
+def test_adapted_unet_onnx_matches_torch():
+    pytest.importorskip("torch")
+    from genpost_syntax_diffusion.postprocessor import SPEC
+
+    check_adapted_onnx_matches_torch(engine.denoiser, SyntaxDiffusion(), SPEC, 15 + codec.K)

@@ -22,7 +22,7 @@ def _encoder():
     return LatentEncoder()
 
 
-def _denoiser():
+def make_denoiser():
     from .model import ResidualDenoiser
 
     return ResidualDenoiser()
@@ -35,7 +35,7 @@ def encoder(owner, backend: str, device: str) -> Network:
 
 def denoiser(owner, backend: str, device: str) -> Network:
     """``denoiser(inputs (DEC_IN, h, w)) -> x0 (6, h, w)``."""
-    return Network(owner, WHO, *DENOISER, _denoiser, 6, DENOISER_HALO, DENOISER_TILE, backend, device)
+    return Network(owner, WHO, *DENOISER, make_denoiser, 6, DENOISER_HALO, DENOISER_TILE, backend, device)
 
 
 def sample(net: Network, cond: np.ndarray, steps: int, noise: np.ndarray | None) -> np.ndarray:

@@ -2,7 +2,13 @@
 1/8 luma grid, quantised with a per-frame step chosen by D + lambda * R, ANS coded); the decoder's small
 conditional diffusion model generates the residual from the decoded frame and that latent (one-step
 posterior mean by default, or DDIM in up to 8 seeded steps) and adds it. Without side info it runs as a
-plain conditional one-step denoiser (latent absent)."""
+plain conditional one-step denoiser (latent absent).
+
+Never worse than the base, per plane: every payload may leave planes as decoded (``genpost.learned.framing``),
+and the default mode (no payload) is a candidate only where it loses on no plane. Content adaptation
+(``genpost.learned``): per period the encoder may tune the denoiser's biases, per-channel multipliers,
+per-plane output gains and (mode ``full``) its output layer on the content, for the latent-free one-step
+mode, and send the update once; every frame of the period then names it."""
 
 from __future__ import annotations
 
@@ -11,6 +17,11 @@ from pathlib import Path
 
 import numpy as np
 from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
+from genpost.learned import framing
+from genpost.learned.adapt import AdaptSpec
+from genpost.learned.adaptive import OPTIONS as ADAPT_OPTIONS
+from genpost.learned.adaptive import AdaptiveNetwork
+from genpost.learned.rd import plane_sse
 from genpost.modeling import pack, to_samples, unpack
 
 from . import codec
@@ -32,17 +43,36 @@ DEFAULTS = {
     "seed": "0",  # DDIM noise seed (with the frame index); unused at steps 0
     "qp": "32",  # the QP the denoiser is conditioned on without side info (a decoder rarely knows it)
     "backend": "onnx",  # onnx | torch (falls back to the other when its runtime is missing)
-    "lambda_scale": "1.0",  # encoder: multiplier on ctx.lagrangian
+    # encoder: multiplier on ctx.lagrangian. 6, not 1: side info is judged against the base's own RD curve,
+    # whose slope measured ~6.5x HM's lambda (VTM RA, README "Rate control"); a latent bought at 1x lost
+    "lambda_scale": "6.0",
+    **ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
 }
+# the denoiser's convs in forward order; the output layer's 6 channels: 4 luma phases, U, V
+SPEC = AdaptSpec(convs=("head", *(f"body.{i}" for i in range(4)), "tail"), out_planes=(0, 0, 0, 0, 1, 2))
 
 
 def _number(ctx: Context, key: str, lo: float, hi: float, integer: bool = False) -> float:
     return ctx.number(WHO, key, DEFAULTS[key], lo, hi, integer)
 
 
-def sse(a: Frame, b: Frame) -> float:
-    """Squared error over Y, U and V at the frames' bit depth (the RD distortion)."""
-    return float(sum(np.sum((x.astype(np.int64) - y) ** 2) for x, y in zip(a.planes, b.planes, strict=True)))
+def generate(net, frame: Frame, decoded: np.ndarray, latent: np.ndarray | None, steps: int, seed: int) -> Frame:
+    """``frame`` plus the residual ``net`` generates from its packed decode + QP plane ``decoded`` (7, h, w)
+    and ``latent`` (None: absent): what the decoder runs, and what adaptation measures."""
+    from .engine import sample
+
+    h, w = decoded.shape[1:]
+    cond = np.zeros((7 + LATENT + 1, h, w), np.float32)
+    cond[:7] = decoded
+    if latent is not None:
+        cond[7 : 7 + LATENT] = upsample(latent, h, w)
+        cond[7 + LATENT] = 1.0
+    noise = None
+    if steps:  # the noise depends on the seed and the frame index only: bit-exact on repeat
+        noise = np.random.default_rng([seed, frame.index & 0xFFFFFFFF]).standard_normal((6, h, w), np.float32)
+    out = decoded[:6] + sample(net, cond, steps, noise) / np.float32(RS)
+    y, u, v = unpack(out, frame.height, frame.width)
+    return frame.with_planes(*(to_samples(p, frame.max_value, frame.dtype) for p in (y, u, v)))
 
 
 class ResidualDiffusion(PostProcessor):
@@ -57,7 +87,8 @@ class ResidualDiffusion(PostProcessor):
         self._device = "cpu"
         self._nets: dict[str, object] = {}
         self._frame_key = None
-        self._cache: dict[tuple, np.ndarray] = {}  # per (qp, payload) for the current frame
+        self._cache: dict[tuple, Frame] = {}  # per (qp, payload, steps, seed, update) for the current frame
+        self._adaptive = AdaptiveNetwork(self.name, SPEC, SHA256["residual_denoiser_v1.safetensors"])
 
     def setup(self, device: str = "cpu") -> None:
         self._device = device
@@ -76,63 +107,98 @@ class ResidualDiffusion(PostProcessor):
 
     # ---------------------------------------------------------------- decoder
 
+    def _denoiser(self, ctx: Context):
+        """The denoiser with the shipped weights, or with the period's update applied (``ctx.update``)."""
+        return self._adaptive.engine(self._net("denoiser", ctx.option(WHO, "backend", DEFAULTS["backend"])), ctx.update)
+
     def _restored(self, frame: Frame, qp: int, latent: np.ndarray | None, key: bytes, ctx: Context) -> Frame:
         """``frame`` plus the residual the denoiser generates from it and ``latent`` (None: absent)."""
-        from .engine import sample
-
-        net = self._net("denoiser", ctx.option(WHO, "backend", DEFAULTS["backend"]))
+        net = self._denoiser(ctx)
         steps, seed = _number(ctx, "steps", 0, 8, True), _number(ctx, "seed", 0, 2**32 - 1, True)
         frame_key = (net.backend, frame.index, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
         if frame_key != self._frame_key:
             self._frame_key, self._cache = frame_key, {}
-        ckey = (qp, key, steps, seed)
+        update = zlib.crc32(ctx.update) if ctx.update is not None else None
+        ckey = (qp, key, steps, seed, update)
         if ckey not in self._cache:
-            decoded = pack(frame.y, frame.u, frame.v, frame.max_value, qp)
-            h, w = decoded.shape[1:]
-            cond = np.zeros((7 + LATENT + 1, h, w), np.float32)
-            cond[:7] = decoded
-            if latent is not None:
-                cond[7 : 7 + LATENT] = upsample(latent, h, w)
-                cond[7 + LATENT] = 1.0
-            noise = None
-            if steps:  # the noise depends on the seed and the frame index only: bit-exact on repeat
-                noise = np.random.default_rng([seed, frame.index & 0xFFFFFFFF]).standard_normal((6, h, w), np.float32)
-            self._cache[ckey] = decoded[:6] + sample(net, cond, steps, noise) / np.float32(RS)
-        y, u, v = unpack(self._cache[ckey], frame.height, frame.width)
-        return frame.with_planes(*(to_samples(p, frame.max_value, frame.dtype) for p in (y, u, v)))
+            packed = pack(frame.y, frame.u, frame.v, frame.max_value, qp)
+            self._cache[ckey] = generate(net, frame, packed, latent, steps, seed)
+        return self._cache[ckey]
 
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
-        if payload is None:
+        if payload is None:  # default mode (with the period's update, if any)
             return self._restored(decoded, _number(ctx, "qp", 0, 63, True), None, b"", ctx)
+        body, planes, tag = framing.unwrap(bytes(payload))
         rows, cols = grid(*decoded.u.shape)
-        qp, step, q = codec.decode(bytes(payload), rows, cols)
-        return self._restored(decoded, qp, q.astype(np.float32) * np.float32(codec.STEPS[step]), bytes(payload), ctx)
+        qp, step, q = codec.decode(body, rows, cols)
+        if not planes:
+            return decoded
+        latent = q.astype(np.float32) * np.float32(codec.STEPS[step])
+        out = self._restored(decoded, qp, latent, body, framing.decoder_context(ctx, tag))
+        return framing.keep_planes(out, decoded, planes)
 
     # ---------------------------------------------------------------- encoder
 
     def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
-        """The payload with the least J = D + lambda * R among: nothing (the default mode, 0 bits), the payload
-        in force (0 bits), a latent-free payload that only sends the QP, and the latent quantised at every step
-        of codec.STEPS. D = SSE over Y, U and V at the stream's bit depth, of what ``restore`` gives; R of a
-        new payload = ctx.record_overhead_bits + 8 * its bytes; lambda = ctx.lagrangian * lambda_scale."""
+        """The payload with the least J = D + lambda * R among: nothing (the default mode, 0 bits; only where
+        it loses on no plane and no update is in force), the payload in force (0 bits), a latent-free payload
+        that only sends the QP, and the latent quantised at every step of codec.STEPS; each payload restores
+        only the planes where it lowers that plane's SSE (``framing``), so no plane is made worse than the
+        decode. D = SSE over Y, U and V at the stream's bit depth, of what ``restore`` gives; R of a new
+        payload = ctx.record_overhead_bits + 8 * its bytes; lambda = ctx.lagrangian * lambda_scale."""
         lam = ctx.lagrangian * _number(ctx, "lambda_scale", 0.0, 1e6)
         qp = min(max(int(ctx.qp), 0), 63) if ctx.qp is not None else _number(ctx, "qp", 0, 63, True)
-        candidates = [(sse(source, self.restore(decoded, None, ctx)), b"")]
+        tag = framing.update_tag(ctx.update) if ctx.update is not None else None
+        base = plane_sse(source, decoded)
+        candidates: list[tuple[float, bytes]] = []
         if ctx.previous_payload:
             try:
-                candidates.insert(0, (sse(source, self.restore(decoded, ctx.previous_payload, ctx)), ctx.previous_payload))
+                if framing.unwrap(ctx.previous_payload)[2] == tag:  # free, but only where it loses on no plane
+                    d = plane_sse(source, self.restore(decoded, ctx.previous_payload, ctx))
+                    if (d <= base).all():
+                        candidates.append((float(d.sum()), ctx.previous_payload))
             except PayloadError:
                 pass
+        default = plane_sse(source, self.restore(decoded, None, ctx))
+        # the default mode cannot leave a plane as decoded: a candidate only where it loses on none; and
+        # while an update is in force every frame names it, so a lost update is always detected
+        if tag is None and (default <= base).all():
+            candidates.append((float(default.sum()), b""))
         src = pack(source.y, source.u, source.v, source.max_value)
         dec = pack(decoded.y, decoded.u, decoded.v, decoded.max_value)
         y = self._net("encoder", ctx.option(WHO, "backend", DEFAULTS["backend"]))(encoder_input(src, dec, qp))
         tried = set()
         for step in (None, *range(len(codec.STEPS))):
             q = np.zeros(y.shape, np.int32) if step is None else codec.quantise(y, step)
-            payload = codec.encode(qp, step or 0, q)
-            if payload in tried:
+            body = codec.encode(qp, step or 0, q)
+            if body in tried:
                 continue
-            tried.add(payload)
+            tried.add(body)
+            d = plane_sse(source, self.restore(decoded, framing.wrap(body, framing.ALL_PLANES, tag), ctx))
+            planes = framing.plane_mask(d, base)
+            payload = framing.wrap(body, planes, tag)
             bits = ctx.record_overhead_bits + 8 * len(payload)
-            candidates.append((sse(source, self.restore(decoded, payload, ctx)) + lam * bits, payload))
+            candidates.append((float(framing.masked(d, base, planes).sum()) + lam * bits, payload))
         return min(candidates, key=lambda c: c[0])[1]  # ties: the earlier (cheaper) candidate
+
+    def adapt(self, pairs, ctx: Context) -> bytes:
+        """The period's weight update by RD (``genpost.learned``): tuned for the latent-free one-step mode
+        (x_t = 0, t = 1, latent absent) at the base's QP, measured with the decoder's inference."""
+        from .engine import make_denoiser
+
+        qp = min(max(int(ctx.qp), 0), 63) if ctx.qp is not None else _number(ctx, "qp", 0, 63, True)
+        lam = ctx.lagrangian * _number(ctx, "lambda_scale", 0.0, 1e6)
+        generic = self._denoiser(Context(stream=ctx.stream, options=ctx.options))
+        steps, seed = _number(ctx, "steps", 0, 8, True), _number(ctx, "seed", 0, 2**32 - 1, True)
+
+        def forward(net, x):  # the QP-only payload's mode: x_t = 0 at t = 1, zero latent (flag 1); x0 = RS * residual
+            import torch
+
+            n, _, h, w = x.shape
+            inp = torch.cat([torch.zeros(n, 6, h, w), x, torch.ones(n, 1, h, w), torch.zeros(n, LATENT, h, w), torch.ones(n, 1, h, w)], 1)
+            return net(inp) / RS
+
+        return self._adaptive.choose(
+            generic, pairs, ctx, qp, lam, make_denoiser, forward,
+            lambda net, dec, x: generate(net, dec, x, np.zeros((LATENT, *grid(*x.shape[1:])), np.float32), steps, seed),
+        )  # fmt: skip

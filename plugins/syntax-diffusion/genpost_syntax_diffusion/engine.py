@@ -22,7 +22,7 @@ def pick(requested: str) -> str:
     return pick_backend(requested, WHO)
 
 
-def _denoiser():
+def make_denoiser():
     from .model import Denoiser
 
     return Denoiser()
@@ -36,7 +36,7 @@ def _extractor():
 
 def denoiser(owner, backend: str, device: str) -> Network:
     """``net(inputs (15 + K, h, w)) -> source estimate (6, h, w)``."""
-    return Network(owner, WHO, *DENOISER, _denoiser, 6, HALO, TILE, backend, device)
+    return Network(owner, WHO, *DENOISER, make_denoiser, 6, HALO, TILE, backend, device)
 
 
 def extractor(owner, backend: str, device: str) -> Network:

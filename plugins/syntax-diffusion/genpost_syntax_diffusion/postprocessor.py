@@ -3,7 +3,13 @@ steps, its features modulated (FiLM) by a compact per-frame syntax vector (16 in
 extractor computes from the source and its reconstruction at the encoder and sends as side info, with the
 QP the encoder knew. A consistency step then puts the decoded frame's low frequencies back. The encoder
 chooses by D + lambda * R between nothing, the payload in force, QP only and QP + vector; without side
-info a documented default mode runs (zero vector, trained for with vector dropout)."""
+info a documented default mode runs (zero vector, trained for with vector dropout).
+
+Never worse than the base, per plane: every payload carries per-plane strengths (0 keeps the plane as
+decoded), and the default mode (no payload) is a candidate only where it loses on no plane. Content
+adaptation (``genpost.learned``): per period the encoder may tune the U-Net's conv biases, per-channel
+multipliers, per-plane output gains and (mode ``full``) its output conv on the content, for the one-step
+QP-only mode, and send the update once; every frame of the period then names it (``framing`` prefix)."""
 
 from __future__ import annotations
 
@@ -12,6 +18,11 @@ from pathlib import Path
 
 import numpy as np
 from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
+from genpost.learned import framing
+from genpost.learned.adapt import AdaptSpec
+from genpost.learned.adaptive import OPTIONS as ADAPT_OPTIONS
+from genpost.learned.adaptive import AdaptiveNetwork
+from genpost.learned.rd import plane_sse
 from genpost.modeling import pack, to_samples, unpack
 
 from . import codec
@@ -27,7 +38,11 @@ DEFAULTS = {
     "backend": "onnx",  # onnx | torch (falls back to the other when its runtime is missing)
     "lambda_scale": "1.0",  # multiplier on ctx.lagrangian (encoder)
     "record_frames": "4",  # a new payload is charged its bits / this (it is usually extended)
+    **ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
 }
+# the U-Net's convs in forward order (the FiLM MLP is not adapted: it is linear, not a conv); the output
+# conv's 6 channels: 4 luma phases, U, V (its output is added to the decode, so gain 0 keeps the decode)
+SPEC = AdaptSpec(convs=("e1", "e2", "down", "m1", "m2", "up", "d1", "out"), out_planes=(0, 0, 0, 0, 1, 2))
 
 
 def _number(ctx: Context, key: str, lo: float, hi: float, integer: bool = False) -> float:
@@ -56,8 +71,19 @@ def _plane_sse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sum((a.astype(np.float64) - b) ** 2))
 
 
-def _sse(a: Frame, b: Frame) -> float:
-    return sum(_plane_sse(x, y) for x, y in zip(a.planes, b.planes, strict=True))
+def restored_frame(net, frame: Frame, packed: np.ndarray, z: tuple[int, ...] | None, steps: int, period: float) -> Frame:
+    """The network's restoration of ``frame`` from its packed decode + QP plane (7, h, w), with the
+    low-frequency consistency step: what the decoder runs, and what adaptation measures."""
+    from . import engine
+
+    top = frame.max_value
+    x = engine.sample(net, packed, z, steps)
+    planes = []
+    for p, base, per in zip(unpack(x, frame.height, frame.width), frame.planes, (period, period / 2, period / 2), strict=True):
+        if period:
+            p = engine.consistent(p, base / top, per)
+        planes.append(to_samples(p, top, frame.dtype))
+    return frame.with_planes(*planes)
 
 
 class SyntaxDiffusion(PostProcessor):
@@ -78,6 +104,7 @@ class SyntaxDiffusion(PostProcessor):
         self._nets: dict[tuple[str, str], object] = {}
         self._frame_key = None
         self._cache: dict[tuple, Frame] = {}
+        self._adaptive = AdaptiveNetwork(self.name, SPEC, self.weights[1].sha256)
 
     def setup(self, device: str = "cpu") -> None:
         self._device = device
@@ -94,28 +121,29 @@ class SyntaxDiffusion(PostProcessor):
 
     # ---------------------------------------------------------------- decoder
 
-    def _apply(self, frame: Frame, qp: int, z: tuple[int, ...] | None, ctx: Context) -> Frame:
-        """The restored frame for a conditioning QP and syntax vector (None = default mode), cached per frame."""
-        from . import engine
-
+    def _options(self, ctx: Context) -> tuple[int, float]:
         steps = _number(ctx, "steps", 1, 4, True)
         period = _number(ctx, "consistency", 0, 4096)
         if period and period < 4:
             raise ValueError(f"{WHO}.consistency must be 0 or at least 4, not {period}")
-        net = self._net("denoiser", ctx.option(WHO, "backend", DEFAULTS["backend"]))
+        return steps, period
+
+    def _denoiser(self, ctx: Context):
+        """The U-Net with the shipped weights, or with the period's update applied (``ctx.update``)."""
+        return self._adaptive.engine(self._net("denoiser", ctx.option(WHO, "backend", DEFAULTS["backend"])), ctx.update)
+
+    def _apply(self, frame: Frame, qp: int, z: tuple[int, ...] | None, ctx: Context) -> Frame:
+        """The restored frame for a conditioning QP and syntax vector (None = default mode), cached per frame."""
+        steps, period = self._options(ctx)
+        net = self._denoiser(ctx)
         fkey = (frame.index, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
         if fkey != self._frame_key:
             self._frame_key, self._cache = fkey, {}
-        key = (net.backend, qp, z, steps, period)
+        update = zlib.crc32(ctx.update) if ctx.update is not None else None
+        key = (net.backend, qp, z, steps, period, update)
         if key not in self._cache:
-            top = frame.max_value
-            x = engine.sample(net, pack(frame.y, frame.u, frame.v, top, qp), z, steps)
-            planes = []
-            for p, base, per in zip(unpack(x, frame.height, frame.width), frame.planes, (period, period / 2, period / 2), strict=True):
-                if period:
-                    p = engine.consistent(p, base / top, per)
-                planes.append(to_samples(p, top, frame.dtype))
-            self._cache[key] = frame.with_planes(*planes)
+            packed = pack(frame.y, frame.u, frame.v, frame.max_value, qp)
+            self._cache[key] = restored_frame(net, frame, packed, z, steps, period)
         return self._cache[key]
 
     def _default_qp(self, ctx: Context) -> int:
@@ -124,8 +152,12 @@ class SyntaxDiffusion(PostProcessor):
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
         if payload is None:
             return self._apply(decoded, self._default_qp(ctx), None, ctx)
-        qp, values, strengths = codec.decode(bytes(payload))
-        return _blend(decoded, self._apply(decoded, qp, values or None, ctx), strengths)
+        body, planes, tag = framing.unwrap(bytes(payload))
+        qp, values, strengths = codec.decode(body)
+        strengths = tuple(g if planes >> p & 1 else 0 for p, g in enumerate(strengths))
+        if not any(strengths):
+            return decoded
+        return _blend(decoded, self._apply(decoded, qp, values or None, framing.decoder_context(ctx, tag)), strengths)
 
     # ---------------------------------------------------------------- encoder
 
@@ -138,23 +170,33 @@ class SyntaxDiffusion(PostProcessor):
         return engine.syntax_vector(net, pack(source.y, source.u, source.v, top), pack(decoded.y, decoded.u, decoded.v, top, qp))
 
     def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
-        """The payload with the least J = D + lambda * R among: nothing (the default mode, 0 bits), the
-        payload in force (0 bits), and QP only or QP + the frame's syntax vector, each with the per-plane
-        strengths (STRENGTHS, 0 = keep the base plane) that minimise each plane's SSE. D = SSE over Y, U, V at the
-        stream's bit depth; R of a new payload = (record overhead + 8 * bytes) / record_frames."""
+        """The payload with the least J = D + lambda * R among: nothing (the default mode, 0 bits; only where
+        it loses on no plane and no update is in force), the payload in force (0 bits), and QP only or QP +
+        the frame's syntax vector, each with the per-plane strengths (STRENGTHS, 0 = keep the base plane)
+        that minimise each plane's SSE, so no plane is made worse than the decode. D = SSE over Y, U, V at
+        the stream's bit depth; R of a new payload = (record overhead + 8 * bytes) / record_frames."""
         lam = ctx.lagrangian * _number(ctx, "lambda_scale", 0.0, 1e6)
         spread = _number(ctx, "record_frames", 1.0, 1e4)
         qp = self._default_qp(ctx)
+        tag = framing.update_tag(ctx.update) if ctx.update is not None else None
+        base = plane_sse(source, decoded)
         candidates: list[tuple[float, bytes]] = []
         if ctx.previous_payload:
             try:
-                candidates.append((_sse(source, self.restore(decoded, ctx.previous_payload, ctx)), ctx.previous_payload))
+                if framing.unwrap(ctx.previous_payload)[2] == tag:  # free, but only where it loses on no plane
+                    d = plane_sse(source, self.restore(decoded, ctx.previous_payload, ctx))
+                    if (d <= base).all():
+                        candidates.append((float(d.sum()), ctx.previous_payload))
             except PayloadError:
                 pass
         # send nothing: what a decoder runs without side info; it does not know the base QP (enhance gives
-        # ctx.qp = None or the *output* QP), so it assumes the `qp` option
+        # ctx.qp = None or the *output* QP), so it assumes the `qp` option. It cannot leave a plane as
+        # decoded: a candidate only where it loses on none; and while an update is in force every frame
+        # names it, so a lost update is always detected
         assumed = _number(ctx, "qp", 0, 63, True)
-        candidates.append((_sse(source, self._apply(decoded, assumed, None, ctx)), b""))
+        default = plane_sse(source, self._apply(decoded, assumed, None, ctx))
+        if tag is None and (default <= base).all():
+            candidates.append((float(default.sum()), b""))
         for values in ((), self.syntax(source, decoded, qp, ctx)):
             restored = self._apply(decoded, qp, values or None, ctx)
             d, strengths = 0.0, []
@@ -162,6 +204,28 @@ class SyntaxDiffusion(PostProcessor):
                 best = min((_plane_sse(src, _blend_plane(base, out, g)), g) for g in STRENGTHS)  # SSE is per plane
                 d += best[0]
                 strengths.append(best[1])
-            payload = codec.encode(qp, values, tuple(strengths))
+            payload = framing.wrap(codec.encode(qp, values, tuple(strengths)), framing.ALL_PLANES, tag)
             candidates.append((d + lam * (ctx.record_overhead_bits + 8 * len(payload)) / spread, payload))
         return min(candidates, key=lambda c: c[0])[1]  # ties: the earlier (cheaper) candidate
+
+    def adapt(self, pairs, ctx: Context) -> bytes:
+        """The period's weight update by RD (``genpost.learned``): tuned for the QP-only payload's mode (no
+        syntax vector) on the sampled pairs at the base's QP, for the first sampler step, and measured with
+        the decoder's inference (all steps and the consistency step)."""
+        from .engine import make_denoiser
+
+        qp = self._default_qp(ctx)
+        lam = ctx.lagrangian * _number(ctx, "lambda_scale", 0.0, 1e6)
+        generic = self._denoiser(Context(stream=ctx.stream, options=ctx.options))
+        steps, period = self._options(ctx)
+
+        def forward(net, x):  # step 0 from the decode: x_t = decode, t = 0, zero vector, flag 0
+            import torch
+
+            n, _, h, w = x.shape
+            return net(torch.cat([x[:, :6], x, torch.zeros(n, codec.K + 2, h, w)], 1)) - x[:, :6]
+
+        return self._adaptive.choose(
+            generic, pairs, ctx, qp, lam, make_denoiser, forward,
+            lambda net, dec, x: restored_frame(net, dec, x, None, steps, period),
+        )  # fmt: skip
