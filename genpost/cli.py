@@ -132,7 +132,7 @@ def encode(
     preset: str = typer.Option("medium", help="x265 preset."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="Base bit depth: 8 or 10 (default: the source's)."),
     keyint: Optional[int] = typer.Option(None, help="Maximum GOP length in frames."),
-    carriage: str = typer.Option("sei", help="Side-info carriage: sei, track or sidecar."),
+    carriage: str = typer.Option("sei", help="Side-info carriage: sei, nnpfc (H.274 NNPFC/NNPFA declaring the chain, records in SEI), track or sidecar."),
     sideinfo: Optional[str] = typer.Option(None, "--sideinfo", help="Also write a .gpsi sidecar here."),
     fps: Optional[str] = typer.Option(None, help="Frame rate for sources without timing."),
     option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE (e.g. wiener.lambda_scale=4)."),

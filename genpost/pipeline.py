@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import media, periods, sideinfo
+from . import declared, media, periods, sideinfo
 from .plugins import (
     PluginError,
     by_side_info_format,
@@ -28,7 +28,7 @@ from .plugins import (
 from .postprocessor import Context, PayloadError, PostProcessor
 from .types import Frame, to_bit_depth
 
-CARRIAGES = ("sei", "track", "sidecar")
+CARRIAGES = ("sei", "nnpfc", "track", "sidecar")
 Progress = Callable[[int, int | None], None]
 
 
@@ -215,7 +215,8 @@ def encode(
             )  # fmt: skip
             packets = None
         with atomic_output(output) as tmp:
-            _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets)
+            signalling = declared.ChainSignalling(chain, records, dict(options or {}), info.width, info.height)
+            _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets, signalling)
             if sidecar:
                 with atomic_output(sidecar) as side_tmp, open(side_tmp, "wb") as fh:
                     sideinfo.write_sidecar(fh, records)
@@ -366,9 +367,10 @@ def analyze_stream(
     return records
 
 
-def _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets=None) -> None:
+def _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets=None, signalling=None) -> None:
     """Mux the base's packets (or ``packets``: (bytes, packet) in decode order) with the source's other
-    streams, carrying each frame's records as ``carriage`` says."""
+    streams, carrying each frame's records as ``carriage`` says (``nnpfc``: with ``signalling``'s
+    NNPFC/NNPFA messages, genpost.declared)."""
     by_frame: dict[int, list[sideinfo.Record]] = {}
     for rec in records:
         by_frame.setdefault(rec.frame_index, []).append(rec)
@@ -386,17 +388,23 @@ def _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pt
             raise PipelineError(f"{out.format} cannot carry a data track; use --carriage sei or sidecar")
         try:
             packets = base.video_packets() if packets is None else packets
+            first = True  # the first access unit declares the chain whatever its flags say
+            codec = base.sei_codec or "hevc"
             video = ((base.packet_time(p), 0, data, p) for data, p in packets)
             others = ((src.packet_time(o.packet), 1, None, o) for o in src.other_packets())
             for _, kind, data, item in media.merge_by_time(video, others, key=lambda t: (t[0], t[1])):
                 if kind == 1:
                     out.copy_packet(item)
                     continue
-                recs = by_frame.get(pts_index.get(item.pts), [])
-                if not recs or carriage == "sidecar":
+                frame = pts_index.get(item.pts)
+                recs = by_frame.get(frame, [])
+                if carriage == "nnpfc":
+                    key, first = item.is_keyframe or first, False
+                    out.mux_video(item, declared.with_declaration(data, codec, signalling, frame, key, recs))
+                elif not recs or carriage == "sidecar":
                     out.mux_video(item)
                 elif carriage == "sei":
-                    out.mux_video(item, sideinfo.insert_nal(data, sideinfo.sei_nal("hevc", recs), "hevc"))
+                    out.mux_video(item, sideinfo.insert_nal(data, sideinfo.sei_nal(codec, recs), codec))
                 elif out.data_stream is not None:
                     out.mux_data(sideinfo.encode_records(recs), item)  # before mux rescales item
                     out.mux_video(item)
@@ -417,6 +425,7 @@ class PluginStats:
     with_side_info: int = 0
     fallbacks: int = 0
     errors: int = 0  # frames where the plugin raised (not PayloadError) and was skipped
+    off: int = 0  # frames the stream's declared chain does not activate the plugin on (NNPFA)
     first_error: str | None = None
 
 
@@ -462,11 +471,16 @@ def read_sidecar_index(sidecar: str | os.PathLike, index: sideinfo.RecordIndex |
     return index
 
 
-def choose_postprocessors(index: sideinfo.RecordIndex, plugins: list[str] | None) -> tuple[list[str], list[str]]:
-    """(names, warnings): the post-processors asked for (``none`` dropped), or, when None, those whose
-    side-info format ``index`` holds (what ``enhance`` does without ``--plugin``)."""
+def choose_postprocessors(
+    index: sideinfo.RecordIndex, plugins: list[str] | None, plan: declared.DeclaredPlan | None = None
+) -> tuple[list[str], list[str]]:
+    """(names, warnings): the post-processors asked for (``none`` dropped), or, when None, the chain the
+    stream declares (``plan``, from NNPFC) or else those whose side-info format ``index`` holds (what
+    ``enhance`` does without ``--plugin``)."""
     warnings: list[str] = []
-    if plugins is None:
+    if plugins is None and plan is not None and (plan.names or plan.unknown):
+        names, warnings = list(plan.names), list(plan.warnings)
+    elif plugins is None:
         known = by_side_info_format()
         formats = list(dict.fromkeys(sideinfo.base_format(f) for f in index.formats()))  # updates: their plugin's
         names = [known[f].cls.name for f in formats if f in known]
@@ -511,8 +525,13 @@ def enhance(
     with media.InputFile(input, fps) as inp:
         inp.max_errors = None  # the job's budget covers decode damage and plugin failures together
         index = collect_side_info(inp, sidecar)
-        names, warnings = choose_postprocessors(index, plugins)
+        plan = declared.plan(declared.read_declared(inp), inp.info.frames or 0) if plugins is None else None
+        names, warnings = choose_postprocessors(index, plugins, plan)
         chain = load_postprocessors(names)
+        if plan is not None and plan.names:
+            options = {**plan.options, **dict(options or {})}  # the stream's default mode; the user's word wins
+        else:
+            plan = None
         if not inp.timed:
             raise PipelineError(f"{input} is a raw stream without timing; give --fps")
         info = dataclasses.replace(inp.info, bit_depth=settings.bit_depth or inp.info.bit_depth)
@@ -526,7 +545,7 @@ def enhance(
         report = EnhanceReport(str(output), 0, names, {p.name: PluginStats() for p in chain})
         report.warnings = warnings
         ctx = Context(stream=info, options=dict(options or {}))  # qp: the base's is unknown here (not the re-encode's)
-        restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error)
+        restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error, plan)
         if resume and not copy:
             from . import resume as resuming
 
@@ -549,6 +568,8 @@ def enhance(
             _enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
         restorer.finish()
     report.side_info = index.stats()
+    if plan is not None:
+        report.side_info["declared"] = {"chain": plan.names, "unknown": plan.unknown}
     return report
 
 
@@ -606,13 +627,14 @@ def _warn_if_resumable(output, report: EnhanceReport) -> None:
 class FrameRestorer:
     """enhance's per-frame policy: run the chain, count failures and input damage, stop past --max-errors."""
 
-    def __init__(self, chain, index, ctx: Context, report: EnhanceReport, inp, max_errors, on_error: str):
+    def __init__(self, chain, index, ctx: Context, report: EnhanceReport, inp, max_errors, on_error: str, plan=None):
         self.chain, self.index, self.ctx, self.report, self.inp = chain, index, ctx, report, inp
         self.max_errors, self.on_error = max_errors, on_error
+        self.plan = plan  # genpost.declared.DeclaredPlan: which frames each plugin is activated on (NNPFA)
         self.errors = 0  # frames a plugin failed on
 
     def __call__(self, frame: Frame) -> Frame:
-        restored, failed = _restore(self.chain, frame, self.index, self.ctx, self.report, self.on_error)
+        restored, failed = _restore(self.chain, frame, self.index, self.ctx, self.report, self.on_error, self.plan)
         self.errors += failed
         if self.max_errors is not None and self.errors + self.inp.damage.frames > self.max_errors:
             raise PipelineError(
@@ -647,9 +669,10 @@ class FrameRestorer:
 
 
 def _restore(
-    chain, frame: Frame, index, ctx: Context, report: EnhanceReport, on_error: str = "skip"
+    chain, frame: Frame, index, ctx: Context, report: EnhanceReport, on_error: str = "skip", plan=None
 ) -> tuple[Frame, int]:
-    """Run the chain on one frame; a plugin that fails on a payload leaves that frame as it was.
+    """Run the chain on one frame; a plugin that fails on a payload leaves that frame as it was. With a
+    declared chain (``plan``) a plugin runs only on the frames the stream activates it on.
 
     A plugin that raises anything else is named: with ``on_error="fail"`` the job ends (PluginFailure),
     with ``"skip"`` the frame keeps what that plugin was given and the error is counted.
@@ -657,6 +680,9 @@ def _restore(
     failed = 0
     for proc in chain:
         stats = report.per_plugin[proc.name]
+        if plan is not None and not plan.active(proc.name, frame.index):
+            stats.off += 1
+            continue
         payload = index.get(proc.side_info, frame.index) if proc.side_info else None
         if proc.side_info:  # the content-adaptive update in force for this frame's period, if any
             ctx = dataclasses.replace(ctx, update=index.get(sideinfo.update_format(proc.side_info), frame.index))
@@ -709,6 +735,8 @@ def inspect(input: str | os.PathLike, fps: Fraction | None = None, sidecar=None)
         info = inp.info
         duration = float(frames / info.rate) if info.rate else None
         stats = index.stats()
+        nnpf = declared.read_declared(inp)
+        stats["nnpf"] = nnpf.stats()
         for fmt, entry in stats.get("formats", {}).items():
             entry["kbps"] = round(entry["bytes"] * 8 / duration / 1000, 3) if duration else None
         return {
@@ -729,4 +757,6 @@ def inspect(input: str | os.PathLike, fps: Fraction | None = None, sidecar=None)
             },
             "streams": [dataclasses.asdict(o) for o in inp.others],
             "side_info": stats,
+            "nnpfc": [c.to_dict() for c in nnpf.filters.values()],
+            "nnpfa": nnpf.listing,
         }
