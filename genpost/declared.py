@@ -87,11 +87,31 @@ def read_declared(inp: media.InputFile) -> sideinfo.DeclaredChain:
     if codec:
         carry: list = []  # prefix SEI after a packet's last picture: the next access unit's
         for data, frame, _key in inp.packet_frames():
-            head = list(sideinfo.prefix_sei_messages(data, codec, part="head"))
-            chain.add(frame, sideinfo.nnpf_messages(carry + head))
+            messages = carry + list(sideinfo.prefix_sei_messages(data, codec, part="head"))
+            chain.add(frame, sideinfo.nnpf_messages(messages))
             carry = list(sideinfo.prefix_sei_messages(data, codec, part="tail"))
+            if chain.record_offset is None and frame is not None:
+                firsts = [r.frame_index for t, p, _ in messages if t == 5 for r in sideinfo.records_from_sei_unregistered(p)[0]]
+                chain.record_offset = frame - min(firsts) if firsts else None
         chain.add(None, sideinfo.nnpf_messages(carry))
     return chain
+
+
+def shift_records(index: sideinfo.RecordIndex, offset: int) -> sideinfo.RecordIndex:
+    """``index`` with every record moved by ``offset`` frames: a stream entered at a random-access point
+    numbers its frames from 0, while the records name the frames of the whole stream they were cut from
+    (genpost writes each record into the access unit of its first frame, so one offset fits all)."""
+    if not offset:
+        return index
+    out = sideinfo.RecordIndex(index.max_stream_bytes)
+    moved = []
+    for r in index.records():
+        first = r.frame_index + offset
+        if first + r.count > 0:
+            start = max(first, 0)
+            moved.append(sideinfo.Record(r.format_id, start, r.payload, r.count - (start - first)))
+    out.add(moved, index.malformed)
+    return out
 
 
 @dataclass
@@ -99,7 +119,8 @@ class DeclaredPlan:
     """What ``enhance`` runs for a declared chain: installed plugin names in chain order, the frames each
     is activated on, the options the stream gives each, and what could not be run."""
 
-    names: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # activated on at least one frame
+    declared: list[str] = field(default_factory=list)  # every installed plugin the stream declares
     frames: dict[str, set[int]] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -109,13 +130,13 @@ class DeclaredPlan:
         return frame in self.frames.get(name, ())
 
 
-def plan(chain: sideinfo.DeclaredChain, frames: int) -> DeclaredPlan:
+def plan(chain: sideinfo.DeclaredChain) -> DeclaredPlan:
     """Map each declared NNPFC to an installed plugin (by name; by side-info format as a fallback); an
     unknown URI, or a version or weights mismatch, is reported, and an unknown one is skipped."""
     out = DeclaredPlan()
     installed = postprocessors()
     formats = by_side_info_format()
-    activated = chain.active(frames)
+    activated = chain.active()
     for nnpfc_id, c in chain.filters.items():
         decl = sideinfo.parse_declaration(c)
         reg = None
@@ -133,7 +154,11 @@ def plan(chain: sideinfo.DeclaredChain, frames: int) -> DeclaredPlan:
             out.warnings.append(f"the stream's {decl.name} weights (sha256) differ from the installed plugin's")
         if cls.name in out.frames:
             continue
-        out.names.append(cls.name)
+        out.declared.append(cls.name)
         out.frames[cls.name] = activated.get(nnpfc_id, set())
+        if out.frames[cls.name]:
+            out.names.append(cls.name)
+        else:
+            out.warnings.append(f"the stream declares {cls.name} but activates it on no frame (the encoder chose off)")
         out.options.update({f"{cls.name}.{k}": v for k, v in decl.options.items()})
     return out

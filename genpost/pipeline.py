@@ -216,7 +216,7 @@ def encode(
             packets = None
         with atomic_output(output) as tmp:
             signalling = declared.ChainSignalling(chain, records, dict(options or {}), info.width, info.height)
-            _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets, signalling)
+            mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets, signalling)
             if sidecar:
                 with atomic_output(sidecar) as side_tmp, open(side_tmp, "wb") as fh:
                     sideinfo.write_sidecar(fh, records)
@@ -356,10 +356,12 @@ def analyze_stream(
     fps: Fraction | None = None,
     options: dict[str, str] | None = None,
     progress: Progress = _no_progress,
+    chain: list[PostProcessor] | None = None,
 ) -> list[sideinfo.Record]:
     """Side-info records for a base someone else encoded (e.g. a VTM .266): each plugin's ``analyze`` on
-    (source, the base's decode), with the same runs and overhead accounting as ``encode`` (genpost eval)."""
-    chain = load_postprocessors(list(plugins))
+    (source, the base's decode), with the same runs and overhead accounting as ``encode`` (genpost eval,
+    ``encode --base``). ``chain``: the plugins already loaded (else loaded from ``plugins``)."""
+    chain = load_postprocessors(list(plugins)) if chain is None else chain
     with media.InputFile(base, fps) as inp:
         info = inp.info
     settings = media.EncoderSettings(qp=qp, bit_depth=info.bit_depth)
@@ -367,7 +369,7 @@ def analyze_stream(
     return records
 
 
-def _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets=None, signalling=None) -> None:
+def mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets=None, signalling=None) -> None:
     """Mux the base's packets (or ``packets``: (bytes, packet) in decode order) with the source's other
     streams, carrying each frame's records as ``carriage`` says (``nnpfc``: with ``signalling``'s
     NNPFC/NNPFA messages, genpost.declared)."""
@@ -478,7 +480,7 @@ def choose_postprocessors(
     stream declares (``plan``, from NNPFC) or else those whose side-info format ``index`` holds (what
     ``enhance`` does without ``--plugin``)."""
     warnings: list[str] = []
-    if plugins is None and plan is not None and (plan.names or plan.unknown):
+    if plugins is None and plan is not None and (plan.declared or plan.unknown):
         names, warnings = list(plan.names), list(plan.warnings)
     elif plugins is None:
         known = by_side_info_format()
@@ -525,13 +527,15 @@ def enhance(
     with media.InputFile(input, fps) as inp:
         inp.max_errors = None  # the job's budget covers decode damage and plugin failures together
         index = collect_side_info(inp, sidecar)
-        plan = declared.plan(declared.read_declared(inp), inp.info.frames or 0) if plugins is None else None
+        signalled = declared.read_declared(inp) if plugins is None else None
+        plan = declared.plan(signalled) if signalled is not None else None
+        if signalled and signalled.record_offset:  # entered mid-stream: records name the whole stream's frames
+            index = declared.shift_records(index, signalled.record_offset)
         names, warnings = choose_postprocessors(index, plugins, plan)
         chain = load_postprocessors(names)
-        if plan is not None and plan.names:
+        gate = plan if plan is not None and plan.declared else None  # None: records alone decide
+        if gate is not None:
             options = {**plan.options, **dict(options or {})}  # the stream's default mode; the user's word wins
-        else:
-            plan = None
         if not inp.timed:
             raise PipelineError(f"{input} is a raw stream without timing; give --fps")
         info = dataclasses.replace(inp.info, bit_depth=settings.bit_depth or inp.info.bit_depth)
@@ -545,7 +549,7 @@ def enhance(
         report = EnhanceReport(str(output), 0, names, {p.name: PluginStats() for p in chain})
         report.warnings = warnings
         ctx = Context(stream=info, options=dict(options or {}))  # qp: the base's is unknown here (not the re-encode's)
-        restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error, plan)
+        restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error, gate)
         if resume and not copy:
             from . import resume as resuming
 
@@ -568,8 +572,10 @@ def enhance(
             _enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
         restorer.finish()
     report.side_info = index.stats()
-    if plan is not None:
-        report.side_info["declared"] = {"chain": plan.names, "unknown": plan.unknown}
+    if plan is not None and (plan.declared or plan.unknown):
+        report.side_info["declared"] = {"chain": plan.declared, "activated": plan.names, "unknown": plan.unknown}
+    if signalled is not None:
+        report.side_info["nnpf"] = signalled.stats()
     return report
 
 

@@ -85,9 +85,14 @@ class DeclaredChain:
         self.conflicts = 0
         self.messages = {"nnpfc": 0, "nnpfa": 0}
         self.listing: list[dict] = []  # every NNPFA, for inspect
+        self.frames = 0  # 1 + the highest frame index seen
+        self.record_offset: int | None = None  # frame index of an AU minus that of its records (random access)
 
     def add(self, frame: int | None, found: NnpfMessages) -> None:
+        """The messages of the access unit of ``frame`` (None: a picture that was not output)."""
         self.malformed += found.malformed
+        if frame is not None:
+            self.frames = max(self.frames, frame + 1)
         for c in found.nnpfc:
             self.messages["nnpfc"] += 1
             old = self.filters.setdefault(c.id, c)
@@ -101,11 +106,11 @@ class DeclaredChain:
     def __bool__(self) -> bool:
         return bool(self.filters)
 
-    def active(self, frames: int) -> dict[int, set[int]]:
-        """nnpfc_id -> the frame indices (0..frames-1) it is activated on."""
+    def active(self) -> dict[int, set[int]]:
+        """nnpfc_id -> the frame indices it is activated on."""
         out: dict[int, set[int]] = {i: set() for i in self.filters}
         persistent: set[int] = set()
-        for f in range(frames):
+        for f in range(self.frames):
             for a in self._events.get(f, ()):
                 if a.cancel:
                     persistent.discard(a.target_id)
