@@ -50,9 +50,10 @@ def declare(proc: PostProcessor, options: dict[str, str], width: int, height: in
 
 
 class ChainSignalling:
-    """Encoder side: the NNPFC/NNPFA messages each access unit gets. A plugin is activated on a frame when
-    a record of it covers the frame, or always when it has a default mode (``PostProcessor.default_mode``);
-    a frame left without an NNPFA for a plugin is the encoder saying "off" for it."""
+    """Encoder side: the NNPFC/NNPFA messages each access unit gets. A plugin with a default mode
+    (``PostProcessor.default_mode``) is activated once per random-access point with a persistent NNPFA
+    (no per-frame cost); any other plugin by a picture-only NNPFA on each frame a record of it covers, so a
+    frame left without one is the encoder saying "off" for it."""
 
     def __init__(self, chain: list[PostProcessor], records, options: dict[str, str], width: int, height: int):
         self.declared = [(i + 1, declare(p, options, width, height)) for i, p in enumerate(chain)]
@@ -66,8 +67,8 @@ class ChainSignalling:
 
     def messages(self, frame: int | None, key: bool) -> list[tuple[int, bytes]]:
         covered = self._covered.get(frame, set()) if frame is not None else set()
-        active = [i for i, _ in self.declared if i in covered or i in self._always]
-        return sideinfo.declaration_messages(self.declared, active, key)
+        active = [i for i, _ in self.declared if i in covered]
+        return sideinfo.declaration_messages(self.declared, active, key, self._always)
 
 
 def with_declaration(data: bytes, codec: str, signalling: ChainSignalling, frame: int | None, key: bool, records) -> bytes:

@@ -89,6 +89,15 @@ def default_sidecar(output: str | os.PathLike) -> str:
     return str(output) + ".gpsi"
 
 
+def found_sidecar(input: str | os.PathLike, sidecar: str | os.PathLike | None) -> str | os.PathLike | None:
+    """``sidecar`` if given, else the default-named one beside ``input`` when it exists (what ``encode
+    --carriage sidecar`` wrote), so moving the pair together is enough."""
+    if sidecar is not None:
+        return sidecar
+    beside = default_sidecar(input)
+    return beside if os.path.isfile(beside) else None
+
+
 # ---------------------------------------------------------------- plugins
 
 
@@ -522,6 +531,7 @@ def enhance(
     """
     if on_plugin_error not in PLUGIN_ERROR_POLICIES:
         raise PipelineError(f"--on-plugin-error must be one of {', '.join(PLUGIN_ERROR_POLICIES)}")
+    sidecar = found_sidecar(input, sidecar)
     check_paths([input, sidecar], output)
     _check_workers(workers, resume)
     with media.InputFile(input, fps) as inp:
@@ -735,6 +745,7 @@ def provenance(chain: list[PostProcessor]) -> dict[str, str]:
 
 
 def inspect(input: str | os.PathLike, fps: Fraction | None = None, sidecar=None) -> dict:
+    sidecar = found_sidecar(input, sidecar)
     with media.InputFile(input, fps) as inp:
         index = collect_side_info(inp, sidecar)
         frames = sum(1 for kind, _ in inp.side_channels() if kind == "packet")
@@ -763,6 +774,7 @@ def inspect(input: str | os.PathLike, fps: Fraction | None = None, sidecar=None)
             },
             "streams": [dataclasses.asdict(o) for o in inp.others],
             "side_info": stats,
+            "sidecar": str(sidecar) if sidecar is not None else None,
             "nnpfc": [c.to_dict() for c in nnpf.filters.values()],
             "nnpfa": nnpf.listing,
         }

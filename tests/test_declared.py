@@ -156,7 +156,8 @@ def test_vtm_decoder_accepts_genpost_nnpfc_vvc(tmp_path):
     assert run.returncode == 0, run.stdout[-2000:]
     assert hashlib.md5(yuv.read_bytes()).hexdigest() == expected
     text = dump.read_text(errors="replace")
-    assert text.count("Neural network post-filter activation SEI message") == 33
+    assert text.count("Neural network post-filter activation SEI message") == 2  # persistent, per keyframe
+    assert "nnpfa_persistence_flag: 1" in text
     assert "nnpfc_uri: genpost:postprocessor/gan-enhance?version=1.0.0" in text
     assert "nnpfc_num_kmac_operations_idc: 13" in text and "nnpfc_num_parameters_idc: 5" in text
     report, frames = _enhance(out, tmp_path, "vg.y4m")
@@ -176,3 +177,12 @@ def test_base_mismatch_is_a_usage_error(plain_265, tmp_path):
     res = CliRunner().invoke(cli.app, ["encode", str(short), "--base", str(plain_265), "-o", str(tmp_path / "y.265"), "-q"])
     assert res.exit_code == 2 and "33 frames but the source has 10" in res.output
     assert not (tmp_path / "y.265").exists()
+
+
+def test_sidecar_beside_the_input_is_found(tmp_path):
+    out = tmp_path / "side.mkv"
+    pipeline.encode(CARPHONE, out, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], "sidecar", options=SEND_OFTEN)
+    assert Path(str(out) + ".gpsi").is_file()
+    report = pipeline.enhance(out, tmp_path / "o.y4m", media.EncoderSettings(codec="y4m"))
+    assert report.plugins == ["wiener"] and report.per_plugin["wiener"].with_side_info == 33
+    assert pipeline.inspect(out)["sidecar"] == str(out) + ".gpsi"

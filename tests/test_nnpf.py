@@ -50,8 +50,12 @@ def test_writer_is_bit_exact_with_vtm():
 
 
 def test_reads_vtm_nnpfa_with_persistence():
-    a = read_nnpfa(_messages(UNKNOWN, 211)[0])
+    raw = _messages(UNKNOWN, 211)[0]
+    a = read_nnpfa(raw)
     assert (a.target_id, a.cancel, a.persistence, a.target_base_flag) == (3, False, True, True)
+    assert write_nnpfa(a) == raw  # bit-exact with VTM's writer
+    raw = _messages(KNOWN, 211)[0]
+    assert write_nnpfa(read_nnpfa(raw)) == raw
 
 
 @pytest.mark.parametrize("codec", ["hevc", "vvc"])

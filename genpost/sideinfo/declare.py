@@ -63,11 +63,16 @@ def parse_declaration(c: Nnpfc) -> PluginDeclaration | None:
     return PluginDeclaration(path, get.get("version", ""), get.get("format", ""), sha, options, c.properties)
 
 
-def declaration_messages(declared: list[tuple[int, PluginDeclaration]], active: list[int], key: bool) -> list[tuple[int, bytes]]:
-    """SEI messages for one access unit: every NNPFC when ``key`` (a random-access point), then one NNPFA
-    (no persistence: this picture only) per activated nnpfc_id."""
+def declaration_messages(
+    declared: list[tuple[int, PluginDeclaration]], active: list[int], key: bool, persistent: list[int] = ()
+) -> list[tuple[int, bytes]]:
+    """SEI messages for one access unit: when ``key`` (a random-access point) every NNPFC and, for each
+    ``persistent`` nnpfc_id, an NNPFA with persistence (in force until the stream ends or cancels it); then
+    one picture-only NNPFA per other ``active`` nnpfc_id."""
     messages = [(NNPFC_PAYLOAD_TYPE, write_nnpfc(declaration_nnpfc(d, i))) for i, d in declared] if key else []
-    return messages + [(NNPFA_PAYLOAD_TYPE, write_nnpfa(Nnpfa(target_id=i))) for i in active]
+    if key:
+        messages += [(NNPFA_PAYLOAD_TYPE, write_nnpfa(Nnpfa(target_id=i, persistence=True))) for i in persistent]
+    return messages + [(NNPFA_PAYLOAD_TYPE, write_nnpfa(Nnpfa(target_id=i))) for i in active if i not in persistent]
 
 
 class DeclaredChain:

@@ -287,8 +287,9 @@ def read_nnpfc(payload: bytes) -> Nnpfc:
 
 
 def write_nnpfa(a: Nnpfa) -> bytes:
-    """The sei_payload() bytes of one NNPFA (no prompt, seed or input shift: VTM reads those only when
-    whole bytes remain, and this payload ends within its last byte)."""
+    """The sei_payload() bytes of one NNPFA, with the prompt, seed and input-shift update flags written as
+    0 as VTM 23.13's writer does (its reader takes them whenever bits remain, so a payload that ended
+    earlier would have its trailing 1 bit read as nnpfa_prompt_update_flag)."""
     w = BitWriter()
     w.ue(a.target_id)
     w.flag(a.cancel)
@@ -301,6 +302,9 @@ def write_nnpfa(a: Nnpfa) -> bytes:
         w.ue(len(a.output_flags))
         for f in a.output_flags:
             w.flag(f)
+        w.flag(False)  # nnpfa_prompt_update_flag
+        w.flag(False)  # nnpfa_seed_update_flag
+        w.flag(False)  # nnpfa_selected_input_flag
     return w.payload()
 
 

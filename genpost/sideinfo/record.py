@@ -169,10 +169,11 @@ def record_overhead_bytes(format_id: str, carriage: str) -> int:
     one plugin): the version-2 record fields (``RECORD2_OVERHEAD`` = 5: format index, frame index up to
     2^14, count, length up to 16383), the block it sits in (magic, length, format table, CRC-32), and the
     carriage's framing: ``sei`` a whole prefix SEI NAL unit (length/start code, NAL header, payloadType,
-    payloadSize, 16-byte UUID, trailing bits); ``nnpfc`` only the message (payloadType, payloadSize, UUID),
-    as the access unit's NNPFA NAL unit is there anyway; ``track`` a data packet's muxing. Plugins weigh
+    payloadSize, 16-byte UUID, trailing bits); ``nnpfc`` that plus the picture's 4-byte NNPFA message (a
+    record is what activates a plugin without a default mode); ``track`` a data packet's muxing. Plugins weigh
     this in their rate-distortion choice (``Context.record_overhead_bits``)."""
     from .record2 import block_overhead
 
-    framing = {"sei": 4 + 2 + 1 + 2 + 16 + 1, "nnpfc": 1 + 2 + 16, "track": 8}.get(carriage, 0)
+    sei = 4 + 2 + 1 + 2 + 16 + 1
+    framing = {"sei": sei, "nnpfc": sei + 4, "track": 8}.get(carriage, 0)
     return RECORD2_OVERHEAD + block_overhead([format_id]) + framing
