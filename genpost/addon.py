@@ -96,12 +96,6 @@ def _write_raw(path: str, units, codec: str, carriage: str, records, signalling)
 
 
 def _report(output, frames: int, info, carriage: str, sidecar, records) -> pipeline.EncodeReport:
-    by_format: dict[str, int] = {}
-    counts: dict[str, int] = {}
-    covered: dict[str, int] = {}
-    for rec in records:
-        by_format[rec.format_id] = by_format.get(rec.format_id, 0) + len(rec.payload)
-        counts[rec.format_id] = counts.get(rec.format_id, 0) + 1
-        covered[rec.format_id] = covered.get(rec.format_id, 0) + rec.count
     duration = float(frames / info.rate) if info.rate else None
-    return pipeline.EncodeReport(str(output), frames, os.path.getsize(output), by_format, counts, covered, carriage, sidecar, duration)
+    side = pipeline.summarize_records(records)
+    return pipeline.EncodeReport(str(output), frames, os.path.getsize(output), *side, carriage, sidecar, duration)

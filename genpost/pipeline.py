@@ -235,15 +235,8 @@ def encode(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    by_format: dict[str, int] = {}
-    counts: dict[str, int] = {}
-    covered: dict[str, int] = {}
-    for rec in records:
-        by_format[rec.format_id] = by_format.get(rec.format_id, 0) + len(rec.payload)
-        counts[rec.format_id] = counts.get(rec.format_id, 0) + 1
-        covered[rec.format_id] = covered.get(rec.format_id, 0) + rec.count
     duration = float(frames / info.rate) if info.rate else None
-    report = EncodeReport(str(output), frames, base_bytes, by_format, counts, covered, carriage, sidecar, duration)
+    report = EncodeReport(str(output), frames, base_bytes, *summarize_records(records), carriage, sidecar, duration)
     report.decode, report.plugin_errors = damage.to_dict(), plugin_errors
     report.workers = distributed_stats
     if damage.frames or damage.rejected_packets:
@@ -251,6 +244,18 @@ def encode(
     for name, n in plugin_errors.items():
         report.warnings.append(f"plugin {name} raised on {n} frames, which carry no side info from it")
     return report
+
+
+def summarize_records(records) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """(payload bytes, records, frames covered) per format: the side-info part of an EncodeReport."""
+    by_format: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    covered: dict[str, int] = {}
+    for rec in records:
+        by_format[rec.format_id] = by_format.get(rec.format_id, 0) + len(rec.payload)
+        counts[rec.format_id] = counts.get(rec.format_id, 0) + 1
+        covered[rec.format_id] = covered.get(rec.format_id, 0) + rec.count
+    return by_format, counts, covered
 
 
 def _encode_base(src, base_path, info, settings, progress, total) -> int:

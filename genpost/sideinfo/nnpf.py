@@ -105,6 +105,15 @@ class Nnpfa:
 # ---------------------------------------------------------------- NNPFC
 
 
+def _write_bit_depths(w: BitWriter, format_idc: int, order_idc: int, luma: int, chroma: int) -> None:
+    """Tensor bit depths, present for integer tensors (format 1) and the components the order carries."""
+    if format_idc == 1:
+        if order_idc != 1:
+            w.ue(luma)
+        if order_idc != 0:
+            w.ue(chroma)
+
+
 def write_nnpfc(c: Nnpfc) -> bytes:
     """The sei_payload() bytes of one NNPFC; ValueError for values genpost cannot (or must not) write."""
     if c.purpose & _UNWRITTEN or not 0 <= c.purpose < 128:
@@ -131,18 +140,10 @@ def write_nnpfc(c: Nnpfc) -> bytes:
             raise ValueError("genpost writes nnpfc_auxiliary_inp_idc 0 or 1")
         w.ue(p.auxiliary_inp_idc)
         w.ue(p.inp_order_idc)
-        if p.inp_format_idc == 1:
-            if p.inp_order_idc != 1:
-                w.ue(p.inp_tensor_luma_bitdepth_minus8)
-            if p.inp_order_idc != 0:
-                w.ue(p.inp_tensor_chroma_bitdepth_minus8)
+        _write_bit_depths(w, p.inp_format_idc, p.inp_order_idc, p.inp_tensor_luma_bitdepth_minus8, p.inp_tensor_chroma_bitdepth_minus8)
         w.ue(p.out_format_idc)
         w.ue(p.out_order_idc)
-        if p.out_format_idc == 1:
-            if p.out_order_idc != 1:
-                w.ue(p.out_tensor_luma_bitdepth_minus8)
-            if p.out_order_idc != 0:
-                w.ue(p.out_tensor_chroma_bitdepth_minus8)
+        _write_bit_depths(w, p.out_format_idc, p.out_order_idc, p.out_tensor_luma_bitdepth_minus8, p.out_tensor_chroma_bitdepth_minus8)
         if p.sep_col_desc_flag:
             raise ValueError("genpost does not write nnpfc_sep_col_desc_flag 1")
         w.flag(False)
@@ -167,6 +168,12 @@ def write_nnpfc(c: Nnpfc) -> bytes:
             w.ue(p.total_kilobyte_size)
         w.ue(0)  # nnpfc_metadata_extension_num_bits
     return w.payload()
+
+
+def _read_bit_depths(r: BitReader, format_idc: int, order_idc: int) -> tuple[int, int]:
+    luma = r.ue() if format_idc == 1 and order_idc != 1 else 0
+    chroma = r.ue() if format_idc == 1 and order_idc != 0 else 0
+    return luma, chroma
 
 
 def _read_properties(r: BitReader, purpose: int) -> NnpfcProperties:
@@ -200,18 +207,10 @@ def _read_properties(r: BitReader, purpose: int) -> NnpfcProperties:
     if p.auxiliary_inp_idc & 4 and r.flag():
         extra["seed"] = r.u(16)
     p.inp_order_idc = r.ue()
-    if p.inp_format_idc == 1:
-        if p.inp_order_idc != 1:
-            p.inp_tensor_luma_bitdepth_minus8 = r.ue()
-        if p.inp_order_idc != 0:
-            p.inp_tensor_chroma_bitdepth_minus8 = r.ue()
+    p.inp_tensor_luma_bitdepth_minus8, p.inp_tensor_chroma_bitdepth_minus8 = _read_bit_depths(r, p.inp_format_idc, p.inp_order_idc)
     p.out_format_idc = r.ue()
     p.out_order_idc = r.ue()
-    if p.out_format_idc == 1:
-        if p.out_order_idc != 1:
-            p.out_tensor_luma_bitdepth_minus8 = r.ue()
-        if p.out_order_idc != 0:
-            p.out_tensor_chroma_bitdepth_minus8 = r.ue()
+    p.out_tensor_luma_bitdepth_minus8, p.out_tensor_chroma_bitdepth_minus8 = _read_bit_depths(r, p.out_format_idc, p.out_order_idc)
     p.sep_col_desc_flag = r.flag()
     if p.sep_col_desc_flag:
         extra["col_primaries"] = r.u(8)
