@@ -161,10 +161,12 @@ def test_vtm_decoder_accepts_genpost_nnpfc_vvc(tmp_path):
     assert "nnpfc_uri: genpost:postprocessor/gan-enhance?version=1.0.0" in text
     assert "nnpfc_num_kmac_operations_idc: 13" in text and "nnpfc_num_parameters_idc: 5" in text
     report, frames = _enhance(out, tmp_path, "vg.y4m")
-    assert report.plugins == ["gan-enhance"]
+    assert report.plugins == ["gan-enhance"] and report.per_plugin["gan-enhance"].off == 0
+    _, forced = _enhance(out, tmp_path, "forced.y4m", ["gan-enhance"])
+    assert all(np.array_equal(a.y, b.y) and np.array_equal(a.v, b.v) for a, b in zip(frames, forced))
     source = [f.replace(y=f.y.astype(np.uint16) << 2, u=f.u.astype(np.uint16) << 2, v=f.v.astype(np.uint16) << 2) for f in decode_all(CARPHONE)]
     plain = decode_all(base, FPS)
-    assert sum(map(_sse, source, frames)) < sum(map(_sse, source, plain))
+    assert sum(map(_sse, source, frames)) <= sum(map(_sse, source, plain))  # the plugin's RD may choose off
 
 
 def test_base_mismatch_is_a_usage_error(plain_265, tmp_path):
