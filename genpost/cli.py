@@ -132,7 +132,7 @@ def encode(
     preset: str = typer.Option("medium", help="x265 preset."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="Base bit depth: 8 or 10 (default: the source's)."),
     keyint: Optional[int] = typer.Option(None, help="Maximum GOP length in frames."),
-    carriage: str = typer.Option("sei", help="Side-info carriage: sei, track or sidecar."),
+    carriage: str = typer.Option("sei", help="Side-info carriage: sei, nnpfc (H.274 NNPFC/NNPFA declaring the chain, records in SEI), track or sidecar."),
     sideinfo: Optional[str] = typer.Option(None, "--sideinfo", help="Also write a .gpsi sidecar here."),
     fps: Optional[str] = typer.Option(None, help="Frame rate for sources without timing."),
     option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE (e.g. wiener.lambda_scale=4)."),
@@ -150,20 +150,32 @@ def encode(
     ),
     workers: int = WORKERS,
     ray_address: Optional[str] = RAY_ADDRESS,
+    base: Optional[str] = typer.Option(
+        None, "--base", help="Add side info to this existing HEVC/VVC stream (raw .265/.266 or a container) "
+        "instead of encoding one; its packets are kept as they are. --qp tells the plugins its QP."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
-    """Make the x265 base and carry each plugin's side info with it."""
+    """Make the x265 base (or take --base) and carry each plugin's side info with it."""
     with _errors():
         from . import pipeline
 
-        settings = _settings("libx265", bit_depth, qp, crf if crf is not None or qp is not None else 28, preset, keyint)
-        with _progress("encode", quiet) as progress:
-            report = pipeline.encode(
-                source, output, settings, plugin, carriage, sideinfo, _fps(fps), progress, _options(option),
-                max_errors=max_errors, on_plugin_error=on_plugin_error, resume=resume, chunk_frames=chunk_frames,
-                workers=workers, ray_address=ray_address,
-            )  # fmt: skip
+        if base is not None:
+            from .addon import encode_with_base
+
+            with _progress("encode", quiet) as progress:
+                report = encode_with_base(
+                    source, base, output, plugin, carriage, sideinfo, qp, _fps(fps), _options(option), progress
+                )
+        else:
+            settings = _settings("libx265", bit_depth, qp, crf if crf is not None or qp is not None else 28, preset, keyint)
+            with _progress("encode", quiet) as progress:
+                report = pipeline.encode(
+                    source, output, settings, plugin, carriage, sideinfo, _fps(fps), progress, _options(option),
+                    max_errors=max_errors, on_plugin_error=on_plugin_error, resume=resume, chunk_frames=chunk_frames,
+                    workers=workers, ray_address=ray_address,
+                )  # fmt: skip
         if as_json:
             _print_json(report.to_dict())
         else:

@@ -590,6 +590,45 @@ class InputFile:
         finally:
             container.close()
 
+    def packet_frames(self) -> list[tuple[bytes, int | None, bool]]:
+        """(bytes, presentation-order frame index or None, key flag) of every video packet in decode order.
+
+        Works for raw streams without timestamps too: a separate decoder sees each packet stamped with its
+        decode position, and the order in which pictures come out gives their frame index (SEI such as
+        NNPFA applies to its own access unit, whatever the reordering)."""
+        container = _open_container(self.path, fmt=self.raw_format)
+        video = container.streams.video[0]
+        packets: list[tuple[bytes, int | None, bool]] = []
+        order: dict[int, int] = {}
+        try:
+            ctx = av.CodecContext.create(video.codec_context.name, "r")
+            if video.codec_context.extradata:
+                ctx.extradata = video.codec_context.extradata
+
+            def take(decoded) -> None:
+                for vf in decoded:
+                    if vf.pts is not None and vf.pts not in order:
+                        order[vf.pts] = len(order)
+
+            for packet in _demux(container, video):
+                if not packet.size:
+                    continue
+                packets.append((bytes(packet), None, bool(packet.is_keyframe)))
+                packet.pts = packet.dts = len(packets) - 1
+                try:
+                    take(ctx.decode(packet))
+                except av.error.FFmpegError:
+                    pass
+            try:
+                take(ctx.decode(None))
+            except av.error.FFmpegError:
+                pass
+        except av.error.FFmpegError:
+            pass  # a damaged file: what was read is kept
+        finally:
+            container.close()
+        return [(data, order.get(i), key) for i, (data, _, key) in enumerate(packets)]
+
     def video_packets(self) -> Iterator[tuple[bytes, object]]:
         """(bytes, opaque packet) of every video packet, in decode order, without decoding."""
         for packet in _demux(self.container, self.video):

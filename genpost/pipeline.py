@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import media, periods, sideinfo
+from . import declared, media, periods, sideinfo
 from .plugins import (
     PluginError,
     by_side_info_format,
@@ -28,7 +28,7 @@ from .plugins import (
 from .postprocessor import Context, PayloadError, PostProcessor
 from .types import Frame, to_bit_depth
 
-CARRIAGES = ("sei", "track", "sidecar")
+CARRIAGES = ("sei", "nnpfc", "track", "sidecar")
 Progress = Callable[[int, int | None], None]
 
 
@@ -87,6 +87,15 @@ def _umask() -> int:
 
 def default_sidecar(output: str | os.PathLike) -> str:
     return str(output) + ".gpsi"
+
+
+def found_sidecar(input: str | os.PathLike, sidecar: str | os.PathLike | None) -> str | os.PathLike | None:
+    """``sidecar`` if given, else the default-named one beside ``input`` when it exists (what ``encode
+    --carriage sidecar`` wrote), so moving the pair together is enough."""
+    if sidecar is not None:
+        return sidecar
+    beside = default_sidecar(input)
+    return beside if os.path.isfile(beside) else None
 
 
 # ---------------------------------------------------------------- plugins
@@ -215,7 +224,8 @@ def encode(
             )  # fmt: skip
             packets = None
         with atomic_output(output) as tmp:
-            _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets)
+            signalling = declared.ChainSignalling(chain, records, dict(options or {}), info.width, info.height)
+            mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets, signalling)
             if sidecar:
                 with atomic_output(sidecar) as side_tmp, open(side_tmp, "wb") as fh:
                     sideinfo.write_sidecar(fh, records)
@@ -225,15 +235,8 @@ def encode(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    by_format: dict[str, int] = {}
-    counts: dict[str, int] = {}
-    covered: dict[str, int] = {}
-    for rec in records:
-        by_format[rec.format_id] = by_format.get(rec.format_id, 0) + len(rec.payload)
-        counts[rec.format_id] = counts.get(rec.format_id, 0) + 1
-        covered[rec.format_id] = covered.get(rec.format_id, 0) + rec.count
     duration = float(frames / info.rate) if info.rate else None
-    report = EncodeReport(str(output), frames, base_bytes, by_format, counts, covered, carriage, sidecar, duration)
+    report = EncodeReport(str(output), frames, base_bytes, *summarize_records(records), carriage, sidecar, duration)
     report.decode, report.plugin_errors = damage.to_dict(), plugin_errors
     report.workers = distributed_stats
     if damage.frames or damage.rejected_packets:
@@ -241,6 +244,18 @@ def encode(
     for name, n in plugin_errors.items():
         report.warnings.append(f"plugin {name} raised on {n} frames, which carry no side info from it")
     return report
+
+
+def summarize_records(records) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """(payload bytes, records, frames covered) per format: the side-info part of an EncodeReport."""
+    by_format: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    covered: dict[str, int] = {}
+    for rec in records:
+        by_format[rec.format_id] = by_format.get(rec.format_id, 0) + len(rec.payload)
+        counts[rec.format_id] = counts.get(rec.format_id, 0) + 1
+        covered[rec.format_id] = covered.get(rec.format_id, 0) + rec.count
+    return by_format, counts, covered
 
 
 def _encode_base(src, base_path, info, settings, progress, total) -> int:
@@ -355,10 +370,12 @@ def analyze_stream(
     fps: Fraction | None = None,
     options: dict[str, str] | None = None,
     progress: Progress = _no_progress,
+    chain: list[PostProcessor] | None = None,
 ) -> list[sideinfo.Record]:
     """Side-info records for a base someone else encoded (e.g. a VTM .266): each plugin's ``analyze`` on
-    (source, the base's decode), with the same runs and overhead accounting as ``encode`` (genpost eval)."""
-    chain = load_postprocessors(list(plugins))
+    (source, the base's decode), with the same runs and overhead accounting as ``encode`` (genpost eval,
+    ``encode --base``). ``chain``: the plugins already loaded (else loaded from ``plugins``)."""
+    chain = load_postprocessors(list(plugins)) if chain is None else chain
     with media.InputFile(base, fps) as inp:
         info = inp.info
     settings = media.EncoderSettings(qp=qp, bit_depth=info.bit_depth)
@@ -366,9 +383,10 @@ def analyze_stream(
     return records
 
 
-def _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets=None) -> None:
+def mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets=None, signalling=None) -> None:
     """Mux the base's packets (or ``packets``: (bytes, packet) in decode order) with the source's other
-    streams, carrying each frame's records as ``carriage`` says."""
+    streams, carrying each frame's records as ``carriage`` says (``nnpfc``: with ``signalling``'s
+    NNPFC/NNPFA messages, genpost.declared)."""
     by_frame: dict[int, list[sideinfo.Record]] = {}
     for rec in records:
         by_frame.setdefault(rec.frame_index, []).append(rec)
@@ -386,17 +404,23 @@ def _mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pt
             raise PipelineError(f"{out.format} cannot carry a data track; use --carriage sei or sidecar")
         try:
             packets = base.video_packets() if packets is None else packets
+            first = True  # the first access unit declares the chain whatever its flags say
+            codec = base.sei_codec or "hevc"
             video = ((base.packet_time(p), 0, data, p) for data, p in packets)
             others = ((src.packet_time(o.packet), 1, None, o) for o in src.other_packets())
             for _, kind, data, item in media.merge_by_time(video, others, key=lambda t: (t[0], t[1])):
                 if kind == 1:
                     out.copy_packet(item)
                     continue
-                recs = by_frame.get(pts_index.get(item.pts), [])
-                if not recs or carriage == "sidecar":
+                frame = pts_index.get(item.pts)
+                recs = by_frame.get(frame, [])
+                if carriage == "nnpfc":
+                    key, first = item.is_keyframe or first, False
+                    out.mux_video(item, declared.with_declaration(data, codec, signalling, frame, key, recs))
+                elif not recs or carriage == "sidecar":
                     out.mux_video(item)
                 elif carriage == "sei":
-                    out.mux_video(item, sideinfo.insert_nal(data, sideinfo.sei_nal("hevc", recs), "hevc"))
+                    out.mux_video(item, sideinfo.insert_nal(data, sideinfo.sei_nal(codec, recs), codec))
                 elif out.data_stream is not None:
                     out.mux_data(sideinfo.encode_records(recs), item)  # before mux rescales item
                     out.mux_video(item)
@@ -417,6 +441,7 @@ class PluginStats:
     with_side_info: int = 0
     fallbacks: int = 0
     errors: int = 0  # frames where the plugin raised (not PayloadError) and was skipped
+    off: int = 0  # frames the stream's declared chain does not activate the plugin on (NNPFA)
     first_error: str | None = None
 
 
@@ -462,11 +487,16 @@ def read_sidecar_index(sidecar: str | os.PathLike, index: sideinfo.RecordIndex |
     return index
 
 
-def choose_postprocessors(index: sideinfo.RecordIndex, plugins: list[str] | None) -> tuple[list[str], list[str]]:
-    """(names, warnings): the post-processors asked for (``none`` dropped), or, when None, those whose
-    side-info format ``index`` holds (what ``enhance`` does without ``--plugin``)."""
+def choose_postprocessors(
+    index: sideinfo.RecordIndex, plugins: list[str] | None, plan: declared.DeclaredPlan | None = None
+) -> tuple[list[str], list[str]]:
+    """(names, warnings): the post-processors asked for (``none`` dropped), or, when None, the chain the
+    stream declares (``plan``, from NNPFC) or else those whose side-info format ``index`` holds (what
+    ``enhance`` does without ``--plugin``)."""
     warnings: list[str] = []
-    if plugins is None:
+    if plugins is None and plan is not None and (plan.declared or plan.unknown):
+        names, warnings = list(plan.names), list(plan.warnings)
+    elif plugins is None:
         known = by_side_info_format()
         formats = list(dict.fromkeys(sideinfo.base_format(f) for f in index.formats()))  # updates: their plugin's
         names = [known[f].cls.name for f in formats if f in known]
@@ -506,13 +536,21 @@ def enhance(
     """
     if on_plugin_error not in PLUGIN_ERROR_POLICIES:
         raise PipelineError(f"--on-plugin-error must be one of {', '.join(PLUGIN_ERROR_POLICIES)}")
+    sidecar = found_sidecar(input, sidecar)
     check_paths([input, sidecar], output)
     _check_workers(workers, resume)
     with media.InputFile(input, fps) as inp:
         inp.max_errors = None  # the job's budget covers decode damage and plugin failures together
         index = collect_side_info(inp, sidecar)
-        names, warnings = choose_postprocessors(index, plugins)
+        signalled = declared.read_declared(inp) if plugins is None else None
+        plan = declared.plan(signalled) if signalled is not None else None
+        if signalled and signalled.record_offset:  # entered mid-stream: records name the whole stream's frames
+            index = declared.shift_records(index, signalled.record_offset)
+        names, warnings = choose_postprocessors(index, plugins, plan)
         chain = load_postprocessors(names)
+        gate = plan if plan is not None and plan.declared else None  # None: records alone decide
+        if gate is not None:
+            options = {**plan.options, **dict(options or {})}  # the stream's default mode; the user's word wins
         if not inp.timed:
             raise PipelineError(f"{input} is a raw stream without timing; give --fps")
         info = dataclasses.replace(inp.info, bit_depth=settings.bit_depth or inp.info.bit_depth)
@@ -526,7 +564,7 @@ def enhance(
         report = EnhanceReport(str(output), 0, names, {p.name: PluginStats() for p in chain})
         report.warnings = warnings
         ctx = Context(stream=info, options=dict(options or {}))  # qp: the base's is unknown here (not the re-encode's)
-        restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error)
+        restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error, gate)
         if resume and not copy:
             from . import resume as resuming
 
@@ -549,6 +587,10 @@ def enhance(
             _enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
         restorer.finish()
     report.side_info = index.stats()
+    if plan is not None and (plan.declared or plan.unknown):
+        report.side_info["declared"] = {"chain": plan.declared, "activated": plan.names, "unknown": plan.unknown}
+    if signalled is not None:
+        report.side_info["nnpf"] = signalled.stats()
     return report
 
 
@@ -606,13 +648,14 @@ def _warn_if_resumable(output, report: EnhanceReport) -> None:
 class FrameRestorer:
     """enhance's per-frame policy: run the chain, count failures and input damage, stop past --max-errors."""
 
-    def __init__(self, chain, index, ctx: Context, report: EnhanceReport, inp, max_errors, on_error: str):
+    def __init__(self, chain, index, ctx: Context, report: EnhanceReport, inp, max_errors, on_error: str, plan=None):
         self.chain, self.index, self.ctx, self.report, self.inp = chain, index, ctx, report, inp
         self.max_errors, self.on_error = max_errors, on_error
+        self.plan = plan  # genpost.declared.DeclaredPlan: which frames each plugin is activated on (NNPFA)
         self.errors = 0  # frames a plugin failed on
 
     def __call__(self, frame: Frame) -> Frame:
-        restored, failed = _restore(self.chain, frame, self.index, self.ctx, self.report, self.on_error)
+        restored, failed = _restore(self.chain, frame, self.index, self.ctx, self.report, self.on_error, self.plan)
         self.errors += failed
         if self.max_errors is not None and self.errors + self.inp.damage.frames > self.max_errors:
             raise PipelineError(
@@ -647,9 +690,10 @@ class FrameRestorer:
 
 
 def _restore(
-    chain, frame: Frame, index, ctx: Context, report: EnhanceReport, on_error: str = "skip"
+    chain, frame: Frame, index, ctx: Context, report: EnhanceReport, on_error: str = "skip", plan=None
 ) -> tuple[Frame, int]:
-    """Run the chain on one frame; a plugin that fails on a payload leaves that frame as it was.
+    """Run the chain on one frame; a plugin that fails on a payload leaves that frame as it was. With a
+    declared chain (``plan``) a plugin runs only on the frames the stream activates it on.
 
     A plugin that raises anything else is named: with ``on_error="fail"`` the job ends (PluginFailure),
     with ``"skip"`` the frame keeps what that plugin was given and the error is counted.
@@ -657,6 +701,9 @@ def _restore(
     failed = 0
     for proc in chain:
         stats = report.per_plugin[proc.name]
+        if plan is not None and not plan.active(proc.name, frame.index):
+            stats.off += 1
+            continue
         payload = index.get(proc.side_info, frame.index) if proc.side_info else None
         if proc.side_info:  # the content-adaptive update in force for this frame's period, if any
             ctx = dataclasses.replace(ctx, update=index.get(sideinfo.update_format(proc.side_info), frame.index))
@@ -703,12 +750,15 @@ def provenance(chain: list[PostProcessor]) -> dict[str, str]:
 
 
 def inspect(input: str | os.PathLike, fps: Fraction | None = None, sidecar=None) -> dict:
+    sidecar = found_sidecar(input, sidecar)
     with media.InputFile(input, fps) as inp:
         index = collect_side_info(inp, sidecar)
         frames = sum(1 for kind, _ in inp.side_channels() if kind == "packet")
         info = inp.info
         duration = float(frames / info.rate) if info.rate else None
         stats = index.stats()
+        nnpf = declared.read_declared(inp)
+        stats["nnpf"] = nnpf.stats()
         for fmt, entry in stats.get("formats", {}).items():
             entry["kbps"] = round(entry["bytes"] * 8 / duration / 1000, 3) if duration else None
         return {
@@ -729,4 +779,7 @@ def inspect(input: str | os.PathLike, fps: Fraction | None = None, sidecar=None)
             },
             "streams": [dataclasses.asdict(o) for o in inp.others],
             "side_info": stats,
+            "sidecar": str(sidecar) if sidecar is not None else None,
+            "nnpfc": [c.to_dict() for c in nnpf.filters.values()],
+            "nnpfa": nnpf.listing,
         }

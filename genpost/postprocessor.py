@@ -81,6 +81,14 @@ class PostProcessor:
     side_info: ClassVar[str | None] = None  # versioned format id such as "wiener/1"; None = sends nothing
     description: ClassVar[str] = ""
     weights: ClassVar[tuple[WeightsFile, ...]] = ()
+    # What ``--carriage nnpfc`` declares in the plugin's H.274 NNPFC (genpost.declared); None = unknown.
+    default_mode: ClassVar[bool] = True  # restore(payload=None) enhances; False: a frame without payload is "off"
+    parameter_count: ClassVar[int | None] = None  # network parameters
+    kmac_per_pixel: ClassVar[float | None] = None  # thousands of multiply-accumulates per luma sample
+    patch_size: ClassVar[tuple[int, int] | None] = None  # (width, height) of one inference tile in tensor
+    # samples (4:2:0 packed: chroma resolution); None: the whole picture in one patch
+    patch_overlap: ClassVar[int] = 0  # halo around each tile, tensor samples
+    strength_input: ClassVar[bool] = False  # the network takes a constant strength/QP plane (auxiliary input)
 
     def setup(self, device: str = "cpu") -> None:
         """Load models; called once before the first frame."""

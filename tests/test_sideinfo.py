@@ -27,6 +27,7 @@ from genpost.sideinfo import (
     write_sidecar,
 )
 from genpost.sideinfo.nal import add_emulation_prevention, remove_emulation_prevention
+from genpost.sideinfo.record import encode_records_v1
 
 DATA = Path(__file__).parent / "data"
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -84,8 +85,8 @@ def test_record_round_trip():
     assert decode_records(encode_records([big])) == ([big], 0)
 
 
-def test_record_layout():
-    buf = encode_records([Record("ab", 0x01020304, b"\xee", count=0x0506)])
+def test_record_layout_v1():
+    buf = encode_records_v1([Record("ab", 0x01020304, b"\xee", count=0x0506)])
     assert buf[:4] == b"GPSI" and buf[4] == 1 and buf[5] == 2 and buf[6:8] == b"ab"
     assert buf[8:12] == bytes([1, 2, 3, 4]) and buf[12:14] == bytes([5, 6])
     assert buf[14:18] == bytes([0, 0, 0, 1]) and buf[18] == 0xEE
@@ -121,11 +122,11 @@ def test_decode_garbage_and_unknown_version():
     assert decode_records(b"junk" + a + b"\x00\x00" + b) == ([RECS[0], RECS[2]], 2)
 
 
-def test_every_bit_flip_loses_only_that_record():
-    buf = encode_records(RECS)
+def test_every_bit_flip_loses_only_that_record_v1():
+    buf = encode_records_v1(RECS)
     bounds = [0]
     for r in RECS:
-        bounds.append(bounds[-1] + len(encode_records([r])))
+        bounds.append(bounds[-1] + len(encode_records_v1([r])))
     for bit in range(len(buf) * 8):
         bad = bytearray(buf)
         bad[bit // 8] ^= 1 << (bit % 8)
@@ -133,11 +134,11 @@ def test_every_bit_flip_loses_only_that_record():
         assert decode_records(bytes(bad)) == ([r for i, r in enumerate(RECS) if i != hit], 1), bit
 
 
-def test_truncation_at_every_byte():
-    buf = encode_records(RECS)
+def test_truncation_at_every_byte_v1():
+    buf = encode_records_v1(RECS)
     ends = {0: 0}
     for i, r in enumerate(RECS):
-        ends[len(encode_records(RECS[: i + 1]))] = i + 1
+        ends[len(encode_records_v1(RECS[: i + 1]))] = i + 1
     for k in range(len(buf) + 1):
         recs, bad = decode_records(buf[:k])
         complete = max(n for e, n in ends.items() if e <= k)
@@ -161,7 +162,7 @@ def test_hostile_nested_headers_stay_linear():
     # Every candidate claims a payload running to the end of the buffer: naive resync is quadratic.
     n = 1 << 18
     out = bytearray(n)
-    hdr = b"GPSI\x01\x01a\x00\x00\x00\x00"
+    hdr = b"GPSI\x01\x01a\x00\x00\x00\x00"  # v1
     for pos in range(0, n - 64, 16):
         out[pos : pos + 15] = hdr + (n - pos - 15 - 4).to_bytes(4, "big")
     t = time.perf_counter()
@@ -227,7 +228,7 @@ def test_sei_header_bytes(size):
     # payloadSize = 16 (uuid) + record bytes; check the 0xFF coding at the 255 boundaries.
     rec = Record("p", 0, b"\x42" * size)
     nal = sei_nal("hevc", [rec])
-    psize = 16 + 21 + size
+    psize = 16 + len(encode_records([rec]))
     assert nal[:3] == bytes([0x4E, 0x01, 5])
     assert nal[3 : 3 + psize // 255] == b"\xff" * (psize // 255) and nal[3 + psize // 255] == psize % 255
     assert nal[4 + psize // 255 : 20 + psize // 255] == GENPOST_UUID
@@ -331,9 +332,9 @@ def test_records_from_sei_unregistered():
     assert records_from_sei_unregistered(GENPOST_UUID + b"junk") == ([], 1)
 
 
-def test_truncated_sei_salvages_complete_records():
+def test_truncated_sei_loses_its_block():
     cut = annexb(HEVC_AU[:3] + [sei_nal("hevc", RECS)])[:-50]  # ends inside the third record's payload
-    assert extract_records(cut, "hevc") == (RECS[:2], 1)
+    assert extract_records(cut, "hevc") == ([], 1)  # v2: one CRC per block (per access unit)
 
 
 # --- sidecar -------------------------------------------------------------------------------------------
@@ -432,3 +433,39 @@ def test_no_heavy_imports():
             elif isinstance(node, ast.ImportFrom) and not node.level:
                 names = [node.module or ""]
             assert not {n.split(".")[0] for n in names} & {"av", "numpy", "torch"}, path
+
+
+# --- record format v2 -----------------------------------------------------------------------------------
+
+
+def test_v2_block_layout_and_per_record_cost():
+    one = encode_records([Record("wiener/1", 5, b"\xaa" * 10)])
+    assert one[:2] == b"G\xb2" and one[2] == len(one) - 7 and one[3:13] == b"\x01\x08wiener/1"
+    assert one[13:17] == bytes([0, 5, 1, 10]) and one[17:27] == b"\xaa" * 10
+    import zlib
+
+    assert int.from_bytes(one[-4:], "big") == zlib.crc32(one[:-4])
+    # each further record of a known format costs its 4..5 header bytes, never more than 12
+    many = [Record("wiener/1", 16000 + i, b"\x01" * 100) for i in range(20)]
+    per_record = (len(encode_records(many)) - len(encode_records(many[:1]))) / 19 - 100
+    assert per_record <= 6
+    assert len(encode_records([Record("wiener/1", 5, b"")])) < len(encode_records_v1([Record("wiener/1", 5, b"")]))
+
+
+def test_v2_damage_loses_the_block_only_and_v1_still_reads():
+    block = encode_records(RECS)
+    mixed = encode_records_v1(RECS[:1]) + block + encode_records(RECS[1:])
+    assert decode_records(mixed) == (RECS[:1] + RECS + RECS[1:], 0)
+    for bit in range(0, len(block) * 8, 7):
+        bad = bytearray(mixed)
+        bad[len(encode_records_v1(RECS[:1])) + bit // 8] ^= 1 << (bit % 8)
+        recs, n_bad = decode_records(bytes(bad))
+        assert recs == RECS[:1] + RECS[1:] and n_bad >= 1, bit
+
+
+def test_record_overhead_bytes_reports_v2():
+    from genpost.sideinfo import record_overhead_bytes
+
+    alone = len(encode_records([Record("wiener/1", 300, b"")]))
+    assert record_overhead_bytes("wiener/1", "sidecar") == alone + 1  # frame varint budgeted at 2 bytes
+    assert record_overhead_bytes("wiener/1", "sei") == alone + 1 + 26

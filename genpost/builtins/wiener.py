@@ -416,6 +416,7 @@ class WienerFilter(PostProcessor):
     version = "1.0"
     side_info = "wiener/1"
     description = "RD-optimised adaptive Wiener loop filter (ALF-like 7x7/5x5 diamonds, block flags)"
+    default_mode = False  # restore without a payload is the base: no payload means the encoder chose off
     lambda_scale = 2.0  # times ctx.lagrangian (HM); best measured PSNR-Y BD-rate (option wiener.lambda_scale)
 
     def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:

@@ -4,13 +4,17 @@ This package is the only part of genpost that knows these bytes; it is pure Pyth
 be imported, tested and fuzzed without av, numpy or torch. Byte layouts: docs/bitstream.md.
 """
 
+from .declare import DeclaredChain, PluginDeclaration, declaration_messages, parse_declaration
 from .index import RecordIndex
 from .nal import (
     GENPOST_UUID,
     extract_records,
     insert_nal,
+    prefix_sei_messages,
     records_from_sei_unregistered,
+    records_message,
     sei_nal,
+    sei_nal_messages,
     strip_records_nal,
 )
 from .record import (
@@ -24,9 +28,26 @@ from .record import (
     record_overhead_bytes,
     update_format,
 )
+from .nnpf import Nnpfa, Nnpfc, NnpfcProperties, NnpfMessages, nnpf_messages, read_nnpfa, read_nnpfc, write_nnpfa, write_nnpfc
 from .sidecar import read_sidecar, write_sidecar
 
 __all__ = [
+    "DeclaredChain",
+    "PluginDeclaration",
+    "declaration_messages",
+    "parse_declaration",
+    "prefix_sei_messages",
+    "records_message",
+    "sei_nal_messages",
+    "Nnpfa",
+    "Nnpfc",
+    "NnpfcProperties",
+    "NnpfMessages",
+    "nnpf_messages",
+    "read_nnpfa",
+    "read_nnpfc",
+    "write_nnpfa",
+    "write_nnpfc",
     "MAX_RUN",
     "record_overhead_bytes",
     "update_format",

@@ -89,6 +89,16 @@ def _sei_nal_from_messages(codec: _Codec, messages: Iterable[tuple[int, bytes]])
     return codec.header + add_emulation_prevention(rbsp)
 
 
+def sei_nal_messages(codec: str, messages: Iterable[tuple[int, bytes]]) -> bytes:
+    """A prefix SEI NAL unit (no start code / length) holding ``(payloadType, payload)`` messages in order."""
+    return _sei_nal_from_messages(_codec(codec), messages)
+
+
+def records_message(records: Iterable[Record]) -> tuple[int, bytes]:
+    """genpost's user_data_unregistered message (payloadType, payload) carrying ``records``."""
+    return SEI_USER_DATA_UNREGISTERED, GENPOST_UUID + encode_records(records)
+
+
 def sei_nal(codec: str, records: Iterable[Record]) -> bytes:
     """A complete prefix SEI NAL unit (no start code / length) carrying ``records``."""
     payload = GENPOST_UUID + encode_records(records)
@@ -246,6 +256,23 @@ def _genpost_messages(c: _Codec, data: bytes, u: _Nal) -> list[tuple[int, bytes,
     if c.nal_type(data, u) != c.sei_type:
         return None
     return list(_sei_messages(remove_emulation_prevention(data[u.body + 2 : u.end])))
+
+
+def prefix_sei_messages(
+    data: bytes, codec: str, *, length_size: int | None = None, part: str = "all"
+) -> Iterator[tuple[int, bytes, bool]]:
+    """(payloadType, payload, truncated) of every message in the packet's prefix SEI NAL units, in order.
+    ``part="head"``: only those before the packet's last VCL NAL unit; ``"tail"``: only those after it,
+    which belong to the next access unit (FFmpeg's raw VVC parser glues them to the previous packet, see
+    docs/bitstream.md). Never raises on bad packet bytes."""
+    c = _codec(codec)
+    data = bytes(data)
+    nals, _, _ = _split(data, length_size)
+    vcl = [k for k, u in enumerate(nals) if 0 <= c.nal_type(data, u) <= c.last_vcl]
+    last = vcl[-1] if vcl else len(nals)
+    for k, u in enumerate(nals):
+        if part == "all" or (part == "head") == (k < last):
+            yield from _genpost_messages(c, data, u) or ()
 
 
 def extract_records(data: bytes, codec: str, *, length_size: int | None = None) -> tuple[list[Record], int]:

@@ -1,6 +1,7 @@
 """The side-information record: the one byte layout every carriage (SEI, sidecar, ...) wraps.
 
-Layout (see docs/bitstream.md)::
+genpost writes version 2 (genpost.sideinfo.record2: a block of compact records, one CRC per block) and
+reads both. Version-1 layout (see docs/bitstream.md)::
 
     b"GPSI" | version u8 | id_len u8 | format_id | frame_index u32 BE | count u16 BE | payload_len u32 BE
     | payload | crc32 u32 BE
@@ -18,6 +19,8 @@ from typing import Iterable
 
 MAGIC = b"GPSI"
 VERSION = 1
+MAGIC2 = b"G\xb2"  # a version-2 block (genpost.sideinfo.record2)
+RECORD2_OVERHEAD = 5
 MAX_RECORD_PAYLOAD = 1 << 20
 """Per-record payload cap: a reader never allocates more than this for one record."""
 MAX_STREAM_BYTES = 256 << 20
@@ -47,7 +50,7 @@ class Record:
         return range(self.frame_index, self.frame_index + self.count)
 
 
-def _valid_format_id(raw: bytes) -> bool:
+def valid_format_id(raw: bytes) -> bool:
     """Printable ASCII without spaces, 1..64 bytes: ids appear in logs and file names."""
     return 1 <= len(raw) <= MAX_FORMAT_ID and all(0x21 <= c <= 0x7E for c in raw)
 
@@ -56,7 +59,7 @@ def encode_record(record: Record) -> bytes:
     """Serialise one record; ValueError on anything a reader would reject."""
     fid_str = record.format_id
     fid = fid_str.encode("ascii") if isinstance(fid_str, str) and fid_str.isascii() else b""
-    if not _valid_format_id(fid):
+    if not valid_format_id(fid):
         raise ValueError(f"bad format_id {fid_str!r}: need 1..{MAX_FORMAT_ID} printable ASCII chars, no spaces")
     idx = record.frame_index
     if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < 1 << 32:
@@ -73,9 +76,16 @@ def encode_record(record: Record) -> bytes:
     return body + _CRC.pack(zlib.crc32(body))
 
 
-def encode_records(records: Iterable[Record]) -> bytes:
-    """Concatenate records (no container header: carriages add their own)."""
+def encode_records_v1(records: Iterable[Record]) -> bytes:
+    """Version-1 records, concatenated (what genpost wrote before v2; readers still take them)."""
     return b"".join(encode_record(r) for r in records)
+
+
+def encode_records(records: Iterable[Record]) -> bytes:
+    """The records as one version-2 block (b"" for none): what every carriage writes (docs/bitstream.md)."""
+    from .record2 import encode_block
+
+    return encode_block(list(records))
 
 
 def _parse_one(mv: memoryview, pos: int) -> tuple[Record | None, int, int]:
@@ -92,7 +102,7 @@ def _parse_one(mv: memoryview, pos: int) -> tuple[Record | None, int, int]:
     fid = bytes(mv[p : p + id_len])
     frame_index, count, size = _TAIL.unpack_from(mv, p + id_len)
     p += id_len + _TAIL.size
-    if size > MAX_RECORD_PAYLOAD or n - p < size + _CRC.size or not _valid_format_id(fid) or count == 0:
+    if size > MAX_RECORD_PAYLOAD or n - p < size + _CRC.size or not valid_format_id(fid) or count == 0:
         return None, pos, 0
     end = p + size
     (crc,) = _CRC.unpack_from(mv, end)
@@ -115,17 +125,27 @@ def decode_records(buf: bytes) -> tuple[list[Record], int]:
     records: list[Record] = []
     bad, pos, n = 0, 0, len(raw)
     budget = 8 * n  # damaged-but-honest streams spend about n on failed CRCs; only forged nesting spends more
+    from .record2 import parse_block
+
+    nxt = [0, 0]  # where the next v1 / v2 magic is, once searched (-1: none left)
     while pos < n:
-        rec, end, spent = _parse_one(mv, pos)
+        if raw.startswith(MAGIC2, pos):
+            recs, end, spent = parse_block(mv, pos)
+        else:
+            rec, end, spent = _parse_one(mv, pos)
+            recs = [rec] if rec is not None else None
         budget -= spent
-        if rec is not None:
-            records.append(rec)
+        if recs is not None:
+            records += recs
             pos = end
             continue
         bad += 1
         if budget < 0:
             break
-        pos = raw.find(MAGIC, pos + 1)
+        for k, magic in enumerate((MAGIC, MAGIC2)):  # next candidate of each kind, searched once per pass
+            if 0 <= nxt[k] <= pos:
+                nxt[k] = raw.find(magic, pos + 1)
+        pos = min((p for p in nxt if p >= 0), default=-1)
         if pos < 0:
             break
     return records, bad
@@ -145,9 +165,15 @@ def base_format(format_id: str) -> str:
 
 
 def record_overhead_bytes(format_id: str, carriage: str) -> int:
-    """Bytes a new record costs beyond its payload: the record fields, plus for ``sei`` the NAL framing
-    (4-byte length/start code, 2-byte header, payloadType, payloadSize, 16-byte UUID, trailing bits).
-    Plugins weigh this in their rate-distortion choice (``Context.record_overhead_bits``)."""
-    record = _HEAD.size + len(format_id) + _TAIL.size + _CRC.size
-    framing = {"sei": 4 + 2 + 1 + 2 + 16 + 1, "track": 8}.get(carriage, 0)
-    return record + framing
+    """Bytes a new record costs beyond its payload when it is alone in its access unit (the usual case for
+    one plugin): the version-2 record fields (``RECORD2_OVERHEAD`` = 5: format index, frame index up to
+    2^14, count, length up to 16383), the block it sits in (magic, length, format table, CRC-32), and the
+    carriage's framing: ``sei`` a whole prefix SEI NAL unit (length/start code, NAL header, payloadType,
+    payloadSize, 16-byte UUID, trailing bits); ``nnpfc`` that plus the picture's 4-byte NNPFA message (a
+    record is what activates a plugin without a default mode); ``track`` a data packet's muxing. Plugins weigh
+    this in their rate-distortion choice (``Context.record_overhead_bits``)."""
+    from .record2 import block_overhead
+
+    sei = 4 + 2 + 1 + 2 + 16 + 1
+    framing = {"sei": sei, "nnpfc": sei + 4, "track": 8}.get(carriage, 0)
+    return RECORD2_OVERHEAD + block_overhead([format_id]) + framing

@@ -1,7 +1,8 @@
 """Sidecar carriage: a ``.gpsi`` file beside the video, for containers or workflows that drop SEI.
 
-Layout: ``b"GPSIDCAR"`` | version u8 (=1) | records (same bytes as ``encode_records``). The records carry
-their own frame index and CRC, so no index table is needed and a damaged file still yields its good records.
+Layout: ``b"GPSIDCAR"`` | version u8 (=1) | one version-2 block per record (v1 records are read too). Each
+block carries its frame index and CRC, so no index table is needed and a damaged file still yields its good
+records. (A file holds every record of a stream: a block each costs bytes but keeps damage local.)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def write_sidecar(fileobj: BinaryIO | str | os.PathLike, records: Iterable[Recor
 
     Records are encoded before anything is written, so a ValueError leaves the file untouched.
     """
-    data = _HEADER + encode_records(records)
+    data = _HEADER + b"".join(encode_records([r]) for r in records)  # a block each: damage stays local
     if isinstance(fileobj, (str, os.PathLike)):
         with open(fileobj, "wb") as f:
             f.write(data)

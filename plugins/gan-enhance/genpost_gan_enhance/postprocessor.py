@@ -61,6 +61,11 @@ class GanEnhance(PostProcessor):
     api_version = 1
     side_info = "gan-enhance/1"
     description = "GAN restoration (52k params, 12.9 kMAC/px) with an RD-chosen per-block realism map"
+    parameter_count = 51_756  # README "parameters"
+    kmac_per_pixel = 12.9  # README "compute"
+    patch_size = (256, 256)  # engine.TILE at chroma resolution
+    patch_overlap = 8  # engine.HALO
+    strength_input = True  # the constant (QP - 27) / 15 plane
     weights = (
         WeightsFile(str(WEIGHTS_DIR / "gan_enhance_v1.onnx"), "0d347548d28067c8682327bd279253e9d80eb4f2f4950bc467b5b49756a952b8"),
         WeightsFile(str(WEIGHTS_DIR / "gan_enhance_v1.safetensors"), "a7930af26c62611d1b9c3a7787d4acaa959428dc3a65c8b8f9618e3c612f6df6"),
