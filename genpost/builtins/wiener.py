@@ -82,18 +82,21 @@ def frame_payloads(source: Frame, decoded: Frame, lam: float) -> list[tuple[list
     y, u, v = decoded.planes
     src = [p.astype(np.int32) for p in source.planes]
     ctu = 128 if y.size >= 1920 * 1080 else 64
-    luma = fit_luma(y, src[0], bd, lam, ctu)
+    luma = fit_luma(y, src[0], bd, lam, ctu, candidates=1 if y.size > 500_000 else 2)
     chroma = [fit_chroma(c, s, bd, lam, ctu // 2) for c, s in zip((u, v), src[1:])]
-    out = []
+    out, cc_fits = [], {}
     for allow_flags in (True, False):
         _, luma_part, luma_sse = luma.decide(lam, allow_flags)
         sse, alf_parts, cc_parts = [float(luma_sse.sum())], [], []
-        for c, s, fit in zip((u, v), src[1:], chroma):
+        for plane, (c, s, fit) in enumerate(zip((u, v), src[1:], chroma)):
             _, part, _ = fit.decide(lam, allow_flags)
-            base = c.astype(np.int32)
-            if part is not None:
-                base = base + masked(fit.delta.copy(), part.flags, ctu // 2)
-            _, cc_part, cc_sse = fit_cc(y, base, s, bd, lam, ctu // 2).decide(lam, allow_flags)
+            key = (plane, part is None, None if part is None or part.flags is None else part.flags.tobytes())
+            if key not in cc_fits:  # CC-ALF refines the chroma ALF output in force
+                base = c.astype(np.int32)
+                if part is not None:
+                    base = base + masked(fit.delta.copy(), part.flags, ctu // 2)
+                cc_fits[key] = fit_cc(y, base, s, bd, lam, ctu // 2)
+            _, cc_part, cc_sse = cc_fits[key].decide(lam, allow_flags)
             alf_parts.append(part)
             cc_parts.append(cc_part)
             sse.append(float(cc_sse.sum()))
@@ -120,7 +123,7 @@ class WienerFilter(PostProcessor):
                 raise ValueError(f"wiener: source plane {s.shape} != decoded plane {x.shape}")
         scale = ctx.number("wiener", "lambda_scale", str(self.lambda_scale), 0.0, 1e12)
         frames = ctx.number("wiener", "record_frames", str(self.record_frames), 1.0, 1000.0)
-        lam = ctx.lagrangian * scale / frames
+        lam = ctx.lagrangian * scale
         overhead = max(0, int(ctx.record_overhead_bits))
         off = [_plane_sse(x, s) for x, s in zip(decoded.planes, source.planes)]
         candidates = []  # (J, payload); on equal cost the earlier wins: reuse, off, new
@@ -134,10 +137,12 @@ class WienerFilter(PostProcessor):
                 if all(a <= b for a, b in zip(sse, off)):
                     candidates.append((sum(sse), ctx.previous_payload))
         candidates.append((sum(off), b""))
-        if lam < float("inf"):
-            for sse, payload in frame_payloads(source, decoded, lam):
-                if len(payload) <= MAX_PAYLOAD:
-                    candidates.append((sum(sse) + lam * (8 * len(payload) + overhead), payload))
+        # a new set's bits are spread over the frames it will serve, but replacing a set in force must
+        # pay on this frame: its edge over the old set is largest here, where it was fitted
+        rate = lam if len(candidates) == 2 else lam / frames
+        for sse, payload in frame_payloads(source, decoded, lam / frames):
+            if len(payload) <= MAX_PAYLOAD:
+                candidates.append((sum(sse) + rate * (8 * len(payload) + overhead), payload))
         return min(candidates, key=lambda c: c[0])[1]
 
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:

@@ -28,17 +28,29 @@ def _gram(f: np.ndarray) -> np.ndarray:
     return f @ f.T
 
 
-def _features(p: np.ndarray, r: int, rows: slice, cols: slice, pairs, clip: int) -> list[np.ndarray]:
-    """Clipped pair differences at the sampled positions of a plane padded by ``r``."""
-    hh = rows.stop - rows.start
-    ww = cols.stop - cols.start
-    x = p[r + rows.start:r + rows.stop:rows.step, r + cols.start:r + cols.stop:cols.step]
+def _sampled_pairs(p: np.ndarray, r: int, shape: tuple[int, int], step: int, pairs, take: np.ndarray):
+    """(a, b) neighbour differences of each pair at every ``step``-th row and column of ``shape``, at
+    the flat positions ``take`` of that sampled grid (int32)."""
+    hh, ww = shape
+    x = p[r:r + hh:step, r:r + ww:step].ravel()[take]
     out = []
     for dy, dx in pairs:
-        a = p[r + dy + rows.start:r + dy + rows.start + hh:rows.step, r + dx + cols.start:r + dx + cols.start + ww:cols.step] - x
-        b = p[r - dy + rows.start:r - dy + rows.start + hh:rows.step, r - dx + cols.start:r - dx + cols.start + ww:cols.step] - x
-        out.append(np.clip(a, -clip, clip) + np.clip(b, -clip, clip))
+        a = p[r + dy:r + dy + hh:step, r + dx:r + dx + ww:step].ravel()[take] - x
+        b = p[r - dy:r - dy + hh:step, r - dx:r - dx + ww:step].ravel()[take] - x
+        out.append((a, b))
     return out
+
+
+def _clipped_matrix(diffs, target: np.ndarray, clip: int, bit_depth: int) -> np.ndarray:
+    """Rows f_k = clip(a) + clip(b) for each pair, then the target; float64 for the Gram products."""
+    f = np.empty((len(diffs) + 1, len(target)))
+    for k, (a, b) in enumerate(diffs):
+        if clip >= 1 << bit_depth:
+            f[k] = a + b
+        else:
+            f[k] = np.clip(a, -clip, clip) + np.clip(b, -clip, clip)
+    f[-1] = target
+    return f
 
 
 def luma_stats(x, s, classes, bit_depth: int, block_on=None) -> np.ndarray:
@@ -51,53 +63,42 @@ def luma_stats(x, s, classes, bit_depth: int, block_on=None) -> np.ndarray:
     h4, w4 = cls.shape
     h, w = x.shape
     step = 2 if h * w > SUBSAMPLE_PIXELS else 1
-    p = np.pad(x, ((3, 3 + 4 * h4 - h), (3, 3 + 4 * w4 - w)), mode="edge").astype(np.int32)
-    sp = np.pad(s, ((0, 4 * h4 - h), (0, 4 * w4 - w)), mode="edge").astype(np.int32)
-    valid = np.zeros((4 * h4, 4 * w4), bool)
-    valid[:h, :w] = True
-    rows, cols = slice(0, 4 * h4, step), slice(0, 4 * w4, step)
     sub = 4 // step
-    key = (cls * 4 + tr)
-    ok = valid[rows, cols].reshape(h4, sub, w4, sub).transpose(0, 2, 1, 3).reshape(h4 * w4, sub * sub)
-    keep = np.ones(h4 * w4, bool) if block_on is None else block_on.ravel()
-    order = np.argsort(key.ravel(), kind="stable")
-    order = order[keep[order]]
-    counts = np.bincount(key.ravel()[order], minlength=4 * N_CLASSES)
-    bounds = np.r_[0, np.cumsum(counts)]
-    okv = ok[order].ravel()
-    target = (sp[rows, cols] - p[3:3 + 4 * h4:step, 3:3 + 4 * w4:step])
+    hh, ww = 4 * h4, 4 * w4
+    p = np.pad(x, ((3, 3 + hh - h), (3, 3 + ww - w)), mode="edge").astype(np.int32)
+    keys = np.repeat(np.repeat(cls * 4 + tr, sub, axis=0), sub, axis=1)
+    use = np.zeros(keys.shape, bool)
+    use[: -(-h // step), : -(-w // step)] = True
+    if block_on is not None:
+        use &= np.repeat(np.repeat(block_on, sub, axis=0), sub, axis=1)
+    idx = np.flatnonzero(use.ravel())
+    order = idx[np.argsort(keys.ravel()[idx], kind="stable")]
+    bounds = np.r_[0, np.cumsum(np.bincount(keys.ravel()[order], minlength=4 * N_CLASSES))]
+    sp = np.pad(s, ((0, hh - h), (0, ww - w)), mode="edge").astype(np.int32)
+    target = sp[::step, ::step].ravel()[order] - p[3:3 + hh:step, 3:3 + ww:step].ravel()[order]
+    diffs = _sampled_pairs(p, 3, (hh, ww), step, LUMA_PAIRS, order)
     k = len(LUMA_PAIRS)
     out = np.zeros((CLIP_LEVELS, N_CLASSES, k + 1, k + 1))
     for level in range(CLIP_LEVELS):
-        feats = _features(p, 3, rows, cols, LUMA_PAIRS, clip_value(level, bit_depth)) + [target]
-        f = np.stack([
-            a.reshape(h4, sub, w4, sub).transpose(0, 2, 1, 3).reshape(h4 * w4, sub * sub)[order].ravel()
-            for a in feats]).astype(np.float64)
-        f *= okv
+        f = _clipped_matrix(diffs, target, clip_value(level, bit_depth), bit_depth)
         for g in range(4 * N_CLASSES):
-            a, b = bounds[g] * sub * sub, bounds[g + 1] * sub * sub
+            a, b = bounds[g], bounds[g + 1]
             if b > a:
                 inv = np.r_[INVERSE_PERM[g % 4], k]
                 out[level, g // 4] += _gram(f[:, a:b])[np.ix_(inv, inv)]
     return out * (step * step)
 
 
-def plane_stats(x, s, pairs, r: int, bit_depth: int, block_mask=None) -> np.ndarray:
+def plane_stats(x, s, pairs, r: int, bit_depth: int) -> np.ndarray:
     """Gram matrices of [features..., target] of one whole plane per clip level: (4, K+1, K+1)."""
     h, w = x.shape
     step = 2 if h * w > SUBSAMPLE_PIXELS else 1
     p = np.pad(x, r, mode="edge").astype(np.int32)
-    rows, cols = slice(0, h, step), slice(0, w, step)
-    target = s[rows, cols].astype(np.int32) - x[rows, cols]
-    weight = None if block_mask is None else block_mask[rows, cols].ravel()
-    out = []
-    for level in range(CLIP_LEVELS):
-        f = np.stack([a.ravel() for a in _features(p, r, rows, cols, pairs, clip_value(level, bit_depth))]
-                     + [target.ravel()]).astype(np.float64)
-        if weight is not None:
-            f = f[:, weight]
-        out.append(_gram(f))
-    return np.array(out) * (step * step)
+    take = np.arange(-(-h // step) * -(-w // step))
+    target = (s[::step, ::step].astype(np.int32) - x[::step, ::step]).ravel()
+    diffs = _sampled_pairs(p, r, (h, w), step, pairs, take)
+    return np.array([_gram(_clipped_matrix(diffs, target, clip_value(level, bit_depth), bit_depth))
+                     for level in range(CLIP_LEVELS)]) * (step * step)
 
 
 def cc_stats(y, target, block_mask=None) -> np.ndarray:
