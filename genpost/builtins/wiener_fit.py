@@ -19,6 +19,8 @@ SUBSAMPLE_PIXELS = 200_000
 CLIP_LEVELS = 4
 SHIFTS = range(MIN_SHIFT, MIN_SHIFT + 4)
 INVERSE_PERM = np.argsort(PERM, axis=1)
+# index arrays that permute a Gram matrix of [features..., target] into canonical orientation
+INVERSE_GRAM = [np.ix_(np.r_[inv, len(inv)], np.r_[inv, len(inv)]) for inv in INVERSE_PERM]
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -28,15 +30,22 @@ def _gram(f: np.ndarray) -> np.ndarray:
     return f @ f.T
 
 
-def _sampled_pairs(p: np.ndarray, r: int, shape: tuple[int, int], step: int, pairs, take: np.ndarray):
-    """(a, b) neighbour differences of each pair at every ``step``-th row and column of ``shape``, at
-    the flat positions ``take`` of that sampled grid (int32)."""
+def _phases(h: int, w: int) -> list[tuple[int, int, int]]:
+    """Sampling grids (row phase, column phase, step): every sample, or on large planes the quincunx
+    (even rows and columns, then odd ones), half the work with every row and column parity kept."""
+    return [(0, 0, 1)] if h * w <= SUBSAMPLE_PIXELS else [(0, 0, 2), (1, 1, 2)]
+
+
+def _sampled_pairs(p: np.ndarray, r: int, shape: tuple[int, int], phase, pairs, take: np.ndarray):
+    """(a, b) neighbour differences of each pair on one sampling grid of ``shape`` (see ``_phases``),
+    at the flat positions ``take`` of that grid (int32)."""
     hh, ww = shape
-    x = p[r:r + hh:step, r:r + ww:step].ravel()[take]
+    oy, ox, step = phase
+    x = p[r + oy:r + hh:step, r + ox:r + ww:step].ravel()[take]
     out = []
     for dy, dx in pairs:
-        a = p[r + dy:r + dy + hh:step, r + dx:r + dx + ww:step].ravel()[take] - x
-        b = p[r - dy:r - dy + hh:step, r - dx:r - dx + ww:step].ravel()[take] - x
+        a = p[r + oy + dy:r + hh + dy:step, r + ox + dx:r + ww + dx:step].ravel()[take] - x
+        b = p[r + oy - dy:r + hh - dy:step, r + ox - dx:r + ww - dx:step].ravel()[take] - x
         out.append((a, b))
     return out
 
@@ -62,43 +71,48 @@ def luma_stats(x, s, classes, bit_depth: int, block_on=None) -> np.ndarray:
     cls, tr = classes
     h4, w4 = cls.shape
     h, w = x.shape
-    step = 2 if h * w > SUBSAMPLE_PIXELS else 1
-    sub = 4 // step
     hh, ww = 4 * h4, 4 * w4
     p = np.pad(x, ((3, 3 + hh - h), (3, 3 + ww - w)), mode="edge").astype(np.int32)
-    keys = np.repeat(np.repeat(cls * 4 + tr, sub, axis=0), sub, axis=1)
-    use = np.zeros(keys.shape, bool)
-    use[: -(-h // step), : -(-w // step)] = True
-    if block_on is not None:
-        use &= np.repeat(np.repeat(block_on, sub, axis=0), sub, axis=1)
-    idx = np.flatnonzero(use.ravel())
-    order = idx[np.argsort(keys.ravel()[idx], kind="stable")]
-    bounds = np.r_[0, np.cumsum(np.bincount(keys.ravel()[order], minlength=4 * N_CLASSES))]
     sp = np.pad(s, ((0, hh - h), (0, ww - w)), mode="edge").astype(np.int32)
-    target = sp[::step, ::step].ravel()[order] - p[3:3 + hh:step, 3:3 + ww:step].ravel()[order]
-    diffs = _sampled_pairs(p, 3, (hh, ww), step, LUMA_PAIRS, order)
+    block_key = (cls * 4 + tr).ravel()
     k = len(LUMA_PAIRS)
     out = np.zeros((CLIP_LEVELS, N_CLASSES, k + 1, k + 1))
-    for level in range(CLIP_LEVELS):
-        f = _clipped_matrix(diffs, target, clip_value(level, bit_depth), bit_depth)
-        for g in range(4 * N_CLASSES):
-            a, b = bounds[g], bounds[g + 1]
-            if b > a:
-                inv = np.r_[INVERSE_PERM[g % 4], k]
-                out[level, g // 4] += _gram(f[:, a:b])[np.ix_(inv, inv)]
-    return out * (step * step)
+    used = 0
+    for phase in _phases(h, w):
+        oy, ox, step = phase
+        rows, cols = np.arange(oy, hh, step), np.arange(ox, ww, step)
+        use = (rows[:, None] < h) & (cols[None, :] < w)
+        if block_on is not None:
+            use &= block_on[rows[:, None] // 4, cols[None, :] // 4]
+        take = np.flatnonzero(use.ravel())
+        keys = block_key[(rows // 4)[:, None] * w4 + (cols // 4)[None, :]].ravel()[take]
+        order = np.argsort(keys, kind="stable")
+        take, keys = take[order], keys[order]  # grouped by (class, transform)
+        used += len(take)
+        bounds = np.r_[0, np.cumsum(np.bincount(keys, minlength=4 * N_CLASSES))]
+        target = sp[oy::step, ox::step].ravel()[take] - p[3 + oy:3 + hh:step, 3 + ox:3 + ww:step].ravel()[take]
+        diffs = _sampled_pairs(p, 3, (hh, ww), phase, LUMA_PAIRS, take)
+        for level in range(CLIP_LEVELS):
+            f = _clipped_matrix(diffs, target, clip_value(level, bit_depth), bit_depth)
+            for g in np.flatnonzero(np.diff(bounds)):
+                inv = INVERSE_GRAM[g % 4]
+                out[level, g // 4] += _gram(f[:, bounds[g]:bounds[g + 1]])[inv]
+    valid = min(h, hh) * min(w, ww)
+    return out * (valid / max(used, 1) if used and used < valid else 1)
 
 
 def plane_stats(x, s, pairs, r: int, bit_depth: int) -> np.ndarray:
     """Gram matrices of [features..., target] of one whole plane per clip level: (4, K+1, K+1)."""
     h, w = x.shape
-    step = 2 if h * w > SUBSAMPLE_PIXELS else 1
     p = np.pad(x, r, mode="edge").astype(np.int32)
-    take = np.arange(-(-h // step) * -(-w // step))
-    target = (s[::step, ::step].astype(np.int32) - x[::step, ::step]).ravel()
-    diffs = _sampled_pairs(p, r, (h, w), step, pairs, take)
-    return np.array([_gram(_clipped_matrix(diffs, target, clip_value(level, bit_depth), bit_depth))
-                     for level in range(CLIP_LEVELS)]) * (step * step)
+    out = 0
+    for phase in _phases(h, w):
+        oy, ox, step = phase
+        target = (s[oy::step, ox::step].astype(np.int32) - x[oy::step, ox::step]).ravel()
+        diffs = _sampled_pairs(p, r, (h, w), phase, pairs, np.arange(target.size))
+        out = out + np.array([_gram(_clipped_matrix(diffs, target, clip_value(level, bit_depth), bit_depth))
+                              for level in range(CLIP_LEVELS)])
+    return out
 
 
 def cc_stats(y, target, block_mask=None) -> np.ndarray:
