@@ -234,3 +234,25 @@ def test_version_1_payloads_from_the_sample_still_decode():
         assert payload and payload[0] >> 4 == 1
         out = wf.restore(f, payload, Context(stream=info))
         assert hashlib.md5(b"".join(p.tobytes() for p in out.planes)).hexdigest() == expected[f.index]
+
+
+def test_compiled_kernels_match_numpy(monkeypatch):
+    """With numba installed, the compiled decoder must give the numpy code's output bit for bit."""
+    from genpost.builtins import wiener_alf, wiener_jit
+
+    if wiener_jit.kernels() is None:
+        pytest.skip("numba not installed (pip install 'genpost[fast]')")
+    rng = np.random.default_rng(11)
+    for bd, shape in ((8, (37, 61)), (10, (20, 18))):
+        y = _image(rng, shape, bd)
+        u = _image(rng, ((shape[0] + 1) // 2, (shape[1] + 1) // 2), bd)
+        ls = LumaSet(int(rng.integers(5, 9)), rng.integers(-60, 60, (4, 12)), np.array([0, 1, 2, 3]),
+                     rng.integers(0, 4, 25))
+        f, cc = Filter(6, rng.integers(-60, 60, 6), 2), Filter(7, rng.integers(-90, 90, 7))
+        jit = (classify(y, bd), luma_delta(y, ls, bd), chroma_delta(u, f, bd), cc_delta(y, u.shape, cc))
+        monkeypatch.setattr(wiener_alf, "kernels", lambda: None)
+        ref = (classify(y, bd), luma_delta(y, ls, bd), chroma_delta(u, f, bd), cc_delta(y, u.shape, cc))
+        monkeypatch.undo()
+        assert all(np.array_equal(a, b) for a, b in zip(jit[0], ref[0]))
+        for a, b in zip(jit[1:], ref[1:]):
+            assert a.dtype == b.dtype and np.array_equal(a, b)

@@ -39,6 +39,7 @@ import numpy as np
 
 from ..postprocessor import PayloadError
 from .wiener_bits import BitReader, BitWriter, block_mask, grid, read_flags, write_flags
+from .wiener_jit import kernels
 from .wiener_v1 import diamond_pairs
 
 VERSION = 2
@@ -62,6 +63,7 @@ def _transformed(o: tuple[int, int], t: int) -> tuple[int, int]:
     return (dy, dx) if dy > 0 or (dy == 0 and dx > 0) else (-dy, -dx)
 
 
+_OFFS_LUMA, _OFFS_CHROMA, _OFFS_CC = (np.array(o, np.int64) for o in (LUMA_PAIRS, CHROMA_PAIRS, CC_TAPS))
 # PERM[t, j]: the coefficient of the canonical filter that weights feature pair j under transform t
 PERM = np.array([[LUMA_PAIRS.index(_transformed(o, t)) for o in LUMA_PAIRS] for t in range(4)])
 
@@ -74,6 +76,9 @@ def laplacian_sums(y: np.ndarray) -> tuple[np.ndarray, ...]:
     h, w = y.shape
     h4, w4 = -(-h // 4), -(-w // 4)
     hh, ww = 4 * h4, 4 * w4
+    if (jit := kernels()) is not None:
+        g = jit["laplacian_sums"](np.pad(y, ((3, 3 + hh - h), (3, 3 + ww - w)), mode="edge"), h4, w4)
+        return tuple(g)
     p = np.pad(y, ((3, 3 + hh - h), (3, 3 + ww - w)), mode="edge").astype(np.int32)
 
     def at(dy, dx):
@@ -165,11 +170,12 @@ def luma_delta(y: np.ndarray, ls: LumaSet, bit_depth: int, classes=None) -> np.n
     p = np.pad(y, ((3, 3 + 4 * h4 - h), (3, 3 + 4 * w4 - w)), mode="edge").astype(np.int32)
     fidx = ls.class_map[cls]
     per_block = ls.coefs[:, PERM].reshape(-1, len(LUMA_PAIRS))[fidx * 4 + tr].astype(np.int32)  # (h4, w4, K)
-    clips = None
-    if ls.clips.any():  # per-block bounds, broadcast over the block's 4x4 samples
-        cv = np.array([clip_value(int(i), bit_depth) for i in ls.clips], np.int32)[fidx][:, None, :, None]
-        clips = (-cv, cv)
+    cv = np.array([clip_value(int(i), bit_depth) for i in ls.clips], np.int32)[fidx]
     hh, ww = 4 * h4, 4 * w4
+    if (jit := kernels()) is not None:
+        out = jit["pair_filter"](p, 3, _OFFS_LUMA, per_block, cv, 2, ls.shift, h, w)
+        return out
+    clips = (-cv[:, None, :, None], cv[:, None, :, None]) if ls.clips.any() else None  # per-block bounds
     x = p[3:3 + hh, 3:3 + ww].reshape(shape4)
     acc = np.zeros(shape4, np.int32)
     a, b = np.empty(shape4, np.int32), np.empty(shape4, np.int32)
@@ -192,6 +198,9 @@ def luma_delta(y: np.ndarray, ls: LumaSet, bit_depth: int, classes=None) -> np.n
 def chroma_delta(c: np.ndarray, f: Filter, bit_depth: int) -> np.ndarray:
     cv = clip_value(f.clip, bit_depth)
     p = np.pad(c, 2, mode="edge").astype(np.int32)
+    if (jit := kernels()) is not None:
+        coefs = f.coefs.astype(np.int32).reshape(1, 1, -1)
+        return jit["pair_filter"](p, 2, _OFFS_CHROMA, coefs, np.full((1, 1), cv, np.int32), 30, f.shift, *c.shape)
     acc = np.zeros(c.shape, np.int32)
     for j, fj in _pair_features(p, 2, c.shape, CHROMA_PAIRS, (-cv, cv) if f.clip else None):
         if f.coefs[j]:
@@ -212,6 +221,9 @@ def cc_features(y: np.ndarray, shape: tuple[int, int]):
 
 
 def cc_delta(y: np.ndarray, shape: tuple[int, int], f: Filter) -> np.ndarray:
+    if (jit := kernels()) is not None:
+        p = np.pad(y, ((1, 3), (1, 3)), mode="edge")
+        return jit["cc_filter"](p, _OFFS_CC, f.coefs.astype(np.int32), f.shift, *shape)
     acc = np.zeros(shape, np.int32)
     for k, fk in cc_features(y, shape):
         if f.coefs[k]:
