@@ -16,8 +16,12 @@ from .wiener_alf import (
 from .wiener_bits import BitWriter, grid, write_flags
 
 SUBSAMPLE_PIXELS = 200_000
-CLIP_LEVELS = 4
+# clip indices the encoder tries (index 1, +-2^(B-2), almost never clips and costs a fourth of the
+# statistics); the statistics' first axis follows this tuple
+CLIP_LEVELS = (0, 2, 3)
 SHIFTS = range(MIN_SHIFT, MIN_SHIFT + 4)
+ROUGH_FILTER_BITS = 60  # typical bits of one quantised luma filter, to rank filter counts before quantising
+QUANTISED_COUNTS = 3  # filter counts quantised per frame
 INVERSE_PERM = np.argsort(PERM, axis=1)
 # index arrays that permute a Gram matrix of [features..., target] into canonical orientation
 INVERSE_GRAM = [np.ix_(np.r_[inv, len(inv)], np.r_[inv, len(inv)]) for inv in INVERSE_PERM]
@@ -76,7 +80,7 @@ def luma_stats(x, s, classes, bit_depth: int, block_on=None) -> np.ndarray:
     sp = np.pad(s, ((0, hh - h), (0, ww - w)), mode="edge").astype(np.int32)
     block_key = (cls * 4 + tr).ravel()
     k = len(LUMA_PAIRS)
-    out = np.zeros((CLIP_LEVELS, N_CLASSES, k + 1, k + 1))
+    out = np.zeros((len(CLIP_LEVELS), N_CLASSES, k + 1, k + 1))
     used = 0
     for phase in _phases(h, w):
         oy, ox, step = phase
@@ -92,11 +96,11 @@ def luma_stats(x, s, classes, bit_depth: int, block_on=None) -> np.ndarray:
         bounds = np.r_[0, np.cumsum(np.bincount(keys, minlength=4 * N_CLASSES))]
         target = sp[oy::step, ox::step].ravel()[take] - p[3 + oy:3 + hh:step, 3 + ox:3 + ww:step].ravel()[take]
         diffs = _sampled_pairs(p, 3, (hh, ww), phase, LUMA_PAIRS, take)
-        for level in range(CLIP_LEVELS):
+        for li, level in enumerate(CLIP_LEVELS):
             f = _clipped_matrix(diffs, target, clip_value(level, bit_depth), bit_depth)
             for g in np.flatnonzero(np.diff(bounds)):
                 inv = INVERSE_GRAM[g % 4]
-                out[level, g // 4] += _gram(f[:, bounds[g]:bounds[g + 1]])[inv]
+                out[li, g // 4] += _gram(f[:, bounds[g]:bounds[g + 1]])[inv]
     valid = min(h, hh) * min(w, ww)
     return out * (valid / max(used, 1) if used and used < valid else 1)
 
@@ -111,7 +115,7 @@ def plane_stats(x, s, pairs, r: int, bit_depth: int) -> np.ndarray:
         target = (s[oy::step, ox::step].astype(np.int32) - x[oy::step, ox::step]).ravel()
         diffs = _sampled_pairs(p, r, (h, w), phase, pairs, np.arange(target.size))
         out = out + np.array([_gram(_clipped_matrix(diffs, target, clip_value(level, bit_depth), bit_depth))
-                              for level in range(CLIP_LEVELS)])
+                              for level in CLIP_LEVELS])
     return out
 
 
@@ -247,7 +251,7 @@ def filter_bits(f: Filter, with_clip: bool) -> int:
 def _quantise_set(stats: np.ndarray, cmap: np.ndarray, lam: float) -> tuple[LumaSet | None, float]:
     n = int(cmap.max()) + 1
     groups = [stats[:, cmap == i].sum(axis=1) for i in range(n)]  # each (levels, K+1, K+1)
-    levels = [int(np.argmin(_solve(g)[1])) for g in groups]
+    levels = [int(np.argmin(_solve(g)[1])) for g in groups]  # indices into CLIP_LEVELS
     best = None
     for shift in SHIFTS:
         qs, est = [], 0.0
@@ -255,7 +259,7 @@ def _quantise_set(stats: np.ndarray, cmap: np.ndarray, lam: float) -> tuple[Luma
             q, c = quantise(g[lv], shift, lam)
             qs.append(q)
             est += c
-        ls = LumaSet(shift, np.array(qs), np.array(levels), cmap)
+        ls = LumaSet(shift, np.array(qs), np.array([CLIP_LEVELS[lv] for lv in levels]), cmap)
         if not ls.coefs.any():
             continue
         est += lam * (luma_set_bits(ls) - sum(min(int(coef_bits(q, o).sum()) for o in range(4)) for q in qs))
@@ -289,7 +293,11 @@ def fit_luma(x, s, bit_depth: int, lam: float, ctu: int, candidates: int = 2) ->
     stats = luma_stats(x, s, classes, bit_depth)
     if stats[0, :, -1, -1].sum() == 0:
         return Fit(None, None, off, 0)
-    sets = [_quantise_set(stats, cmap, lam) for cmap in merge_classes(stats)]
+    maps = merge_classes(stats)
+    # rank filter counts by unquantised error + a rough rate, then quantise only the best few
+    rough = [sum(_solve(stats[:, cmap == i].sum(axis=1))[1].min() for i in range(n))
+             + lam * (N_CLASSES * class_map_bits(n) + n * ROUGH_FILTER_BITS) for n, cmap in enumerate(maps, 1)]
+    sets = [_quantise_set(stats, maps[n], lam) for n in np.argsort(rough)[:QUANTISED_COUNTS]]
     sets = sorted((e, i, ls) for i, (ls, e) in enumerate(sets) if ls is not None)[:candidates]
     best = None
     for _, _, ls in sets:
@@ -332,7 +340,7 @@ def fit_chroma(c, s, bit_depth: int, lam: float, ctu: int) -> Fit:
     off = ctu_sse(c, s, ctu)
     st = plane_stats(c, s, CHROMA_PAIRS, 2, bit_depth)
     level = int(np.argmin(_solve(st)[1]))
-    f = _fit_filter(st[level], lam, level)
+    f = _fit_filter(st[level], lam, CLIP_LEVELS[level])
     if f is None:
         return Fit(None, None, off, 0)
     d = chroma_delta(c, f, bit_depth)
