@@ -124,7 +124,8 @@ def test_chroma_and_cross_component_filters_match_the_direct_formula():
                             + min(max(px(u, r - dy, c - dx) - px(u, r, c), -cv), cv))
                   for k, (dy, dx) in zip(f.coefs, CHROMA_PAIRS))
         assert d[r, c] == (acc + 32) >> 6
-        acc = sum(int(k) * (px(y, 2 * r + dy, 2 * c + dx) - px(y, 2 * r, 2 * c)) for k, (dy, dx) in zip(cc.coefs, CC_TAPS))
+        acc = sum(int(k) * (px(y, 2 * r + dy, 2 * c + dx) - px(y, 2 * r, 2 * c))
+                  for k, (dy, dx) in zip(cc.coefs, CC_TAPS))
         assert dcc[r, c] == (acc + 64) >> 7
 
 

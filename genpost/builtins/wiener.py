@@ -114,7 +114,7 @@ class WienerFilter(PostProcessor):
     side_info = "wiener/1"
     description = "RD-optimised ALF-class loop filter (25 luma classes, clipping, chroma, CC-ALF, CTU flags)"
     lambda_scale = 1.0  # times ctx.lagrangian (HM); option wiener.lambda_scale
-    record_frames = 8.0  # frames a new filter set is charged over (measured best of 1, 8, 16, 32); option wiener.record_frames
+    record_frames = 8.0  # frames a new set is charged over (best of 1, 8, 16, 32 measured); wiener.record_frames
 
     def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
         _check_frame(decoded, ctx)

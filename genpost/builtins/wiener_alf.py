@@ -201,11 +201,16 @@ def chroma_delta(c: np.ndarray, f: Filter, bit_depth: int) -> np.ndarray:
     if (jit := kernels()) is not None:
         coefs = f.coefs.astype(np.int32).reshape(1, 1, -1)
         return jit["pair_filter"](p, 2, _OFFS_CHROMA, coefs, np.full((1, 1), cv, np.int32), 30, f.shift, *c.shape)
-    acc = np.zeros(c.shape, np.int32)
-    for j, fj in _pair_features(p, 2, c.shape, CHROMA_PAIRS, (-cv, cv) if f.clip else None):
-        if f.coefs[j]:
-            fj *= int(f.coefs[j])
-            acc += fj
+    return _weighted_sum(_pair_features(p, 2, c.shape, CHROMA_PAIRS, (-cv, cv) if f.clip else None), f, c.shape)
+
+
+def _weighted_sum(features, f: Filter, shape: tuple[int, int]) -> np.ndarray:
+    """``(sum_k c_k feature_k + 2^(S-1)) >> S`` over (k, feature) pairs; features may be overwritten."""
+    acc = np.zeros(shape, np.int32)
+    for k, fk in features:
+        if f.coefs[k]:
+            fk *= int(f.coefs[k])
+            acc += fk
     acc += 1 << (f.shift - 1)
     acc >>= f.shift
     return acc
@@ -224,14 +229,7 @@ def cc_delta(y: np.ndarray, shape: tuple[int, int], f: Filter) -> np.ndarray:
     if (jit := kernels()) is not None:
         p = np.pad(y, ((1, 3), (1, 3)), mode="edge")
         return jit["cc_filter"](p, _OFFS_CC, f.coefs.astype(np.int32), f.shift, *shape)
-    acc = np.zeros(shape, np.int32)
-    for k, fk in cc_features(y, shape):
-        if f.coefs[k]:
-            fk *= int(f.coefs[k])
-            acc += fk
-    acc += 1 << (f.shift - 1)
-    acc >>= f.shift
-    return acc
+    return _weighted_sum(cc_features(y, shape), f, shape)
 
 
 def masked(delta: np.ndarray, flags: np.ndarray | None, ctu: int) -> np.ndarray:
