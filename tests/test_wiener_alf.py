@@ -16,7 +16,7 @@ from genpost import Context, Frame, PayloadError, StreamInfo
 from genpost.builtins.wiener import WienerFilter, frame_payloads, restore_planes
 from genpost.builtins.wiener_alf import (
     ACTIVITY_SHIFT, ACTIVITY_TABLE, CC_TAPS, CHROMA_PAIRS, LUMA_PAIRS, Filter, LumaSet, Part, PayloadV2,
-    cc_delta, chroma_delta, classify, clip_value, luma_delta, read_v2, write_v2,
+    apply_v2, cc_delta, chroma_delta, classify, clip_value, luma_delta, read_v2, write_v2,
 )
 from genpost.builtins.wiener_bits import BitReader
 
@@ -250,9 +250,16 @@ def test_compiled_kernels_match_numpy(monkeypatch):
         ls = LumaSet(int(rng.integers(5, 9)), rng.integers(-60, 60, (4, 12)), np.array([0, 1, 2, 3]),
                      rng.integers(0, 4, 25))
         f, cc = Filter(6, rng.integers(-60, 60, 6), 2), Filter(7, rng.integers(-90, 90, 7))
-        jit = (classify(y, bd), luma_delta(y, ls, bd), chroma_delta(u, f, bd), cc_delta(y, u.shape, cc))
+        planes = [y, u, _image(rng, u.shape, bd)]
+        payloads = [_random_payload(rng, shape) for _ in range(4)]
+
+        def run():
+            return (classify(y, bd), luma_delta(y, ls, bd), chroma_delta(u, f, bd), cc_delta(y, u.shape, cc),
+                    *[p for pl in payloads for p in apply_v2(planes, pl, bd)])
+
+        jit = run()
         monkeypatch.setattr(wiener_alf, "kernels", lambda: None)
-        ref = (classify(y, bd), luma_delta(y, ls, bd), chroma_delta(u, f, bd), cc_delta(y, u.shape, cc))
+        ref = run()
         monkeypatch.undo()
         assert all(np.array_equal(a, b) for a, b in zip(jit[0], ref[0]))
         for a, b in zip(jit[1:], ref[1:]):

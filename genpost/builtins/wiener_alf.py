@@ -242,24 +242,37 @@ def apply_v2(planes, pl: PayloadV2, bit_depth: int) -> list[np.ndarray]:
     """The restored planes (the decoder's output, also what the encoder measures)."""
     y = planes[0]
     ctu = 1 << pl.ctu_log2
-    maxv = (1 << bit_depth) - 1
-    out = []
-    if pl.luma is not None:
-        d = masked(luma_delta(y, pl.luma.filt, bit_depth), pl.luma.flags, ctu)
-        out.append(np.clip(d + y, 0, maxv).astype(y.dtype))
-    else:
-        out.append(y)
+    out = [_combine(y, [(luma_delta(y, pl.luma.filt, bit_depth), pl.luma.flags)] if pl.luma else [], ctu, bit_depth)]
     for c, alf, cc in zip(planes[1:], pl.chroma, pl.cc):
-        if alf is None and cc is None:
-            out.append(c)
-            continue
-        d = np.zeros(c.shape, np.int32)
+        deltas = []
         if alf is not None:
-            d += masked(chroma_delta(c, alf.filt, bit_depth), alf.flags, ctu // 2)
+            deltas.append((chroma_delta(c, alf.filt, bit_depth), alf.flags))
         if cc is not None:
-            d += masked(cc_delta(y, c.shape, cc.filt), cc.flags, ctu // 2)
-        out.append(np.clip(d + c, 0, maxv).astype(c.dtype))
+            deltas.append((cc_delta(y, c.shape, cc.filt), cc.flags))
+        out.append(_combine(c, deltas, ctu // 2, bit_depth))
     return out
+
+
+def _combine(x: np.ndarray, deltas: list, ctu: int, bit_depth: int) -> np.ndarray:
+    """``clip(x + each delta where its CTU flag is on, 0, 2^B - 1)`` in x's dtype."""
+    if not deltas:
+        return x
+    maxv = (1 << bit_depth) - 1
+    if (jit := kernels()) is not None:
+        args = []
+        for d, flags in deltas + [(None, None)] * (2 - len(deltas)):
+            if d is None:  # no second delta: a single CTU, off
+                args += [np.zeros((1, 1), np.int32), np.zeros((1, 1), bool), 30]
+            elif flags is None:  # on everywhere: a single CTU covering the plane
+                args += [d, np.ones((1, 1), bool), 30]
+            else:
+                args += [d, flags, ctu.bit_length() - 1]
+        return jit["combine"](x, *args, maxv)
+    total = np.zeros(x.shape, np.int32)
+    for d, flags in deltas:
+        total += masked(d, flags, ctu)
+    total += x
+    return np.clip(total, 0, maxv).astype(x.dtype)
 
 
 # ----------------------------------------------------------------------------- syntax

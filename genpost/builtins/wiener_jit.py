@@ -91,16 +91,36 @@ def _compile() -> dict:
 
     @numba.njit(cache=True, nogil=True)
     def cc_filter(p, taps, coefs, shift, hc, wc):
-        """sum_k coefs[k] * (Y[2i+dy, 2j+dx] - Y[2i, 2j]) >> shift, luma padded by 1."""
+        """sum_k coefs[k] * (Y[2i+dy, 2j+dx] - Y[2i, 2j]) >> shift, luma padded by 1 (taps: CC_TAPS)."""
         out = np.empty((hc, wc), np.int32)
+        acc = np.empty(wc, np.int32)
         rnd = np.int32(1 << (shift - 1))
         for i in range(hc):
+            centre = p[2 * i + 1]
+            acc[:] = 0
+            for k in range(taps.shape[0]):
+                row = p[2 * i + 1 + taps[k, 0]]
+                dx = 1 + taps[k, 1]
+                c = coefs[k]
+                for j in range(wc):
+                    acc[j] += c * (np.int32(row[2 * j + dx]) - np.int32(centre[2 * j + 1]))
             for j in range(wc):
-                y0 = np.int32(p[2 * i + 1, 2 * j + 1])
-                acc = np.int32(0)
-                for k in range(taps.shape[0]):
-                    acc += coefs[k] * (np.int32(p[2 * i + 1 + taps[k, 0], 2 * j + 1 + taps[k, 1]]) - y0)
-                out[i, j] = (acc + rnd) >> shift
+                out[i, j] = (acc[j] + rnd) >> shift
         return out
 
-    return {"pair_filter": pair_filter, "laplacian_sums": laplacian_sums, "cc_filter": cc_filter}
+    @numba.njit(cache=True, nogil=True)
+    def combine(x, d1, f1, l1, d2, f2, l2, max_value):
+        """clip(x + d1 where its CTU flag f1 is on + d2 where f2 is on, 0, max_value) in x's dtype."""
+        h, w = x.shape
+        out = np.empty_like(x)
+        for i in range(h):
+            for j in range(w):
+                v = np.int32(x[i, j])
+                if f1[i >> l1, j >> l1]:
+                    v += d1[i, j]
+                if f2[i >> l2, j >> l2]:
+                    v += d2[i, j]
+                out[i, j] = min(max(v, 0), max_value)
+        return out
+
+    return {"combine": combine, "pair_filter": pair_filter, "laplacian_sums": laplacian_sums, "cc_filter": cc_filter}
