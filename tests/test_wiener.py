@@ -9,18 +9,10 @@ import numpy as np
 import pytest
 
 from genpost import Context, Frame, PayloadError, StreamInfo
-from genpost.builtins.wiener import (
-    RADIUS,
-    WienerFilter,
-    _BitReader,
-    _BitWriter,
-    _choose_plane,
-    _offsets,
-    _read_plane,
-    _restore_plane,
-    _write_plane,
-    apply_filter,
-)
+from genpost.builtins.wiener import WienerFilter, frame_payloads
+from genpost.builtins.wiener_alf import LumaSet, Part, PayloadV2, write_v2
+from genpost.builtins.wiener_bits import BitReader, BitWriter
+from genpost.builtins.wiener_v1 import RADIUS, apply_filter, diamond_pairs, read_plane
 
 av = pytest.importorskip("av")
 Y4M = Path(__file__).parent / "data" / "carphone_176x144_29.97.y4m"
@@ -159,7 +151,7 @@ def test_malformed_payloads_raise(pairs, payloads):
     dec, payload = pairs[1][1], max(payloads, key=len)
     wf = WienerFilter()
     with pytest.raises(PayloadError, match="version"):
-        wf.restore(dec, bytes([0x20 | (payload[0] & 0x0F)]) + payload[1:], ctx_for(dec))
+        wf.restore(dec, bytes([0x30 | (payload[0] & 0x0F)]) + payload[1:], ctx_for(dec))
     with pytest.raises(PayloadError, match="exceeds"):
         wf.restore(dec, b"\x10" * (1 << 17), ctx_for(dec))
     with pytest.raises(PayloadError, match="trailing"):
@@ -196,49 +188,21 @@ def test_apply_filter_matches_direct_formula():
     rng = np.random.default_rng(1)
     x = rng.integers(0, 1024, (9, 11)).astype(np.uint16)
     r = RADIUS[0]
-    coefs = rng.integers(-200, 200, len(_offsets(r)))
+    coefs = rng.integers(-200, 200, len(diamond_pairs(r)))
     out = apply_filter(x, coefs, 8, r, 1023)
     p = np.pad(x.astype(np.int64), r, mode="edge")
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
             c = p[i + r, j + r]
             acc = sum(k * (p[i + r + dy, j + r + dx] + p[i + r - dy, j + r - dx] - 2 * c)
-                      for (dy, dx), k in zip(_offsets(r), coefs))
+                      for (dy, dx), k in zip(diamond_pairs(r), coefs))
             assert out[i, j] == min(max(c + ((acc + 128) >> 8), 0), 1023)
     assert out.dtype == np.uint16
     assert np.array_equal(apply_filter(x, np.zeros(len(coefs), int), 7, r, 1023), x)
 
 
-def test_encoder_distortion_is_the_decoders(pairs):
-    """The SSE the RD search charged is exactly what restore produces from the coded syntax."""
-    src, dec = pairs[1]
-    lam = ctx_for(dec).lagrangian
-    for p, (x, s) in enumerate(zip(dec.planes, src.planes)):
-        (choice, sse), _, _ = _choose_plane(x, s.astype(np.int32), p, lam / 4, 255)
-        w = _BitWriter()
-        _write_plane(w, choice, p)
-        parsed = _read_plane(_BitReader(w.tobytes()), p, x.shape)
-        out = x if parsed is None else _restore_plane(x, parsed, RADIUS[p], 255)
-        assert np.sum((out.astype(np.int64) - s) ** 2) == sse
-
-
-@pytest.mark.parametrize("kind", ["runs", "random"])
-def test_block_flag_syntax_round_trip(kind):
-    rng = np.random.default_rng(2)
-    shape, bs = (300, 500), 32
-    grid = (-(-shape[0] // bs), -(-shape[1] // bs))
-    flags = rng.random(grid) < 0.5 if kind == "random" else np.arange(grid[0] * grid[1]).reshape(grid) % 37 < 20
-    choice = {"shift": 7, "coefs": rng.integers(-128, 129, 12), "flags": flags, "log2_bs": 5}
-    w = _BitWriter()
-    _write_plane(w, choice, 0)
-    parsed = _read_plane(_BitReader(w.tobytes()), 0, shape)
-    assert parsed["shift"] == 7 and parsed["log2_bs"] == 5
-    assert np.array_equal(parsed["coefs"], choice["coefs"]) and np.array_equal(parsed["flags"], flags)
-
-
 def test_default_lambda_scale_and_option_override(pairs):
     src, dec = pairs[1]
-    assert WienerFilter.lambda_scale == 2.0
     assert WienerFilter().analyze(src, dec, ctx_for(dec, lambda_scale="1e9")) == b""
 
 
@@ -247,13 +211,9 @@ def _frame_sse(a: Frame, b: Frame) -> int:
 
 
 def _bad_payload() -> bytes:
-    """A valid wiener/1 payload whose luma filter (every coefficient at +1) blurs hard."""
-    w = _BitWriter()
-    w.u(1, 4)
-    _write_plane(w, {"shift": 5, "coefs": np.full(len(_offsets(RADIUS[0])), 32), "flags": None}, 0)
-    _write_plane(w, None, 1)
-    _write_plane(w, None, 2)
-    return w.tobytes()
+    """A valid version-2 payload whose luma filter (every coefficient at +1) blurs hard."""
+    blur = LumaSet(5, np.full((1, 12), 32), np.zeros(1, int), np.zeros(25, int))
+    return write_v2(PayloadV2(6, Part(blur), [None, None], [None, None])).tobytes()
 
 
 def test_reuses_previous_payload_when_a_new_record_costs_too_much(pairs):

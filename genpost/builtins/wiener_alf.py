@@ -1,0 +1,389 @@
+"""Payload version 2 of ``wiener``: an ALF-class loop filter (as in VVC) for streams that lack one.
+
+Normative decoder side: the luma classification, the three integer filters, and the syntax. The
+encoder (``wiener_fit``) measures distortion with these very functions, so both sides are bit-exact.
+
+* Luma: each 4x4 block is classified from 1-D Laplacians (vertical, horizontal, two diagonals) summed
+  over the 8x8 window around it: direction D in 0..4 and activity A in 0..4, class ``5 D + A`` (25
+  classes). Classes map to up to 8 filters (a 7x7 diamond, 12 coefficient pairs). Per block, one of 4
+  geometric transforms (identity, transpose, vertical flip, rotation) chosen from the gradients permutes
+  the coefficients so one filter serves every orientation.
+* Non-linear: each filter clips every neighbour difference to +-clip before weighting it,
+  ``clip = 2^(B - 2 i)`` for a coded index ``i`` in 0..3 (i = 0 clips nothing).
+* Chroma: one 5x5 diamond (6 pairs) per chroma plane, with its own clip index.
+* Cross-component (CC-ALF): per chroma plane, 7 coefficients over the luma (pre-filter) around each
+  chroma sample's co-sited luma sample, high-pass (``Y[o] - Y[0]``), added to the chroma output.
+* Per CTU (64 or 128 luma samples, half that in chroma) each of the five filters is on or off.
+
+Every filter is a DC-free correction in int32: ``delta = (sum_k c_k f_k + 2^(S-1)) >> S``; luma/chroma
+``f_k = clip(x[p+o_k]-x[p]) + clip(x[p-o_k]-x[p])`` (edge-replicated borders), CC ``f_k = Y[o_k]-Y[0]``;
+``out = clip(x + delta_alf + delta_cc, 0, 2^B - 1)`` where each delta counts only in CTUs where it is on.
+
+Syntax (MSB-first, zero-padded to a byte; the caller reads ``version u(4) = 2``)::
+
+    ctu_log2_minus6     u(1)
+    luma_on             u(1)
+    if luma_on:  shift u(2) (S = 5+v), n_filters_minus1 u(3), if n > 1: 25 x u(ceil(log2 n)) class map,
+                 eg_k u(2), n x [clip u(2), 12 x coef], ctu flags
+    for U, V:    alf_on u(1); if on: shift u(2), eg_k u(2), clip u(2), 6 x coef, ctu flags
+                 cc_on u(1);  if on: shift u(2), eg_k u(2), 7 x coef, ctu flags
+    coef:        |c| as ue(eg_k), then a sign bit if c != 0; |c| <= 2^S
+    ctu flags:   all_on u(1); if 0: ``wiener_bits.write_flags`` over the CTUs in raster order
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..postprocessor import PayloadError
+from .wiener_bits import BitReader, BitWriter, block_mask, grid, read_flags, write_flags
+from .wiener_jit import kernels
+from .wiener_v1 import diamond_pairs
+
+VERSION = 2
+LUMA_PAIRS = diamond_pairs(3)
+CHROMA_PAIRS = diamond_pairs(2)
+CC_TAPS = ((-1, 0), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1), (2, 0))  # VVC's CC-ALF diamond
+N_CLASSES = 25
+MAX_FILTERS = 8
+MIN_SHIFT = 5
+ACTIVITY_TABLE = np.array([0, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 4])
+ACTIVITY_SHIFT = 5  # activity index = min(15, (g_v + g_h) >> (B - 8 + ACTIVITY_SHIFT))
+
+
+def clip_value(index: int, bit_depth: int) -> int:
+    return 1 << max(bit_depth - 2 * index, 0)
+
+
+def _transformed(o: tuple[int, int], t: int) -> tuple[int, int]:
+    dy, dx = o
+    dy, dx = ((dy, dx), (dx, dy), (-dy, dx), (-dx, dy))[t]
+    return (dy, dx) if dy > 0 or (dy == 0 and dx > 0) else (-dy, -dx)
+
+
+_OFFS_LUMA, _OFFS_CHROMA, _OFFS_CC = (np.array(o, np.int64) for o in (LUMA_PAIRS, CHROMA_PAIRS, CC_TAPS))
+# PERM[t, j]: the coefficient of the canonical filter that weights feature pair j under transform t
+PERM = np.array([[LUMA_PAIRS.index(_transformed(o, t)) for o in LUMA_PAIRS] for t in range(4)])
+
+
+# ----------------------------------------------------------------------------- classification
+
+
+def laplacian_sums(y: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(g_v, g_h, g_d0, g_d1) per 4x4 block: |2x - a - b| summed over rows/cols -2..+5 of the block."""
+    h, w = y.shape
+    h4, w4 = -(-h // 4), -(-w // 4)
+    hh, ww = 4 * h4, 4 * w4
+    if (jit := kernels()) is not None:
+        g = jit["laplacian_sums"](np.pad(y, ((3, 3 + hh - h), (3, 3 + ww - w)), mode="edge"), h4, w4)
+        return tuple(g)
+    p = np.pad(y, ((3, 3 + hh - h), (3, 3 + ww - w)), mode="edge").astype(np.int32)
+
+    def at(dy, dx):
+        return p[1 + dy:hh + 5 + dy, 1 + dx:ww + 5 + dx]
+
+    c2 = 2 * at(0, 0)
+    out = []
+    for (ay, ax) in ((1, 0), (0, 1), (1, 1), (1, -1)):
+        lap = np.abs(c2 - at(ay, ax) - at(-ay, -ax))
+        cells = lap.reshape(h4 + 1, 4, w4 + 1, 4).sum(axis=(1, 3), dtype=np.int64)
+        out.append(cells[:-1, :-1] + cells[1:, :-1] + cells[:-1, 1:] + cells[1:, 1:])
+    return tuple(out)
+
+
+def classify(y: np.ndarray, bit_depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """(class 0..24, transform 0..3) per 4x4 block of the luma plane."""
+    gv, gh, gd0, gd1 = laplacian_sums(y)
+    hv_max, hv_min = np.maximum(gv, gh), np.minimum(gv, gh)
+    d_max, d_min = np.maximum(gd0, gd1), np.minimum(gd0, gd1)
+    hv_wins = hv_max * d_min > d_max * hv_min
+    direction = np.where(hv_wins, np.where(2 * hv_max > 9 * hv_min, 2, 1), np.where(2 * d_max > 9 * d_min, 4, 3))
+    direction[(hv_max <= 2 * hv_min) & (d_max <= 2 * d_min)] = 0
+    act = np.minimum((gv + gh) >> max(bit_depth - 8 + ACTIVITY_SHIFT, 0), 15)
+    cls = 5 * direction + ACTIVITY_TABLE[act]
+    transform = (gv > gh).astype(np.int64) + 2 * (gd0 > gd1)
+    return cls, transform
+
+
+# ----------------------------------------------------------------------------- filters
+
+
+@dataclass
+class Filter:
+    """One coded filter: integer coefficients meaning c / 2^shift, and a clip index."""
+
+    shift: int
+    coefs: np.ndarray  # (K,) int64; luma sets use (n, K) with ``clips`` (n,)
+    clip: int = 0
+
+
+@dataclass
+class LumaSet:
+    shift: int
+    coefs: np.ndarray  # (n_filters, 12) int64
+    clips: np.ndarray  # (n_filters,) int
+    class_map: np.ndarray  # (25,) int, filter index per class
+
+
+@dataclass
+class Part:
+    """One of the five filters of a payload and its CTU flags (None: on everywhere)."""
+
+    filt: LumaSet | Filter
+    flags: np.ndarray | None = None
+
+
+@dataclass
+class PayloadV2:
+    ctu_log2: int
+    luma: Part | None
+    chroma: list  # [Part | None] * 2
+    cc: list  # [Part | None] * 2
+
+
+def _pair_features(p: np.ndarray, r: int, shape: tuple[int, int], pairs, clips=None):
+    """Yield (j, f_j) with f_j the (clipped) pair differences over ``shape`` of a plane padded by ``r``."""
+    hh, ww = shape
+    x = p[r:r + hh, r:r + ww]
+    a, b = np.empty(shape, np.int32), np.empty(shape, np.int32)
+    for j, (dy, dx) in enumerate(pairs):
+        np.subtract(p[r + dy:r + dy + hh, r + dx:r + dx + ww], x, out=a)
+        np.subtract(p[r - dy:r - dy + hh, r - dx:r - dx + ww], x, out=b)
+        if clips is not None:
+            lo, hi = clips
+            np.minimum(a, hi, out=a)
+            np.maximum(a, lo, out=a)
+            np.minimum(b, hi, out=b)
+            np.maximum(b, lo, out=b)
+        a += b
+        yield j, a
+
+
+def luma_delta(y: np.ndarray, ls: LumaSet, bit_depth: int, classes=None) -> np.ndarray:
+    """The luma correction (already shifted), int32 of y's shape."""
+    h, w = y.shape
+    cls, tr = classify(y, bit_depth) if classes is None else classes
+    h4, w4 = cls.shape
+    shape4 = (h4, 4, w4, 4)
+    p = np.pad(y, ((3, 3 + 4 * h4 - h), (3, 3 + 4 * w4 - w)), mode="edge").astype(np.int32)
+    fidx = ls.class_map[cls]
+    per_block = ls.coefs[:, PERM].reshape(-1, len(LUMA_PAIRS))[fidx * 4 + tr].astype(np.int32)  # (h4, w4, K)
+    cv = np.array([clip_value(int(i), bit_depth) for i in ls.clips], np.int32)[fidx]
+    hh, ww = 4 * h4, 4 * w4
+    if (jit := kernels()) is not None:
+        out = jit["pair_filter"](p, 3, _OFFS_LUMA, per_block, cv, 2, ls.shift, h, w)
+        return out
+    clips = (-cv[:, None, :, None], cv[:, None, :, None]) if ls.clips.any() else None  # per-block bounds
+    x = p[3:3 + hh, 3:3 + ww].reshape(shape4)
+    acc = np.zeros(shape4, np.int32)
+    a, b = np.empty(shape4, np.int32), np.empty(shape4, np.int32)
+    for j, (dy, dx) in enumerate(LUMA_PAIRS):
+        np.subtract(p[3 + dy:3 + dy + hh, 3 + dx:3 + dx + ww].reshape(shape4), x, out=a)
+        np.subtract(p[3 - dy:3 - dy + hh, 3 - dx:3 - dx + ww].reshape(shape4), x, out=b)
+        if clips is not None:
+            np.minimum(a, clips[1], out=a)
+            np.maximum(a, clips[0], out=a)
+            np.minimum(b, clips[1], out=b)
+            np.maximum(b, clips[0], out=b)
+        a += b
+        a *= per_block[:, :, j][:, None, :, None]
+        acc += a
+    acc += 1 << (ls.shift - 1)
+    acc >>= ls.shift
+    return acc.reshape(hh, ww)[:h, :w]
+
+
+def chroma_delta(c: np.ndarray, f: Filter, bit_depth: int) -> np.ndarray:
+    cv = clip_value(f.clip, bit_depth)
+    p = np.pad(c, 2, mode="edge").astype(np.int32)
+    if (jit := kernels()) is not None:
+        coefs = f.coefs.astype(np.int32).reshape(1, 1, -1)
+        return jit["pair_filter"](p, 2, _OFFS_CHROMA, coefs, np.full((1, 1), cv, np.int32), 30, f.shift, *c.shape)
+    return _weighted_sum(_pair_features(p, 2, c.shape, CHROMA_PAIRS, (-cv, cv) if f.clip else None), f, c.shape)
+
+
+def _weighted_sum(features, f: Filter, shape: tuple[int, int]) -> np.ndarray:
+    """``(sum_k c_k feature_k + 2^(S-1)) >> S`` over (k, feature) pairs; features may be overwritten."""
+    acc = np.zeros(shape, np.int32)
+    for k, fk in features:
+        if f.coefs[k]:
+            fk *= int(f.coefs[k])
+            acc += fk
+    acc += 1 << (f.shift - 1)
+    acc >>= f.shift
+    return acc
+
+
+def cc_features(y: np.ndarray, shape: tuple[int, int]):
+    """Yield (k, Y[2i+dy, 2j+dx] - Y[2i, 2j]) over the chroma ``shape``, int32."""
+    hc, wc = shape
+    p = np.pad(y, ((1, 3), (1, 3)), mode="edge").astype(np.int32)
+    centre = p[1:1 + 2 * hc:2, 1:1 + 2 * wc:2]
+    for k, (dy, dx) in enumerate(CC_TAPS):
+        yield k, p[1 + dy:1 + dy + 2 * hc:2, 1 + dx:1 + dx + 2 * wc:2] - centre
+
+
+def cc_delta(y: np.ndarray, shape: tuple[int, int], f: Filter) -> np.ndarray:
+    if (jit := kernels()) is not None:
+        p = np.pad(y, ((1, 3), (1, 3)), mode="edge")
+        return jit["cc_filter"](p, _OFFS_CC, f.coefs.astype(np.int32), f.shift, *shape)
+    return _weighted_sum(cc_features(y, shape), f, shape)
+
+
+def masked(delta: np.ndarray, flags: np.ndarray | None, ctu: int) -> np.ndarray:
+    if flags is not None:
+        delta *= block_mask(flags, ctu, delta.shape)
+    return delta
+
+
+def apply_v2(planes, pl: PayloadV2, bit_depth: int) -> list[np.ndarray]:
+    """The restored planes (the decoder's output, also what the encoder measures)."""
+    y = planes[0]
+    ctu = 1 << pl.ctu_log2
+    out = [_combine(y, [(luma_delta(y, pl.luma.filt, bit_depth), pl.luma.flags)] if pl.luma else [], ctu, bit_depth)]
+    for c, alf, cc in zip(planes[1:], pl.chroma, pl.cc):
+        deltas = []
+        if alf is not None:
+            deltas.append((chroma_delta(c, alf.filt, bit_depth), alf.flags))
+        if cc is not None:
+            deltas.append((cc_delta(y, c.shape, cc.filt), cc.flags))
+        out.append(_combine(c, deltas, ctu // 2, bit_depth))
+    return out
+
+
+def _combine(x: np.ndarray, deltas: list, ctu: int, bit_depth: int) -> np.ndarray:
+    """``clip(x + each delta where its CTU flag is on, 0, 2^B - 1)`` in x's dtype."""
+    if not deltas:
+        return x
+    maxv = (1 << bit_depth) - 1
+    if (jit := kernels()) is not None:
+        args = []
+        for d, flags in deltas + [(None, None)] * (2 - len(deltas)):
+            if d is None:  # no second delta: a single CTU, off
+                args += [np.zeros((1, 1), np.int32), np.zeros((1, 1), bool), 30]
+            elif flags is None:  # on everywhere: a single CTU covering the plane
+                args += [d, np.ones((1, 1), bool), 30]
+            else:
+                args += [d, flags, ctu.bit_length() - 1]
+        return jit["combine"](x, *args, maxv)
+    total = np.zeros(x.shape, np.int32)
+    for d, flags in deltas:
+        total += masked(d, flags, ctu)
+    total += x
+    return np.clip(total, 0, maxv).astype(x.dtype)
+
+
+# ----------------------------------------------------------------------------- syntax
+
+
+def coef_bits(q: np.ndarray, k: int) -> np.ndarray:
+    """Bits of each coefficient (magnitude ue_k, sign when non-zero)."""
+    a = np.abs(q)
+    return 2 * np.floor(np.log2((a >> k) + 1)).astype(np.int64) + 1 + k + (a != 0)
+
+
+def best_order(q: np.ndarray) -> int:
+    return int(np.argmin([coef_bits(q, k).sum() for k in range(4)]))
+
+
+def _write_coefs(w: BitWriter, q: np.ndarray, k: int) -> None:
+    for c in q.tolist():
+        w.ue(abs(c), k)
+        if c:
+            w.u(c < 0, 1)
+
+
+def _read_coefs(rd: BitReader, n: int, k: int, shift: int) -> np.ndarray:
+    out = []
+    for _ in range(n):
+        mag = rd.ue(k)
+        if mag > (1 << shift):
+            raise PayloadError(f"wiener: coefficient {mag} out of range for shift {shift}")
+        out.append(-mag if mag and rd.u(1) else mag)
+    return np.array(out, np.int64)
+
+
+def _write_flags(w: BitWriter, flags: np.ndarray | None) -> None:
+    w.u(flags is None, 1)
+    if flags is not None:
+        write_flags(w, flags)
+
+
+def _read_flags(rd: BitReader, g: tuple[int, int]) -> np.ndarray | None:
+    return None if rd.u(1) else read_flags(rd, g[0] * g[1]).reshape(g)
+
+
+def _write_filter(w: BitWriter, f: Filter, with_clip: bool) -> None:
+    w.u(f.shift - MIN_SHIFT, 2)
+    k = best_order(f.coefs)
+    w.u(k, 2)
+    if with_clip:
+        w.u(f.clip, 2)
+    _write_coefs(w, f.coefs, k)
+
+
+def _read_filter(rd: BitReader, n: int, with_clip: bool) -> Filter:
+    shift = rd.u(2) + MIN_SHIFT
+    k = rd.u(2)
+    clip = rd.u(2) if with_clip else 0
+    return Filter(shift, _read_coefs(rd, n, k, shift), clip)
+
+
+def class_map_bits(n: int) -> int:
+    return (n - 1).bit_length()
+
+
+def write_v2(pl: PayloadV2) -> BitWriter:
+    w = BitWriter()
+    w.u(VERSION, 4)
+    w.u(pl.ctu_log2 - 6, 1)
+    w.u(pl.luma is not None, 1)
+    if pl.luma is not None:
+        ls = pl.luma.filt
+        n = len(ls.coefs)
+        w.u(ls.shift - MIN_SHIFT, 2)
+        w.u(n - 1, 3)
+        for f in ls.class_map.tolist() if n > 1 else ():
+            w.u(f, class_map_bits(n))
+        k = best_order(ls.coefs.ravel())
+        w.u(k, 2)
+        for q, clip in zip(ls.coefs, ls.clips.tolist()):
+            w.u(clip, 2)
+            _write_coefs(w, q, k)
+        _write_flags(w, pl.luma.flags)
+    for alf, cc in zip(pl.chroma, pl.cc):
+        for part, with_clip in ((alf, True), (cc, False)):
+            w.u(part is not None, 1)
+            if part is not None:
+                _write_filter(w, part.filt, with_clip)
+                _write_flags(w, part.flags)
+    return w
+
+
+def read_v2(rd: BitReader, luma_shape: tuple[int, int]) -> PayloadV2:
+    """Parse a version-2 payload after its version field; PayloadError for anything malformed."""
+    ctu_log2 = rd.u(1) + 6
+    g = grid(luma_shape, 1 << ctu_log2)
+    luma = None
+    if rd.u(1):
+        shift = rd.u(2) + MIN_SHIFT
+        n = rd.u(3) + 1
+        cmap = np.zeros(N_CLASSES, np.int64)
+        if n > 1:
+            cmap = np.array([rd.u(class_map_bits(n)) for _ in range(N_CLASSES)], np.int64)
+            if cmap.max() >= n:
+                raise PayloadError(f"wiener: class mapped to filter {cmap.max()} of {n}")
+        k = rd.u(2)
+        clips, coefs = [], []
+        for _ in range(n):
+            clips.append(rd.u(2))
+            coefs.append(_read_coefs(rd, len(LUMA_PAIRS), k, shift))
+        luma = Part(LumaSet(shift, np.array(coefs), np.array(clips), cmap), _read_flags(rd, g))
+    chroma, cc = [], []
+    for _ in range(2):
+        chroma.append(Part(_read_filter(rd, len(CHROMA_PAIRS), True), _read_flags(rd, g)) if rd.u(1) else None)
+        cc.append(Part(_read_filter(rd, len(CC_TAPS), False), _read_flags(rd, g)) if rd.u(1) else None)
+    rd.finish()
+    return PayloadV2(ctu_log2, luma, chroma, cc)

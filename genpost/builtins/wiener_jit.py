@@ -1,0 +1,126 @@
+"""Optional compiled kernels for wiener's version-2 decoder (numba), bit-exact with the numpy code.
+
+``wiener_alf`` stays the normative, always-available implementation; when numba is installed
+(``pip install "genpost[fast]"``) and ``GENPOST_WIENER_JIT`` is not ``0``, the same integer
+arithmetic runs as compiled loops on one core. ``tests/test_wiener_alf.py`` compares both on random
+input. numba is imported on first use, never at genpost's import.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+_KERNELS: dict | None = None
+
+
+def kernels() -> dict | None:
+    """The compiled kernels, or None when numba is absent or disabled."""
+    global _KERNELS
+    if _KERNELS is None:
+        _KERNELS = {}
+        if os.environ.get("GENPOST_WIENER_JIT", "1") != "0":
+            try:
+                _KERNELS = _compile()
+            except ImportError:
+                pass
+    return _KERNELS or None
+
+
+def _compile() -> dict:
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def pair_filter(p, r, offs, coefs, clips, block_log2, shift, h, w):
+        """sum_k coefs[block, k] * (clip(p[+o_k] - x) + clip(p[-o_k] - x)), rounded >> shift.
+
+        Row by row, tap by tap, so the inner loop runs over contiguous samples."""
+        out = np.empty((h, w), np.int32)
+        n = offs.shape[0]
+        acc = np.empty(w, np.int32)
+        crow = np.empty((n, w), np.int32)
+        lo = np.empty(w, np.int32)
+        hi = np.empty(w, np.int32)
+        rnd = np.int32(1 << (shift - 1))
+        last = -1
+        for i in range(h):
+            bi = i >> block_log2
+            if bi != last:  # the coefficients and bounds of this row of blocks, per sample
+                last = bi
+                for j in range(w):
+                    bj = j >> block_log2
+                    hi[j] = clips[bi, bj]
+                    lo[j] = -clips[bi, bj]
+                    for k in range(n):
+                        crow[k, j] = coefs[bi, bj, k]
+            acc[:] = 0
+            xr = p[i + r]
+            for k in range(n):
+                dy = offs[k, 0]
+                dx = offs[k, 1]
+                ra = p[i + r + dy]
+                rb = p[i + r - dy]
+                ck = crow[k]
+                for j in range(w):
+                    x = np.int32(xr[j + r])
+                    a = np.int32(ra[j + r + dx]) - x
+                    b = np.int32(rb[j + r - dx]) - x
+                    a = min(max(a, lo[j]), hi[j])
+                    b = min(max(b, lo[j]), hi[j])
+                    acc[j] += ck[j] * (a + b)
+            for j in range(w):
+                out[i, j] = (acc[j] + rnd) >> shift
+        return out
+
+    @numba.njit(cache=True, nogil=True)
+    def laplacian_sums(p, h4, w4):
+        """g_v, g_h, g_d0, g_d1 per 4x4 block from a plane padded by 3 (see ``wiener_alf``): 4x4 cells
+        of |2x - a - b| starting at row/column -2, each window the sum of 2x2 cells."""
+        cells = np.zeros((4, h4 + 1, w4 + 1), np.int64)
+        for i in range(1, 4 * h4 + 5):
+            ci = (i - 1) >> 2
+            for j in range(1, 4 * w4 + 5):
+                cj = (j - 1) >> 2
+                c2 = 2 * np.int32(p[i, j])
+                cells[0, ci, cj] += abs(c2 - np.int32(p[i - 1, j]) - np.int32(p[i + 1, j]))
+                cells[1, ci, cj] += abs(c2 - np.int32(p[i, j - 1]) - np.int32(p[i, j + 1]))
+                cells[2, ci, cj] += abs(c2 - np.int32(p[i - 1, j - 1]) - np.int32(p[i + 1, j + 1]))
+                cells[3, ci, cj] += abs(c2 - np.int32(p[i - 1, j + 1]) - np.int32(p[i + 1, j - 1]))
+        return cells[:, :-1, :-1] + cells[:, 1:, :-1] + cells[:, :-1, 1:] + cells[:, 1:, 1:]
+
+    @numba.njit(cache=True, nogil=True)
+    def cc_filter(p, taps, coefs, shift, hc, wc):
+        """sum_k coefs[k] * (Y[2i+dy, 2j+dx] - Y[2i, 2j]) >> shift, luma padded by 1 (taps: CC_TAPS)."""
+        out = np.empty((hc, wc), np.int32)
+        acc = np.empty(wc, np.int32)
+        rnd = np.int32(1 << (shift - 1))
+        for i in range(hc):
+            centre = p[2 * i + 1]
+            acc[:] = 0
+            for k in range(taps.shape[0]):
+                row = p[2 * i + 1 + taps[k, 0]]
+                dx = 1 + taps[k, 1]
+                c = coefs[k]
+                for j in range(wc):
+                    acc[j] += c * (np.int32(row[2 * j + dx]) - np.int32(centre[2 * j + 1]))
+            for j in range(wc):
+                out[i, j] = (acc[j] + rnd) >> shift
+        return out
+
+    @numba.njit(cache=True, nogil=True)
+    def combine(x, d1, f1, l1, d2, f2, l2, max_value):
+        """clip(x + d1 where its CTU flag f1 is on + d2 where f2 is on, 0, max_value) in x's dtype."""
+        h, w = x.shape
+        out = np.empty_like(x)
+        for i in range(h):
+            for j in range(w):
+                v = np.int32(x[i, j])
+                if f1[i >> l1, j >> l1]:
+                    v += d1[i, j]
+                if f2[i >> l2, j >> l2]:
+                    v += d2[i, j]
+                out[i, j] = min(max(v, 0), max_value)
+        return out
+
+    return {"combine": combine, "pair_filter": pair_filter, "laplacian_sums": laplacian_sums, "cc_filter": cc_filter}
