@@ -67,8 +67,9 @@ class AdaptiveNetwork:
         forward: Callable,
         restored: Callable[[Network, Frame, np.ndarray], Frame],
     ) -> bytes:
-        """The period's update payload (b"" for none). ``restored(net, decoded, packed)`` is the frame the
-        plugin's restoration gives with network ``net`` on a decode packed with its QP plane."""
+        """The period's update payload (b"" for none). ``lam``: ``ctx.lagrangian`` times the plugin's
+        ``lambda_scale``. ``restored(net, decoded, packed)`` is the frame the plugin's restoration gives
+        with network ``net`` on a decode packed with its QP plane."""
         mode = ctx.option(self.who, "adapt", OPTIONS["adapt"])
         if mode not in MODES:
             raise ValueError(f"{self.who}.adapt must be one of {', '.join(MODES)}, not {mode!r}")
@@ -98,5 +99,6 @@ class AdaptiveNetwork:
         )
         base = np.sum([rd.plane_sse(src, dec) for src, dec in pairs], 0)
         payload, _ = rd.choose(problem, train, MODES[mode], lam, ctx.record_overhead_bits,
-                               max(1, ctx.period_frames), recipe, pairs[0][1].max_value, base, ctx.base_bits)  # fmt: skip
+                               max(1, ctx.period_frames), recipe, pairs[0][1].max_value, base, ctx.base_bits,
+                               lam / ctx.lagrangian if ctx.lagrangian else 1.0)  # fmt: skip
         return payload

@@ -99,14 +99,16 @@ def choose(
     max_value: int,
     base: np.ndarray,
     base_bits: float | None = None,
+    lambda_scale: float = 1.0,
 ) -> tuple[bytes, dict]:
     """(the update payload ``pick`` prefers, or b"" for none; a log of every candidate's D and bits).
 
     ``base``: per-plane SSE of the decode on the sample; ``base_bits``: the base's bits per frame (for the
-    planes' lambdas, ``plane_lambdas``; None: ``lam`` for every plane)."""
+    planes' lambdas, ``plane_lambdas``; None: ``lam`` for every plane); ``lambda_scale``: the plugin's
+    ``lambda_scale`` option, already in ``lam`` and applied to the planes' lambdas too."""
     scale = frames / max(1, len(pairs))
     base = np.asarray(base, np.float64) * scale
-    lambdas = plane_lambdas(base, base_bits * frames if base_bits else None, lam)
+    lambdas = plane_lambdas(base, base_bits * frames if base_bits else None, lam / lambda_scale) * lambda_scale
     none = problem.measure(None) * scale
     candidates, log = [(none, 0.0, b"")], {"none": {"D": none.tolist(), "bits": 0}}
     pixels = sum(t.size for _, t in pairs) / max(1, len(pairs))  # samples per frame, packed scale
