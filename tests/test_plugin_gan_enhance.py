@@ -150,7 +150,7 @@ def test_torch_bf16_stays_close_to_fp32():
     frame = _frames(1)[0]
     proc = GanEnhance()
     proc.setup("cpu")
-    a = proc.restore(frame, None, _ctx(frame, backend="torch"))
-    b = proc.restore(frame, None, _ctx(frame, backend="torch", precision="bf16"))
+    a = proc.restore(frame, None, _ctx(frame, backend="torch", strength=1))
+    b = proc.restore(frame, None, _ctx(frame, backend="torch", precision="bf16", strength=1))
     assert proc._engine.precision == "bf16"
     assert np.abs(a.y.astype(np.int32) - b.y).max() <= 3 and np.mean(a.y != b.y) < 0.5
