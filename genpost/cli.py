@@ -17,6 +17,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from .errors import GenpostError
+
 EXIT_CODES = {
     0: "success",
     1: "internal error (a bug: please report it with GENPOST_DEBUG=1 output)",
@@ -56,10 +58,9 @@ def _errors():
     except Exception as exc:
         if os.environ.get("GENPOST_DEBUG"):
             raise
-        code = getattr(exc, "exit_code", None)
-        if code is None:
+        if not isinstance(exc, GenpostError) or exc.exit_code == 1:  # a bug, not a user's mistake
             _fail(f"internal error: {type(exc).__name__}: {exc}", 1)
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, code)
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.exit_code)
 
 
 def _fps(value: Optional[str]) -> Optional[Fraction]:
@@ -364,7 +365,7 @@ def eval_(
     with _errors():
         from . import evalplot, evalset
         from .evaluate import DEFAULT_QPS, evaluate
-        from .pipeline import check_paths
+        from .outputs import check_paths
 
         if stream and qp is not None:
             _fail("give --qp (x265 ladder) or --stream files, not both", 2)

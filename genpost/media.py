@@ -20,6 +20,7 @@ import numpy as np
 from av.packet import PacketSideData, packet_sidedata_type_from_literal
 
 from .damage import Concealer, DecodeDamage
+from .errors import MediaError
 from .limits import FrameSizeError, LimitSettingError, check_frame_size, max_pixels
 from .types import (
     ColorInfo,
@@ -29,14 +30,6 @@ from .types import (
     StreamInfo,
     dtype_for,
 )
-
-
-class MediaError(Exception):
-    """A file cannot be read or written as asked; the message is one line for the user."""
-
-    exit_code = 3
-
-
 
 
 RAW_FORMATS = {".265": "hevc", ".hevc": "hevc", ".h265": "hevc", ".266": "vvc", ".vvc": "vvc", ".h266": "vvc"}

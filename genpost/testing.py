@@ -10,7 +10,7 @@ Subclass the base class in your plugin's tests and name your post-processor::
 
 The tests run the plugin on real frames: a 6-frame carphone clip shipped with genpost, coded by x265
 through genpost's own pipeline at 8 and 10 bits, its side info carried in every carriage and read back
-through ``genpost.pipeline.enhance``. Each check is also a plain ``check_*`` function that raises
+through ``genpost.enhance.enhance``. Each check is also a plain ``check_*`` function that raises
 ``ContractViolation`` (an AssertionError) with a one-line reason, so it can be used outside pytest.
 """
 
@@ -35,7 +35,10 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from . import __api_version__, media, pipeline, plugins
+from . import __api_version__, media, plugins
+from .encode import encode
+from .enhance import enhance
+from .errors import GenpostError
 from .hookspecs import hookimpl
 from .postprocessor import Context, PayloadError, PostProcessor, WeightsFile
 from .types import Frame, StreamInfo, to_bit_depth
@@ -53,7 +56,7 @@ _FORMAT_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 _VERSIONED = re.compile(r"/[0-9]+$")
 
 
-class ContractViolation(AssertionError):
+class ContractViolation(GenpostError, AssertionError):
     """A plugin broke the genpost plugin contract; the message says which rule and where."""
 
 
@@ -302,7 +305,7 @@ class _Registers:
 
 @dataclass
 class Encoded:
-    """One ``genpost.pipeline.encode`` of the kit's clip with the plugin, and what a plain decode gives."""
+    """One ``genpost.encode.encode`` of the kit's clip with the plugin, and what a plain decode gives."""
 
     path: Path
     sidecar: str | None
@@ -358,7 +361,7 @@ class ContractRunner:
             out = self._path(f"{bit_depth}bit-{carriage}", ext)
             settings = media.EncoderSettings(qp=self.qp, preset="ultrafast", bit_depth=bit_depth)
             with plugins.in_process_plugin("genpost-contract", _Registers(cls)), _plugin_errors_as_violations():
-                report = pipeline.encode(CLIP, out, settings, [cls.name], carriage, options=self.options)
+                report = encode(CLIP, out, settings, [cls.name], carriage, options=self.options)
             with media.InputFile(out) as inp:
                 stream, decoded = inp.info, list(inp.frames())
             if len(decoded) != report.frames:
@@ -367,13 +370,13 @@ class ContractRunner:
         return self._encoded[key]
 
     def enhance(self, path: Path, sidecar: str | None = None, fps=None) -> tuple[Trace, Path]:
-        """Restore ``path`` with the plugin through genpost.pipeline.enhance into a lossless y4m; any
+        """Restore ``path`` with the plugin through genpost.enhance.enhance into a lossless y4m; any
         exception from the plugin fails, and so does a PayloadError (the kit only sends valid payloads)."""
         trace = Trace(enhancing=True)
         cls = traced(self.cls, trace)
         out = self._path("enhanced", ".y4m")
         with plugins.in_process_plugin("genpost-contract", _Registers(cls)), _plugin_errors_as_violations():
-            report = pipeline.enhance(
+            report = enhance(
                 path, out, media.EncoderSettings(codec="y4m"), [cls.name], sidecar, fps,
                 options=self.options, on_plugin_error="fail",
             )  # fmt: skip
@@ -388,7 +391,7 @@ class ContractRunner:
     def remux(self, path: Path, ext: str = ".ts") -> Path:
         """A plain packet-for-packet remux (genpost's copy path, no plugin)."""
         out = self._path("remuxed", ext)
-        pipeline.enhance(path, out, media.EncoderSettings(codec="copy"), ["none"])
+        enhance(path, out, media.EncoderSettings(codec="copy"), ["none"])
         return out
 
     def decoder_context(self, encoded: Encoded, seed: int = 0, index: int | None = None) -> Context:
