@@ -10,7 +10,13 @@ from fractions import Fraction
 from pathlib import Path
 
 from . import declared, media, sideinfo
-from .encode import CARRIAGES, EncodeReport, analyze_stream, mux_with_side_info, summarize_records
+from .encode import (
+    CARRIAGES,
+    EncodeReport,
+    analyze_stream,
+    mux_with_side_info,
+    summarize_records,
+)
 from .errors import PipelineError
 from .outputs import atomic_output, check_paths, default_sidecar
 from .runner import Progress, load_postprocessors

@@ -21,10 +21,9 @@ from typing import Callable
 import numpy as np
 
 from . import media
-from . import enhance as enhance_mod
 from .errors import PipelineError
-from .runner import collect_side_info, load_postprocessors
 from .postprocessor import Context, PayloadError
+from .runner import collect_side_info, load_postprocessors
 from .types import to_bit_depth
 
 STAGES = ("decode", "side_info", "to_model", "model", "from_model", "encode", "mux")

@@ -27,8 +27,15 @@ from . import media, resume
 from .damage import DecodeDamage
 from .errors import GenpostError, PipelineError
 from .outputs import atomic_output
-from .runner import AnalysisJob, EnhanceReport, FrameAnalyzer, FrameRestorer, PluginStats, load_postprocessors
 from .postprocessor import Context
+from .runner import (
+    AnalysisJob,
+    EnhanceReport,
+    FrameAnalyzer,
+    FrameRestorer,
+    PluginStats,
+    load_postprocessors,
+)
 from .types import Frame, to_bit_depth
 
 INSTALL_HINT = 'Ray is not installed: pip install "genpost[ray]" (or run with --workers 1)'

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .outputs import atomic_output, check_paths
 from .evaluate import PLANES, EvalError
+from .outputs import atomic_output, check_paths
 
 PLOT_METRICS = (
     ("psnr_y_mse", "psnr_y_mse", "PSNR-Y from mean MSE (dB)"),

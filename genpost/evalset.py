@@ -13,9 +13,16 @@ from typing import Callable
 
 from . import deepmetrics
 from .errors import PipelineError
+from .evaluate import (
+    BD_METRICS,
+    DEFAULT_QPS,
+    PLANES,
+    check_ladder,
+    evaluate_clip,
+    versions,
+)
 from .outputs import atomic_output
 from .runner import load_postprocessors
-from .evaluate import BD_METRICS, DEFAULT_QPS, PLANES, check_ladder, evaluate_clip, versions
 
 VIDEO_SUFFIXES = (".y4m", ".mkv", ".mp4", ".mov", ".webm", ".ts", ".nut")
 # the PSNR the summary and the Markdown table lead with: from the sequence's mean MSE, so frames coded

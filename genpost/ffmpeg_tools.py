@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import IO
 
 from .errors import GenpostError
-
 from .ffmpeg import ENV, FFmpegError, executable
 
 GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y")

@@ -17,7 +17,13 @@ from .encode import (
 )
 from .enhance import enhance, inspect
 from .errors import OutputPathError, PipelineError
-from .outputs import atomic_output, check_paths, default_sidecar, found_sidecar, provenance
+from .outputs import (
+    atomic_output,
+    check_paths,
+    default_sidecar,
+    found_sidecar,
+    provenance,
+)
 from .runner import (
     PLUGIN_ERROR_POLICIES,
     AnalysisJob,

@@ -16,9 +16,9 @@ import time
 from fractions import Fraction
 
 from . import media
+from .bench import BenchError
 from .enhance import enhance
 from .errors import PipelineError
-from .bench import BenchError
 
 LINK_GBPS = (1.0, 10.0)  # links the cluster prediction is written for
 PREDICT_NODES = (1, 2, 4, 8, 16, 32, 64)

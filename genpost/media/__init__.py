@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from ..errors import MediaError
 from ..types import ColorInfo, ContentLight, Frame, MasteringDisplay, StreamInfo
-from .colour import color_of, frame_from_av, frame_to_av, set_color, to_rgb, x265_hdr_params
+from .colour import (
+    color_of,
+    frame_from_av,
+    frame_to_av,
+    set_color,
+    to_rgb,
+    x265_hdr_params,
+)
 from .container import (
     BLOCK_ADD_ID,
     ENCODERS,

@@ -29,6 +29,7 @@ from .container import (
     pix_fmt_for,
 )
 
+
 class InputFile:
     """A demuxer + video decoder that yields genpost Frames with their pts kept.
 
