@@ -19,6 +19,17 @@ Two plugin errors must not be confused:
 
 from __future__ import annotations
 
+EXIT_CODES = {  # what each exit code means (the README's table)
+    0: "success",
+    1: "internal error (a bug: please report it with GENPOST_DEBUG=1 output)",
+    2: "bad usage: unknown option or invalid value",
+    3: "input cannot be read, decoded or is unsupported",
+    4: "output path unusable: it is the input, a folder, or its folder is missing",
+    5: "plugin problem: unknown name, not allowed, failed to load, or another plugin API",
+    6: "the job failed (e.g. more frame errors than --max-errors)",
+    130: "interrupted (the destination is left untouched)",
+}
+
 
 class GenpostError(Exception):
     """Base of every genpost error. ``exit_code`` 1 means the error escaping to the CLI is a bug."""
@@ -59,6 +70,7 @@ class PayloadError(GenpostError, ValueError):
 
 
 __all__ = [
+    "EXIT_CODES",
     "ContractError",
     "GenpostError",
     "MediaError",

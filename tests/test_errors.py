@@ -58,7 +58,7 @@ def test_readme_table_matches_the_classes():
 
 
 def test_every_class_code_is_a_documented_exit_code():
-    from genpost.cli import EXIT_CODES
+    from genpost.errors import EXIT_CODES
 
     assert {cls.exit_code for cls in all_error_classes()} <= set(EXIT_CODES)
 
