@@ -22,8 +22,14 @@ import numpy as np
 
 from . import media
 from .errors import PipelineError
-from .postprocessor import Context, PayloadError
-from .runner import collect_side_info, load_postprocessors
+from .postprocessor import Context
+from .runner import (
+    EnhanceReport,
+    FrameRestorer,
+    PluginStats,
+    collect_side_info,
+    load_postprocessors,
+)
 from .types import to_bit_depth
 
 STAGES = ("decode", "side_info", "to_model", "model", "from_model", "encode", "mux")
@@ -95,7 +101,8 @@ def _genpost_run(path, output, settings, chain, fps, max_frames) -> dict:
         index = collect_side_info(inp)
         t["side_info"] = time.perf_counter() - t0
         info = inp.info
-        ctx = Context(stream=info)
+        report = EnhanceReport(str(output), 0, [p.name for p in chain], {p.name: PluginStats() for p in chain})
+        restorer = FrameRestorer(chain, index, Context(stream=info), report, None, None, "fail")
         out = media.OutputFile(output, info, settings)
         frames = 0
         try:
@@ -108,12 +115,7 @@ def _genpost_run(path, output, settings, chain, fps, max_frames) -> dict:
                     break
                 for frame in unit.frames[: None if max_frames is None else max_frames - frames]:
                     t0 = time.perf_counter()
-                    for proc in chain:
-                        payload = index.get(proc.side_info, frame.index) if proc.side_info else None
-                        try:
-                            frame = proc.restore(frame, payload, ctx)
-                        except PayloadError:
-                            pass
+                    frame = restorer(frame)
                     t1 = time.perf_counter()
                     t["model"] += t1 - t0
                     frame = to_bit_depth(frame, info.bit_depth)
