@@ -9,10 +9,20 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
-from . import declared, media, pipeline, sideinfo
+from . import declared, media, sideinfo
+from .encode import (
+    CARRIAGES,
+    EncodeReport,
+    analyze_stream,
+    mux_with_side_info,
+    summarize_records,
+)
+from .errors import PipelineError
+from .outputs import atomic_output, check_paths, default_sidecar
+from .runner import Progress, load_postprocessors
 
 
-class BaseMismatchError(pipeline.PipelineError):
+class BaseMismatchError(PipelineError):
     """SOURCE and the --base STREAM are not the same video (picture size or frame count)."""
 
     exit_code = 2
@@ -37,14 +47,14 @@ def encode_with_base(
     qp: int | None = None,
     fps: Fraction | None = None,
     options: dict[str, str] | None = None,
-    progress: pipeline.Progress = lambda done, total: None,
-) -> pipeline.EncodeReport:
+    progress: Progress = lambda done, total: None,
+) -> EncodeReport:
     """Add side info to ``base`` (raw .265/.266 or a container) as ``carriage`` says; ``qp`` is the base's
     QP where the caller knows it (plugins weigh their rate with it)."""
-    if carriage not in pipeline.CARRIAGES:
-        raise pipeline.PipelineError(f"unknown carriage {carriage!r}; use one of {', '.join(pipeline.CARRIAGES)}")
-    sidecar = str(sidecar) if sidecar else (pipeline.default_sidecar(output) if carriage == "sidecar" else None)
-    pipeline.check_paths([source, base, sidecar], output)
+    if carriage not in CARRIAGES:
+        raise PipelineError(f"unknown carriage {carriage!r}; use one of {', '.join(CARRIAGES)}")
+    sidecar = str(sidecar) if sidecar else (default_sidecar(output) if carriage == "sidecar" else None)
+    check_paths([source, base, sidecar], output)
     options = dict(options or {})
     with media.InputFile(base, fps) as inp:
         codec, info, raw = inp.sei_codec, inp.info, inp.raw_format
@@ -56,23 +66,23 @@ def encode_with_base(
             _check_match(src, inp, frames)
     out_raw = media.output_format(output) in ("hevc", "vvc")
     if raw and not out_raw:
-        raise pipeline.PipelineError(f"a raw --base is written back raw: give -o a {Path(base).suffix} name")
+        raise PipelineError(f"a raw --base is written back raw: give -o a {Path(base).suffix} name")
     if out_raw and media.output_format(output) != {"hevc": "hevc", "vvc": "vvc"}[codec]:
-        raise pipeline.PipelineError(f"-o {Path(output).suffix} does not hold {codec}")
+        raise PipelineError(f"-o {Path(output).suffix} does not hold {codec}")
     if carriage == "track" and out_raw:
-        raise pipeline.PipelineError("a raw stream has no room for a data track; use --carriage sei, nnpfc or sidecar")
-    chain = pipeline.load_postprocessors(list(plugins))
-    records = pipeline.analyze_stream(source, base, plugins, qp, carriage, fps, options, progress, chain=chain)
+        raise PipelineError("a raw stream has no room for a data track; use --carriage sei, nnpfc or sidecar")
+    chain = load_postprocessors(list(plugins))
+    records = analyze_stream(source, base, plugins, qp, carriage, fps, options, progress, chain=chain)
     signalling = declared.ChainSignalling(chain, records, options, info.width, info.height)
-    with pipeline.atomic_output(output) as tmp:
+    with atomic_output(output) as tmp:
         if out_raw:
             _write_raw(tmp, units, codec, carriage, records, signalling)
         else:
             with media.InputFile(base, fps) as inp:
                 pts_index = {f.pts: f.index for f in inp.frames()}
-            pipeline.mux_with_side_info(base, base, tmp, fps, info, carriage, records, pts_index, None, signalling)
+            mux_with_side_info(base, base, tmp, fps, info, carriage, records, pts_index, None, signalling)
         if sidecar:
-            with pipeline.atomic_output(sidecar) as side_tmp, open(side_tmp, "wb") as fh:
+            with atomic_output(sidecar) as side_tmp, open(side_tmp, "wb") as fh:
                 sideinfo.write_sidecar(fh, records)
     return _report(output, frames, info, carriage, sidecar, records)
 
@@ -95,7 +105,7 @@ def _write_raw(path: str, units, codec: str, carriage: str, records, signalling)
             fh.write(data)
 
 
-def _report(output, frames: int, info, carriage: str, sidecar, records) -> pipeline.EncodeReport:
+def _report(output, frames: int, info, carriage: str, sidecar, records) -> EncodeReport:
     duration = float(frames / info.rate) if info.rate else None
-    side = pipeline.summarize_records(records)
-    return pipeline.EncodeReport(str(output), frames, os.path.getsize(output), *side, carriage, sidecar, duration)
+    side = summarize_records(records)
+    return EncodeReport(str(output), frames, os.path.getsize(output), *side, carriage, sidecar, duration)

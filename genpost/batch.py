@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from .pipeline import PipelineError
+from .errors import GenpostError, PipelineError
 
 COMMANDS = ("enhance", "encode")
 COMMON = {"plugin", "sideinfo", "qp", "crf", "preset", "bit_depth", "fps", "option", "max_errors", "on_plugin_error"}
@@ -144,7 +144,9 @@ def _value(key: str, value, base: Path):
 
 def run_job(command: str, input: str, output: str, options: dict) -> dict:
     """Run one job in this process; never raises but for Ctrl-C: a failure becomes status "failed"."""
-    from . import media, pipeline
+    from . import media
+    from .encode import encode
+    from .enhance import enhance
 
     o = dict(options)
     crf = o.get("crf")
@@ -158,19 +160,19 @@ def run_job(command: str, input: str, output: str, options: dict) -> dict:
     start = time.perf_counter()
     try:
         if command == "encode":
-            report = pipeline.encode(
+            report = encode(
                 input, output, settings, o.get("plugin", []), o.get("carriage", "sei"), o.get("sideinfo"), fps,
                 options=o.get("option"), max_errors=o.get("max_errors", 0), on_plugin_error=o.get("on_plugin_error", "fail"),
             )  # fmt: skip
             fallbacks = sum(report.plugin_errors.values())
         else:
-            report = pipeline.enhance(
+            report = enhance(
                 input, output, settings, o.get("plugin") or None, o.get("sideinfo"), fps, o.get("option"),
                 max_errors=o.get("max_errors"), on_plugin_error=o.get("on_plugin_error", "skip"),
             )  # fmt: skip
             fallbacks = sum(s.fallbacks for s in report.per_plugin.values())
     except Exception as exc:
-        code = getattr(exc, "exit_code", None) or 1
+        code = exc.exit_code if isinstance(exc, GenpostError) else 1
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return {"status": "failed", "exit_code": code, "error": message}
     seconds = time.perf_counter() - start

@@ -20,14 +20,22 @@ from typing import Callable
 
 import numpy as np
 
-from . import media, pipeline
-from .postprocessor import Context, PayloadError
+from . import media
+from .errors import PipelineError
+from .postprocessor import Context
+from .runner import (
+    EnhanceReport,
+    FrameRestorer,
+    PluginStats,
+    collect_side_info,
+    load_postprocessors,
+)
 from .types import to_bit_depth
 
 STAGES = ("decode", "side_info", "to_model", "model", "from_model", "encode", "mux")
 
 
-class BenchError(pipeline.PipelineError):
+class BenchError(PipelineError):
     exit_code = 2
 
 
@@ -82,18 +90,19 @@ def _split(chain) -> dict[str, float]:
 
 
 def _genpost_run(path, output, settings, chain, fps, max_frames) -> dict:
-    """The per-frame path of ``pipeline.enhance`` (same calls), timed by stage."""
+    """The per-frame path of ``genpost.enhance.enhance`` (same calls), timed by stage."""
     t = dict.fromkeys(STAGES, 0.0)
     split_before = _split(chain)
     start, cpu = time.perf_counter(), time.process_time()
     with media.InputFile(path, fps) as inp:
         if not inp.timed:
-            raise pipeline.PipelineError(f"{path} is a raw stream without timing; give --fps")
+            raise PipelineError(f"{path} is a raw stream without timing; give --fps")
         t0 = time.perf_counter()
-        index = pipeline.collect_side_info(inp)
+        index = collect_side_info(inp)
         t["side_info"] = time.perf_counter() - t0
         info = inp.info
-        ctx = Context(stream=info)
+        report = EnhanceReport(str(output), 0, [p.name for p in chain], {p.name: PluginStats() for p in chain})
+        restorer = FrameRestorer(chain, index, Context(stream=info), report, None, None, "fail")
         out = media.OutputFile(output, info, settings)
         frames = 0
         try:
@@ -106,12 +115,7 @@ def _genpost_run(path, output, settings, chain, fps, max_frames) -> dict:
                     break
                 for frame in unit.frames[: None if max_frames is None else max_frames - frames]:
                     t0 = time.perf_counter()
-                    for proc in chain:
-                        payload = index.get(proc.side_info, frame.index) if proc.side_info else None
-                        try:
-                            frame = proc.restore(frame, payload, ctx)
-                        except PayloadError:
-                            pass
+                    frame = restorer(frame)
                     t1 = time.perf_counter()
                     t["model"] += t1 - t0
                     frame = to_bit_depth(frame, info.bit_depth)
@@ -159,8 +163,8 @@ def bench(
         raise BenchError(f"--repeat must be at least 1, got {repeat}")
     with media.InputFile(input, fps) as inp:
         if not inp.timed:
-            raise pipeline.PipelineError(f"{input} is a raw stream without timing; give --fps")
-    chain = pipeline.load_postprocessors([] if plugin == "none" else [plugin], device)
+            raise PipelineError(f"{input} is a raw stream without timing; give --fps")
+    chain = load_postprocessors([] if plugin == "none" else [plugin], device)
     settings = media.EncoderSettings(codec="libx265", preset=preset, crf=crf)
     genpost, baseline, peak_rss, peak_gpu = [], [], 0.0, None
     scoped = True
@@ -178,9 +182,9 @@ def bench(
     best, base = min(genpost, key=lambda r: r["wall"]), min(baseline, key=lambda r: r["wall"])
     n = best["frames"]
     if n == 0:
-        raise pipeline.PipelineError(f"{input}: no frames decoded")
+        raise PipelineError(f"{input}: no frames decoded")
     if base["frames"] != n:
-        raise pipeline.PipelineError(f"baseline decoded {base['frames']} frames, genpost {n}")
+        raise PipelineError(f"baseline decoded {base['frames']} frames, genpost {n}")
     result = {
         "input": str(input),
         "plugin": plugin,

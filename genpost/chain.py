@@ -24,9 +24,22 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from . import ffmpeg_tools, media, pipeline
-from .pipe import check_policy, output_header, restore_frames
+from . import ffmpeg_tools, media
+from .errors import GenpostError, PipelineError
+from .outputs import atomic_output, check_paths
+from .pipe import output_header
 from .postprocessor import Context
+from .runner import (
+    EnhanceReport,
+    FrameRestorer,
+    PluginStats,
+    Progress,
+    check_policy,
+    choose_postprocessors,
+    collect_side_info,
+    load_postprocessors,
+    no_progress,
+)
 from .y4m import Y4MError, Y4MReader, Y4MWriter
 
 FILTERS_DIR = Path(__file__).resolve().parent.parent / "filters"  # the shipped presets (source tree)
@@ -38,7 +51,7 @@ TEXT_SUBTITLES = ("subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text")  
 DEFAULT_VVC_QP = 24  # libvvenc has no CRF; QP 24 is about where x265 CRF 18 lands on restored content
 
 
-class ChainError(Exception):
+class ChainError(GenpostError):
     """A chain preset or a --vf-pre/--vf-post/--codec combination that cannot work (bad usage)."""
 
     exit_code = 2
@@ -353,35 +366,35 @@ def enhance(
     plugins: list[str] | None = None,
     sidecar: str | os.PathLike | None = None,
     fps: Fraction | None = None,
-    progress: pipeline.Progress = pipeline._no_progress,
+    progress: Progress = no_progress,
     max_errors: int | None = None,
     on_plugin_error: str = "skip",
-) -> pipeline.EnhanceReport:
+) -> EnhanceReport:
     """``genpost enhance`` through ffmpeg: decode (+ pre filters) -> restore -> (post filters +) encode."""
     input, output = str(input), str(output)
     cli_profile = cli_profile or OutputProfile()
     check_policy(on_plugin_error)
-    pipeline.check_paths([input, sidecar], output)
+    check_paths([input, sidecar], output)
     if plugins is not None and chain.plugins:
         raise ChainError(f"{chain.source} names its post-processors; drop --plugin")
     fmt = media.output_format(output)
     with media.InputFile(input, fps, any_pix_fmt=True) as inp:
         if not inp.timed:
-            raise pipeline.PipelineError(f"{input} is a raw stream without timing; give --fps")
-        index = pipeline.collect_side_info(inp, sidecar)
+            raise PipelineError(f"{input} is a raw stream without timing; give --fps")
+        index = collect_side_info(inp, sidecar)
         info, raw = inp.info, bool(inp.raw_format)
         others = [o for o in inp.others if o.kind in ("audio", "subtitle")]
-    names, warnings = pipeline.choose_postprocessors(index, chain.plugins if chain.plugins is not None else plugins)
-    procs = pipeline.load_postprocessors(names)
+    names, warnings = choose_postprocessors(index, chain.plugins if chain.plugins is not None else plugins)
+    procs = load_postprocessors(names)
     for label, vf in (("pre filters", chain.vf_pre), ("post filters", chain.vf_post)):
         if vf:
             ffmpeg_tools.check_filter(vf, f"{chain.source}: {label}")
-    report = pipeline.EnhanceReport(output, 0, names, {p.name: pipeline.PluginStats() for p in procs})
+    report = EnhanceReport(output, 0, names, {p.name: PluginStats() for p in procs})
     report.warnings = warnings
     if others and fmt in ("yuv4mpegpipe", "hevc", "vvc"):
         report.warnings.append(f"{len(others)} audio/subtitle streams dropped: a {Path(output).suffix} file holds video only")
         others = []
-    with pipeline.atomic_output(output) as tmp:
+    with atomic_output(output) as tmp:
         decoder = ffmpeg_tools.Process(_decoder_argv(input, raw, fps, chain.vf_pre), "decode", stdout=subprocess.PIPE)
         encoder = None
         try:
@@ -405,8 +418,8 @@ def enhance(
             ctx = Context(stream=stream, options=dict(chain.options))  # the base's QP is unknown here
             header = output_header(reader.header, procs, profile.bit_depth)
             provenance = header.extension("GENPOST_POSTPROCESSORS")
-            frames = restore_frames(reader, procs, index, ctx, report, max_errors, profile.bit_depth, progress,
-                                    info.frames, on_plugin_error)  # fmt: skip
+            restorer = FrameRestorer(procs, index, ctx, report, None, max_errors, on_plugin_error)
+            frames = restorer.frames(reader, profile.bit_depth, progress, info.frames)
             if encoder_name == "y4m" and not chain.vf_post:  # no ffmpeg needed: keeps the X provenance field
                 with open(tmp, "wb") as fh:
                     writer = Y4MWriter(fh, header)
@@ -427,7 +440,7 @@ def enhance(
             if decoder.finish() != 0:
                 raise media.MediaError(f"{input}: ffmpeg decode failed ({decoder.error()})")
             if report.frames == 0:
-                raise pipeline.PipelineError(f"{input}: ffmpeg decoded no frames")
+                raise PipelineError(f"{input}: ffmpeg decoded no frames")
         finally:
             decoder.close()
             if encoder is not None:

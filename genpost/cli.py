@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 internal error, 2 bad usage, 3 unreadable/unsupported input,
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -17,16 +18,11 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-EXIT_CODES = {
-    0: "success",
-    1: "internal error (a bug: please report it with GENPOST_DEBUG=1 output)",
-    2: "bad usage: unknown option or invalid value",
-    3: "input cannot be read, decoded or is unsupported",
-    4: "output path unusable: it is the input, a folder, or its folder is missing",
-    5: "plugin problem: unknown name, not allowed, failed to load, or another plugin API",
-    6: "the job failed (e.g. more frame errors than --max-errors)",
-    130: "interrupted (the destination is left untouched)",
-}
+from .cli_support import plot_name as _plot_name
+from .cli_support import plugin_rows, progress_bar
+from .cli_support import print_json as _print_json
+from .cli_support import terminate as _terminate
+from .errors import EXIT_CODES, GenpostError  # noqa: F401  (EXIT_CODES: importable from here, as before)
 
 app = typer.Typer(
     help="Generative post-processing for standard HEVC/VVC streams with side information.",
@@ -35,6 +31,7 @@ app = typer.Typer(
     add_completion=False,
 )
 err = Console(stderr=True, soft_wrap=True)
+_progress = functools.partial(progress_bar, console=err)
 
 
 def _fail(message: str, code: int) -> None:
@@ -56,10 +53,9 @@ def _errors():
     except Exception as exc:
         if os.environ.get("GENPOST_DEBUG"):
             raise
-        code = getattr(exc, "exit_code", None)
-        if code is None:
+        if not isinstance(exc, GenpostError) or exc.exit_code == 1:  # a bug, not a user's mistake
             _fail(f"internal error: {type(exc).__name__}: {exc}", 1)
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, code)
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.exit_code)
 
 
 def _fps(value: Optional[str]) -> Optional[Fraction]:
@@ -84,26 +80,6 @@ def _options(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-@contextmanager
-def _progress(label: str, quiet: bool):
-    if quiet or not err.is_terminal:
-        yield lambda done, total: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True
-    ) as bar:
-        task = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
-
-
 def _settings(codec, bit_depth, qp, crf, preset, keyint):
     from .media import EncoderSettings
 
@@ -112,10 +88,6 @@ def _settings(codec, bit_depth, qp, crf, preset, keyint):
     if bit_depth not in (None, 8, 10):
         _fail(f"--bit-depth must be 8 or 10, got {bit_depth}", 2)
     return EncoderSettings(codec=codec, bit_depth=bit_depth or 0, qp=qp, crf=crf, preset=preset, keyint=keyint)
-
-
-def _print_json(obj) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
 WORKERS = typer.Option(1, "--workers", help="Ray workers for keyframe-aligned chunks (> 1 needs Ray; docs/scaling.md).")
@@ -317,19 +289,7 @@ def inspect(
 def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout.")):
     """Installed post-processors, their versions, side-info formats and where they come from."""
     with _errors():
-        from .plugins import postprocessors
-
-        rows = [
-            {
-                "name": name,
-                "version": reg.cls.version,
-                "side_info": reg.cls.side_info,
-                "plugin": reg.plugin,
-                "source": reg.source,
-                "description": reg.cls.description,
-            }
-            for name, reg in sorted(postprocessors().items())
-        ]
+        rows = plugin_rows()
         if as_json:
             _print_json(rows)
             return
@@ -364,7 +324,7 @@ def eval_(
     with _errors():
         from . import evalplot, evalset
         from .evaluate import DEFAULT_QPS, evaluate
-        from .pipeline import check_paths
+        from .outputs import check_paths
 
         if stream and qp is not None:
             _fail("give --qp (x265 ladder) or --stream files, not both", 2)
@@ -408,11 +368,6 @@ def eval_(
                 out.print(line, highlight=False)
         if full["failures"] and not full["runs"]:
             _fail(f"every clip failed; first: {full['failures'][0]['error']}", 6)
-
-
-def _plot_name(plot: str, run: dict) -> str:
-    base, ext = os.path.splitext(plot)
-    return f"{base}-{os.path.splitext(os.path.basename(run['source']))[0]}-{run['plugin']}{ext or '.png'}"
 
 
 @app.command()
@@ -596,10 +551,6 @@ def _register_plugin_commands() -> None:
         make_plugin_manager().hook.register_commands(cli=app)
     except Exception as exc:
         err.print(f"[yellow]genpost: warning:[/yellow] plugin commands not loaded: {exc}", highlight=False)
-
-
-def _terminate(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM (kill, timeout, docker stop) cleans up like Ctrl-C: exit 130
 
 
 class _WarningLine(logging.Handler):

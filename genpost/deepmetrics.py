@@ -18,13 +18,15 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import GenpostError
+
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 VGG16_FILE = "vgg16-397923af.pth"
 NAMES = ("lpips", "dists")
 Scorer = Callable[[np.ndarray, np.ndarray], float]
 
 
-class Unavailable(Exception):
+class Unavailable(GenpostError):
     """A metric cannot run here; the message is the one-line reason reported in place of its value."""
 
 

@@ -25,8 +25,17 @@ from types import SimpleNamespace
 
 from . import media, resume
 from .damage import DecodeDamage
-from .pipeline import PipelineError, PluginStats, atomic_output
+from .errors import GenpostError, PipelineError
+from .outputs import atomic_output
 from .postprocessor import Context
+from .runner import (
+    AnalysisJob,
+    EnhanceReport,
+    FrameAnalyzer,
+    FrameRestorer,
+    PluginStats,
+    load_postprocessors,
+)
 from .types import Frame, to_bit_depth
 
 INSTALL_HINT = 'Ray is not installed: pip install "genpost[ray]" (or run with --workers 1)'
@@ -171,8 +180,6 @@ class ChunkWorker:
     """One Ray actor: plugins and their weights are set up once here, then reused for every chunk."""
 
     def __init__(self, names: list[str], job: dict, scratch: str):
-        from .pipeline import load_postprocessors
-
         self.chain = load_postprocessors(list(names), job.get("device", "cpu"))
         self.job = job
         base = scratch if os.path.isdir(scratch) else None  # another node: its own temp folder
@@ -183,8 +190,6 @@ class ChunkWorker:
         return self.done
 
     def enhance(self, chunk: Chunk) -> ChunkResult:
-        from .pipeline import EnhanceReport, FrameRestorer
-
         start, job = time.perf_counter(), self.job
         info, settings = job["info"], job["settings"]
         report = EnhanceReport("", 0, [p.name for p in self.chain], {p.name: PluginStats() for p in self.chain})
@@ -204,10 +209,8 @@ class ChunkWorker:
 
     def encode(self, chunk: Chunk) -> ChunkResult:
         """A fresh x265 (the chunk opens with an IDR: a closed GOP), then the plugins' analyze, and their
-        content adaptation per period, on (source, this chunk's own decode), as pipeline.encode does for
+        content adaptation per period, on (source, this chunk's own decode), as genpost.encode does for
         a whole file: the chunk's source is written losslessly (y4m) beside its base so both are files."""
-        from .pipeline import analyze_frames
-
         start, job = time.perf_counter(), self.job
         info, settings, n = job["info"], job["settings"], len(chunk.frames)
         errors: dict[str, int] = {}
@@ -219,11 +222,13 @@ class ChunkWorker:
                     self.done += 1
                 segment.out.close()
                 encoded = self.done
-                records, _ = analyze_frames(
-                    str(source), str(segment.part), None, self.chain, settings, info, job["carriage"],
-                    lambda done, total: setattr(self, "done", encoded + (n * done // total if total else 0)),
-                    n, dict(job["options"]), max_errors=None, on_error=job["on_error"], errors=errors,
+                analysis = AnalysisJob(
+                    str(source), str(segment.part), self.chain, settings, info, job["carriage"], n,
+                    dict(job["options"]), max_errors=None, on_error=job["on_error"], errors=errors,
                 )  # fmt: skip
+                records, _ = FrameAnalyzer(analysis).run(
+                    lambda done, total: setattr(self, "done", encoded + (n * done // total if total else 0))
+                )
                 self.done = encoded + n
                 with media.InputFile(segment.part) as base:
                     pts = sorted(p.pts for _, p in base.video_packets())
@@ -319,7 +324,7 @@ class Pool:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
             cause = getattr(exc, "cause", None)
-            if getattr(cause, "exit_code", None) is not None:
+            if isinstance(cause, GenpostError) and cause.exit_code != 1:
                 raise cause from None  # a genpost error raised in a worker keeps its message and exit code
             raise WorkerError(f"a worker failed: {cause or exc}".splitlines()[0]) from None
         except ray.exceptions.RayError as exc:
@@ -356,7 +361,7 @@ def with_payloads(chunk: Chunk, index) -> Chunk:
 
 
 def enhance_over_workers(inp, output, fps, info, settings, restorer, progress, chunk_frames, workers, address, metadata):
-    """enhance's video loop on ``workers`` actors; ``restorer`` is the driver's pipeline.FrameRestorer
+    """enhance's video loop on ``workers`` actors; ``restorer`` is the driver's runner.FrameRestorer
     (its chain names the plugins, its report receives the counts, its budget covers input damage)."""
     chunk_frames = chunk_frames or resume.DEFAULT_CHUNK_FRAMES
     if chunk_frames < 1:
@@ -403,7 +408,7 @@ def enhance_over_workers(inp, output, fps, info, settings, restorer, progress, c
 def encode_over_workers(src, workdir, info, settings, names, carriage, options, progress, on_error, max_errors,
                         plugin_errors, chunk_frames, workers, address):  # fmt: skip
     """encode's base and analysis on ``workers`` actors, one closed-GOP chunk each call. Returns what
-    pipeline.encode muxes: (frames, records, first segment, pts -> frame index, packets, stats)."""
+    genpost.encode muxes: (frames, records, first segment, pts -> frame index, packets, stats)."""
     chunk_frames = chunk_frames or resume.DEFAULT_CHUNK_FRAMES
     if chunk_frames < 1:
         raise PipelineError("--chunk-frames must be at least 1")

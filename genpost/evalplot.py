@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import pipeline
 from .evaluate import PLANES, EvalError
+from .outputs import atomic_output, check_paths
 
 PLOT_METRICS = (
     ("psnr_y_mse", "psnr_y_mse", "PSNR-Y from mean MSE (dB)"),
@@ -38,7 +38,7 @@ def plot(result: dict, output: str | os.PathLike) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    pipeline.check_paths([result["source"]], output)
+    check_paths([result["source"]], output)
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     for ax, (key, bd_key, label) in zip(axes.flat, PLOT_METRICS):
         for name, style in (("anchor", "o-"), ("genpost", "s--")):
@@ -60,6 +60,6 @@ def plot(result: dict, output: str | os.PathLike) -> None:
     ax.legend()
     fig.suptitle(f"{Path(result['source']).name}: {result['plugin']} vs {result['anchor_kind']}")
     fig.tight_layout()
-    with pipeline.atomic_output(output) as tmp:
+    with atomic_output(output) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)

@@ -11,8 +11,18 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from . import deepmetrics, pipeline
-from .evaluate import BD_METRICS, DEFAULT_QPS, PLANES, check_ladder, evaluate_clip, versions
+from . import deepmetrics
+from .errors import PipelineError
+from .evaluate import (
+    BD_METRICS,
+    DEFAULT_QPS,
+    PLANES,
+    check_ladder,
+    evaluate_clip,
+    versions,
+)
+from .outputs import atomic_output
+from .runner import load_postprocessors
 
 VIDEO_SUFFIXES = (".y4m", ".mkv", ".mp4", ".mov", ".webm", ".ts", ".nut")
 # the PSNR the summary and the Markdown table lead with: from the sequence's mean MSE, so frames coded
@@ -20,7 +30,7 @@ VIDEO_SUFFIXES = (".y4m", ".mkv", ".mp4", ".mov", ".webm", ".ts", ".nut")
 HEADLINE_PSNR = "psnr_y_mse"
 
 
-class MissingInput(pipeline.PipelineError):
+class MissingInput(PipelineError):
     """A clip or folder given to eval does not exist, or a folder holds no clip."""
 
     exit_code = 3
@@ -48,7 +58,7 @@ def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset
                  progress: Callable[[str], None] = lambda msg: None, fps=None, frames: int | None = None) -> dict:  # fmt: skip
     """``{"runs": [one per clip x plugin], "summary": {plugin: ...}, "failures": [...], ...}``."""
     check_ladder(qps, None, frames)
-    pipeline.load_postprocessors(plugins)  # unknown plugins fail before any clip
+    load_postprocessors(plugins)  # unknown plugins fail before any clip
     deep = deepmetrics.load()
     runs, failures = [], []
     for i, source in enumerate(sources):
@@ -166,5 +176,5 @@ def markdown(result: dict, command: str | None = None) -> str:
 
 
 def write_markdown(result: dict, path: str | os.PathLike, command: str | None = None) -> None:
-    with pipeline.atomic_output(path) as tmp:
+    with atomic_output(path) as tmp:
         Path(tmp).write_text(markdown(result, command))

@@ -27,7 +27,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import deepmetrics, ffmpeg, media, metrics, perceptual, pipeline, sideinfo
+from . import deepmetrics, ffmpeg, media, metrics, perceptual, sideinfo
+from .encode import analyze_stream, encode
+from .enhance import enhance
+from .errors import PipelineError
+from .runner import load_postprocessors
 from .types import to_bit_depth
 
 DEFAULT_QPS = (27, 32, 37, 42)
@@ -54,7 +58,7 @@ PLANES = ("y", "u", "v")
 FSIM_CACHE_BYTES = 256 << 20  # source-side FSIM features kept per clip (3.2 MB a 416x240 or 720p frame)
 
 
-class EvalError(pipeline.PipelineError):
+class EvalError(PipelineError):
     """The evaluation cannot be run as asked (bad ladder, frame counts that do not match)."""
 
     exit_code = 2
@@ -259,7 +263,7 @@ def _x265_ladder(lad: Ladder, qps, preset, bit_depth, label):
         settings = media.EncoderSettings(qp=qp, preset=preset, bit_depth=bit_depth or 0)
         plain = os.path.join(tmp, f"anchor_{qp}.265")
         with lad.timed("anchor", "encode"):
-            pipeline.encode(lad.ref.source, plain, settings)
+            encode(lad.ref.source, plain, settings)
         with lad.timed("anchor", "measure"):
             scores = measure(lad.ref, plain, tmp, rate)
         anchor.append({"qp": qp, "kbps": _kbps(os.path.getsize(plain), frames, rate), "side_info_kbps": 0.0,
@@ -268,10 +272,10 @@ def _x265_ladder(lad: Ladder, qps, preset, bit_depth, label):
         def point(plugin, qp=qp, settings=settings, plain=plain):
             coded = os.path.join(tmp, f"genpost_{qp}.265")
             with lad.timed(plugin, "encode"):
-                report = pipeline.encode(lad.ref.source, coded, settings, [plugin], "sei", options=lad.options)
+                report = encode(lad.ref.source, coded, settings, [plugin], "sei", options=lad.options)
             restored = os.path.join(tmp, f"restored_{qp}.y4m")
             with lad.timed(plugin, "enhance"):
-                pipeline.enhance(coded, restored, y4m, [plugin], fps=rate, options=lad.options)
+                enhance(coded, restored, y4m, [plugin], fps=rate, options=lad.options)
             side = _sei_side_bytes(coded)
             with lad.timed(plugin, "measure"):
                 scores = measure(lad.ref, restored, tmp)
@@ -316,14 +320,14 @@ def _stream_ladder(lad: Ladder, streams, label):
 
         def point(plugin, stream=stream, qp=qp, kbps=kbps, common=common):
             with lad.timed(plugin, "encode"):
-                records = pipeline.analyze_stream(lad.ref.source, stream, [plugin], qp, "sei", rate, lad.options)
+                records = analyze_stream(lad.ref.source, stream, [plugin], qp, "sei", rate, lad.options)
             side = sum(sideinfo.record_overhead_bytes(r.format_id, "sei") + len(r.payload) for r in records)
             sidecar = os.path.join(tmp, "stream.gpsi")
             with open(sidecar, "wb") as fh:
                 sideinfo.write_sidecar(fh, records)
             restored = os.path.join(tmp, "restored_stream.y4m")
             with lad.timed(plugin, "enhance"):
-                pipeline.enhance(stream, restored, y4m, [plugin], sidecar=sidecar, fps=rate, options=lad.options)
+                enhance(stream, restored, y4m, [plugin], sidecar=sidecar, fps=rate, options=lad.options)
             with lad.timed(plugin, "measure"):
                 scores = measure(lad.ref, restored, tmp)
             return {**common, "kbps": kbps + _kbps(side, frames, rate), "side_info_kbps": _kbps(side, frames, rate),
@@ -366,13 +370,13 @@ def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "me
     """One run per plugin that succeeded (each shaped as ``evaluate``'s result), and plugin -> error for the
     others. Each anchor point is encoded, decoded and measured once for all plugins."""
     check_ladder(qps, streams, frames)
-    procs = pipeline.load_postprocessors(plugins)  # an unknown plugin or a missing ffmpeg fail before encoding
+    procs = load_postprocessors(plugins)  # an unknown plugin or a missing ffmpeg fail before encoding
     deep = deep if deep is not None else deepmetrics.load()
     with media.InputFile(source) as inp:
         rate = fps or inp.info.rate
         depth = inp.info.bit_depth
     if rate is None:
-        raise pipeline.PipelineError(f"{source} has no frame rate; give --fps")
+        raise PipelineError(f"{source} has no frame rate; give --fps")
     with tempfile.TemporaryDirectory(prefix="genpost-eval-") as tmp:
         count = _frame_count(streams[0], rate) if streams else frames
         ref = prepare_reference(source, tmp, count, trim=bool(frames), deep=deep)

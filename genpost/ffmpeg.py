@@ -15,11 +15,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .errors import GenpostError
+
 ENV = "GENPOST_FFMPEG"
 VMAF_NEG = "vmaf_v0.6.1neg"  # libvmaf's built-in "no enhancement gain" model
 
 
-class FFmpegError(Exception):
+class FFmpegError(GenpostError):
     """The ffmpeg binary is missing or failed; the message is one line for the user."""
 
     exit_code = 6

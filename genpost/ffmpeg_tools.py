@@ -17,12 +17,13 @@ import tempfile
 from collections.abc import Sequence
 from typing import IO
 
+from .errors import GenpostError
 from .ffmpeg import ENV, FFmpegError, executable
 
 GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y")
 
 
-class FilterError(Exception):
+class FilterError(GenpostError):
     """An FFmpeg filter string that ffmpeg rejects (bad usage)."""
 
     exit_code = 2

@@ -12,25 +12,33 @@ frame is held at a time. The output header is the input's, field for field, plus
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from . import pipeline, sideinfo
+from . import sideinfo
+from .outputs import provenance
 from .postprocessor import Context, PostProcessor
-from .types import Frame, to_bit_depth
+from .runner import (
+    EnhanceReport,
+    FrameRestorer,
+    PluginStats,
+    check_policy,
+    choose_postprocessors,
+    load_postprocessors,
+    read_sidecar_index,
+)
 from .y4m import PROVENANCE_FIELD, Y4MHeader, Y4MReader, Y4MWriter
 
 
 @dataclass
-class PipeReport(pipeline.EnhanceReport):
+class PipeReport(EnhanceReport):
     downstream_closed: bool = False  # the reader of our stdout went away before the input ended
     provenance: str | None = None  # the XGENPOST_POSTPROCESSORS value written (for ffmpeg -metadata)
 
 
 def provenance_value(chain: list[PostProcessor], inherited: str | None = None) -> str | None:
     """``name/version,...`` for this chain, after any an earlier genpost stage recorded."""
-    ours = pipeline.provenance(chain).get("genpost_postprocessors")
+    ours = provenance(chain).get("genpost_postprocessors")
     parts = [p for p in (inherited, ours) if p]
     return ",".join(parts) or None
 
@@ -39,35 +47,6 @@ def output_header(header: Y4MHeader, chain: list[PostProcessor], bit_depth: int 
     out = header.with_bit_depth(bit_depth or header.bit_depth)
     value = provenance_value(chain, header.extension(PROVENANCE_FIELD))
     return out.with_extension(PROVENANCE_FIELD, value) if value else out
-
-
-def restore_frames(
-    frames: Iterable[Frame],
-    chain: list[PostProcessor],
-    index,
-    ctx: Context,
-    report: pipeline.EnhanceReport,
-    max_errors: int | None = None,
-    bit_depth: int | None = None,
-    progress: Callable[[int, int | None], None] = lambda done, total: None,
-    total: int | None = None,
-    on_plugin_error: str = "skip",
-) -> Iterator[Frame]:
-    """Each frame through the chain (``pipeline._restore``), at ``bit_depth`` if given, counting into ``report``."""
-    errors = 0
-    for frame in frames:
-        restored, failed = pipeline._restore(chain, frame, index, ctx, report, on_plugin_error)
-        errors += failed
-        if max_errors is not None and errors > max_errors:
-            raise pipeline.PipelineError(f"more than --max-errors {max_errors} frames failed to restore")
-        report.frames += 1
-        progress(report.frames, total)
-        yield to_bit_depth(restored, bit_depth) if bit_depth else restored
-
-
-def check_policy(on_plugin_error: str) -> None:
-    if on_plugin_error not in pipeline.PLUGIN_ERROR_POLICIES:
-        raise pipeline.PipelineError(f"--on-plugin-error must be one of {', '.join(pipeline.PLUGIN_ERROR_POLICIES)}")
 
 
 def run(
@@ -86,17 +65,18 @@ def run(
     reader that closes ``outstream`` early (``ffmpeg ... -frames:v N``) ends the job quietly, like ``head``.
     """
     check_policy(on_plugin_error)
-    index = pipeline.read_sidecar_index(sidecar) if sidecar else sideinfo.RecordIndex()
-    names, warnings = pipeline.choose_postprocessors(index, plugins)
-    chain = pipeline.load_postprocessors(names, device)
+    index = read_sidecar_index(sidecar) if sidecar else sideinfo.RecordIndex()
+    names, warnings = choose_postprocessors(index, plugins)
+    chain = load_postprocessors(names, device)
     reader = Y4MReader(instream, "stdin")
-    report = PipeReport("-", 0, names, {p.name: pipeline.PluginStats() for p in chain}, warnings=warnings)
+    report = PipeReport("-", 0, names, {p.name: PluginStats() for p in chain}, warnings=warnings)
     ctx = Context(stream=reader.header.stream_info("y4m"), options=dict(options or {}))
     try:
         header = output_header(reader.header, chain)
         report.provenance = header.extension(PROVENANCE_FIELD)
         writer = Y4MWriter(outstream, header)
-        for frame in restore_frames(reader, chain, index, ctx, report, max_errors, on_plugin_error=on_plugin_error):
+        restorer = FrameRestorer(chain, index, ctx, report, None, max_errors, on_plugin_error)
+        for frame in restorer.frames(reader):
             writer.write(frame)
         writer.flush()
     except BrokenPipeError:

@@ -12,17 +12,12 @@ from importlib.metadata import entry_points
 import pluggy
 
 from . import __api_version__, __version__, hookspecs
+from .errors import PluginError
 from .postprocessor import PostProcessor
 
 ENTRY_POINT_GROUP = "genpost"
 ALLOWLIST_ENV = "GENPOST_LOAD_PLUGINS"
 log = logging.getLogger("genpost")
-
-
-class PluginError(RuntimeError):
-    """A plugin could not be found, loaded or registered."""
-
-    exit_code = 5
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from .errors import PayloadError
 from .types import Frame, StreamInfo
 
-
-class PayloadError(ValueError):
-    """Raised by ``restore`` when a payload cannot be used; the pipeline then keeps the base frame."""
+__all__ = ["Context", "PayloadError", "PostProcessor", "WeightsFile"]
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import media, metrics, pipeline
+from . import media, metrics
+from .errors import GenpostError
+from .outputs import atomic_output, check_paths
 from .postprocessor import Context
+from .runner import (
+    EnhanceReport,
+    FrameRestorer,
+    PluginStats,
+    choose_postprocessors,
+    collect_side_info,
+    load_postprocessors,
+)
 from .types import Frame, StreamInfo, to_bit_depth
 from .y4m import Y4MHeader, Y4MWriter
 
@@ -31,7 +41,7 @@ MODES = ("side", "split", "diff")
 DEFAULT_GAIN = 8
 
 
-class PreviewError(Exception):
+class PreviewError(GenpostError):
     """A preview request that cannot be met (bad frame number, crop, reference size)."""
 
     exit_code = 2
@@ -152,7 +162,7 @@ def write_png(path: str | os.PathLike, rgb: np.ndarray, text: dict[str, str] | N
         body.append(chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1", "replace")))
     body.append(chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)))
     body.append(chunk(b"IEND", b""))
-    with pipeline.atomic_output(path) as tmp, open(tmp, "wb") as fh:
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
         fh.write(b"\x89PNG\r\n\x1a\n" + b"".join(body))
 
 
@@ -289,16 +299,18 @@ def preview(
         raise PreviewError(f"--zoom must be 1..16, got {zoom}")
     if Path(output).suffix.lower() != ".png":
         raise PreviewError(f"preview writes PNG: give an output ending in .png, got {output}")
-    pipeline.check_paths([input, sidecar, reference], output)
+    check_paths([input, sidecar, reference], output)
     area = Crop.parse(crop) if crop else None
     with media.InputFile(input, fps) as inp:
-        index = pipeline.collect_side_info(inp, sidecar)
-        names, warnings = pipeline.choose_postprocessors(index, plugins)
-        chain = pipeline.load_postprocessors(names, device)
+        index = collect_side_info(inp, sidecar)
+        names, warnings = choose_postprocessors(index, plugins)
+        chain = load_postprocessors(names, device)
         base = _frame_at(inp, frame)
         info = inp.info
-    report = pipeline.EnhanceReport(str(output), 1, names, {p.name: pipeline.PluginStats() for p in chain})
-    restored, failed = pipeline._restore(chain, base, index, Context(stream=info, options=dict(options or {})), report)
+    report = EnhanceReport(str(output), 1, names, {p.name: PluginStats() for p in chain})
+    restorer = FrameRestorer(chain, index, Context(stream=info, options=dict(options or {})), report)
+    restored = restorer(base)
+    failed = restorer.errors
     ref = None
     if reference is not None:
         with media.InputFile(reference) as src:

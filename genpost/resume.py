@@ -33,7 +33,9 @@ from fractions import Fraction
 from pathlib import Path
 
 from . import __version__, media
-from .pipeline import PipelineError, PluginStats, atomic_output
+from .errors import PipelineError
+from .outputs import atomic_output
+from .runner import AnalysisJob, FrameAnalyzer, PluginStats, no_progress
 from .types import to_bit_depth
 
 DEFAULT_CHUNK_FRAMES = 240
@@ -79,7 +81,7 @@ def segment_format(codec: str) -> tuple[str, str]:
 
 
 def enhance_in_chunks(inp, output, fps, info, settings, restorer, progress, job, chunk_frames, metadata) -> None:
-    """enhance's video loop, chunked and resumable; ``restorer`` is pipeline.FrameRestorer."""
+    """enhance's video loop, chunked and resumable; ``restorer`` is a genpost.runner.FrameRestorer."""
     chunk_frames = chunk_frames or DEFAULT_CHUNK_FRAMES
     if chunk_frames < 1:
         raise PipelineError("--chunk-frames must be at least 1")
@@ -144,14 +146,13 @@ def remove_work(output) -> None:
         pass  # someone put something else there: leave it
 
 
-def encode_in_chunks(
-    src, output, fps, info, settings, chain, carriage, options, progress, max_errors, on_error, errors, job,
-    chunk_frames, analyze,
-):  # fmt: skip
+def encode_in_chunks(src, output, analysis: AnalysisJob, progress, job: dict, chunk_frames: int | None):
     """encode's base and analysis in resumable chunks: each chunk's base is encoded by a fresh x265 into a
-    TS segment, decoded, and analyzed against the same source frames (read by a second, lagging reader),
-    and its records are kept beside it as a sidecar. ``analyze`` is pipeline.analyze_frames; records never run
-    across a chunk boundary. Returns (frames, records, first segment, pts -> frame index, packets)."""
+    TS segment, decoded, and analyzed (genpost.runner.FrameAnalyzer, as ``analysis`` says) against the same
+    source frames (read by a second, lagging reader), and its records are kept beside it as a sidecar;
+    records never run across a chunk boundary. Returns (frames, records, first segment, pts -> frame
+    index, packets)."""
+    fps, info, settings, errors = analysis.fps, analysis.info, analysis.settings, analysis.errors
     chunk_frames = chunk_frames or DEFAULT_CHUNK_FRAMES
     if chunk_frames < 1:
         raise PipelineError("--chunk-frames must be at least 1")
@@ -163,7 +164,7 @@ def encode_in_chunks(
     if chunks:
         errors.update(chunks[-1]["plugin_errors"])
     lagging = media.InputFile(src.path, fps)
-    lagging.max_errors = max_errors
+    lagging.max_errors = analysis.max_errors
     behind = lagging.frames()
     for _ in range(done):
         next(behind, None)
@@ -175,8 +176,7 @@ def encode_in_chunks(
                 if frame.index < done:
                     continue
                 if segment is not None and frame.index in unit.keyframes and segment.frames >= chunk_frames:
-                    chunks.append(_analyze_chunk(segment, behind, info, settings, chain, carriage, options,
-                                                 max_errors, on_error, errors, src.damage, analyze))  # fmt: skip
+                    chunks.append(_analyze_chunk(segment, behind, analysis, src.damage))
                     _save(work, state)
                     segment = None
                 if segment is None:
@@ -184,8 +184,7 @@ def encode_in_chunks(
                 segment.encode(to_bit_depth(frame, settings.bit_depth))
                 progress(frame.index + 1, total)
         if segment is not None:
-            chunks.append(_analyze_chunk(segment, behind, info, settings, chain, carriage, options,
-                                         max_errors, on_error, errors, src.damage, analyze))  # fmt: skip
+            chunks.append(_analyze_chunk(segment, behind, analysis, src.damage))
             _save(work, state)
             segment = None
     finally:
@@ -207,7 +206,7 @@ def encode_in_chunks(
     return sum(c["frames"] for c in chunks), records, segments[0], pts_index, packets
 
 
-def _analyze_chunk(segment, behind, info, settings, chain, carriage, options, max_errors, on_error, errors, damage, analyze):
+def _analyze_chunk(segment, behind, analysis: AnalysisJob, damage):
     """Close a base chunk, run the plugins' analyze on it, and make chunk and records durable."""
     import itertools
 
@@ -217,10 +216,8 @@ def _analyze_chunk(segment, behind, info, settings, chain, carriage, options, ma
     with media.InputFile(segment.part) as base:
         bases = (f.replace(index=segment.first + i) for i, f in enumerate(base.frames()))
         sources = itertools.islice(behind, segment.frames)
-        records, _ = analyze(
-            None, None, None, chain, settings, info, carriage, lambda done, total: None, segment.frames, options,
-            max_errors=max_errors, on_error=on_error, errors=errors, sources=sources, bases=bases, damage=damage,
-        )  # fmt: skip
+        chunk = dataclasses.replace(analysis, source=None, base_path=None, fps=None, total=segment.frames, damage=damage)
+        records, _ = FrameAnalyzer(chunk).run(no_progress, sources=sources, bases=bases)
     side = segment.path.with_suffix(".gpsi")
     side_part = side.with_name(side.name + ".part")
     sideinfo.write_sidecar(side_part, records)
@@ -235,7 +232,7 @@ def _analyze_chunk(segment, behind, info, settings, chain, carriage, options, ma
         "frames": segment.frames,
         "sha256": _sha256(segment.path),
         "records_sha256": _sha256(side),
-        "plugin_errors": dict(errors),
+        "plugin_errors": dict(analysis.errors),
     }
 
 

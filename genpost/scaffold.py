@@ -17,6 +17,7 @@ from pathlib import Path
 from string import Template
 
 from . import __api_version__, __version__
+from .errors import GenpostError
 
 TEMPLATES = Path(__file__).parent / "templates" / "plugin"
 NAME_RULE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
@@ -24,13 +25,13 @@ MAX_NAME = 40
 RESERVED = {"none", "builtins", "genpost", "all", "plugin", "plugins"}
 
 
-class PluginNameError(ValueError):
+class PluginNameError(GenpostError, ValueError):
     """NAME cannot name a plugin (bad characters, reserved, or already taken)."""
 
     exit_code = 2
 
 
-class ScaffoldTargetError(OSError):
+class ScaffoldTargetError(GenpostError, OSError):
     """The folder to create the package in is unusable (missing, or the package folder already exists)."""
 
     exit_code = 4

@@ -15,8 +15,10 @@ import tempfile
 import time
 from fractions import Fraction
 
-from . import media, pipeline
+from . import media
 from .bench import BenchError
+from .enhance import enhance
+from .errors import PipelineError
 
 LINK_GBPS = (1.0, 10.0)  # links the cluster prediction is written for
 PREDICT_NODES = (1, 2, 4, 8, 16, 32, 64)
@@ -44,7 +46,7 @@ def bench_workers(input, plugin: str, counts: str, fps: Fraction | None = None, 
         for n in counts:
             progress(f"bench: {n} worker{'s' * (n > 1)}")
             start = time.perf_counter()
-            report = pipeline.enhance(input, os.path.join(tmp, f"out{n}.mkv"), settings, plugins or ["none"], fps=fps,
+            report = enhance(input, os.path.join(tmp, f"out{n}.mkv"), settings, plugins or ["none"], fps=fps,
                                       workers=n, chunk_frames=chunk_frames)  # fmt: skip
             seconds = time.perf_counter() - start
             row = {"workers": n, "seconds": round(seconds, 3), "fps": round(report.frames / seconds, 3)}
@@ -94,7 +96,7 @@ def _decode_seconds(input, fps) -> tuple[float, int]:
         inp.max_errors = None
         frames = sum(1 for _ in inp.frames())
     if not frames:
-        raise pipeline.PipelineError(f"{input} has no frames")
+        raise PipelineError(f"{input} has no frames")
     return time.perf_counter() - start, frames
 
 

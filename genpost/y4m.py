@@ -15,6 +15,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .errors import GenpostError
+
 from .types import ColorInfo, Frame, StreamInfo
 
 MAGIC = b"YUV4MPEG2"
@@ -25,7 +27,7 @@ _RANGE = {"LIMITED": 1, "FULL": 2}
 PROVENANCE_FIELD = "GENPOST_POSTPROCESSORS"  # X field carrying the pipeline.provenance value
 
 
-class Y4MError(Exception):
+class Y4MError(GenpostError):
     """The y4m stream is malformed or in a format genpost does not handle; one line for the user."""
 
     exit_code = 3

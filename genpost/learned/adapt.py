@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import entropy
+from ..errors import GenpostError
 
 VERSION = 1
 GROUPS = ("bias", "scale", "gain", "tail")
@@ -40,7 +41,7 @@ _HEAD = struct.Struct(">BHB")
 _GROUP = struct.Struct(">Be")
 
 
-class UpdateError(ValueError):
+class UpdateError(GenpostError, ValueError):
     """An update payload that cannot be used (damaged, foreign, for other weights): the period falls back."""
 
 

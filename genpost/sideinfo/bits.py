@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import GenpostError
 
-class BitsError(ValueError):
+
+class BitsError(GenpostError, ValueError):
     """A read past the end of the payload or a value that cannot be coded."""
 
 

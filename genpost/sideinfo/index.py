@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
-from .record import MAX_STREAM_BYTES, Record
+from .layout import MAX_STREAM_BYTES, Record
 
 
 class RecordIndex:

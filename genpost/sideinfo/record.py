@@ -14,45 +14,27 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
 from typing import Iterable
+
+from .layout import (
+    MAGIC2,
+    MAX_FORMAT_ID,
+    MAX_RECORD_PAYLOAD,
+    MAX_RUN,
+    MAX_STREAM_BYTES,  # noqa: F401  (importable from here, as before)
+    Record,
+    valid_format_id,
+)
+from .record2 import block_overhead, encode_block, parse_block
 
 MAGIC = b"GPSI"
 VERSION = 1
-MAGIC2 = b"G\xb2"  # a version-2 block (genpost.sideinfo.record2)
 RECORD2_OVERHEAD = 5
-MAX_RECORD_PAYLOAD = 1 << 20
-"""Per-record payload cap: a reader never allocates more than this for one record."""
-MAX_STREAM_BYTES = 256 << 20
-"""Per-stream, per-format cap on payload bytes a reader keeps (enforced by RecordIndex)."""
-MAX_FORMAT_ID = 64
 
 _HEAD = struct.Struct(">4sBB")  # magic, version, id_len
 _TAIL = struct.Struct(">IHI")  # frame_index, count, payload_len
-MAX_RUN = 0xFFFF  # frames one record may cover
 _CRC = struct.Struct(">I")
 _MIN_RECORD = _HEAD.size + 1 + _TAIL.size + _CRC.size  # 21 bytes: 1-char id, empty payload
-
-
-@dataclass(frozen=True)
-class Record:
-    """One plugin's payload for a run of ``count`` frames starting at ``frame_index`` (genpost's
-    presentation-order index). A run lets a payload that stays right (a filter, a strength) be sent once
-    instead of once per frame, which matters when the carriage costs ~50 bytes per record."""
-
-    format_id: str
-    frame_index: int
-    payload: bytes
-    count: int = 1
-
-    @property
-    def frames(self) -> range:
-        return range(self.frame_index, self.frame_index + self.count)
-
-
-def valid_format_id(raw: bytes) -> bool:
-    """Printable ASCII without spaces, 1..64 bytes: ids appear in logs and file names."""
-    return 1 <= len(raw) <= MAX_FORMAT_ID and all(0x21 <= c <= 0x7E for c in raw)
 
 
 def encode_record(record: Record) -> bytes:
@@ -83,8 +65,6 @@ def encode_records_v1(records: Iterable[Record]) -> bytes:
 
 def encode_records(records: Iterable[Record]) -> bytes:
     """The records as one version-2 block (b"" for none): what every carriage writes (docs/bitstream.md)."""
-    from .record2 import encode_block
-
     return encode_block(list(records))
 
 
@@ -125,8 +105,6 @@ def decode_records(buf: bytes) -> tuple[list[Record], int]:
     records: list[Record] = []
     bad, pos, n = 0, 0, len(raw)
     budget = 8 * n  # damaged-but-honest streams spend about n on failed CRCs; only forged nesting spends more
-    from .record2 import parse_block
-
     nxt = [0, 0]  # where the next v1 / v2 magic is, once searched (-1: none left)
     while pos < n:
         if raw.startswith(MAGIC2, pos):
@@ -172,8 +150,6 @@ def record_overhead_bytes(format_id: str, carriage: str) -> int:
     payloadSize, 16-byte UUID, trailing bits); ``nnpfc`` that plus the picture's 4-byte NNPFA message (a
     record is what activates a plugin without a default mode); ``track`` a data packet's muxing. Plugins weigh
     this in their rate-distortion choice (``Context.record_overhead_bits``)."""
-    from .record2 import block_overhead
-
     sei = 4 + 2 + 1 + 2 + 16 + 1
     framing = {"sei": sei, "nnpfc": sei + 4, "track": 8}.get(carriage, 0)
     return RECORD2_OVERHEAD + block_overhead([format_id]) + framing

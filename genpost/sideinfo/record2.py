@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import zlib
 
-from .record import MAGIC2, MAX_FORMAT_ID, MAX_RECORD_PAYLOAD, MAX_RUN, Record, valid_format_id
+from .layout import MAGIC2, MAX_FORMAT_ID, MAX_RECORD_PAYLOAD, MAX_RUN, Record, valid_format_id
 
 MAX_BLOCK = 64 << 20
 

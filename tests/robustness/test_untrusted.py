@@ -166,12 +166,15 @@ def test_encode_fails_on_a_raising_analyze_unless_told_to_skip(tmp_path):
     assert report["plugin_errors"] == {"probe": 1} and report["frames_with_side_info"]["probe/1"] == 32
 
 
-def test_a_wrongly_shaped_frame_falls_back_to_the_input(probe_mkv, reference, tmp_path):
+def test_a_wrongly_shaped_frame_is_a_contract_error_and_keeps_the_input(probe_mkv, reference, tmp_path):
+    """A broken contract is a plugin error (skipped and counted, or fatal with --on-plugin-error fail),
+    never a fallback: fallbacks count only payloads the plugin itself rejected."""
     base, restored = reference
     out = tmp_path / "out.mkv"
     result = cli("enhance", probe_mkv, "-o", out, "--codec", "ffv1", "--json", "-q", env={"GENPOST_PROBE_BAD_SHAPE_AT": "4"}, probe=True)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["per_plugin"]["probe"]["fallbacks"] == 1
+    stats = json.loads(result.stdout)["per_plugin"]["probe"]
+    assert stats["fallbacks"] == 0 and stats["errors"] == 1 and "ContractError" in stats["first_error"]
     frames = decode_all(out)
     assert _same(frames[4], base[4]) and _same(frames[5], restored[5])
 

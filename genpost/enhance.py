@@ -1,0 +1,191 @@
+"""``genpost enhance`` (decode -> restore -> encode -> re-mux with the input's other streams) and
+``genpost inspect`` (what a stream carries)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from fractions import Fraction
+
+from . import declared, media
+from .encode import check_workers
+from .errors import PipelineError
+from .outputs import atomic_output, check_paths, found_sidecar, provenance
+from .postprocessor import Context
+from .runner import (
+    EnhanceReport,
+    FrameRestorer,
+    PluginStats,
+    Progress,
+    check_policy,
+    choose_postprocessors,
+    collect_side_info,
+    load_postprocessors,
+    no_progress,
+)
+from .types import to_bit_depth
+
+
+def enhance(
+    input: str | os.PathLike,
+    output: str | os.PathLike,
+    settings: media.EncoderSettings,
+    plugins: list[str] | None = None,
+    sidecar: str | os.PathLike | None = None,
+    fps: Fraction | None = None,
+    options: dict[str, str] | None = None,
+    progress: Progress = no_progress,
+    max_errors: int | None = None,
+    on_plugin_error: str = "skip",
+    resume: bool = False,
+    chunk_frames: int | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
+) -> EnhanceReport:
+    """Decode, restore each frame with the chosen (or side-info-named) post-processors, re-encode, and
+    re-mux with the input's audio/subtitles, timestamps and colour metadata.
+
+    Errors (docs/reliability.md): damaged input frames are concealed and counted, a plugin that raises is
+    skipped for that frame (``on_plugin_error="skip"``) or ends the job (``"fail"``); more damaged or failed
+    frames than ``max_errors`` (None: no limit) end the job. ``resume`` works in GOP-aligned chunks that a
+    later run with ``resume`` continues (genpost.resume).
+    """
+    check_policy(on_plugin_error)
+    sidecar = found_sidecar(input, sidecar)
+    check_paths([input, sidecar], output)
+    check_workers(workers, resume)
+    with media.InputFile(input, fps) as inp:
+        inp.max_errors = None  # the job's budget covers decode damage and plugin failures together
+        index = collect_side_info(inp, sidecar)
+        signalled = declared.read_declared(inp) if plugins is None else None
+        plan = declared.plan(signalled) if signalled is not None else None
+        if signalled and signalled.record_offset:  # entered mid-stream: records name the whole stream's frames
+            index = declared.shift_records(index, signalled.record_offset)
+        names, warnings = choose_postprocessors(index, plugins, plan)
+        chain = load_postprocessors(names)
+        gate = plan if plan is not None and plan.declared else None  # None: records alone decide
+        if gate is not None:
+            options = {**plan.options, **dict(options or {})}  # the stream's default mode; the user's word wins
+        if not inp.timed:
+            raise PipelineError(f"{input} is a raw stream without timing; give --fps")
+        info = dataclasses.replace(inp.info, bit_depth=settings.bit_depth or inp.info.bit_depth)
+        settings = dataclasses.replace(settings, bit_depth=info.bit_depth)
+        # no codec asked: restored frames go to x265, an untouched base is copied packet for packet
+        codec = settings.codec or ("libx265" if chain else "copy")
+        if codec == "copy" and media.output_format(output) == "yuv4mpegpipe":
+            codec = "y4m"
+        settings = dataclasses.replace(settings, codec=codec)
+        copy = codec == "copy"
+        report = EnhanceReport(str(output), 0, names, {p.name: PluginStats() for p in chain})
+        report.warnings = warnings
+        ctx = Context(stream=info, options=dict(options or {}))  # qp: the base's is unknown here (not the re-encode's)
+        restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error, gate)
+        if resume and not copy:
+            from . import resume as resuming
+
+            job = resuming.job_key(input, output, sidecar, fps, settings, chain, options, chunk_frames)
+            resuming.enhance_in_chunks(
+                inp, output, fps, info, settings, restorer, progress, job, chunk_frames, provenance(chain)
+            )
+        elif workers > 1 and not copy:  # keyframe-aligned chunks restored on Ray actors (genpost.distributed)
+            from .distributed import enhance_over_workers
+
+            enhance_over_workers(
+                inp, output, fps, info, settings, restorer, progress, chunk_frames, workers, ray_address,
+                provenance(chain),
+            )  # fmt: skip
+        else:
+            if resume or workers > 1:
+                flag = "--resume" if resume else "--workers"
+                report.warnings.append(f"{flag}: packets are copied, which is quick, so the job ran in one pass")
+            warn_if_resumable(output, report)
+            enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
+        restorer.finish()
+    report.side_info = index.stats()
+    if plan is not None and (plan.declared or plan.unknown):
+        report.side_info["declared"] = {"chain": plan.declared, "activated": plan.names, "unknown": plan.unknown}
+    if signalled is not None:
+        report.side_info["nnpf"] = signalled.stats()
+    return report
+
+
+def enhance_stream(inp, output, info, settings, copy, chain, restorer, progress) -> None:
+    """One pass: demux, restore (or copy) the video, encode, and mux with the other streams."""
+    report = restorer.report
+    with atomic_output(output) as tmp:
+        out = media.OutputFile(
+            tmp,
+            info,
+            settings,
+            template=inp,
+            copy_from=inp if copy else None,
+            metadata=provenance(chain),
+        )
+        report.warnings += [f"{what} dropped: {out.format} holds video only" for what in out.dropped]
+        try:
+            for unit in inp.demux():
+                if isinstance(unit, media.OtherPacket):
+                    out.copy_packet(unit)
+                    continue
+                restorer.check_input()
+                if copy:
+                    if unit.packet is not None:
+                        out.mux_video(unit.packet)
+                    report.frames += len(unit.frames)
+                    progress(report.frames, inp.info.frames)
+                    continue
+                for frame in unit.frames:
+                    out.encode(to_bit_depth(restorer(frame), info.bit_depth))
+                    report.frames += 1
+                    progress(report.frames, inp.info.frames)
+            restorer.check_input()
+        except BaseException:
+            out.abort()
+            raise
+        out.close()
+
+
+def warn_if_resumable(output, report: EnhanceReport) -> None:
+    from .resume import work_dir
+
+    if work_dir(output).is_dir():
+        report.warnings.append(f"{work_dir(output)} holds an interrupted --resume run; add --resume to continue it")
+
+
+# ---------------------------------------------------------------- inspect
+
+
+def inspect(input: str | os.PathLike, fps: Fraction | None = None, sidecar=None) -> dict:
+    sidecar = found_sidecar(input, sidecar)
+    with media.InputFile(input, fps) as inp:
+        index = collect_side_info(inp, sidecar)
+        frames = sum(1 for kind, _ in inp.side_channels() if kind == "packet")
+        info = inp.info
+        duration = float(frames / info.rate) if info.rate else None
+        stats = index.stats()
+        nnpf = declared.read_declared(inp)
+        stats["nnpf"] = nnpf.stats()
+        for fmt, entry in stats.get("formats", {}).items():
+            entry["kbps"] = round(entry["bytes"] * 8 / duration / 1000, 3) if duration else None
+        return {
+            "file": str(input),
+            "size_bytes": os.path.getsize(input),
+            "video": {
+                "codec": info.codec,
+                "width": info.width,
+                "height": info.height,
+                "bit_depth": info.bit_depth,
+                "pix_fmt": info.pix_fmt,
+                "rate": str(info.rate) if info.rate else None,
+                "time_base": str(info.time_base) if info.time_base else None,
+                "frames": frames,
+                "duration_s": duration,
+                "color": dataclasses.asdict(info.color),
+                "language": info.language,
+            },
+            "streams": [dataclasses.asdict(o) for o in inp.others],
+            "side_info": stats,
+            "sidecar": str(sidecar) if sidecar is not None else None,
+            "nnpfc": [c.to_dict() for c in nnpf.filters.values()],
+            "nnpfa": nnpf.listing,
+        }

@@ -1,0 +1,240 @@
+"""Encode and mux: ``OutputFile`` writes one video stream (encoded or copied packet for packet) with the
+input's other streams copied untouched, and side info as new packet bytes, a data track or BlockAdditional."""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+from av.packet import PacketSideData
+
+from ..errors import MediaError
+from ..types import Frame, StreamInfo
+from .colour import frame_to_av, set_color, x265_hdr_params
+from .container import (
+    BLOCK_ADD_ID,
+    BLOCK_ADDITIONAL,
+    ENCODERS,
+    OtherPacket,
+    open_container,
+    output_format,
+    pix_fmt_for,
+)
+from .decode import InputFile
+
+# ---------------------------------------------------------------- output
+
+
+@dataclass
+class EncoderSettings:
+    codec: str | None = None  # libx265 (the default) | libx264 | ffv1 | y4m | copy
+    bit_depth: int = 0  # 0: the input's
+    qp: int | None = None
+    crf: float | None = None
+    preset: str = "medium"
+    keyint: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class OutputFile:
+    """A muxer with one video stream (encoded or copied) and the input's other streams copied untouched."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        info: StreamInfo,
+        settings: EncoderSettings,
+        template: InputFile | None = None,
+        copy_from: InputFile | None = None,
+        metadata: dict[str, str] | None = None,
+        data_track: bool = False,
+        fmt: str | None = None,
+    ):
+        self.path = str(path)
+        self.format = fmt or output_format(path)
+        self.info = info
+        self.settings = settings
+        # keep the source's timestamps: no shifting of the first B-frame dts into pts
+        options = {} if self.format in ("yuv4mpegpipe", "hevc", "vvc") else {"avoid_negative_ts": "disabled"}
+        self.container = open_container(self.path, "w", fmt=self.format, options=options)
+        self._stream_map: dict[int, object] = {}
+        self.dropped: list[str] = []  # input streams the output format cannot hold
+        self.data_stream = None
+        try:
+            self.video = self._add_video(copy_from)
+            if template is not None:
+                self._add_others(template)
+            if data_track:
+                self.data_stream = self._add_data_track()
+            for key, value in (metadata or {}).items():
+                self.container.metadata[key] = value
+        except Exception:
+            self.container.close()
+            raise
+        self._frames_in = 0
+        self._offset: int | None = None
+        self.seconds = {"encode": 0.0, "mux": 0.0}  # time spent encoding and muxing (genpost bench)
+
+    def _add_video(self, copy_from: InputFile | None):
+        info, s = self.info, self.settings
+        if copy_from is not None:
+            try:
+                stream = self.container.add_stream_from_template(copy_from.video)
+            except (ValueError, av.error.FFmpegError) as exc:
+                raise MediaError(f"cannot copy {copy_from.codec} video into {self.format} ({exc}); pick a --codec") from None
+            stream.time_base = copy_from.video.time_base or info.time_base
+        else:
+            codec = "rawvideo" if s.codec == "y4m" else (s.codec or "libx265")
+            if codec not in ("libx265", "libx264", "ffv1", "rawvideo"):
+                raise MediaError(f"unknown codec {s.codec!r}; use one of {', '.join(ENCODERS)}")
+            if self.format == "yuv4mpegpipe" and codec != "rawvideo":
+                raise MediaError("a .y4m output needs --codec y4m")
+            rate = info.rate or Fraction(25)
+            options = {}
+            if codec == "libx265":
+                # repeat-headers: parameter sets in every keyframe so raw and TS outputs stay decodable
+                params = ["log-level=error", "info=0", "repeat-headers=1"]
+                if s.keyint:
+                    params.append(f"keyint={s.keyint}")
+                params += x265_hdr_params(info.color)
+                options["x265-params"] = ":".join(params)
+                options["preset"] = s.preset
+            elif codec == "libx264":
+                options["preset"] = s.preset
+            elif codec == "ffv1":
+                options.update({"level": "3", "slicecrc": "1"})
+            if codec in ("libx265", "libx264"):
+                if s.qp is not None:
+                    options["qp"] = str(s.qp)
+                else:
+                    options["crf"] = str(18 if s.crf is None else s.crf)
+            options.update(s.extra)
+            stream = self.container.add_stream(codec, rate=rate, options=options)
+            stream.width, stream.height = info.width, info.height
+            stream.pix_fmt = pix_fmt_for(s.bit_depth or info.bit_depth)
+            if self.format == "yuv4mpegpipe":  # y4m stores a frame rate, not timestamps
+                stream.codec_context.time_base = 1 / Fraction(rate)
+            elif info.time_base:
+                stream.codec_context.time_base = info.time_base
+                stream.time_base = info.time_base
+            if s.keyint and codec != "libx265":
+                stream.codec_context.gop_size = s.keyint
+            set_color(stream.codec_context, info.color)
+            if self.format == "yuv4mpegpipe" and (s.bit_depth or info.bit_depth) > 8:
+                self.container.options["strict"] = "-1"
+        if info.language:
+            stream.metadata["language"] = info.language
+        return stream
+
+    def _add_others(self, template: InputFile) -> None:
+        if self.format in ("yuv4mpegpipe", "hevc", "vvc"):  # video-only formats: other streams are dropped
+            self.dropped = [f"{o.kind} {o.codec}" for o in template.others if o.kind in ("audio", "subtitle")]
+            return
+        for other in template.others:
+            if other.kind not in ("audio", "subtitle"):
+                continue
+            src = template.container.streams[other.index]
+            try:
+                out = self.container.add_stream_from_template(src)
+            except (ValueError, av.error.FFmpegError) as exc:
+                raise MediaError(f"cannot carry {other.kind} codec {other.codec} in {self.format} ({exc})") from None
+            out.time_base = src.time_base
+            for key, value in src.metadata.items():
+                if key.lower() in ("language", "title", "handler_name"):
+                    out.metadata[key] = value
+            out.disposition = src.disposition
+            self._stream_map[other.index] = out
+
+    def _add_data_track(self):
+        if self.format not in ("mp4", "mov", "mpegts"):
+            return None
+        stream = self.container.add_data_stream("bin_data")
+        stream.time_base = self.info.time_base or Fraction(1, 90000)
+        return stream
+
+    # -- writing
+    def encode(self, frame: Frame) -> None:
+        start = time.perf_counter()
+        if self.format == "yuv4mpegpipe" or self.info.time_base is None:
+            frame = frame.replace(pts=self._frames_in, time_base=self.video.codec_context.time_base)
+        self.encode_av(frame_to_av(frame), start)
+
+    def encode_av(self, vf: av.VideoFrame | None, start: float | None = None) -> None:
+        """Encode an av frame (None flushes) and mux its packets; the time goes to ``seconds``
+        (``start``, when given, books the Frame-to-av copy as encoding too)."""
+        start = time.perf_counter() if start is None else start
+        if vf is not None:
+            self._frames_in += 1
+        packets = self.video.encode(vf)
+        encoded = time.perf_counter()
+        self._mux(packets)
+        self.seconds["encode"] += encoded - start
+        self.seconds["mux"] += time.perf_counter() - encoded
+
+    def mux_video(self, packet, data: bytes | None = None, additional: bytes | None = None) -> None:
+        """Copy a demuxed video packet, optionally with new bytes (e.g. an inserted SEI) and an MKV
+        BlockAdditional (the ``track`` carriage in Matroska, which rejects data tracks)."""
+        if data is not None or additional:
+            new = av.Packet(data if data is not None else bytes(packet))
+            new.pts, new.dts, new.time_base = packet.pts, packet.dts, packet.time_base
+            new.duration = packet.duration
+            new.is_keyframe = packet.is_keyframe
+            if additional:
+                blob = struct.pack(">Q", BLOCK_ADD_ID) + additional
+                sd = PacketSideData(BLOCK_ADDITIONAL, len(blob))
+                sd.update(blob)
+                new.set_sidedata(sd)
+            packet = new
+        self._dts_offset(packet)
+        packet.stream = self.video
+        self._mux([packet])
+
+    def mux_data(self, data: bytes, video_packet) -> None:
+        """A data-track packet timed like the video packet it describes (dts stays monotonic)."""
+        if self.data_stream is None:
+            raise MediaError(f"{self.format} cannot hold a data track")
+        pkt = av.Packet(data)
+        # MP4 drops data packets with negative time: shift by the first video dts (records carry the index)
+        pkt.pts = pkt.dts = video_packet.dts + self._dts_offset(video_packet)
+        pkt.time_base = video_packet.time_base
+        # a data track whose only sample has no duration is dropped by FFmpeg 8.1's MP4 demuxer
+        pkt.duration = video_packet.duration
+        pkt.stream = self.data_stream
+        self._mux([pkt])
+
+    def _dts_offset(self, video_packet) -> int:
+        if self._offset is None:
+            self._offset = max(0, -(video_packet.dts or 0))
+        return self._offset
+
+    def copy_packet(self, other: OtherPacket) -> None:
+        out = self._stream_map.get(other.stream)
+        if out is None:
+            return
+        packet = other.packet
+        packet.stream = out
+        self._mux([packet])
+
+    def _mux(self, packets) -> None:
+        try:
+            for p in packets:
+                self.container.mux(p)
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"{self.path}: mux failed ({exc.strerror or exc})") from None
+
+    def close(self) -> None:
+        try:
+            if self.video.codec_context.is_encoder and self.video.codec_context.is_open:
+                self.encode_av(None)
+        finally:
+            self.container.close()
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except Exception:
+            pass
