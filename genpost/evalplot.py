@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import pipeline
 from .evaluate import PLANES, EvalError
+from .install import hint
 
 PLOT_METRICS = (
     ("psnr_y_mse", "psnr_y_mse", "PSNR-Y from mean MSE (dB)"),
@@ -34,7 +35,7 @@ def plot(result: dict, output: str | os.PathLike) -> None:
     try:
         import matplotlib
     except ImportError:
-        raise EvalError("--plot needs matplotlib: pip install 'genpost[eval]'") from None
+        raise EvalError(f"--plot needs matplotlib: {hint('eval', ('matplotlib',))}") from None
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
