@@ -44,7 +44,7 @@ def encode_with_base(
     if carriage not in pipeline.CARRIAGES:
         raise pipeline.PipelineError(f"unknown carriage {carriage!r}; use one of {', '.join(pipeline.CARRIAGES)}")
     sidecar = str(sidecar) if sidecar else (pipeline.default_sidecar(output) if carriage == "sidecar" else None)
-    pipeline.check_paths([source, base, sidecar], output)
+    pipeline.check_paths([p for p in (source, base, sidecar) if p is not None], output)
     options = dict(options or {})
     with media.InputFile(base, fps) as inp:
         codec, info, raw = inp.sei_codec, inp.info, inp.raw_format

@@ -449,7 +449,7 @@ def plugins(
     with _errors():
         from .plugins import postprocessors
 
-        rows = [
+        rows: list[dict] = [
             {
                 "name": name,
                 "version": reg.cls.version,
@@ -525,12 +525,13 @@ def eval_(
             if path is not None:
                 check_paths([*clips, *stream], path)
         say = err.print
+        anchors: list[str | os.PathLike] = list(stream)
         if single:
             result = evaluate(
-                clips[0], plugin[0], qps, preset, bit_depth, options, say, streams=stream or None,
+                clips[0], plugin[0], qps, preset, bit_depth, options, say, streams=anchors or None,
                 fps=rate, frames=frames,
             )  # fmt: skip
-            full = {"runs": [result], "summary": evalset.summarize([result], plugin), "failures": []}
+            full: dict = {"runs": [result], "summary": evalset.summarize([result], plugin), "failures": []}
             full["unavailable"] = result["unavailable"]
         else:
             full = evalset.evaluate_set(clips, plugin, qps, preset, bit_depth, options, say, rate, frames)

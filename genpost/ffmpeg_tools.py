@@ -115,10 +115,12 @@ class Process:
 
     @property
     def stdin(self) -> IO[bytes]:
+        assert self.proc.stdin is not None  # opened with stdin=PIPE
         return self.proc.stdin
 
     @property
     def stdout(self) -> IO[bytes]:
+        assert self.proc.stdout is not None  # opened with stdout=PIPE
         return self.proc.stdout
 
     def error(self) -> str:

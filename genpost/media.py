@@ -20,7 +20,7 @@ import numpy as np
 from av.packet import PacketSideData, packet_sidedata_type_from_literal
 
 from .damage import Concealer, DecodeDamage
-from .limits import FrameSizeError, LimitSettingError, check_frame_size, max_pixels
+from .limits import check_frame_size
 from .types import (
     ColorInfo,
     ContentLight,

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
+from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
 from genpost.learned.adaptive import AdaptiveNetwork
 from genpost.learned.blocks import plane_block_sse
-from genpost import options as opt
 from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
 from . import codec
