@@ -184,14 +184,15 @@ def _check_device(device: str) -> None:
 
 
 def _cuda_available() -> bool:
+    """torch's answer where torch is installed; else an NVIDIA device node and an onnxruntime with CUDA
+    (onnxruntime lists its CUDA provider whether or not a device is there)."""
     from .modeling import runtime_installed
 
     if runtime_installed("torch"):
         import torch
 
-        if torch.cuda.is_available():
-            return True
-    if runtime_installed("onnx"):
+        return bool(torch.cuda.is_available())
+    if runtime_installed("onnx") and os.path.exists("/dev/nvidia0") and os.environ.get("CUDA_VISIBLE_DEVICES") != "":
         import onnxruntime
 
         return "CUDAExecutionProvider" in onnxruntime.get_available_providers()

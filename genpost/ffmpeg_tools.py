@@ -41,10 +41,16 @@ def ffmpeg_python(purpose: str = "the ffmpeg route") -> Any:
 def require(purpose: str) -> None:
     """Check up front that ``purpose`` (e.g. ``--codec vvc``) can run: ffmpeg-python and an ffmpeg binary
     ($GENPOST_FFMPEG or imageio-ffmpeg's); else MissingExtra (exit 2) saying what to install."""
-    import importlib.util
+    import importlib
 
-    missing = [m for m, name in (("ffmpeg", "ffmpeg-python"), ("imageio_ffmpeg", "imageio-ffmpeg"))
-               if importlib.util.find_spec(m) is None and not (m == "imageio_ffmpeg" and os.environ.get(ENV))]  # fmt: skip
+    def importable(module: str) -> bool:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return False
+        return True
+
+    missing = [m for m in ("ffmpeg", "imageio_ffmpeg") if not importable(m) and not (m == "imageio_ffmpeg" and os.environ.get(ENV))]
     if missing:
         what = " and ".join("ffmpeg-python" if m == "ffmpeg" else "an ffmpeg binary" for m in missing)
         raise MissingExtra(f"{purpose} runs the ffmpeg binary and needs {what}: {hint('ffmpeg')}"
