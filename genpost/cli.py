@@ -26,15 +26,15 @@ try:  # typer >= 0.2x carries its own copy of click
 except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
-EXIT_CODES = {
-    0: "success",
-    1: "internal error (a bug: please report it with GENPOST_DEBUG=1 output)",
-    2: "bad usage: unknown option or invalid value",
-    3: "input cannot be read, decoded or is unsupported",
-    4: "output path unusable: it is the input, a folder, or its folder is missing",
-    5: "plugin problem: unknown name, not allowed, failed to load, or another plugin API",
-    6: "the job failed (e.g. more frame errors than --max-errors)",
-    130: "interrupted (the destination is left untouched)",
+EXIT_CODES = {  # the table in docs/cli.md (tests/test_cli_contract.py checks they agree)
+    0: 'success',
+    1: 'internal error (a bug; rerun with `GENPOST_DEBUG=1` for the traceback and report it)',
+    2: 'bad usage: unknown option or invalid value (`--option` keys and values included), a feature whose optional packages are missing, or an `encode --base` stream that does not match the source (size, frame count)',
+    3: 'input cannot be read or decoded, or is unsupported (codec, pixel format, extension, a frame over `GENPOST_MAX_PIXELS`), or has more damaged frames than `--max-errors`',
+    4: 'output path unusable: it is the input, a folder, or its folder is missing',
+    5: 'plugin problem: unknown name, not allowed by `GENPOST_LOAD_PLUGINS`, failed to load, or written for another plugin API',
+    6: 'the job failed: more failed restorations than `--max-errors`, a plugin raised with `--on-plugin-error fail`, or a `--resume` work folder belongs to another job',
+    130: 'interrupted by Ctrl-C or SIGTERM (the destination is left untouched)',
 }
 
 
@@ -537,20 +537,24 @@ def eval_(
         else:
             full = evalset.evaluate_set(clips, plugin, qps, preset, bit_depth, options, say, rate, frames)
             result = full
+        wrote = []  # said last, after the results, so the paths are not lost among the progress lines
         if plot is not None:
             for run in full["runs"]:
                 target = plot if single else _plot_name(plot, run)
                 evalplot.plot(run, target)
-                say(f"wrote {os.path.abspath(target)} (RD curves, {run['plugin']} on {os.path.basename(run['source'])})")
+                wrote.append(f"wrote {os.path.abspath(target)}")
         if markdown is not None:
             evalset.write_markdown(full, markdown, "genpost eval " + " ".join(sys.argv[2:]))
-            say(f"wrote {markdown}")
+            wrote.append(f"wrote {os.path.abspath(markdown)}")
         if as_json:
             _print_json(result)
         else:
             out = _out()
             for line in evalset.text_lines(full):
                 out.print(line)
+        sys.stdout.flush()
+        for line in wrote:
+            say(line)
         if full["failures"] and not full["runs"]:
             _fail(f"every clip failed; first: {full['failures'][0]['error']}", 6)
 
