@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 __api_version__ = 1
 
 from .hookspecs import hookimpl
+from .options import Option
 from .postprocessor import Context, PayloadError, PostProcessor, WeightsFile
 from .types import ColorInfo, Frame, StreamInfo
 
@@ -11,6 +12,7 @@ __all__ = [
     "Context",
     "ColorInfo",
     "Frame",
+    "Option",
     "PayloadError",
     "PostProcessor",
     "StreamInfo",

@@ -54,7 +54,7 @@ def encode_with_base(
     if carriage not in CARRIAGES:
         raise PipelineError(f"unknown carriage {carriage!r}; use one of {', '.join(CARRIAGES)}")
     sidecar = str(sidecar) if sidecar else (default_sidecar(output) if carriage == "sidecar" else None)
-    check_paths([source, base, sidecar], output)
+    check_paths([p for p in (source, base, sidecar) if p is not None], output)
     options = dict(options or {})
     with media.InputFile(base, fps) as inp:
         codec, info, raw = inp.sei_codec, inp.info, inp.raw_format

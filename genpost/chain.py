@@ -311,6 +311,8 @@ def _encoder_argv(input, output, fmt, profile: OutputProfile, info, others, vf, 
         kw.update({"c:v": "rawvideo", "strict": "-1"})
     else:
         kw["c:v"] = encoder
+    if encoder == "libx265" and fmt in ("mp4", "mov"):
+        kw["tag:v"] = "hvc1"  # what Apple players accept (FFmpeg's default hev1 they refuse)
     if encoder == "libx265":
         params = ["log-level=error", "info=0", "repeat-headers=1"] + media.x265_hdr_params(color)
         if profile.keyint:

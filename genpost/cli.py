@@ -1,7 +1,9 @@
 """The typer CLI. The only place where errors become one-line messages and exit codes.
 
-Exit codes: 0 ok, 1 internal error, 2 bad usage, 3 unreadable/unsupported input, 4 unusable output path,
-5 plugin problem, 6 job failed, 130 interrupted.
+Exit codes (``EXIT_CODES``, documented in docs/cli.md): 0 ok, 1 internal error, 2 bad usage, 3 unreadable/
+unsupported input, 4 unusable output path, 5 plugin problem, 6 job failed, 130 interrupted. Every option
+value is checked before any work starts, and user text (paths, values, pip extras) is printed verbatim:
+no console markup is interpreted.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import os
 import sys
 from contextlib import contextmanager
 from fractions import Fraction
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
 
 from .cli_support import plot_name as _plot_name
 from .cli_support import plugin_rows, progress_bar
@@ -24,21 +28,78 @@ from .cli_support import print_json as _print_json
 from .cli_support import terminate as _terminate
 from .errors import EXIT_CODES, GenpostError  # noqa: F401  (EXIT_CODES: importable from here, as before)
 
+try:  # typer >= 0.2x carries its own copy of click
+    from typer._click import exceptions as click_errors  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (unknown option, a value of the wrong type) as one line on stderr, exit code 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click_errors.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click_errors.ClickException as exc:
+            where = exc.ctx.command_path if isinstance(exc, click_errors.UsageError) and exc.ctx else "genpost"
+            _line("genpost: error: ", "red", f"{exc.format_message()} (see {where} --help)")
+            sys.exit(exc.exit_code)
+        except click_errors.Abort:
+            _line("genpost: error: ", "red", "aborted")
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
     help="Generative post-processing for standard HEVC/VVC streams with side information.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=_OneLineErrors,
 )
-err = Console(stderr=True, soft_wrap=True)
+# markup=False: paths, option values and pip extras such as genpost[ffmpeg] are printed as they are
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 _progress = functools.partial(progress_bar, console=err)
 
 
-def _fail(message: str, code: int) -> None:
-    from rich.markup import escape  # a message may hold brackets, e.g. pip install "genpost[ray]"
+def _out() -> Console:
+    return Console(soft_wrap=True, markup=False, highlight=False)
 
-    err.print(f"[red]genpost: error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+def _line(label: str, style: str, message: str) -> None:
+    err.print(Text.assemble((label, style), message))
+
+
+def _warn(message: str) -> None:
+    _line("genpost: warning: ", "yellow", message)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    _line("genpost: error: ", "red", message)
     raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __api_version__, __version__
+
+        sys.stdout.write(f"genpost {__version__} (plugin API {__api_version__})\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main_options(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Generative post-processing for standard HEVC/VVC streams with side information."""
 
 
 @contextmanager
@@ -70,23 +131,80 @@ def _fps(value: Optional[str]) -> Optional[Fraction]:
     return fps
 
 
-def _options(pairs: list[str]) -> dict[str, str]:
+def _options(pairs: list[str], extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """``--option`` pairs (and ``extra``), each checked against the plugins' declared options (exit 2)."""
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            _fail(f"--option wants KEY=VALUE, got {pair!r}", 2)
+            _fail(f"--option wants PLUGIN.KEY=VALUE, got {pair!r}", 2)
         out[key] = value
+    out.update(extra or {})
+    _check_options(out)
     return out
+
+
+def _check_options(options: dict[str, str]) -> None:
+    if not options:
+        return
+    from .options import validate
+    from .plugins import postprocessors
+
+    validate(options, {name: reg.cls for name, reg in postprocessors().items()})
+
+
+def _check(**values) -> None:
+    """Core values before any work: raises OptionError (exit 2) naming the flag and what it allows."""
+    from . import options as o
+
+    if values.get("carriage") is not None:
+        o.check_choice("--carriage", values["carriage"], o.CARRIAGES)
+    if values.get("on_plugin_error") is not None:
+        o.check_choice("--on-plugin-error", values["on_plugin_error"], o.ON_PLUGIN_ERROR)
+    for flag, lo in (("max_errors", 0), ("chunk_frames", 1), ("workers", 1), ("frames", 1), ("keyint", 1),
+                     ("repeat", 1), ("zoom", 1), ("gain", 1), ("frame", 0)):  # fmt: skip
+        if values.get(flag) is not None and values[flag] < lo:
+            raise o.OptionError(f"--{flag.replace('_', '-')} {values[flag]}: must be at least {lo}")
+    if values.get("device") is not None:
+        _check_device(values["device"])
+
+
+def _check_device(device: str) -> None:
+    """cpu, or cuda[:N] where a CUDA device is visible to torch or onnxruntime (exit 2 otherwise)."""
+    from .options import OptionError
+
+    kind, _, number = device.partition(":")
+    if kind not in ("cpu", "cuda") or (number and not (kind == "cuda" and number.isdigit())):
+        raise OptionError(f"--device {device}: use cpu or cuda (or cuda:N)")
+    if kind == "cuda" and not _cuda_available():
+        raise OptionError(f"--device {device}: no CUDA device is visible (torch and onnxruntime see none); use --device cpu")
+
+
+def _cuda_available() -> bool:
+    """torch's answer where torch is installed; else an NVIDIA device node and an onnxruntime with CUDA
+    (onnxruntime lists its CUDA provider whether or not a device is there)."""
+    from .modeling import runtime_installed
+
+    if runtime_installed("torch"):
+        import torch
+
+        return bool(torch.cuda.is_available())
+    if runtime_installed("onnx") and os.path.exists("/dev/nvidia0") and os.environ.get("CUDA_VISIBLE_DEVICES") != "":
+        import onnxruntime
+
+        return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    return False
 
 
 def _settings(codec, bit_depth, qp, crf, preset, keyint):
     from .media import EncoderSettings
+    from .options import check_encoder
 
     if qp is not None and crf is not None:
         _fail("give --qp or --crf, not both", 2)
     if bit_depth not in (None, 8, 10):
         _fail(f"--bit-depth must be 8 or 10, got {bit_depth}", 2)
+    check_encoder(codec, qp, crf, preset)
     return EncoderSettings(codec=codec, bit_depth=bit_depth or 0, qp=qp, crf=crf, preset=preset, keyint=keyint)
 
 
@@ -132,19 +250,22 @@ def encode(
     """Make the x265 base (or take --base) and carry each plugin's side info with it."""
     with _errors():
         from . import pipeline
+        from .options import check_range
 
+        _check(carriage=carriage, on_plugin_error=on_plugin_error, max_errors=max_errors, chunk_frames=chunk_frames,
+               workers=workers, keyint=keyint)  # fmt: skip
+        rate, options = _fps(fps), _options(option)
         if base is not None:
             from .addon import encode_with_base
 
+            check_range("--qp", qp, 0, 63, " (the QP --base was coded with)")
             with _progress("encode", quiet) as progress:
-                report = encode_with_base(
-                    source, base, output, plugin, carriage, sideinfo, qp, _fps(fps), _options(option), progress
-                )
+                report = encode_with_base(source, base, output, plugin, carriage, sideinfo, qp, rate, options, progress)
         else:
             settings = _settings("libx265", bit_depth, qp, crf if crf is not None or qp is not None else 28, preset, keyint)
             with _progress("encode", quiet) as progress:
                 report = pipeline.encode(
-                    source, output, settings, plugin, carriage, sideinfo, _fps(fps), progress, _options(option),
+                    source, output, settings, plugin, carriage, sideinfo, rate, progress, options,
                     max_errors=max_errors, on_plugin_error=on_plugin_error, resume=resume, chunk_frames=chunk_frames,
                     workers=workers, ray_address=ray_address,
                 )  # fmt: skip
@@ -199,13 +320,18 @@ def enhance(
     """Decode, restore every frame with post-processors, and re-mux with the original streams."""
     with _errors():
         from . import pipeline
+        from .options import check_encoder
 
+        _check(on_plugin_error=on_plugin_error, max_errors=max_errors, chunk_frames=chunk_frames, workers=workers)
         if output.lower().endswith(".y4m"):
             codec = "y4m"
+        codec = codec and codec.lower()
         plugins = list(plugin) or None
-        if chain or vf_pre or vf_post or (codec or "").lower() in ("vvc", "libvvenc"):
+        rate = _fps(fps)
+        if chain or vf_pre or vf_post or codec in ("vvc", "libvvenc"):
             # the ffmpeg route (docs/ffmpeg.md): ffmpeg decode + filters -> restore -> ffmpeg encode
             from . import chain as chain_mod
+            from . import ffmpeg_tools
 
             if qp is not None and crf is not None:
                 _fail("give --qp or --crf, not both", 2)
@@ -215,26 +341,31 @@ def enhance(
                 _fail("--resume works without --chain/--vf-pre/--vf-post and with the PyAV encoders", 2)
             if workers != 1:
                 _fail("--workers works without --chain/--vf-pre/--vf-post and with the PyAV encoders", 2)
+            check_encoder(codec, qp, crf, preset)
+            feature = "--chain" if chain else "--vf-pre" if vf_pre else "--vf-post" if vf_post else f"--codec {codec}"
+            ffmpeg_tools.require(feature)
             steps = chain_mod.load(chain) if chain else chain_mod.Chain()
             steps.pre += chain_mod.expand_vf(vf_pre)
             steps.post += chain_mod.expand_vf(vf_post)
             steps.options.update(_options(option))
-            cli_profile = chain_mod.OutputProfile(codec and codec.lower(), bit_depth, preset, qp, crf)
+            _check_options(steps.options)
+            cli_profile = chain_mod.OutputProfile(codec, bit_depth, preset, qp, crf)
             with _progress("enhance", quiet) as progress:
                 report = chain_mod.enhance(
-                    input, output, steps, cli_profile, plugins, sideinfo, _fps(fps), progress, max_errors,
+                    input, output, steps, cli_profile, plugins, sideinfo, rate, progress, max_errors,
                     on_plugin_error,
                 )  # fmt: skip
         else:
             settings = _settings(codec, bit_depth, qp, crf, preset or "medium", None)
+            options = _options(option)
             with _progress("enhance", quiet) as progress:
                 report = pipeline.enhance(
-                    input, output, settings, plugins, sideinfo, _fps(fps), _options(option), progress, max_errors,
+                    input, output, settings, plugins, sideinfo, rate, options, progress, max_errors,
                     on_plugin_error=on_plugin_error, resume=resume, chunk_frames=chunk_frames,
                     workers=workers, ray_address=ray_address,
                 )  # fmt: skip
         for warning in report.warnings:
-            err.print(f"[yellow]genpost: warning:[/yellow] {warning}", highlight=False)
+            _warn(warning)
         if as_json:
             _print_json(report.to_dict())
         else:
@@ -262,21 +393,19 @@ def inspect(
             _print_json(info)
             return
         v = info["video"]
-        out = Console(soft_wrap=True)
-        out.print(f"{info['file']}: {info['size_bytes']} bytes", highlight=False)
-        out.print(
-            f"  video: {v['codec']} {v['width']}x{v['height']} {v['pix_fmt']} {v['frames']} frames "
-            f"@ {v['rate'] or '?'} fps",
-            highlight=False,
-        )
+        out = _out()
+        out.print(f"{info['file']}: {info['size_bytes']} bytes")
+        rate = f"@ {v['rate']} fps" if v["rate"] else "(fps unknown: raw stream without timing; give --fps)"
+        frames = f"{v['frames']} frames" if v["frames"] is not None else "frames unknown"
+        out.print(f"  video: {v['codec']} {v['width']}x{v['height']} {v['pix_fmt']} {frames} {rate}")
         for s in info["streams"]:
             out.print(f"  {s['kind']}: {s['codec']} (stream {s['index']}, language {s['language'] or '-'})")
         si = info["side_info"]
         for fmt, entry in si.get("formats", {}).items():
+            kbps = f", {entry['kbps']} kbps" if entry.get("kbps") is not None else ""
             out.print(
                 f"  side info {fmt}: {entry['records']} records covering {entry['frames']} frames, "
-                f"{entry['bytes']} bytes, {entry['kbps']} kbps",
-                highlight=False,
+                f"{entry['bytes']} bytes{kbps}"
             )
         if not si.get("formats"):
             out.print("  side info: none")
@@ -286,20 +415,27 @@ def inspect(
 
 
 @app.command()
-def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout.")):
+def plugins(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout (with each plugin's declared options)."),
+    options: bool = typer.Option(False, "--options", help="Also list each plugin's --option keys, defaults and allowed values."),
+):
     """Installed post-processors, their versions, side-info formats and where they come from."""
     with _errors():
         rows = plugin_rows()
         if as_json:
             _print_json(rows)
             return
-        out = Console(soft_wrap=True)
+        out = _out()
         for row in rows:
             out.print(
                 f"{row['name']} {row['version']}  side info: {row['side_info'] or '-'}  from {row['source']}"
-                f"  {row['description']}",
-                highlight=False,
+                f"  {row['description']}"
             )
+            if options:
+                for o in row["options"] or ():
+                    out.print(f"    --option {row['name']}.{o['name']}={o['default']}  ({o['allowed']}) {o.get('help', '')}")
+                if row["options"] is None:
+                    out.print("    (options not declared)")
 
 
 @app.command("eval")
@@ -334,6 +470,14 @@ def eval_(
             qps = [int(q) for q in qp.split(",")] if qp is not None else list(DEFAULT_QPS)
         except ValueError:
             _fail(f"--qp wants comma-separated integers, got {qp!r}", 2)
+        from .options import check_encoder
+
+        for q in qps:
+            check_encoder("libx265", q, None, preset)
+        check_encoder("libx265", None, None, preset)
+        _check(frames=frames)
+        options = _options(option)
+        rate = _fps(fps)
         clips = evalset.collect_sources(sources)
         single = len(clips) == 1 and len(plugin) == 1 and not os.path.isdir(sources[0])
         if stream and not single:
@@ -341,31 +485,36 @@ def eval_(
         for path in (plot, markdown):
             if path is not None:
                 check_paths([*clips, *stream], path)
-        say = lambda m: err.print(m, highlight=False)  # noqa: E731
+        say = err.print
+        anchors: list[str | os.PathLike] = list(stream)
         if single:
             result = evaluate(
-                clips[0], plugin[0], qps, preset, bit_depth, _options(option), say, streams=stream or None,
-                fps=_fps(fps), frames=frames,
+                clips[0], plugin[0], qps, preset, bit_depth, options, say, streams=anchors or None,
+                fps=rate, frames=frames,
             )  # fmt: skip
-            full = {"runs": [result], "summary": evalset.summarize([result], plugin), "failures": []}
+            full: dict = {"runs": [result], "summary": evalset.summarize([result], plugin), "failures": []}
             full["unavailable"] = result["unavailable"]
         else:
-            full = evalset.evaluate_set(clips, plugin, qps, preset, bit_depth, _options(option), say, _fps(fps), frames)
+            full = evalset.evaluate_set(clips, plugin, qps, preset, bit_depth, options, say, rate, frames)
             result = full
+        wrote = []  # said last, after the results, so the paths are not lost among the progress lines
         if plot is not None:
             for run in full["runs"]:
                 target = plot if single else _plot_name(plot, run)
                 evalplot.plot(run, target)
-                say(f"wrote {target}")
+                wrote.append(f"wrote {os.path.abspath(target)}")
         if markdown is not None:
             evalset.write_markdown(full, markdown, "genpost eval " + " ".join(sys.argv[2:]))
-            say(f"wrote {markdown}")
+            wrote.append(f"wrote {os.path.abspath(markdown)}")
         if as_json:
             _print_json(result)
         else:
-            out = Console(soft_wrap=True)
+            out = _out()
             for line in evalset.text_lines(full):
-                out.print(line, highlight=False)
+                out.print(line)
+        sys.stdout.flush()
+        for line in wrote:
+            say(line)
         if full["failures"] and not full["runs"]:
             _fail(f"every clip failed; first: {full['failures'][0]['error']}", 6)
 
@@ -390,13 +539,12 @@ def pipe(
     with _errors():
         from . import pipe as pipe_mod
 
+        _check(on_plugin_error=on_plugin_error, max_errors=max_errors, device=device)
+        options = _options(option, {"strength": str(strength)} if strength is not None else None)
         if sys.stdin.isatty():
             _fail("genpost pipe reads y4m on stdin: ffmpeg -i IN -f yuv4mpegpipe - | genpost pipe ...", 2)
         if sys.stdout.isatty():
             _fail("genpost pipe writes y4m on stdout: pipe it into ffmpeg -f yuv4mpegpipe -i - ...", 2)
-        options = _options(option)
-        if strength is not None:
-            options["strength"] = str(strength)
         result = pipe_mod.run(
             sys.stdin.buffer, sys.stdout.buffer, list(plugin) or None, sideinfo, options, max_errors, device,
             on_plugin_error,
@@ -407,13 +555,12 @@ def pipe(
             with open(report, "w") as fh:
                 json.dump(result.to_dict(), fh, indent=2, default=str)
         for warning in result.warnings:
-            err.print(f"[yellow]genpost: warning:[/yellow] {warning}", highlight=False)
+            _warn(warning)
         if not quiet:
             fallbacks = sum(s.fallbacks for s in result.per_plugin.values())
             err.print(
                 f"genpost pipe: {result.frames} frames, plugins: {', '.join(result.plugins) or 'none'}, "
-                f"fallback frames: {fallbacks}",
-                highlight=False,
+                f"fallback frames: {fallbacks}"
             )
 
 
@@ -435,7 +582,7 @@ def batch(
             result = batch_mod.run(manifest, workers, ray_address, retries, report, progress)
         if as_json:
             _print_json(result)
-        err.print(f"batch {manifest}: {batch_mod.summary_line(result)}", highlight=False, markup=False)
+        err.print(f"batch {manifest}: {batch_mod.summary_line(result)}")
         if result["summary"]["failed"]:
             raise typer.Exit(6)
 
@@ -456,8 +603,7 @@ def plugin_new(
         path = new_plugin(name, dir)
         err.print(
             f"created {path}: `python -m pip install -e {path}` makes '{name}' appear in `genpost plugins`; "
-            f"`python -m pytest {path}` runs the contract kit",
-            highlight=False,
+            f"`python -m pytest {path}` runs the contract kit"
         )
 
 
@@ -479,26 +625,27 @@ def bench(
 ):
     """Speed of decode -> restore -> x265 per stage, against plain PyAV decode + the same x265 re-encode."""
     with _errors():
+        from .options import check_encoder
+
+        check_encoder("libx265", None, crf, preset)
+        _check(frames=frames, repeat=repeat, chunk_frames=chunk_frames, device=device)
         if workers is not None:  # scaling (genpost.scaling)
             from .scaling import bench_workers, summary
 
             result = bench_workers(input, plugin, workers, _fps(fps), preset, crf, chunk_frames, err.print)
-            return _print_json(result) if as_json else err.print(summary(result), highlight=False)
+            return _print_json(result) if as_json else err.print(summary(result))
         from .bench import bench as run_bench
 
-        result = run_bench(
-            input, plugin, frames, device, _fps(fps), preset, crf, repeat, lambda m: err.print(m, highlight=False)
-        )
+        result = run_bench(input, plugin, frames, device, _fps(fps), preset, crf, repeat, err.print)
         if as_json:
             _print_json(result)
             return
-        out = Console(soft_wrap=True)
+        out = _out()
         out.print(
             f"{result['frames']} frames: genpost {result['fps']:.1f} fps, baseline {result['baseline_fps']:.1f} fps "
-            f"(overhead {result['overhead_ratio']:.2f}x), peak RSS {result['peak_rss_mb']:.0f} MiB",
-            highlight=False,
+            f"(overhead {result['overhead_ratio']:.2f}x), peak RSS {result['peak_rss_mb']:.0f} MiB"
         )
-        out.print("ms/frame: " + ", ".join(f"{k} {v:.2f}" for k, v in result["stages_ms"].items()), highlight=False)
+        out.print("ms/frame: " + ", ".join(f"{k} {v:.2f}" for k, v in result["stages_ms"].items()))
 
 
 @app.command()
@@ -527,18 +674,22 @@ def preview(
 ):
     """Base vs restored for one frame as a PNG, with PSNR-Y and VMAF-NEG in the caption."""
     with _errors():
+        from .options import check_choice
         from .preview import preview as make_preview
 
+        check_choice("--mode", mode, ("side", "split", "diff"))
+        _check(frame=frame, zoom=zoom, gain=gain, device=device)
+        options, rate = _options(option), _fps(fps)
         result = make_preview(
-            input, output, frame, list(plugin) or None, sideinfo, reference, mode, crop, zoom, _fps(fps),
-            _options(option), not no_vmaf, device, gain,
+            input, output, frame, list(plugin) or None, sideinfo, reference, mode, crop, zoom, rate,
+            options, not no_vmaf, device, gain,
         )  # fmt: skip
         for warning in result["warnings"]:
-            err.print(f"[yellow]genpost: warning:[/yellow] {warning}", highlight=False)
+            _warn(warning)
         if as_json:
             _print_json(result)
         else:
-            err.print(f"wrote {output}: {result['size'][0]}x{result['size'][1]}, frame {frame}", highlight=False)
+            err.print(f"wrote {output}: {result['size'][0]}x{result['size'][1]}, frame {frame}")
 
 
 def _register_plugin_commands() -> None:
@@ -550,14 +701,14 @@ def _register_plugin_commands() -> None:
 
         make_plugin_manager().hook.register_commands(cli=app)
     except Exception as exc:
-        err.print(f"[yellow]genpost: warning:[/yellow] plugin commands not loaded: {exc}", highlight=False)
+        _warn(f"plugin commands not loaded: {exc}")
 
 
 class _WarningLine(logging.Handler):
     """genpost's library warnings (logger "genpost") as the CLI's one-line warnings."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        err.print(f"[yellow]genpost: warning:[/yellow] {record.getMessage()}", highlight=False)
+        _warn(record.getMessage())
 
 
 def main() -> None:

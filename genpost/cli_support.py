@@ -54,6 +54,7 @@ def plugin_rows() -> list[dict]:
             "plugin": reg.plugin,
             "source": reg.source,
             "description": reg.cls.description,
+            "options": None if reg.cls.options is None else [o.to_dict() for o in reg.cls.options],
         }
         for name, reg in sorted(postprocessors().items())
     ]

@@ -103,7 +103,7 @@ def weights_path(cls: type, weights: WeightsFile) -> Path:
     return base / path
 
 
-def check_weights(cls: type) -> None:
+def check_weights(cls: type[PostProcessor]) -> None:
     """Every declared weights file exists and its sha256 is the declared one."""
     for w in cls.weights:
         path = weights_path(cls, w)

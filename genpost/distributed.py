@@ -26,6 +26,7 @@ from types import SimpleNamespace
 from . import media, resume
 from .damage import DecodeDamage
 from .errors import GenpostError, PipelineError
+from .install import hint
 from .outputs import atomic_output
 from .postprocessor import Context
 from .runner import (
@@ -38,7 +39,7 @@ from .runner import (
 )
 from .types import Frame, to_bit_depth
 
-INSTALL_HINT = 'Ray is not installed: pip install "genpost[ray]" (or run with --workers 1)'
+INSTALL_HINT = f"Ray is not installed: {hint('ray')} (or run with --workers 1)"
 IN_FLIGHT_PER_WORKER = 2  # one chunk running, one queued: bounds the memory each worker holds
 POLL_S = 0.5  # how often the driver asks the workers how far they are (progress)
 

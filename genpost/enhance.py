@@ -165,7 +165,7 @@ def inspect(input: str | os.PathLike, fps: Fraction | None = None, sidecar=None)
         stats = index.stats()
         nnpf = declared.read_declared(inp)
         stats["nnpf"] = nnpf.stats()
-        for fmt, entry in stats.get("formats", {}).items():
+        for entry in stats.get("formats", {}).values():
             entry["kbps"] = round(entry["bytes"] * 8 / duration / 1000, 3) if duration else None
         return {
             "file": str(input),

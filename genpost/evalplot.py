@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from .evaluate import PLANES, EvalError
+from .install import hint
 from .outputs import atomic_output, check_paths
 
 PLOT_METRICS = (
@@ -34,7 +35,7 @@ def plot(result: dict, output: str | os.PathLike) -> None:
     try:
         import matplotlib
     except ImportError:
-        raise EvalError("--plot needs matplotlib: pip install 'genpost[eval]'") from None
+        raise EvalError(f"--plot needs matplotlib: {hint('eval', ('matplotlib',))}") from None
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import GenpostError
+from .install import hint
 
 ENV = "GENPOST_FFMPEG"
 VMAF_NEG = "vmaf_v0.6.1neg"  # libvmaf's built-in "no enhancement gain" model
@@ -27,8 +28,9 @@ class FFmpegError(GenpostError):
     exit_code = 6
 
 
-def executable() -> str:
-    """Path of the ffmpeg binary: $GENPOST_FFMPEG (a path or a name on PATH), else imageio-ffmpeg's."""
+def executable(purpose: str = "VMAF") -> str:
+    """Path of the ffmpeg binary: $GENPOST_FFMPEG (a path or a name on PATH), else imageio-ffmpeg's
+    (``purpose`` names the feature in the message when neither is there)."""
     chosen = os.environ.get(ENV)
     if chosen:
         found = shutil.which(chosen)
@@ -38,7 +40,7 @@ def executable() -> str:
     try:
         import imageio_ffmpeg
     except ImportError:
-        raise FFmpegError(f"VMAF needs an ffmpeg binary: pip install 'genpost[eval]' or set {ENV}") from None
+        raise FFmpegError(f"{purpose} needs an ffmpeg binary: {hint('ffmpeg', ('imageio',))}, or set {ENV}") from None
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
@@ -94,7 +96,7 @@ def vmaf_models(distorted, reference, models=(VMAF_NEG,), threads: int = 0) -> d
     try:
         import ffmpeg as ffmpeg_python
     except ImportError:
-        raise FFmpegError("VMAF needs ffmpeg-python: pip install 'genpost[eval]'") from None
+        raise FFmpegError(f"VMAF needs ffmpeg-python: {hint('eval', ('ffmpeg-python',))}") from None
     exe = executable()
     with tempfile.TemporaryDirectory(prefix="genpost-vmaf-") as tmp:
         log = str(Path(tmp) / "vmaf.json")

@@ -15,10 +15,11 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, Any
 
 from .errors import GenpostError
 from .ffmpeg import ENV, FFmpegError, executable
+from .install import MissingExtra, hint
 
 GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y")
 
@@ -29,13 +30,33 @@ class FilterError(GenpostError):
     exit_code = 2
 
 
-def ffmpeg_python():
-    """The ffmpeg-python module (the ``genpost[ffmpeg]`` extra)."""
+def ffmpeg_python(purpose: str = "the ffmpeg route") -> Any:
+    """The ffmpeg-python module (the ``ffmpeg`` extra)."""
     try:
         import ffmpeg
     except ImportError:
-        raise FFmpegError("this needs ffmpeg-python and imageio-ffmpeg: pip install 'genpost[ffmpeg]'") from None
+        raise FFmpegError(f"{purpose} needs ffmpeg-python and an ffmpeg binary: {hint('ffmpeg')}") from None
     return ffmpeg
+
+
+def require(purpose: str) -> None:
+    """Check up front that ``purpose`` (e.g. ``--codec vvc``) can run: ffmpeg-python and an ffmpeg binary
+    ($GENPOST_FFMPEG or imageio-ffmpeg's); else MissingExtra (exit 2) saying what to install."""
+    import importlib
+
+    def importable(module: str) -> bool:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return False
+        return True
+
+    missing = [m for m in ("ffmpeg", "imageio_ffmpeg") if not importable(m) and not (m == "imageio_ffmpeg" and os.environ.get(ENV))]
+    if missing:
+        what = " and ".join("ffmpeg-python" if m == "ffmpeg" else "an ffmpeg binary" for m in missing)
+        raise MissingExtra(f"{purpose} runs the ffmpeg binary and needs {what}: {hint('ffmpeg')}"
+                           + (f", or set {ENV} to an ffmpeg 9 with libvvenc" if "imageio_ffmpeg" in missing else ""))
+    executable(purpose)
 
 
 def compile_args(stream) -> list[str]:
@@ -101,10 +122,12 @@ class Process:
 
     @property
     def stdin(self) -> IO[bytes]:
+        assert self.proc.stdin is not None  # opened with stdin=PIPE
         return self.proc.stdin
 
     @property
     def stdout(self) -> IO[bytes]:
+        assert self.proc.stdout is not None  # opened with stdout=PIPE
         return self.proc.stdout
 
     def error(self) -> str:

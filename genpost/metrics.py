@@ -30,7 +30,8 @@ def psnr(mse: float, bit_depth: int) -> float:
 def frame_mse(reference: Frame, test: Frame) -> tuple[float, float, float]:
     """Per-plane MSE after bringing ``test`` to the reference's bit depth (``types.to_bit_depth`` rounding)."""
     test = to_bit_depth(test, reference.bit_depth)
-    return tuple(sse(r, t) / r.size for r, t in zip(reference.planes, test.planes))
+    y, u, v = (sse(r, t) / r.size for r, t in zip(reference.planes, test.planes))
+    return y, u, v
 
 
 def sequence_psnr(references: Iterable[Frame], tests: Iterable[Frame]) -> dict[str, float]:

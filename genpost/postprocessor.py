@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .errors import PayloadError
+from .options import Option, Value
 from .types import Frame, StreamInfo
 
 __all__ = ["Context", "PayloadError", "PostProcessor", "WeightsFile"]
@@ -56,6 +57,10 @@ class Context:
             raise ValueError(f"{plugin}.{key} must be {'an integer ' if integer else ''}in {lo}..{hi}, not {raw}")
         return int(value) if integer else value
 
+    def value(self, plugin: str, declared: Option) -> Value:
+        """The option ``declared`` (``genpost.options``) parsed by its declaration: a float, int or str."""
+        return declared.parse(self.option(plugin, declared.name, declared.default), plugin)
+
     @property
     def lagrangian(self) -> float:
         """HM's lambda (0.57 * 2^((QP-12)/3)) in squared error of the stream's bit depth per bit.
@@ -88,6 +93,9 @@ class PostProcessor:
     # samples (4:2:0 packed: chroma resolution); None: the whole picture in one patch
     patch_overlap: ClassVar[int] = 0  # halo around each tile, tensor samples
     strength_input: ClassVar[bool] = False  # the network takes a constant strength/QP plane (auxiliary input)
+    # the ``--option NAME.KEY=VALUE`` keys it reads (``genpost.options``), checked by the CLI before a job
+    # starts; None: not declared (any key passes unchecked)
+    options: ClassVar[tuple[Option, ...] | None] = None
 
     def setup(self, device: str = "cpu") -> None:
         """Load models; called once before the first frame."""

@@ -105,8 +105,8 @@ def choose_postprocessors(
             warnings.append(f"side info for {', '.join(unknown)} found but no installed plugin reads it")
     else:
         names = [n for n in plugins if n != "none"]
-    if not names:
-        warnings.append("no post-processor applies: frames pass through unchanged (the base is re-muxed)")
+    if not names and plugins is None:  # chosen by the stream; not when asked for none (--plugin none)
+        warnings.append("no post-processor applies (no --plugin, no side info for an installed one): frames pass through unchanged")
     return names, warnings
 
 

@@ -4,7 +4,7 @@ Model files are untrusted input. A pickle (``.pt``, ``.pth``, ``.pkl``, ``.ckpt`
 whose bytes look like a pickle or a zipped torch checkpoint) can run code when it is loaded, so genpost
 refuses it whatever its name. The file is read once, hashed, and the same bytes are parsed, so it cannot
 be swapped between the check and the load. safetensors, onnxruntime and torch are optional: each is
-imported only when a plugin asks for that kind of file (``pip install genpost[weights]`` / ``[onnx]``).
+imported only when a plugin asks for that kind of file (``genpost.install.hint``).
 
     class MyNet(PostProcessor):
         weights = (WeightsFile("models/mynet.safetensors", "9f86d08..."),)
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .install import hint
 from .plugins import PluginError
 from .postprocessor import WeightsFile
 
@@ -92,7 +93,7 @@ def load_safetensors(path: str | os.PathLike, sha256: str, framework: str = "num
         else:
             raise WeightsError(f"unknown framework {framework!r}; use numpy or pt")
     except ImportError as exc:
-        raise WeightsError(f"loading {Path(path).name} needs {exc.name}: pip install 'genpost[weights]'") from None
+        raise WeightsError(f"loading {Path(path).name} needs {exc.name}: {hint('weights')}") from None
     try:
         return load(data)
     except Exception as exc:  # a damaged or hostile header must not escape as a crash
@@ -111,7 +112,7 @@ def onnx_session(path: str | os.PathLike, sha256: str, providers: list[str] | No
     try:
         import onnxruntime
     except ImportError:
-        raise WeightsError(f"running {Path(path).name} needs onnxruntime: pip install 'genpost[onnx]'") from None
+        raise WeightsError(f"running {Path(path).name} needs onnxruntime: {hint('onnx')}") from None
     try:
         return onnxruntime.InferenceSession(data, providers=providers or ["CPUExecutionProvider"])
     except Exception as exc:

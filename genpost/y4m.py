@@ -16,7 +16,6 @@ from typing import BinaryIO
 import numpy as np
 
 from .errors import GenpostError
-
 from .types import ColorInfo, Frame, StreamInfo
 
 MAGIC = b"YUV4MPEG2"

@@ -82,7 +82,7 @@ def run_case(category: str, kind: str, clean: Path, seed: int, folder: Path, exp
         report = pipeline.enhance(bad, out, media.EncoderSettings(codec="ffv1"), ["none"], fps=fps)
     except (media.MediaError, pipeline.PipelineError):
         if out.exists():
-            raise AssertionError("a refused job left an output")
+            raise AssertionError("a refused job left an output") from None
         return "refused", 0, 0
     with media.InputFile(out) as inp:
         written = sum(1 for _ in inp.frames())

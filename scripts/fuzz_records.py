@@ -29,7 +29,6 @@ from genpost.sideinfo import (
     records_from_sei_unregistered,
     sei_nal,
     strip_records_nal,
-    write_sidecar,
 )
 
 

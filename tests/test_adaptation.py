@@ -230,9 +230,8 @@ def test_a_frame_payload_whose_update_is_missing_is_refused():
     proc = GanEnhance()
     proc.setup("cpu")
     frame = first_frames(1)[0]
-    from genpost_gan_enhance import codec
-
     from conftest import plugin_context
+    from genpost_gan_enhance import codec
 
     payload = framing.wrap(codec.encode(QP, np.ones((3, 3), np.uint8)), framing.ALL_PLANES, tag=0xBEEF)
     with pytest.raises(PayloadError, match="update"):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CARPHONE, DATA, SEND_OFTEN, decode_all
 from typer.testing import CliRunner
 
-from conftest import CARPHONE, DATA, SEND_OFTEN, decode_all
 from genpost import cli, declared, media, pipeline, sideinfo
 
 VTM = Path(__file__).resolve().parents[2] / "shared" / "vtm" / "bin" / "DecoderApp"

@@ -34,7 +34,6 @@ from genpost_residual_diffusion.layout import CELL, LATENT, grid
 from genpost_residual_diffusion.postprocessor import SHA256, ResidualDiffusion
 
 from genpost import Context, PayloadError, media, pipeline
-from genpost.learned import framing
 from genpost.learned.rd import plane_sse
 from genpost.testing import NetworkContract, PostProcessorContract
 from genpost.types import Frame, to_bit_depth

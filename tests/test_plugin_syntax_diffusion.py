@@ -15,11 +15,11 @@ pytest.importorskip(
 pytest.importorskip("onnxruntime")
 
 from conftest import (
+    base_and_restored_psnr_y,
     check_adapted_onnx_matches_torch,
     check_adapted_payload,
     check_perfect_frame_untouched,
     check_plane_masks,
-    base_and_restored_psnr_y,
     encode_first_frames,
     first_frames,
     plugin_context,

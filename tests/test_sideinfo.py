@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import io
-import time
 from pathlib import Path
 
 import pytest
@@ -137,7 +136,7 @@ def test_every_bit_flip_loses_only_that_record_v1():
 def test_truncation_at_every_byte_v1():
     buf = encode_records_v1(RECS)
     ends = {0: 0}
-    for i, r in enumerate(RECS):
+    for i in range(len(RECS)):
         ends[len(encode_records_v1(RECS[: i + 1]))] = i + 1
     for k in range(len(buf) + 1):
         recs, bad = decode_records(buf[:k])
@@ -158,16 +157,22 @@ def test_duplicated_and_reordered_records():
     assert idx.formats() == ["w", "wiener/1", "gan-blockmap/1"]
 
 
-def test_hostile_nested_headers_stay_linear():
-    # Every candidate claims a payload running to the end of the buffer: naive resync is quadratic.
+def test_hostile_nested_headers_stay_linear(monkeypatch):
+    # Every candidate claims a payload running to the end of the buffer, so each reaches its CRC check: a
+    # naive resync would CRC about n^2 / 64 bytes. The work is counted, not timed: the bytes checked stay
+    # within the parser's linear budget (8 n, plus the one check that overdraws it).
+    from genpost.sideinfo import record
+
     n = 1 << 18
     out = bytearray(n)
-    hdr = b"GPSI\x01\x01a\x00\x00\x00\x00"  # v1
-    for pos in range(0, n - 64, 16):
-        out[pos : pos + 15] = hdr + (n - pos - 15 - 4).to_bytes(4, "big")
-    t = time.perf_counter()
+    hdr = b"GPSI\x01\x01a" + (0).to_bytes(4, "big") + (1).to_bytes(2, "big")  # v1, frame 0, count 1
+    for pos in range(0, n - 64, 32):
+        out[pos : pos + 17] = hdr + (n - pos - 17 - 4).to_bytes(4, "big")
+    checked = []
+    crc32 = record.zlib.crc32
+    monkeypatch.setattr(record.zlib, "crc32", lambda data, *rest: (checked.append(len(data)), crc32(data, *rest))[1])
     recs, bad = decode_records(bytes(out))
-    assert recs == [] and bad >= 1 and time.perf_counter() - t < 2.0
+    assert recs == [] and bad >= 1 and n < sum(checked) <= 9 * n
 
 
 # --- index -------------------------------------------------------------------------------------------

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from genpost import Context, Frame, PayloadError, StreamInfo
-from genpost.builtins.wiener import WienerFilter, frame_payloads
+from genpost.builtins.wiener import WienerFilter
 from genpost.builtins.wiener_alf import LumaSet, Part, PayloadV2, write_v2
-from genpost.builtins.wiener_bits import BitReader, BitWriter
-from genpost.builtins.wiener_v1 import RADIUS, apply_filter, diamond_pairs, read_plane
+from genpost.builtins.wiener_v1 import RADIUS, apply_filter, diamond_pairs
 
 av = pytest.importorskip("av")
 Y4M = Path(__file__).parent / "data" / "carphone_176x144_29.97.y4m"

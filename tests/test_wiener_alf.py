@@ -15,8 +15,23 @@ from hypothesis import strategies as st
 from genpost import Context, Frame, PayloadError, StreamInfo
 from genpost.builtins.wiener import WienerFilter, frame_payloads, restore_planes
 from genpost.builtins.wiener_alf import (
-    ACTIVITY_SHIFT, ACTIVITY_TABLE, CC_TAPS, CHROMA_PAIRS, LUMA_PAIRS, Filter, LumaSet, Part, PayloadV2,
-    apply_v2, cc_delta, chroma_delta, classify, clip_value, luma_delta, read_v2, write_v2,
+    ACTIVITY_SHIFT,
+    ACTIVITY_TABLE,
+    CC_TAPS,
+    CHROMA_PAIRS,
+    LUMA_PAIRS,
+    Filter,
+    LumaSet,
+    Part,
+    PayloadV2,
+    apply_v2,
+    cc_delta,
+    chroma_delta,
+    classify,
+    clip_value,
+    luma_delta,
+    read_v2,
+    write_v2,
 )
 from genpost.builtins.wiener_bits import BitReader
 
@@ -164,7 +179,7 @@ def test_syntax_round_trip():
 
 
 def _real_frames():
-    from test_wiener import read_y4m, x265, Y4M  # the carphone clip through real x265
+    from test_wiener import Y4M, read_y4m, x265  # the carphone clip through real x265
 
     src = read_y4m(Y4M, 2)
     return [(Frame(*s, index=i), Frame(*d, index=i)) for i, (s, d) in enumerate(zip(src, x265(src, 32)))]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import options as opt
 from ..postprocessor import Context, PayloadError, PostProcessor
 from ..types import Frame
 from .wiener_alf import PayloadV2, apply_v2, masked, read_v2, write_v2
@@ -116,6 +117,10 @@ class WienerFilter(PostProcessor):
     default_mode = False  # restore without a payload is the base: no payload means the encoder chose off
     lambda_scale = 1.0  # times ctx.lagrangian (HM); option wiener.lambda_scale
     record_frames = 8.0  # frames a new set is charged over (best of 1, 8, 16, 32 measured); wiener.record_frames
+    options = (
+        opt.number("lambda_scale", "1.0", 0.0, 1e12, "encoder: multiplier on HM's lambda"),
+        opt.number("record_frames", "8.0", 1.0, 1000.0, "encoder: frames a new filter set is charged over"),
+    )
 
     def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
         _check_frame(decoded, ctx)

@@ -10,8 +10,23 @@ from __future__ import annotations
 import numpy as np
 
 from .wiener_alf import (
-    CC_TAPS, CHROMA_PAIRS, LUMA_PAIRS, MAX_FILTERS, MIN_SHIFT, N_CLASSES, PERM, Filter, LumaSet, Part,
-    cc_delta, cc_features, chroma_delta, class_map_bits, classify, clip_value, coef_bits, luma_delta,
+    CHROMA_PAIRS,
+    LUMA_PAIRS,
+    MAX_FILTERS,
+    MIN_SHIFT,
+    N_CLASSES,
+    PERM,
+    Filter,
+    LumaSet,
+    Part,
+    cc_delta,
+    cc_features,
+    chroma_delta,
+    class_map_bits,
+    classify,
+    clip_value,
+    coef_bits,
+    luma_delta,
 )
 from .wiener_bits import BitWriter, grid, write_flags
 

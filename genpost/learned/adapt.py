@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import entropy
 from ..errors import GenpostError
+from . import entropy
 
 VERSION = 1
 GROUPS = ("bias", "scale", "gain", "tail")

@@ -15,18 +15,23 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .. import options as opt
+from ..install import hint
 from ..modeling import Network, runtime_installed
 from ..postprocessor import Context, PayloadError
 from ..types import Frame
 from . import adapt
 from .finetune import Recipe
 
-OPTIONS = {
-    "adapt": "auto",  # auto (RD among no update, small, full) | off | small | full
-    "adapt_steps": "300",  # fine-tuning steps per mode and period
-    "adapt_seconds": "0",  # optional time budget per mode and period (0: none, so results do not depend on load)
-}
 MODES = {"auto": ("small", "full"), "off": (), "small": ("small",), "full": ("full",)}
+# the options a plugin taking part declares too (``PostProcessor.options``)
+DECLARED = (
+    opt.choice("adapt", "auto", MODES, "encoder: content adaptation per period (auto: RD among none, small, full)"),
+    opt.integer("adapt_steps", "300", 0, 100000, "encoder: fine-tuning steps per mode and period"),
+    opt.number("adapt_seconds", "0", 0, 1e6, "encoder: time budget per mode and period (0: none)"),
+)
+OPTIONS = opt.defaults(DECLARED)
+_BY_NAME = opt.by_name(DECLARED)
 
 
 class AdaptiveNetwork:
@@ -70,14 +75,12 @@ class AdaptiveNetwork:
         """The period's update payload (b"" for none). ``lam``: ``ctx.lagrangian`` times the plugin's
         ``lambda_scale``. ``restored(net, decoded, packed)`` is the frame the plugin's restoration gives
         with network ``net`` on a decode packed with its QP plane."""
-        mode = ctx.option(self.who, "adapt", OPTIONS["adapt"])
-        if mode not in MODES:
-            raise ValueError(f"{self.who}.adapt must be one of {', '.join(MODES)}, not {mode!r}")
+        mode = str(ctx.value(self.who, _BY_NAME["adapt"]))
         if not MODES[mode] or not pairs:
             return b""
         if not runtime_installed("torch"):
             logging.getLogger("genpost").warning(
-                "%s: content adaptation needs torch (pip install 'genpost[adapt]'); sending no update", self.who
+                "%s: content adaptation needs torch (%s); sending no update", self.who, hint("adapt")
             )
             return b""
         from . import rd
@@ -94,8 +97,8 @@ class AdaptiveNetwork:
 
         problem = rd.Problem(self.spec, self.shipped(generic), self.tag, make_module, forward, measure)
         recipe = Recipe(
-            steps=int(ctx.number(self.who, "adapt_steps", OPTIONS["adapt_steps"], 0, 100000, True)),
-            seconds=ctx.number(self.who, "adapt_seconds", OPTIONS["adapt_seconds"], 0, 1e6) or float("inf"),
+            steps=int(ctx.value(self.who, _BY_NAME["adapt_steps"])),
+            seconds=float(ctx.value(self.who, _BY_NAME["adapt_seconds"])) or float("inf"),
         )
         base = np.sum([rd.plane_sse(src, dec) for src, dec in pairs], 0)
         payload, _ = rd.choose(problem, train, MODES[mode], lam, ctx.record_overhead_bits,

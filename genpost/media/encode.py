@@ -60,12 +60,16 @@ class OutputFile:
         self.settings = settings
         # keep the source's timestamps: no shifting of the first B-frame dts into pts
         options = {} if self.format in ("yuv4mpegpipe", "hevc", "vvc") else {"avoid_negative_ts": "disabled"}
+        if metadata and self.format in ("mp4", "mov"):
+            options["movflags"] = "+use_metadata_tags"  # keep the genpost_postprocessors tag (docs/ffmpeg.md)
         self.container = open_container(self.path, "w", fmt=self.format, options=options)
         self._stream_map: dict[int, object] = {}
         self.dropped: list[str] = []  # input streams the output format cannot hold
         self.data_stream = None
         try:
             self.video = self._add_video(copy_from)
+            if self.format in ("mp4", "mov") and self.video.codec_context.name in ("hevc", "libx265"):
+                self.video.codec_tag = "hvc1"  # Apple players refuse FFmpeg's default hev1
             if template is not None:
                 self._add_others(template)
             if data_track:

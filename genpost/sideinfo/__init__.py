@@ -17,6 +17,7 @@ from .nal import (
     sei_nal_messages,
     strip_records_nal,
 )
+from .nnpf import Nnpfa, Nnpfc, NnpfcProperties, NnpfMessages, nnpf_messages, read_nnpfa, read_nnpfc, write_nnpfa, write_nnpfc
 from .record import (
     MAX_RECORD_PAYLOAD,
     MAX_RUN,
@@ -28,7 +29,6 @@ from .record import (
     record_overhead_bytes,
     update_format,
 )
-from .nnpf import Nnpfa, Nnpfc, NnpfcProperties, NnpfMessages, nnpf_messages, read_nnpfa, read_nnpfc, write_nnpfa, write_nnpfc
 from .sidecar import read_sidecar, write_sidecar
 
 __all__ = [

@@ -8,6 +8,7 @@ does not parse is counted and its picture falls back to what the rest of the str
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -64,7 +65,7 @@ def parse_declaration(c: Nnpfc) -> PluginDeclaration | None:
 
 
 def declaration_messages(
-    declared: list[tuple[int, PluginDeclaration]], active: list[int], key: bool, persistent: list[int] = ()
+    declared: list[tuple[int, PluginDeclaration]], active: list[int], key: bool, persistent: Sequence[int] = ()
 ) -> list[tuple[int, bytes]]:
     """SEI messages for one access unit: when ``key`` (a random-access point) every NNPFC and, for each
     ``persistent`` nnpfc_id, an NNPFA with persistence (in force until the stream ends or cancels it); then

@@ -144,7 +144,8 @@ def records_from_sei_unregistered(buf: bytes) -> tuple[list[Record], int]:
 
 def _length_chain(data: bytes, size: int) -> tuple[list[_Nal], bool]:
     """Split a length-prefixed packet; the flag says the lengths tiled the packet exactly."""
-    nals, i, n = [], 0, len(data)
+    nals: list[_Nal] = []
+    i, n = 0, len(data)
     while n - i >= size:
         length = int.from_bytes(data[i : i + size], "big")
         if length > n - i - size:

@@ -91,7 +91,7 @@ def _parse_one(mv: memoryview, pos: int) -> tuple[Record | None, int, int]:
     return Record(fid.decode("ascii"), frame_index, bytes(mv[p:end]), count), end + _CRC.size, end - pos
 
 
-def decode_records(buf: bytes) -> tuple[list[Record], int]:
+def decode_records(buf: bytes | memoryview) -> tuple[list[Record], int]:
     """Parse concatenated records; returns (good records, number of malformed spots).
 
     Never raises on bytes-like input. A spot that is not a valid record counts once and the parser

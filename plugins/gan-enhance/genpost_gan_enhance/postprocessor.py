@@ -14,32 +14,35 @@ from pathlib import Path
 import numpy as np
 
 from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
+from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
-from genpost.learned.adaptive import OPTIONS as ADAPT_OPTIONS
+from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
 from genpost.learned.adaptive import AdaptiveNetwork
 from genpost.learned.blocks import plane_block_sse
-from genpost.modeling import pack, to_samples, unpack
+from genpost.modeling import BACKENDS, PRECISIONS, pack, to_samples, unpack
 
 from . import codec
 
 # absolute: genpost.weights resolves a relative path against the module of the instance's class, which
 # for a subclass defined elsewhere (the contract kit's tracer) is not this package
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULTS = {
+OPTIONS = (
     # default mode (no side info for a frame): residual scale s. 0 by default: without side info the decoder
     # cannot know whether the generic network helps this content (it can lose a plane), so it leaves the
     # frame as decoded; 1 runs it blind
-    "strength": "0.0",
-    "realism": "0.0",  # default mode: beta, 0 = distortion head, 1 = perception head
-    "qp": "32",  # default mode: the QP the generator is conditioned on (a decoder rarely knows the base's)
-    "backend": "onnx",  # onnx | torch (falls back to the other when its runtime is missing)
-    "precision": "fp32",  # fp32 | bf16 (torch backend: autocast; measured slower than fp32 here)
-    "lambda_scale": "1.0",  # encoder: multiplier on ctx.lagrangian
-    "perception_weight": "0.0",  # encoder: mu in D = SSE + mu * texture-energy loss
-    "record_frames": "8",  # encoder: a new one-level payload is charged its bits / this (it is usually reused)
-    **ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
-}
+    opt.number("strength", "0.0", 0.0, 2.0, "default mode: residual scale (0 leaves frames without side info as decoded)"),
+    opt.number("realism", "0.0", 0.0, 1.0, "default mode: 0 distortion head .. 1 perception head"),
+    opt.integer("qp", "32", 0, 63, "default mode: the QP the generator is conditioned on"),
+    opt.choice("backend", "onnx", BACKENDS, "inference runtime (falls back to the other when missing)"),
+    opt.choice("precision", "fp32", PRECISIONS, "torch backend: bf16 runs under autocast"),
+    opt.number("lambda_scale", "1.0", 0.0, 1e6, "encoder: multiplier on ctx.lagrangian"),
+    opt.number("perception_weight", "0.0", 0.0, 1e6, "encoder: mu in D = SSE + mu * texture-energy loss"),
+    opt.number("record_frames", "8", 1.0, 1e4, "encoder: a new one-level payload is charged its bits / this"),
+    *ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
+)
+DEFAULTS = opt.defaults(OPTIONS)
+_DECLARED = opt.by_name(OPTIONS)
 # the generator's convs in forward order; the output layer's 12 channels: r_dist then r_perc, each
 # 4 luma phases + U + V
 SPEC = AdaptSpec(
@@ -48,11 +51,11 @@ SPEC = AdaptSpec(
 
 
 def option(ctx: Context, key: str) -> str:
-    return ctx.option("gan-enhance", key, DEFAULTS[key])
+    return str(ctx.value("gan-enhance", _DECLARED[key]))
 
 
-def _float_option(ctx: Context, key: str, lo: float, hi: float) -> float:
-    return ctx.number("gan-enhance", key, DEFAULTS[key], lo, hi)
+def _float_option(ctx: Context, key: str) -> float:
+    return float(ctx.value("gan-enhance", _DECLARED[key]))
 
 
 class GanEnhance(PostProcessor):
@@ -70,6 +73,8 @@ class GanEnhance(PostProcessor):
         WeightsFile(str(WEIGHTS_DIR / "gan_enhance_v1.onnx"), "0d347548d28067c8682327bd279253e9d80eb4f2f4950bc467b5b49756a952b8"),
         WeightsFile(str(WEIGHTS_DIR / "gan_enhance_v1.safetensors"), "a7930af26c62611d1b9c3a7787d4acaa959428dc3a65c8b8f9618e3c612f6df6"),
     )
+
+    options = OPTIONS
 
     def __init__(self):
         self._device = "cpu"
@@ -134,9 +139,9 @@ class GanEnhance(PostProcessor):
 
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
         if payload is None:  # default mode: global strength and realism (with the period's update, if any)
-            strength = _float_option(ctx, "strength", 0.0, 2.0)
-            beta = _float_option(ctx, "realism", 0.0, 1.0)
-            qp = int(_float_option(ctx, "qp", 0, 63))
+            strength = _float_option(ctx, "strength")
+            beta = _float_option(ctx, "realism")
+            qp = int(_float_option(ctx, "qp"))
             if strength == 0.0:
                 return decoded
             x, r = self._residuals(decoded, qp, ctx)
@@ -157,8 +162,8 @@ class GanEnhance(PostProcessor):
         ``perception_weight``, default 0), measured with the weights the decoder will run."""
         from genpost.learned import rd
 
-        mu = _float_option(ctx, "perception_weight", 0.0, 1e6)
-        qp = int(ctx.qp if ctx.qp is not None else _float_option(ctx, "qp", 0, 63))
+        mu = _float_option(ctx, "perception_weight")
+        qp = int(ctx.qp if ctx.qp is not None else _float_option(ctx, "qp"))
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
         rows, cols = codec.grid(decoded.width, decoded.height)
         x, r = self._residuals(decoded, qp, ctx)
@@ -168,7 +173,7 @@ class GanEnhance(PostProcessor):
         ], -1)  # fmt: skip  (planes, rows, cols, levels)
         overhead = ctx.record_overhead_bits
         base = costs[..., 0].sum((1, 2))  # level 0 is the decode itself
-        scale = _float_option(ctx, "lambda_scale", 0.0, 1e6)
+        scale = _float_option(ctx, "lambda_scale")
         lambdas = rd.plane_lambdas(base, ctx.base_bits, ctx.lagrangian) * scale
         candidates: list[tuple[np.ndarray, float, bytes]] = []  # (per-plane D, bits, payload), cheapest first
         if ctx.previous_payload:
@@ -184,7 +189,7 @@ class GanEnhance(PostProcessor):
         # while an update is in force every frame names it, so a lost update is always detected
         if tag is None and (default <= base).all():
             candidates.append((default, 0.0, b""))
-        spread = _float_option(ctx, "record_frames", 1.0, 1e4)
+        spread = _float_option(ctx, "record_frames")
         for level in range(len(codec.LEVELS)):
             levels = np.full((rows, cols), level)
             planes = framing.plane_mask(_plane_costs(costs, levels), base)
@@ -202,8 +207,8 @@ class GanEnhance(PostProcessor):
         distortion head at strength 1, measured with the decoder's inference; b"" when none pays."""
         from .engine import make_generator
 
-        qp = int(ctx.qp if ctx.qp is not None else _float_option(ctx, "qp", 0, 63))
-        lam = ctx.lagrangian * _float_option(ctx, "lambda_scale", 0.0, 1e6)
+        qp = int(ctx.qp if ctx.qp is not None else _float_option(ctx, "qp"))
+        lam = ctx.lagrangian * _float_option(ctx, "lambda_scale")
         generic = self._engine_for(Context(stream=ctx.stream, options=ctx.options))
         one = np.float32(1.0), np.float32(0.0)
         return self._adaptive.choose(

@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
+from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
-from genpost.learned.adaptive import OPTIONS as ADAPT_OPTIONS
+from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
 from genpost.learned.adaptive import AdaptiveNetwork
 from genpost.learned.blocks import plane_block_sse
-from genpost.modeling import pack, to_samples, unpack
+from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
 from . import codec
 from .codec import Settings
@@ -30,24 +31,26 @@ OPT = "rectified-flow."
 # absolute: genpost.weights resolves a relative path against the module of the instance's class, which
 # for a subclass defined elsewhere (the contract kit's tracer) is not this package
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULTS = {
+OPTIONS = (
     # default mode (no side info)
-    "blind": "0",  # 0: frames without side info stay as decoded (the generic network can lose a plane); 1: run the sampler below
-    "steps": "1",  # Euler steps 1..4
-    "t0": "0",  # start time index into codec.T0S (0 = 0.0)
-    "sigma": "0",  # start-noise index into codec.SIGMAS (0 = no noise: deterministic whatever the seed)
-    "seed": "0",  # 0..255
-    "qp": "32",  # the QP the network is conditioned on (a decoder rarely knows the base's)
-    "backend": "onnx",  # onnx | torch (falls back to the other when its runtime is missing)
+    opt.integer("blind", "0", 0, 1, "0: frames without side info stay as decoded (the generic network can lose a plane); 1: run the sampler below"),
+    opt.integer("steps", "1", 1, 4, "default mode: Euler steps"),
+    opt.integer("t0", "0", 0, len(codec.T0S) - 1, "default mode: start time index into codec.T0S (0 = 0.0)"),
+    opt.integer("sigma", "0", 0, len(codec.SIGMAS) - 1, "default mode: start-noise index into codec.SIGMAS (0 = no noise)"),
+    opt.integer("seed", "0", 0, 255, "default mode: noise seed"),
+    opt.integer("qp", "32", 0, 63, "the QP the network is conditioned on (a decoder rarely knows the base's)"),
+    opt.choice("backend", "onnx", BACKENDS, "inference runtime (falls back to the other when missing)"),
     # encoder
-    "lambda_scale": "1.0",  # multiplier on ctx.lagrangian
-    "perception_weight": "0.0",  # mu in D = SSE + mu * texture-energy loss
-    "record_frames": "8",  # a new plain frame-level payload is charged its bits / this (it is usually reused)
-    "search": "full",  # full | fast: how many sampler settings analyze tries
-    "seeds": "2",  # seeds tried per noisy setting (full search)
-    "guidance": "1",  # 1: also try a per-plane guidance vector; 0: never send one
-    **ADAPT_OPTIONS,  # content adaptation per period (genpost.learned.adaptive)
-}
+    opt.number("lambda_scale", "1.0", 0.0, 1e6, "encoder: multiplier on ctx.lagrangian"),
+    opt.number("perception_weight", "0.0", 0.0, 1e6, "encoder: mu in D = SSE + mu * texture-energy loss"),
+    opt.number("record_frames", "8", 1.0, 1e4, "encoder: a new frame-level payload is charged its bits / this"),
+    opt.choice("search", "full", ("full", "fast"), "encoder: how many sampler settings analyze tries"),
+    opt.integer("seeds", "2", 1, 256, "encoder: seeds tried per noisy setting (full search)"),
+    opt.choice("guidance", "1", ("0", "1"), "encoder: 1 also tries a per-plane guidance vector"),
+    *ADAPT_OPTIONS,  # content adaptation per period (genpost.learned.adaptive)
+)
+DEFAULTS = opt.defaults(OPTIONS)
+_DECLARED = opt.by_name(OPTIONS)
 SPEC = AdaptSpec(convs=("head", *(f"body.{i}" for i in range(4)), "tail"), out_planes=(0, 0, 0, 0, 1, 2))
 # (steps, t0 index, sigma index) tried by analyze; noisy ones with several seeds
 SEARCH = {
@@ -57,21 +60,21 @@ SEARCH = {
 
 
 def option(ctx: Context, key: str) -> str:
-    return ctx.option("rectified-flow", key, DEFAULTS[key])
+    return str(ctx.value("rectified-flow", _DECLARED[key]))
 
 
-def _number(ctx: Context, key: str, lo: float, hi: float, integer: bool = False) -> float:
-    return ctx.number("rectified-flow", key, DEFAULTS[key], lo, hi, integer)
+def _number(ctx: Context, key: str):
+    return ctx.value("rectified-flow", _DECLARED[key])
 
 
 def default_settings(ctx: Context) -> Settings:
     """The sampler used when no side info reached a frame (all from options, see DEFAULTS)."""
     return Settings(
-        qp=_number(ctx, "qp", 0, 63, True),
-        steps=_number(ctx, "steps", 1, 4, True),
-        t0=_number(ctx, "t0", 0, len(codec.T0S) - 1, True),
-        sigma=_number(ctx, "sigma", 0, len(codec.SIGMAS) - 1, True),
-        seed=_number(ctx, "seed", 0, 255, True),
+        qp=_number(ctx, "qp"),
+        steps=_number(ctx, "steps"),
+        t0=_number(ctx, "t0"),
+        sigma=_number(ctx, "sigma"),
+        seed=_number(ctx, "seed"),
     )
 
 
@@ -85,6 +88,8 @@ class RectifiedFlow(PostProcessor):
         WeightsFile(str(WEIGHTS_DIR / "rectified_flow_v1.onnx"), "7ee735be7324745019c6412416144cda9476f760daba3256557ca7b4d9edf14d"),
         WeightsFile(str(WEIGHTS_DIR / "rectified_flow_v1.safetensors"), "199f3f29a73045872b7ee100e97763f44b2da00a0e68bc6335f7b97601486cd9"),
     )
+
+    options = OPTIONS
 
     def __init__(self):
         self._device = "cpu"
@@ -161,7 +166,7 @@ class RectifiedFlow(PostProcessor):
 
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
         if payload is None:
-            if not _number(ctx, "blind", 0, 1, True):
+            if not _number(ctx, "blind"):
                 return decoded
             return self._apply(decoded, default_settings(ctx), ctx)
         body, planes, tag = framing.unwrap(bytes(payload))
@@ -181,13 +186,13 @@ class RectifiedFlow(PostProcessor):
         (usually extended over the next frames for free), in full for a block map or guidance (frame-specific)."""
         from genpost.learned import rd
 
-        mu = _number(ctx, "perception_weight", 0.0, 1e6)
-        spread = _number(ctx, "record_frames", 1.0, 1e4)
-        seeds = _number(ctx, "seeds", 1, 256, True)
+        mu = _number(ctx, "perception_weight")
+        spread = _number(ctx, "record_frames")
+        seeds = _number(ctx, "seeds")
         search = option(ctx, "search")
         if search not in SEARCH:
             raise ValueError(f"{OPT}search must be one of {', '.join(SEARCH)}, not {search!r}")
-        qp = int(ctx.qp) if ctx.qp is not None else _number(ctx, "qp", 0, 63, True)
+        qp = int(ctx.qp) if ctx.qp is not None else _number(ctx, "qp")
         qp = min(max(qp, 0), 63)
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
 
@@ -196,7 +201,7 @@ class RectifiedFlow(PostProcessor):
 
         base = blockwise(decoded)
         base_planes = base.sum((1, 2))
-        lambdas = rd.plane_lambdas(base_planes, ctx.base_bits, ctx.lagrangian) * _number(ctx, "lambda_scale", 0.0, 1e6)
+        lambdas = rd.plane_lambdas(base_planes, ctx.base_bits, ctx.lagrangian) * _number(ctx, "lambda_scale")
         candidates: list[tuple[np.ndarray, float, bytes]] = []  # (per-plane D, bits, payload), cheapest first
 
         def offer(per_plane: np.ndarray, payload: bytes, reusable: bool) -> float:
@@ -252,8 +257,8 @@ class RectifiedFlow(PostProcessor):
         decode (t0 = 0, no noise) on the sampled pairs, measured with the decoder's inference."""
         from .engine import make_velocity_net, sample
 
-        qp = min(max(int(ctx.qp) if ctx.qp is not None else _number(ctx, "qp", 0, 63, True), 0), 63)
-        lam = ctx.lagrangian * _number(ctx, "lambda_scale", 0.0, 1e6)
+        qp = min(max(int(ctx.qp) if ctx.qp is not None else _number(ctx, "qp"), 0), 63)
+        lam = ctx.lagrangian * _number(ctx, "lambda_scale")
         generic = self._engine_for(Context(stream=ctx.stream, options=ctx.options))
 
         def forward(net, x):  # one Euler step from t = 0: the velocity is the residual

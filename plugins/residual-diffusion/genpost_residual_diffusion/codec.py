@@ -22,6 +22,7 @@ index, a grid that does not match the frame, a length that is not header + whole
 from __future__ import annotations
 
 import numpy as np
+
 from genpost import PayloadError
 
 from .layout import LATENT

@@ -4,6 +4,7 @@ weights only through ``genpost.weights``) and the DDIM sampler over the residual
 from __future__ import annotations
 
 import numpy as np
+
 from genpost.modeling import Network
 
 from .layout import CELL, LATENT, alpha_sigma

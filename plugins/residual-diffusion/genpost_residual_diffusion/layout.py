@@ -8,6 +8,7 @@ One latent cell covers ``CELL`` x ``CELL`` chroma samples = 8 x 8 luma samples (
 from __future__ import annotations
 
 import numpy as np
+
 from genpost.modeling import qp_value
 
 CELL = 4  # chroma samples per latent cell side (8 luma samples)

@@ -16,13 +16,15 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
 from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
+from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
-from genpost.learned.adaptive import OPTIONS as ADAPT_OPTIONS
+from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
 from genpost.learned.adaptive import AdaptiveNetwork
 from genpost.learned.rd import plane_sse
-from genpost.modeling import pack, to_samples, unpack
+from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
 from . import codec
 from .layout import LATENT, RS, encoder_input, grid, upsample
@@ -38,22 +40,24 @@ SHA256 = {
     "residual_denoiser_v1.onnx": "6ae78fb918a18289b42709fc532bf96f8607092d89bd1772841b54eb8742572d",
     "residual_denoiser_v1.safetensors": "e29f7442eca9d0c335fe5a094b339a6636f652e1557f2a51732b65fd704970ff",
 }
-DEFAULTS = {
-    "steps": "0",  # 0: one-step posterior mean (default, deterministic); 1..8: DDIM steps from seeded noise
-    "seed": "0",  # DDIM noise seed (with the frame index); unused at steps 0
-    "qp": "32",  # the QP the denoiser is conditioned on without side info (a decoder rarely knows it)
-    "backend": "onnx",  # onnx | torch (falls back to the other when its runtime is missing)
+OPTIONS = (
+    opt.integer("steps", "0", 0, 8, "0: one-step posterior mean (deterministic); 1..8: DDIM steps from seeded noise"),
+    opt.integer("seed", "0", 0, 2**32 - 1, "DDIM noise seed (with the frame index); unused at steps 0"),
+    opt.integer("qp", "32", 0, 63, "the QP the denoiser is conditioned on without side info"),
+    opt.choice("backend", "onnx", BACKENDS, "inference runtime (falls back to the other when missing)"),
     # encoder: multiplier on ctx.lagrangian. 6, not 1: side info is judged against the base's own RD curve,
     # whose slope measured ~6.5x HM's lambda (VTM RA, README "Rate control"); a latent bought at 1x lost
-    "lambda_scale": "6.0",
-    **ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
-}
+    opt.number("lambda_scale", "6.0", 0.0, 1e6, "encoder: multiplier on ctx.lagrangian"),
+    *ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
+)
+DEFAULTS = opt.defaults(OPTIONS)
+_DECLARED = opt.by_name(OPTIONS)
 # the denoiser's convs in forward order; the output layer's 6 channels: 4 luma phases, U, V
 SPEC = AdaptSpec(convs=("head", *(f"body.{i}" for i in range(4)), "tail"), out_planes=(0, 0, 0, 0, 1, 2))
 
 
-def _number(ctx: Context, key: str, lo: float, hi: float, integer: bool = False) -> float:
-    return ctx.number(WHO, key, DEFAULTS[key], lo, hi, integer)
+def _number(ctx: Context, key: str):
+    return ctx.value(WHO, _DECLARED[key])
 
 
 def generate(net, frame: Frame, decoded: np.ndarray, latent: np.ndarray | None, steps: int, seed: int) -> Frame:
@@ -83,6 +87,8 @@ class ResidualDiffusion(PostProcessor):
     description = "learned residual latent (1/8 grid, ANS, RD-chosen step) + conditional diffusion decoder (one-step default)"
     weights = tuple(WeightsFile(str(WEIGHTS_DIR / name), digest) for name, digest in SHA256.items())
 
+    options = OPTIONS
+
     def __init__(self):
         self._device = "cpu"
         self._nets: dict[str, object] = {}
@@ -109,12 +115,12 @@ class ResidualDiffusion(PostProcessor):
 
     def _denoiser(self, ctx: Context):
         """The denoiser with the shipped weights, or with the period's update applied (``ctx.update``)."""
-        return self._adaptive.engine(self._net("denoiser", ctx.option(WHO, "backend", DEFAULTS["backend"])), ctx.update)
+        return self._adaptive.engine(self._net("denoiser", str(_number(ctx, "backend"))), ctx.update)
 
     def _restored(self, frame: Frame, qp: int, latent: np.ndarray | None, key: bytes, ctx: Context) -> Frame:
         """``frame`` plus the residual the denoiser generates from it and ``latent`` (None: absent)."""
         net = self._denoiser(ctx)
-        steps, seed = _number(ctx, "steps", 0, 8, True), _number(ctx, "seed", 0, 2**32 - 1, True)
+        steps, seed = _number(ctx, "steps"), _number(ctx, "seed")
         frame_key = (net.backend, frame.index, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
         if frame_key != self._frame_key:
             self._frame_key, self._cache = frame_key, {}
@@ -127,7 +133,7 @@ class ResidualDiffusion(PostProcessor):
 
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
         if payload is None:  # default mode (with the period's update, if any)
-            return self._restored(decoded, _number(ctx, "qp", 0, 63, True), None, b"", ctx)
+            return self._restored(decoded, _number(ctx, "qp"), None, b"", ctx)
         body, planes, tag = framing.unwrap(bytes(payload))
         rows, cols = grid(*decoded.u.shape)
         qp, step, q = codec.decode(body, rows, cols)
@@ -146,8 +152,8 @@ class ResidualDiffusion(PostProcessor):
         only the planes where it lowers that plane's SSE (``framing``), so no plane is made worse than the
         decode. D = SSE over Y, U and V at the stream's bit depth, of what ``restore`` gives; R of a new
         payload = ctx.record_overhead_bits + 8 * its bytes; lambda = ctx.lagrangian * lambda_scale."""
-        lam = ctx.lagrangian * _number(ctx, "lambda_scale", 0.0, 1e6)
-        qp = min(max(int(ctx.qp), 0), 63) if ctx.qp is not None else _number(ctx, "qp", 0, 63, True)
+        lam = ctx.lagrangian * _number(ctx, "lambda_scale")
+        qp = min(max(int(ctx.qp), 0), 63) if ctx.qp is not None else _number(ctx, "qp")
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
         base = plane_sse(source, decoded)
         candidates: list[tuple[float, bytes]] = []
@@ -166,7 +172,7 @@ class ResidualDiffusion(PostProcessor):
             candidates.append((float(default.sum()), b""))
         src = pack(source.y, source.u, source.v, source.max_value)
         dec = pack(decoded.y, decoded.u, decoded.v, decoded.max_value)
-        y = self._net("encoder", ctx.option(WHO, "backend", DEFAULTS["backend"]))(encoder_input(src, dec, qp))
+        y = self._net("encoder", str(_number(ctx, "backend")))(encoder_input(src, dec, qp))
         tried = set()
         for step in (None, *range(len(codec.STEPS))):
             q = np.zeros(y.shape, np.int32) if step is None else codec.quantise(y, step)
@@ -186,10 +192,10 @@ class ResidualDiffusion(PostProcessor):
         (x_t = 0, t = 1, latent absent) at the base's QP, measured with the decoder's inference."""
         from .engine import make_denoiser
 
-        qp = min(max(int(ctx.qp), 0), 63) if ctx.qp is not None else _number(ctx, "qp", 0, 63, True)
-        lam = ctx.lagrangian * _number(ctx, "lambda_scale", 0.0, 1e6)
+        qp = min(max(int(ctx.qp), 0), 63) if ctx.qp is not None else _number(ctx, "qp")
+        lam = ctx.lagrangian * _number(ctx, "lambda_scale")
         generic = self._denoiser(Context(stream=ctx.stream, options=ctx.options))
-        steps, seed = _number(ctx, "steps", 0, 8, True), _number(ctx, "seed", 0, 2**32 - 1, True)
+        steps, seed = _number(ctx, "steps"), _number(ctx, "seed")
 
         def forward(net, x):  # the QP-only payload's mode: x_t = 0 at t = 1, zero latent (flag 1); x0 = RS * residual
             import torch

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+
 from genpost.modeling import Network, pick_backend
 
 from .codec import ZMAX, K

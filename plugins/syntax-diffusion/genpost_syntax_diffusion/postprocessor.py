@@ -17,13 +17,15 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
 from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
+from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
-from genpost.learned.adaptive import OPTIONS as ADAPT_OPTIONS
+from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
 from genpost.learned.adaptive import AdaptiveNetwork
 from genpost.learned.rd import plane_sse
-from genpost.modeling import pack, to_samples, unpack
+from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
 from . import codec
 
@@ -31,22 +33,24 @@ WHO = "syntax-diffusion"
 # absolute: genpost.weights resolves a relative path against the module of the instance's class, which for
 # a subclass defined elsewhere (the contract kit's tracer) is not this package
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULTS = {
-    "steps": "1",  # sampler steps 1..4 (decoder and encoder alike)
-    "qp": "32",  # the QP assumed when neither the payload nor the job knows it (default mode)
-    "consistency": "32",  # luma period (samples) below which the decoded low-pass is kept; 0 = off
-    "backend": "onnx",  # onnx | torch (falls back to the other when its runtime is missing)
-    "lambda_scale": "1.0",  # multiplier on ctx.lagrangian (encoder)
-    "record_frames": "4",  # a new payload is charged its bits / this (it is usually extended)
-    **ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
-}
+OPTIONS = (
+    opt.integer("steps", "1", 1, 4, "sampler steps (decoder and encoder alike)"),
+    opt.integer("qp", "32", 0, 63, "the QP assumed when neither the payload nor the job knows it (default mode)"),
+    opt.number("consistency", "32", 0, 4096, "luma period (samples, 0 or >= 4) below which the decoded low-pass is kept; 0 = off"),
+    opt.choice("backend", "onnx", BACKENDS, "inference runtime (falls back to the other when missing)"),
+    opt.number("lambda_scale", "1.0", 0.0, 1e6, "encoder: multiplier on ctx.lagrangian"),
+    opt.number("record_frames", "4", 1.0, 1e4, "encoder: a new payload is charged its bits / this"),
+    *ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
+)
+DEFAULTS = opt.defaults(OPTIONS)
+_DECLARED = opt.by_name(OPTIONS)
 # the U-Net's convs in forward order (the FiLM MLP is not adapted: it is linear, not a conv); the output
 # conv's 6 channels: 4 luma phases, U, V (its output is added to the decode, so gain 0 keeps the decode)
 SPEC = AdaptSpec(convs=("e1", "e2", "down", "m1", "m2", "up", "d1", "out"), out_planes=(0, 0, 0, 0, 1, 2))
 
 
-def _number(ctx: Context, key: str, lo: float, hi: float, integer: bool = False) -> float:
-    return ctx.number(WHO, key, DEFAULTS[key], lo, hi, integer)
+def _number(ctx: Context, key: str):
+    return ctx.value(WHO, _DECLARED[key])
 
 
 STRENGTHS = (0, 2, 4, 6, 8)  # eighths tried by analyze, per plane
@@ -99,6 +103,8 @@ class SyntaxDiffusion(PostProcessor):
         WeightsFile(str(WEIGHTS_DIR / "syntax_extractor_v1.safetensors"), "377a96cfa1696e36d6e2790fe7d227b6cdb785d5d2ce07a3e785e69edf9c25f8"),
     )
 
+    options = OPTIONS
+
     def __init__(self):
         self._device = "cpu"
         self._nets: dict[tuple[str, str], object] = {}
@@ -122,15 +128,15 @@ class SyntaxDiffusion(PostProcessor):
     # ---------------------------------------------------------------- decoder
 
     def _options(self, ctx: Context) -> tuple[int, float]:
-        steps = _number(ctx, "steps", 1, 4, True)
-        period = _number(ctx, "consistency", 0, 4096)
+        steps = _number(ctx, "steps")
+        period = _number(ctx, "consistency")
         if period and period < 4:
             raise ValueError(f"{WHO}.consistency must be 0 or at least 4, not {period}")
         return steps, period
 
     def _denoiser(self, ctx: Context):
         """The U-Net with the shipped weights, or with the period's update applied (``ctx.update``)."""
-        return self._adaptive.engine(self._net("denoiser", ctx.option(WHO, "backend", DEFAULTS["backend"])), ctx.update)
+        return self._adaptive.engine(self._net("denoiser", str(_number(ctx, "backend"))), ctx.update)
 
     def _apply(self, frame: Frame, qp: int, z: tuple[int, ...] | None, ctx: Context) -> Frame:
         """The restored frame for a conditioning QP and syntax vector (None = default mode), cached per frame."""
@@ -147,7 +153,7 @@ class SyntaxDiffusion(PostProcessor):
         return self._cache[key]
 
     def _default_qp(self, ctx: Context) -> int:
-        return min(max(int(ctx.qp), 0), 63) if ctx.qp is not None else _number(ctx, "qp", 0, 63, True)
+        return min(max(int(ctx.qp), 0), 63) if ctx.qp is not None else _number(ctx, "qp")
 
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
         if payload is None:
@@ -165,7 +171,7 @@ class SyntaxDiffusion(PostProcessor):
         """The frame's quantised syntax vector (the extractor runs once per frame, on the whole frame)."""
         from . import engine
 
-        net = self._net("extractor", ctx.option(WHO, "backend", DEFAULTS["backend"]))
+        net = self._net("extractor", str(_number(ctx, "backend")))
         top = decoded.max_value
         return engine.syntax_vector(net, pack(source.y, source.u, source.v, top), pack(decoded.y, decoded.u, decoded.v, top, qp))
 
@@ -175,8 +181,8 @@ class SyntaxDiffusion(PostProcessor):
         the frame's syntax vector, each with the per-plane strengths (STRENGTHS, 0 = keep the base plane)
         that minimise each plane's SSE, so no plane is made worse than the decode. D = SSE over Y, U, V at
         the stream's bit depth; R of a new payload = (record overhead + 8 * bytes) / record_frames."""
-        lam = ctx.lagrangian * _number(ctx, "lambda_scale", 0.0, 1e6)
-        spread = _number(ctx, "record_frames", 1.0, 1e4)
+        lam = ctx.lagrangian * _number(ctx, "lambda_scale")
+        spread = _number(ctx, "record_frames")
         qp = self._default_qp(ctx)
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
         base = plane_sse(source, decoded)
@@ -193,7 +199,7 @@ class SyntaxDiffusion(PostProcessor):
         # ctx.qp = None or the *output* QP), so it assumes the `qp` option. It cannot leave a plane as
         # decoded: a candidate only where it loses on none; and while an update is in force every frame
         # names it, so a lost update is always detected
-        assumed = _number(ctx, "qp", 0, 63, True)
+        assumed = _number(ctx, "qp")
         default = plane_sse(source, self._apply(decoded, assumed, None, ctx))
         if tag is None and (default <= base).all():
             candidates.append((float(default.sum()), b""))
@@ -215,7 +221,7 @@ class SyntaxDiffusion(PostProcessor):
         from .engine import make_denoiser
 
         qp = self._default_qp(ctx)
-        lam = ctx.lagrangian * _number(ctx, "lambda_scale", 0.0, 1e6)
+        lam = ctx.lagrangian * _number(ctx, "lambda_scale")
         generic = self._denoiser(Context(stream=ctx.stream, options=ctx.options))
         steps, period = self._options(ctx)
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from genpost import modeling, training_data
 from genpost.training_data import random_patch
 

@@ -1,0 +1,5 @@
+"""``python -m genpost``: the CLI."""
+
+from .cli import main
+
+main()
