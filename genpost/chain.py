@@ -26,6 +26,7 @@ from typing import Any
 
 from . import ffmpeg_tools, media
 from .errors import GenpostError, PipelineError
+from .options import VVENC_PRESETS
 from .outputs import atomic_output, check_paths
 from .pipe import output_header
 from .postprocessor import Context
@@ -46,7 +47,6 @@ FILTERS_DIR = Path(__file__).resolve().parent.parent / "filters"  # the shipped 
 FILTERS_ENV = "GENPOST_FILTERS"  # more folders of presets, searched first (the Docker images set it)
 CODECS = {"libx265": "libx265", "hevc": "libx265", "libx264": "libx264", "h264": "libx264",
           "vvc": "libvvenc", "libvvenc": "libvvenc", "ffv1": "ffv1", "y4m": "y4m"}  # fmt: skip
-VVENC_PRESETS = ("faster", "fast", "medium", "slow", "slower")
 TEXT_SUBTITLES = ("subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text")  # MP4 holds these as mov_text
 DEFAULT_VVC_QP = 24  # libvvenc has no CRF; QP 24 is about where x265 CRF 18 lands on restored content
 

@@ -7,6 +7,8 @@ to ``[project.optional-dependencies]`` in pyproject.toml (tests/test_cli_contrac
 
 from __future__ import annotations
 
+from .errors import GenpostError
+
 EXTRAS: dict[str, tuple[str, ...]] = {
     "weights": ("safetensors>=0.4",),
     "onnx": ("onnxruntime>=1.17",),
@@ -18,7 +20,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 }
 
 
-class MissingExtra(RuntimeError):
+class MissingExtra(GenpostError, RuntimeError):
     """A feature asked for needs an optional package that is not installed (exit 2, before any work)."""
 
     exit_code = 2

@@ -14,15 +14,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 from .errors import GenpostError
 
-if TYPE_CHECKING:
-    from .postprocessor import PostProcessor
-
 Value = Union[float, int, str]
 
+
+VVENC_PRESETS = ("faster", "fast", "medium", "slow", "slower")  # libvvenc's (--codec vvc)
 
 class OptionError(GenpostError, ValueError):
     """An option or value the command cannot take (bad usage); the message is one line."""
@@ -118,7 +117,7 @@ def by_name(declared: Iterable[Option]) -> dict[str, Option]:
     return {o.name: o for o in declared}
 
 
-def validate(options: Mapping[str, str], classes: Mapping[str, type[PostProcessor]]) -> None:
+def validate(options: Mapping[str, str], classes: Mapping[str, type]) -> None:
     """Check every ``PLUGIN.KEY=VALUE`` (and bare ``KEY=VALUE``, which every plugin reading KEY sees)
     against the installed post-processors ``classes`` (name -> class); raise OptionError on the first bad one.
 
@@ -133,7 +132,7 @@ def validate(options: Mapping[str, str], classes: Mapping[str, type[PostProcesso
             raise OptionError(f"--option {key}={raw}: {exc}") from None
 
 
-def _validate_one(key: str, raw: str, classes: Mapping[str, type[PostProcessor]], undeclared: bool) -> None:
+def _validate_one(key: str, raw: str, classes: Mapping[str, type], undeclared: bool) -> None:
     plugin, dot, name = key.rpartition(".")
     if dot:
         if plugin not in classes:
@@ -176,7 +175,6 @@ def check_range(flag: str, value: float | None, lo: float, hi: float, what: str 
 
 def check_encoder(codec: str | None, qp: float | None, crf: float | None, preset: str | None, qp_flag: str = "--qp") -> None:
     """The output encoder's values: QP 0..51 (x264/x265; VVC 0..63), CRF 0..51, the encoder's presets."""
-    from .chain import VVENC_PRESETS
 
     codec = (codec or "libx265").lower()
     check_choice("--codec", codec, ENHANCE_CODECS + ("hevc", "h264"))
