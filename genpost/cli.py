@@ -352,7 +352,15 @@ def eval_(
     frames: Optional[int] = typer.Option(None, "--frames", help="Evaluate only the first N source frames."),
     preset: str = typer.Option("medium", help="x265 preset for anchor and base."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="x265 base: 8 or 10 (default: the source's)."),
-    option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE for analyze and restore."),
+    option: list[str] = typer.Option(
+        [], "--option", help="Plugin option KEY=VALUE for the encoder (as encode --option); the decoder gets only "
+        "what the stream carries, unless --force-plugin."
+    ),
+    carriage: str = typer.Option("sei", help="Side-info carriage of genpost's points, as encode --carriage: sei or nnpfc."),
+    force_plugin: bool = typer.Option(
+        False, "--force-plugin", help="Restore with each --plugin forced on every frame (enhance --plugin NAME, "
+        "with the --option values) instead of what the stream declares: not the user's flow."
+    ),
     plot: Optional[str] = typer.Option(
         None, "--plot", help="RD curves as PNG (needs matplotlib); with several runs, one PNG per run named PLOT-clip-plugin.png."
     ),
@@ -360,7 +368,8 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ):
     """Rate-distortion of an anchor ladder vs genpost (every side-info bit counted) and the BD-rates, for one
-    clip and plugin or a whole test set."""
+    clip and plugin or a whole test set. genpost's points are the user's flow: encode --plugin, then enhance
+    with no plugin named (what the stream declares)."""
     with _errors():
         from . import evalplot, evalset
         from .evaluate import DEFAULT_QPS, evaluate
@@ -385,12 +394,14 @@ def eval_(
         if single:
             result = evaluate(
                 clips[0], plugin[0], qps, preset, bit_depth, _options(option), say, streams=stream or None,
-                fps=_fps(fps), frames=frames,
+                fps=_fps(fps), frames=frames, carriage=carriage, force_plugin=force_plugin,
             )  # fmt: skip
             full = {"runs": [result], "summary": evalset.summarize([result], plugin), "failures": []}
             full["unavailable"] = result["unavailable"]
         else:
-            full = evalset.evaluate_set(clips, plugin, qps, preset, bit_depth, _options(option), say, _fps(fps), frames)
+            full = evalset.evaluate_set(
+                clips, plugin, qps, preset, bit_depth, _options(option), say, _fps(fps), frames, carriage, force_plugin
+            )  # fmt: skip
             result = full
         if plot is not None:
             for run in full["runs"]:

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Callable
 
 from . import deepmetrics, pipeline
-from .evaluate import BD_METRICS, DEFAULT_QPS, PLANES, check_ladder, evaluate_clip, versions
+from .evaluate import (
+    BD_METRICS,
+    DECODER_FORCED,
+    DECODER_USER,
+    DEFAULT_QPS,
+    PLANES,
+    check_ladder,
+    evaluate_clip,
+    versions,
+)
 
 VIDEO_SUFFIXES = (".y4m", ".mkv", ".mp4", ".mov", ".webm", ".ts", ".nut")
 # the PSNR the summary and the Markdown table lead with: from the sequence's mean MSE, so frames coded
@@ -45,9 +54,11 @@ def collect_sources(paths: list[str]) -> list[str]:
 
 def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset: str = "medium",
                  bit_depth: int | None = None, options: dict[str, str] | None = None,
-                 progress: Callable[[str], None] = lambda msg: None, fps=None, frames: int | None = None) -> dict:  # fmt: skip
-    """``{"runs": [one per clip x plugin], "summary": {plugin: ...}, "failures": [...], ...}``."""
-    check_ladder(qps, None, frames)
+                 progress: Callable[[str], None] = lambda msg: None, fps=None, frames: int | None = None,
+                 carriage: str = pipeline.DEFAULT_CARRIAGE, force_plugin: bool = False) -> dict:  # fmt: skip
+    """``{"runs": [one per clip x plugin], "summary": {plugin: ...}, "failures": [...], ...}``; genpost's
+    points are the user's flow (``evaluate``), or with ``force_plugin`` the plugin forced at the decoder."""
+    check_ladder(qps, None, frames, carriage)
     pipeline.load_postprocessors(plugins)  # unknown plugins fail before any clip
     deep = deepmetrics.load()
     runs, failures = [], []
@@ -56,7 +67,7 @@ def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset
         try:
             clip_runs, clip_failures = evaluate_clip(
                 source, plugins, qps, preset, bit_depth, options, progress, fps=fps, frames=frames, deep=deep,
-                label=label,
+                label=label, carriage=carriage, force_plugin=force_plugin,
             )  # fmt: skip
         except Exception as exc:  # one clip's failure is reported; the set goes on
             error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -70,6 +81,8 @@ def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset
         "plugins": plugins,
         "qps": list(qps),
         "frames": frames,
+        "carriage": carriage,
+        "decoder": DECODER_FORCED if force_plugin else DECODER_USER,
         "runs": runs,
         "summary": summarize(runs, plugins),
         "failures": failures,
@@ -143,6 +156,10 @@ def markdown(result: dict, command: str | None = None) -> str:
     lines = ["# genpost eval: BD-rate against the anchor (negative = fewer bits for the same quality)", ""]
     if command:
         lines += ["```bash", command, "```", ""]
+    runs = result.get("runs") or [{}]
+    decoder, carriage = result.get("decoder", runs[0].get("decoder")), result.get("carriage", runs[0].get("carriage"))
+    if decoder:
+        lines += [f"genpost's points: `genpost encode --plugin NAME --carriage {carriage}`, then restored {decoder}.", ""]
     lines += ["| clip | plugin | " + head[2:] + " worse QPs (Y/U/V) |", rule]
     for run in result["runs"]:
         worse = "/".join(str(sum(p in v["worse"] for v in run["vs_anchor"])) for p in PLANES)

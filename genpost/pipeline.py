@@ -29,6 +29,7 @@ from .postprocessor import Context, PayloadError, PostProcessor
 from .types import Frame, to_bit_depth
 
 CARRIAGES = ("sei", "nnpfc", "track", "sidecar")
+DEFAULT_CARRIAGE = "sei"  # what `genpost encode` writes unless --carriage says otherwise (and so what eval measures)
 Progress = Callable[[int, int | None], None]
 
 
