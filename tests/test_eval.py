@@ -80,7 +80,7 @@ def test_eval_is_reproducible(x265_result):
 
 def test_vtm_streams_as_anchor_match_their_manifest():
     """Rates and 8-bit PSNR of the VTM anchors equal the manifest's (made independently from VTM's log);
-    the plugin's records and their SEI framing are added to each stream's rate."""
+    genpost adds the side info as `encode --base` does, and every added byte counts in the rate."""
     result = evaluate.evaluate(CARPHONE, "wiener", streams=LD, options=FORCE_SIDE_INFO)
     check_shape(result)
     manifest = {s["file"]: s for s in json.loads((VVC / "manifest.json").read_text())["streams"]}
