@@ -120,6 +120,8 @@ def text_lines(full: dict) -> list[str]:
     """The plain-text report of ``genpost eval`` without --json: per QP the two points and the deltas
     (WORSE where a plane lost), the BD-rates, unavailable metrics and failures."""
     lines = []
+    for result in full["runs"][:1]:
+        lines.append(f"genpost's points: encode --carriage {result['carriage']}, restored {result['decoder']}")
     for result in full["runs"]:
         lines.append(f"{result['source']} / {result['plugin']}:")
         anchor = "x265" if result["anchor_kind"] == "x265" else "anchor"
