@@ -176,6 +176,11 @@ def markdown(result: dict, command: str | None = None) -> str:
     lines += ["", f"PSNR columns are computed from each sequence's mean MSE except \"{COLUMNS[1][1]}\" (the mean "
               "of per-frame PSNR, 100 dB for a frame coded perfectly). A worse QP: restored PSNR below the "
               "anchor's at the same base (docs/evaluation.md)."]  # fmt: skip
+    tools = result.get("versions") or (result["runs"][0]["versions"] if result["runs"] else {})
+    plugins = dict.fromkeys(r["versions"]["plugin"] for r in result["runs"] if "plugin" in r.get("versions", {}))
+    if tools:
+        keys = ("genpost", "av", "libavcodec", "numpy", "python", "ffmpeg_binary", "libvmaf", "torch")
+        lines += ["", "Versions: " + ", ".join([*plugins, *(f"{k} {tools[k]}" for k in keys if k in tools)]) + "."]
     for name, reason in result.get("unavailable", {}).items():
         lines.append(f"- {name.upper()} n/a: {reason}")
     for failure in result["failures"]:
