@@ -63,7 +63,7 @@ def test_eval_point_is_the_user_flow(clip, tmp_path, plugin, options, carriage):
     user = user_flow(clip, tmp_path, plugin, options, carriage)
     for plane in "yuv":
         assert point[f"psnr_{plane}"] == pytest.approx(user[f"psnr_{plane}"], abs=1e-6)
-    assert point["base_matches_anchor"]
+    assert point["base_matches_anchor"] and point["scores_of_anchor"] == (point["restored_by"] == [])
     if plugin == "wiener":  # its records restore something the anchor lacks
         assert point["restored_by"] == [plugin] and point["psnr_y"] != anchor["psnr_y"]
     if carriage == "nnpfc":  # declared and activated (here its records chose the level: off at QP 42)
@@ -89,19 +89,22 @@ class _Registers:
 METRIC_KEYS = ("kbps", "psnr_y", "psnr_u", "psnr_v", "psnr_y_mse", "ms_ssim", "xpsnr", "vmaf", "vmaf_neg", "haarpsi", "fsim")
 
 
-def test_no_side_info_at_all_gives_the_anchor_and_forcing_is_named(clip):
+def test_no_side_info_at_all_gives_the_anchor_and_forcing_is_named(clip, monkeypatch):
     """A stream with no side info (no record, no declaration) restores to its base, so eval's point is the
-    anchor's, metric for metric, whatever the plugin's default mode would do. --force-plugin runs it anyway,
-    and the run says so."""
+    anchor's, metric for metric, whatever the plugin's default mode would do; measured (not only reused from
+    the anchor, which eval does for such points). --force-plugin runs it anyway, and the run says so."""
     with in_process_plugin("test-brighten", _Registers()):
         user = evaluate.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage="sei")
         forced = evaluate.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage="sei", force_plugin=True)
+        monkeypatch.setattr(evaluate, "REUSE_ANCHOR_SCORES", False)
+        measured = evaluate.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage="sei")
     assert forced["decoder"] == evaluate.DECODER_FORCED and user["decoder"] == evaluate.DECODER_USER
-    for a, g, f in zip(user["anchor"], user["genpost"], forced["genpost"]):
+    for a, g, m, f in zip(user["anchor"], user["genpost"], measured["genpost"], forced["genpost"]):
         assert g["side_info_kbps"] == 0 and g["side_info_records"] == 0 and g["restored_by"] == []
+        assert g["base_matches_anchor"] and g["scores_of_anchor"] and not m["scores_of_anchor"]
         for key in METRIC_KEYS:
-            assert g[key] == a[key], key
-        assert f["restored_by"] == ["test-brighten"] and f["psnr_y"] != a["psnr_y"]
+            assert g[key] == a[key] == m[key], key
+        assert f["restored_by"] == ["test-brighten"] and f["psnr_y"] != a["psnr_y"] and not f["scores_of_anchor"]
     assert all(v is None or abs(v) < 1e-9 for v in user["bd_rate"].values())
 
 
