@@ -448,7 +448,15 @@ def eval_(
     frames: Optional[int] = typer.Option(None, "--frames", help="Evaluate only the first N source frames."),
     preset: str = typer.Option("medium", help="x265 preset for anchor and base."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="x265 base: 8 or 10 (default: the source's)."),
-    option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE for analyze and restore."),
+    option: list[str] = typer.Option(
+        [], "--option", help="Plugin option KEY=VALUE for the encoder (as encode --option); the decoder gets only "
+        "what the stream carries, unless --force-plugin."
+    ),
+    carriage: str = typer.Option("sei", help="Side-info carriage of genpost's points, as encode --carriage: sei or nnpfc."),
+    force_plugin: bool = typer.Option(
+        False, "--force-plugin", help="Restore with each --plugin forced on every frame (enhance --plugin NAME, "
+        "with the --option values) instead of what the stream declares: not the user's flow."
+    ),
     plot: Optional[str] = typer.Option(
         None, "--plot", help="RD curves as PNG (needs matplotlib); with several runs, one PNG per run named PLOT-clip-plugin.png."
     ),
@@ -456,7 +464,8 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ):
     """Rate-distortion of an anchor ladder vs genpost (every side-info bit counted) and the BD-rates, for one
-    clip and plugin or a whole test set."""
+    clip and plugin or a whole test set. genpost's points are the user's flow: encode --plugin, then enhance
+    with no plugin named (what the stream declares)."""
     with _errors():
         from . import evalplot, evalset
         from .evaluate import DEFAULT_QPS, evaluate
@@ -490,12 +499,14 @@ def eval_(
         if single:
             result = evaluate(
                 clips[0], plugin[0], qps, preset, bit_depth, options, say, streams=anchors or None,
-                fps=rate, frames=frames,
+                fps=rate, frames=frames, carriage=carriage, force_plugin=force_plugin,
             )  # fmt: skip
             full: dict = {"runs": [result], "summary": evalset.summarize([result], plugin), "failures": []}
             full["unavailable"] = result["unavailable"]
         else:
-            full = evalset.evaluate_set(clips, plugin, qps, preset, bit_depth, options, say, rate, frames)
+            full = evalset.evaluate_set(
+                clips, plugin, qps, preset, bit_depth, options, say, rate, frames, carriage, force_plugin
+            )  # fmt: skip
             result = full
         wrote = []  # said last, after the results, so the paths are not lost among the progress lines
         if plot is not None:

@@ -29,6 +29,7 @@ from .runner import (
 from .types import to_bit_depth
 
 CARRIAGES = ("sei", "nnpfc", "track", "sidecar")
+DEFAULT_CARRIAGE = "sei"  # what `genpost encode` writes unless --carriage says otherwise (and so what eval measures)
 
 
 @dataclass

@@ -11,10 +11,12 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from . import deepmetrics
+from . import deepmetrics, pipeline
 from .errors import PipelineError
 from .evaluate import (
     BD_METRICS,
+    DECODER_FORCED,
+    DECODER_USER,
     DEFAULT_QPS,
     PLANES,
     check_ladder,
@@ -22,7 +24,6 @@ from .evaluate import (
     versions,
 )
 from .outputs import atomic_output
-from .runner import load_postprocessors
 
 VIDEO_SUFFIXES = (".y4m", ".mkv", ".mp4", ".mov", ".webm", ".ts", ".nut")
 # the PSNR the summary and the Markdown table lead with: from the sequence's mean MSE, so frames coded
@@ -55,10 +56,12 @@ def collect_sources(paths: list[str]) -> list[str]:
 
 def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset: str = "medium",
                  bit_depth: int | None = None, options: dict[str, str] | None = None,
-                 progress: Callable[[str], None] = lambda msg: None, fps=None, frames: int | None = None) -> dict:  # fmt: skip
-    """``{"runs": [one per clip x plugin], "summary": {plugin: ...}, "failures": [...], ...}``."""
-    check_ladder(qps, None, frames)
-    load_postprocessors(plugins)  # unknown plugins fail before any clip
+                 progress: Callable[[str], None] = lambda msg: None, fps=None, frames: int | None = None,
+                 carriage: str = pipeline.DEFAULT_CARRIAGE, force_plugin: bool = False) -> dict:  # fmt: skip
+    """``{"runs": [one per clip x plugin], "summary": {plugin: ...}, "failures": [...], ...}``; genpost's
+    points are the user's flow (``evaluate``), or with ``force_plugin`` the plugin forced at the decoder."""
+    check_ladder(qps, None, frames, carriage)
+    pipeline.load_postprocessors(plugins)  # unknown plugins fail before any clip
     deep = deepmetrics.load()
     runs, failures = [], []
     for i, source in enumerate(sources):
@@ -66,7 +69,7 @@ def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset
         try:
             clip_runs, clip_failures = evaluate_clip(
                 source, plugins, qps, preset, bit_depth, options, progress, fps=fps, frames=frames, deep=deep,
-                label=label,
+                label=label, carriage=carriage, force_plugin=force_plugin,
             )  # fmt: skip
         except Exception as exc:  # one clip's failure is reported; the set goes on
             error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -80,6 +83,8 @@ def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset
         "plugins": plugins,
         "qps": list(qps),
         "frames": frames,
+        "carriage": carriage,
+        "decoder": DECODER_FORCED if force_plugin else DECODER_USER,
         "runs": runs,
         "summary": summarize(runs, plugins),
         "failures": failures,
@@ -117,6 +122,8 @@ def text_lines(full: dict) -> list[str]:
     """The plain-text report of ``genpost eval`` without --json: per QP the two points and the deltas
     (WORSE where a plane lost), the BD-rates, unavailable metrics and failures."""
     lines = []
+    for result in full["runs"][:1]:
+        lines.append(f"genpost's points: encode --carriage {result['carriage']}, restored {result['decoder']}")
     for result in full["runs"]:
         lines.append(f"{result['source']} / {result['plugin']}:")
         anchor = "x265" if result["anchor_kind"] == "x265" else "anchor"
@@ -153,6 +160,10 @@ def markdown(result: dict, command: str | None = None) -> str:
     lines = ["# genpost eval: BD-rate against the anchor (negative = fewer bits for the same quality)", ""]
     if command:
         lines += ["```bash", command, "```", ""]
+    runs = result.get("runs") or [{}]
+    decoder, carriage = result.get("decoder", runs[0].get("decoder")), result.get("carriage", runs[0].get("carriage"))
+    if decoder:
+        lines += [f"genpost's points: `genpost encode --plugin NAME --carriage {carriage}`, then restored {decoder}.", ""]
     lines += ["| clip | plugin | " + head[2:] + " worse QPs (Y/U/V) |", rule]
     for run in result["runs"]:
         worse = "/".join(str(sum(p in v["worse"] for v in run["vs_anchor"])) for p in PLANES)
@@ -167,6 +178,11 @@ def markdown(result: dict, command: str | None = None) -> str:
     lines += ["", f"PSNR columns are computed from each sequence's mean MSE except \"{COLUMNS[1][1]}\" (the mean "
               "of per-frame PSNR, 100 dB for a frame coded perfectly). A worse QP: restored PSNR below the "
               "anchor's at the same base (docs/evaluation.md)."]  # fmt: skip
+    tools = result.get("versions") or (result["runs"][0]["versions"] if result["runs"] else {})
+    plugins = dict.fromkeys(r["versions"]["plugin"] for r in result["runs"] if "plugin" in r.get("versions", {}))
+    if tools:
+        keys = ("genpost", "av", "libavcodec", "numpy", "python", "ffmpeg_binary", "libvmaf", "torch")
+        lines += ["", "Versions: " + ", ".join([*plugins, *(f"{k} {tools[k]}" for k in keys if k in tools)]) + "."]
     for name, reason in result.get("unavailable", {}).items():
         lines.append(f"- {name.upper()} n/a: {reason}")
     for failure in result["failures"]:

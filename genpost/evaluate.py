@@ -1,9 +1,13 @@
 """Rate-distortion evaluation of one clip: an anchor ladder vs genpost (the same bases + every side-info bit).
 
-Two anchors: plain x265 at each QP (genpost's points are then ``genpost encode`` + ``genpost enhance`` of
-raw Annex-B .265 streams, so the rate includes every SEI NAL that carries side info, and no container
-overhead on either side), or external streams such as VTM .266 encodes (the plugin analyzes their decode
-against the source; its records plus their SEI framing are added to each stream's rate). Each anchor point
+genpost's points are the user's flow: ``genpost encode --plugin NAME`` (or ``encode --base STREAM``) with
+the default carriage, then ``genpost enhance`` with no plugin named, which runs what the stream says (its
+declared chain, activation per picture and default-mode options, or the plugins its records name) with
+no ``--option``. ``force_plugin`` runs ``enhance --plugin NAME`` with the options instead (not the user's flow).
+
+Two anchors: plain x265 at each QP (raw Annex-B .265 streams, so the rate includes every SEI NAL that carries
+side info, and no container overhead on either side), or external streams such as VTM .266 encodes (genpost
+adds the side info to each stream as ``encode --base`` does, and the rate is that stream's). Each anchor point
 is made and measured once and shared by every plugin. Every point is measured against the source at the
 source's bit depth in one decode (``measure``). Many clips: ``evalset``; plots: ``evalplot``. The protocol
 and metric definitions are in docs/evaluation.md.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import itertools
 import json
 import os
@@ -27,11 +32,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import deepmetrics, ffmpeg, media, metrics, perceptual, sideinfo
-from .encode import analyze_stream, encode
-from .enhance import enhance
+from . import addon, deepmetrics, ffmpeg, media, metrics, perceptual, pipeline, sideinfo
 from .errors import PipelineError
-from .runner import load_postprocessors
 from .types import to_bit_depth
 
 DEFAULT_QPS = (27, 32, 37, 42)
@@ -203,14 +205,42 @@ def _trim(source, output, frames: int | None) -> int:
     return count
 
 
-def _sei_side_bytes(path) -> int:
-    """Bytes of genpost SEI NAL units in a raw stream: file size minus the stream with them stripped."""
+def _base_of(path) -> tuple[int, str]:
+    """(bytes of genpost SEI in a raw stream: records and the NNPFC/NNPFA of a declared chain, i.e. the file
+    size minus the stream with them stripped; sha256 of the stripped packets, the base a plain decoder sees)."""
+    digest, stripped = hashlib.sha256(), 0
     with media.InputFile(path) as inp:
         codec = inp.sei_codec or "hevc"
-        stripped = sum(
-            len(sideinfo.strip_records_nal(data, codec)) for kind, data in inp.side_channels() if kind == "packet"
-        )
-    return os.path.getsize(path) - stripped
+        for kind, data in inp.side_channels():
+            if kind == "packet":
+                base = sideinfo.strip_records_nal(data, codec, nnpf=True)
+                stripped += len(base)
+                digest.update(len(base).to_bytes(4, "big") + base)
+    return os.path.getsize(path) - stripped, digest.hexdigest()
+
+
+def _scores(lad: Ladder, plugin: str, restored: str, enhanced, base: str, anchor: dict) -> dict:
+    """The restored point's metrics. When the decoder ran nothing on a base identical to the anchor's (the
+    plugin sent nothing the stream asks to run), its pictures are the anchor's decode: the anchor's scores
+    are reused (the same numbers, one measurement less) and the point says so (``scores_of_anchor``)."""
+    if REUSE_ANCHOR_SCORES and not enhanced.plugins and base == anchor["base_sha256"]:
+        return {**anchor["scores"], "scores_of_anchor": True}
+    with lad.timed(plugin, "measure"):
+        return {**measure(lad.ref, restored, lad.tmp), "scores_of_anchor": False}
+
+
+REUSE_ANCHOR_SCORES = True  # False: measure such points anyway (tests compare the two)
+EVAL_CARRIAGES = ("sei", "nnpfc")  # what a raw .265/.266 stream can carry in-band
+
+
+def restore(lad: Ladder, coded: str, restored: str, plugin: str) -> pipeline.EnhanceReport:
+    """``coded`` restored to a y4m as ``genpost enhance coded -o restored.y4m`` does with no plugin named and
+    no --option (what the stream declares or its records name); with ``lad.force`` as
+    ``enhance --plugin PLUGIN --option ...`` (the plugin forced on every frame)."""
+    y4m = media.EncoderSettings(codec="y4m")
+    if lad.force:
+        return pipeline.enhance(coded, restored, y4m, [plugin], fps=lad.rate, options=lad.options)
+    return pipeline.enhance(coded, restored, y4m, None, fps=lad.rate)
 
 
 @dataclasses.dataclass
@@ -226,6 +256,8 @@ class Ladder:
     failures: dict = dataclasses.field(default_factory=dict)  # plugin -> the first error it raised
     seconds: dict = dataclasses.field(default_factory=dict)  # "anchor" or plugin -> stage -> wall seconds
     stop_on_error: bool = False  # one clip and one plugin: its error is the command's error
+    carriage: str = pipeline.DEFAULT_CARRIAGE  # how genpost's points carry side info (encode --carriage)
+    force: bool = False  # restore with the plugin forced (enhance --plugin), not as the stream says
 
     @contextlib.contextmanager
     def timed(self, who: str, stage: str):
@@ -256,32 +288,32 @@ class Ladder:
 
 def _x265_ladder(lad: Ladder, qps, preset, bit_depth, label):
     anchor, genpost = [], {p: [] for p in lad.plugins}
-    y4m = media.EncoderSettings(codec="y4m")
     frames, rate, tmp = lad.ref.frames, lad.rate, lad.tmp
     for qp in qps:
         lad.progress(f"{label}QP {qp}: x265 anchor, metrics")
         settings = media.EncoderSettings(qp=qp, preset=preset, bit_depth=bit_depth or 0)
         plain = os.path.join(tmp, f"anchor_{qp}.265")
         with lad.timed("anchor", "encode"):
-            encode(lad.ref.source, plain, settings)
+            pipeline.encode(lad.ref.source, plain, settings)
         with lad.timed("anchor", "measure"):
             scores = measure(lad.ref, plain, tmp, rate)
         anchor.append({"qp": qp, "kbps": _kbps(os.path.getsize(plain), frames, rate), "side_info_kbps": 0.0,
                        **scores})  # fmt: skip
+        same = {"scores": scores, "base_sha256": _base_of(plain)[1]}
 
-        def point(plugin, qp=qp, settings=settings, plain=plain):
+        def point(plugin, qp=qp, settings=settings, plain=plain, same=same):
             coded = os.path.join(tmp, f"genpost_{qp}.265")
             with lad.timed(plugin, "encode"):
-                report = encode(lad.ref.source, coded, settings, [plugin], "sei", options=lad.options)
+                report = pipeline.encode(lad.ref.source, coded, settings, [plugin], lad.carriage, options=lad.options)
             restored = os.path.join(tmp, f"restored_{qp}.y4m")
             with lad.timed(plugin, "enhance"):
-                enhance(coded, restored, y4m, [plugin], fps=rate, options=lad.options)
-            side = _sei_side_bytes(coded)
-            with lad.timed(plugin, "measure"):
-                scores = measure(lad.ref, restored, tmp)
+                enhanced = restore(lad, coded, restored, plugin)
+            side, base = _base_of(coded)
+            scores = _scores(lad, plugin, restored, enhanced, base, same)
             return {"qp": qp, "kbps": _kbps(os.path.getsize(coded), frames, rate),
                     "side_info_kbps": _kbps(side, frames, rate), "side_info_records": sum(report.records.values()),
-                    "base_matches_anchor": os.path.getsize(coded) - side == os.path.getsize(plain), **scores}  # fmt: skip
+                    "base_matches_anchor": base == same["base_sha256"],
+                    "restored_by": enhanced.plugins, **scores}  # fmt: skip
 
         for plugin, pt in lad.each_plugin(f"{label}QP {qp}", point).items():
             genpost[plugin].append(pt)
@@ -305,7 +337,6 @@ def stream_qp(path) -> int | None:
 
 def _stream_ladder(lad: Ladder, streams, label):
     anchor, genpost = [], {p: [] for p in lad.plugins}
-    y4m = media.EncoderSettings(codec="y4m")
     rate, tmp = lad.rate, lad.tmp
     for stream in streams:
         lad.progress(f"{label}{stream}: anchor metrics")
@@ -316,22 +347,24 @@ def _stream_ladder(lad: Ladder, streams, label):
         kbps = _kbps(os.path.getsize(stream), frames, rate)
         common = {"qp": qp, "stream": str(stream)}
         with lad.timed("anchor", "measure"):
-            anchor.append({**common, "kbps": kbps, "side_info_kbps": 0.0, **measure(lad.ref, stream, tmp, rate)})
+            scores = measure(lad.ref, stream, tmp, rate)
+        anchor.append({**common, "kbps": kbps, "side_info_kbps": 0.0, **scores})
+        same = {"scores": scores, "base_sha256": _base_of(stream)[1]}
 
-        def point(plugin, stream=stream, qp=qp, kbps=kbps, common=common):
+        def point(plugin, stream=stream, qp=qp, common=common, same=same, frames=frames):
+            # genpost encode SOURCE --base STREAM -o coded: the stream's own packets plus the side info
+            coded = os.path.join(tmp, "genpost_stream" + Path(stream).suffix)
             with lad.timed(plugin, "encode"):
-                records = analyze_stream(lad.ref.source, stream, [plugin], qp, "sei", rate, lad.options)
-            side = sum(sideinfo.record_overhead_bytes(r.format_id, "sei") + len(r.payload) for r in records)
-            sidecar = os.path.join(tmp, "stream.gpsi")
-            with open(sidecar, "wb") as fh:
-                sideinfo.write_sidecar(fh, records)
+                report = addon.encode_with_base(lad.ref.y4m, stream, coded, [plugin], lad.carriage, qp=qp, fps=rate,
+                                                options=lad.options)  # fmt: skip
+            side = os.path.getsize(coded) - os.path.getsize(stream)
             restored = os.path.join(tmp, "restored_stream.y4m")
             with lad.timed(plugin, "enhance"):
-                enhance(stream, restored, y4m, [plugin], sidecar=sidecar, fps=rate, options=lad.options)
-            with lad.timed(plugin, "measure"):
-                scores = measure(lad.ref, restored, tmp)
-            return {**common, "kbps": kbps + _kbps(side, frames, rate), "side_info_kbps": _kbps(side, frames, rate),
-                    "side_info_records": len(records), **scores}  # fmt: skip
+                enhanced = restore(lad, coded, restored, plugin)
+            scores = _scores(lad, plugin, restored, enhanced, _base_of(coded)[1], same)
+            return {**common, "kbps": _kbps(os.path.getsize(coded), frames, rate),
+                    "side_info_kbps": _kbps(side, frames, rate), "side_info_records": sum(report.records.values()),
+                    "restored_by": enhanced.plugins, **scores}  # fmt: skip
 
         for plugin, pt in lad.each_plugin(f"{label}{Path(stream).name}", point).items():
             genpost[plugin].append(pt)
@@ -341,8 +374,14 @@ def _stream_ladder(lad: Ladder, streams, label):
 # ---------------------------------------------------------------- the evaluation
 
 
-def check_ladder(qps, streams, frames) -> None:
+DECODER_USER = "as the stream says (genpost enhance with no plugin named)"
+DECODER_FORCED = "forced (genpost enhance --plugin NAME with the --option values)"
+
+
+def check_ladder(qps, streams, frames, carriage: str = pipeline.DEFAULT_CARRIAGE) -> None:
     """Refuse a ladder that cannot give a BD-rate before any work starts."""
+    if carriage not in EVAL_CARRIAGES:
+        raise EvalError(f"eval carries side info in the raw stream: --carriage must be one of {', '.join(EVAL_CARRIAGES)}")
     if streams and frames:
         raise EvalError("--frames applies to the x265 ladder; external streams are compared whole")
     if frames is not None and frames < 1:
@@ -356,21 +395,23 @@ def check_ladder(qps, streams, frames) -> None:
 def evaluate(source, plugin: str, qps=DEFAULT_QPS, preset: str = "medium", bit_depth: int | None = None,
              options: dict[str, str] | None = None, progress: Callable[[str], None] = lambda msg: None,
              streams: list[str | os.PathLike] | None = None, fps: Fraction | None = None,
-             frames: int | None = None) -> dict:  # fmt: skip
+             frames: int | None = None, carriage: str = pipeline.DEFAULT_CARRIAGE,
+             force_plugin: bool = False) -> dict:  # fmt: skip
     """Anchor and genpost points for each QP (or each external stream), and the BD-rates between them."""
     runs, _ = evaluate_clip(source, [plugin], qps, preset, bit_depth, options, progress, streams, fps, frames,
-                            stop_on_error=True)  # fmt: skip
+                            stop_on_error=True, carriage=carriage, force_plugin=force_plugin)  # fmt: skip
     return runs[0]
 
 
 def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "medium", bit_depth: int | None = None,
                   options: dict[str, str] | None = None, progress: Callable[[str], None] = lambda msg: None,
                   streams=None, fps: Fraction | None = None, frames: int | None = None, deep: dict | None = None,
-                  label: str = "", stop_on_error: bool = False) -> tuple[list[dict], dict[str, str]]:  # fmt: skip
+                  label: str = "", stop_on_error: bool = False, carriage: str = pipeline.DEFAULT_CARRIAGE,
+                  force_plugin: bool = False) -> tuple[list[dict], dict[str, str]]:  # fmt: skip
     """One run per plugin that succeeded (each shaped as ``evaluate``'s result), and plugin -> error for the
     others. Each anchor point is encoded, decoded and measured once for all plugins."""
-    check_ladder(qps, streams, frames)
-    procs = load_postprocessors(plugins)  # an unknown plugin or a missing ffmpeg fail before encoding
+    check_ladder(qps, streams, frames, carriage)
+    procs = pipeline.load_postprocessors(plugins)  # an unknown plugin or a missing ffmpeg fail before encoding
     deep = deep if deep is not None else deepmetrics.load()
     with media.InputFile(source) as inp:
         rate = fps or inp.info.rate
@@ -380,7 +421,8 @@ def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "me
     with tempfile.TemporaryDirectory(prefix="genpost-eval-") as tmp:
         count = _frame_count(streams[0], rate) if streams else frames
         ref = prepare_reference(source, tmp, count, trim=bool(frames), deep=deep)
-        lad = Ladder(ref, list(plugins), options, rate, tmp, progress, stop_on_error=stop_on_error)
+        lad = Ladder(ref, list(plugins), options, rate, tmp, progress, stop_on_error=stop_on_error,
+                     carriage=carriage, force=force_plugin)  # fmt: skip
         if streams:
             anchor, genpost = _stream_ladder(lad, streams, label)
         else:
@@ -393,6 +435,7 @@ def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "me
         runs.append({
             "source": str(source), "plugin": plugin, "anchor_kind": "external streams" if streams else "x265",
             "preset": None if streams else preset, "bit_depth": depth, "frames": ref.frames, "fps": str(rate),
+            "carriage": carriage, "decoder": DECODER_FORCED if force_plugin else DECODER_USER,
             "anchor": anchor, "genpost": genpost[plugin],
             "bd_rate": bd_rates(anchor, genpost[plugin]),
             "bd_rate_method": "PCHIP (Fritsch-Carlson) of log10(kbps) over quality, integrated exactly over the "

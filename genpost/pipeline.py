@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .encode import (
     CARRIAGES,
+    DEFAULT_CARRIAGE,
     EncodeReport,
     analyze_stream,
     encode,
@@ -43,6 +44,7 @@ from .runner import (
 
 __all__ = [
     "CARRIAGES",
+    "DEFAULT_CARRIAGE",
     "PLUGIN_ERROR_POLICIES",
     "AnalysisJob",
     "EncodeReport",

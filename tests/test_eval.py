@@ -80,7 +80,7 @@ def test_eval_is_reproducible(x265_result):
 
 def test_vtm_streams_as_anchor_match_their_manifest():
     """Rates and 8-bit PSNR of the VTM anchors equal the manifest's (made independently from VTM's log);
-    the plugin's records and their SEI framing are added to each stream's rate."""
+    genpost adds the side info as `encode --base` does, and every added byte counts in the rate."""
     result = evaluate.evaluate(CARPHONE, "wiener", streams=LD, options=FORCE_SIDE_INFO)
     check_shape(result)
     manifest = {s["file"]: s for s in json.loads((VVC / "manifest.json").read_text())["streams"]}
@@ -89,9 +89,10 @@ def test_vtm_streams_as_anchor_match_their_manifest():
         assert a["qp"] == g["qp"] == entry["qp"]
         assert a["kbps"] == pytest.approx(entry["kbps"], abs=1e-3)
         assert a["psnr_y"] == pytest.approx(entry["psnr8_y"], abs=1e-3)
-        assert g["side_info_kbps"] > 0 and g["side_info_records"] > 0
+        assert g["side_info_kbps"] > 0 and g["side_info_records"] > 0 and g["restored_by"] == ["wiener"]
         assert g["kbps"] == pytest.approx(a["kbps"] + g["side_info_kbps"], rel=1e-12)
     assert result["frames"] == 33 and result["anchor_kind"] == "external streams"
+    assert result["decoder"] == evaluate.DECODER_USER
 
 
 def test_cli_eval_json_and_plot(tmp_path):

@@ -293,19 +293,21 @@ def extract_records(data: bytes, codec: str, *, length_size: int | None = None) 
     return records, bad
 
 
-def strip_records_nal(data: bytes, codec: str, *, length_size: int | None = None) -> bytes:
-    """Remove genpost SEI from a packet, keeping other SEI messages; undoes ``insert_nal`` byte-exactly."""
+def strip_records_nal(data: bytes, codec: str, *, length_size: int | None = None, nnpf: bool = False) -> bytes:
+    """Remove genpost SEI from a packet, keeping other SEI messages; undoes ``insert_nal`` byte-exactly.
+    ``nnpf``: NNPFC/NNPFA messages (payloadType 210, 211: the declared chain) go too."""
     c = _codec(codec)
     data = bytes(data)
     nals, size, _ = _split(data, length_size)
     out, pos = [], 0
+    strip = (lambda t, p: _is_ours(t, p) or t in (210, 211)) if nnpf else _is_ours
     for u in nals:
         messages = _genpost_messages(c, data, u)
-        if not messages or not any(_is_ours(t, p) for t, p, _ in messages):
+        if not messages or not any(strip(t, p) for t, p, _ in messages):
             continue
         out.append(data[pos : u.start])
         pos = u.end
-        others = [(t, p) for t, p, _ in messages if not _is_ours(t, p)]
+        others = [(t, p) for t, p, _ in messages if not strip(t, p)]
         if others:  # mixed NAL: rebuild it without our messages
             new = _sei_nal_from_messages(c, others)
             out.append(data[u.start : u.body] + new if size == 0 else _frame(new, size))
