@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 from .errors import GenpostError
 
@@ -117,7 +117,7 @@ def by_name(declared: Iterable[Option]) -> dict[str, Option]:
     return {o.name: o for o in declared}
 
 
-def validate(options: Mapping[str, str], classes: Mapping[str, type]) -> None:
+def validate(options: Mapping[str, str], classes: Mapping[str, Any]) -> None:
     """Check every ``PLUGIN.KEY=VALUE`` (and bare ``KEY=VALUE``, which every plugin reading KEY sees)
     against the installed post-processors ``classes`` (name -> class); raise OptionError on the first bad one.
 
@@ -132,7 +132,7 @@ def validate(options: Mapping[str, str], classes: Mapping[str, type]) -> None:
             raise OptionError(f"--option {key}={raw}: {exc}") from None
 
 
-def _validate_one(key: str, raw: str, classes: Mapping[str, type], undeclared: bool) -> None:
+def _validate_one(key: str, raw: str, classes: Mapping[str, Any], undeclared: bool) -> None:
     plugin, dot, name = key.rpartition(".")
     if dot:
         if plugin not in classes:
