@@ -161,7 +161,8 @@ class Network:
         ~20 ms), for torch the module loads them."""
         return Network(*self._rebuild, state=state)
 
-    def _run_tile(self, x: np.ndarray) -> np.ndarray:
+    def run_tile(self, x: np.ndarray) -> np.ndarray:
+        """The network on one (C, h, w) float32 tile, untiled (what ``__call__`` runs per tile)."""
         if self.backend == "onnx":
             return self.session.run(None, {self.session.get_inputs()[0].name: x[None]})[0][0]
         import torch
@@ -172,7 +173,7 @@ class Network:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """The network on one (C, h, w) float32 array, tiled."""
-        return run_tiled(self._run_tile, x, self.out_channels, self.tile, self.halo, self.multiple)
+        return run_tiled(self.run_tile, x, self.out_channels, self.tile, self.halo, self.multiple)
 
 
 def export(net, out_dir, stem: str, in_channels: int, log: dict) -> dict:

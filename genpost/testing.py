@@ -377,7 +377,7 @@ class NetworkContract:
 
         frame = self._frame(bit_depth)
         whole = self._restore(frame)
-        small = lambda net, x: modeling.run_tiled(net._run_tile, x, net.out_channels, 24, net.halo, net.multiple)  # noqa: E731
+        small = lambda net, x: modeling.run_tiled(net.run_tile, x, net.out_channels, 24, net.halo, net.multiple)  # noqa: E731
         monkeypatch.setattr(modeling.Network, "__call__", small)  # 88x72 chroma samples -> 4x3 tiles
         tiled = self._restore(frame)
         for a, b in zip(whole.planes, tiled.planes):
