@@ -159,6 +159,11 @@ def run_job(command: str, input: str, output: str, options: dict) -> dict:
     fps = Fraction(o["fps"]) if o.get("fps") else None
     start = time.perf_counter()
     try:
+        if o.get("option"):  # declared plugin options, as the CLI checks them (a bad one: exit 2, not retried)
+            from .options import validate
+            from .plugins import postprocessors
+
+            validate(o["option"], {name: reg.cls for name, reg in postprocessors().items()})
         if command == "encode":
             report = encode(
                 input, output, settings, o.get("plugin", []), o.get("carriage", "sei"), o.get("sideinfo"), fps,
