@@ -7,13 +7,12 @@ import numpy as np
 
 from genpost.modeling import Network, NetworkSpec
 
-ONNX_FILE = "rectified_flow_v1.onnx"
-SAFETENSORS_FILE = "rectified_flow_v1.safetensors"
+FILES = ("rectified_flow_v1.onnx", "rectified_flow_v1.safetensors")
 HALO = 8  # > the network's receptive radius (6 convs of 3x3 at chroma resolution): tiles join exactly
 TILE = 256  # tile side at chroma resolution (512 luma samples)
 
 # ``Engine(owner, backend="onnx", device="cpu")``: ``engine(inputs (14, h, w)) -> velocity (6, h, w)``
-Engine = NetworkSpec("rectified-flow", (ONNX_FILE, SAFETENSORS_FILE), f"{__package__}.model:VelocityNet", 6, HALO, TILE)
+Engine = NetworkSpec("rectified-flow", FILES, f"{__package__}.model:VelocityNet", 6, HALO, TILE)
 pick, make_velocity_net = Engine.pick, Engine.make_module
 
 
