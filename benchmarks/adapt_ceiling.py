@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import report
 
 from genpost import media, weights
 from genpost.modeling import pack
@@ -96,10 +97,7 @@ def main(argv=None) -> None:
         result["tuned"][group] = {"params": sum(p.numel() for p in free), "gain_db": gain(net.eval()),
                                   "seconds": round(time.monotonic() - start, 1)}  # fmt: skip
         print(json.dumps({group: result["tuned"][group]}), flush=True)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    report(result, args.json, indent=2)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ update bytes the RD choice sent.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
+
+from _report import report
 
 from genpost import media, pipeline, sideinfo
 
@@ -50,10 +51,7 @@ def main(argv=None) -> None:
         "runs": runs,
         "adaptation_seconds_per_frame": round((runs["auto"]["seconds"] - runs["off"]["seconds"]) / frames, 3),
     }
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ The numbers in docs/scaling.md come from this script (the command is written bes
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import tempfile
 import time
+
+from _report import report
 
 from genpost import media, metrics, pipeline
 from genpost.distributed import session
@@ -57,11 +57,7 @@ def main() -> None:
                 bd = metrics.bd_rate([r["kbps"] for r in one], [r["psnr_y"] for r in one],
                                      [r["kbps"] for r in rows], [r["psnr_y"] for r in rows])  # fmt: skip
                 result["chunked"][str(size)] = {"rows": rows, "bd_rate_psnr_y_percent": round(bd, 2)}
-    text = json.dumps(result, indent=2)
-    if args.json_out:
-        with open(args.json_out, "w") as fh:
-            fh.write(text + "\n")
-    sys.stdout.write(text + "\n")
+    report(result, args.json_out, indent=2)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ For each length the carphone clip is looped by the upstream ffmpeg (``-stream_lo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 import imageio_ffmpeg
+from _report import report
 
 CLIP = Path(__file__).resolve().parent.parent / "tests" / "data" / "carphone_176x144_29.97.y4m"
 CLIP_FRAMES = 33
@@ -68,10 +68,7 @@ def main() -> None:
         "rss_growth_mb": round(runs[-1]["peak_rss_mb"] - runs[0]["peak_rss_mb"], 1),
         "cpu_count": os.cpu_count(),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    report(result, args.json, indent=2)
 
 
 if __name__ == "__main__":

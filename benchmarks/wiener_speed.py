@@ -19,11 +19,12 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import itertools  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+from _report import report  # noqa: E402
 
 from genpost import Context, media, pipeline  # noqa: E402
 from genpost.builtins.wiener import WienerFilter  # noqa: E402
@@ -78,11 +79,7 @@ def main() -> None:
     ap.add_argument("--qp", type=int, default=37)
     ap.add_argument("--json", help="also write the result here")
     args = ap.parse_args()
-    result = run(args.frames, args.qp)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    report(run(args.frames, args.qp), args.json)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ rounding). Training and inference both call ``pack``, so they see exactly the sa
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -200,3 +201,34 @@ def export(net, out_dir, stem: str, in_channels: int, log: dict) -> dict:
         log[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
     (out / "training.json").write_text(json.dumps(log, indent=1) + "\n")
     return log
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """One of a plugin's networks, declared once in its ``engine`` module: who runs it (for messages),
+    its shipped ``(onnx, safetensors)`` files, its torch module as ``"package.model:Class"`` (imported only
+    when the torch backend or training builds it), its output channels and its tiling. Calling the spec
+    builds the ``Network``: ``spec(owner, backend, device, precision)``."""
+
+    who: str
+    files: tuple[str, str]
+    module: str
+    out_channels: int
+    halo: int
+    tile: int = 256
+    multiple: int = 1
+
+    def make_module(self):
+        """A fresh torch module of the network's class (untrained)."""
+        import importlib
+
+        path, _, name = self.module.partition(":")
+        return getattr(importlib.import_module(path), name)()
+
+    def pick(self, requested: str) -> str:
+        """``pick_backend`` for this network's plugin."""
+        return pick_backend(requested, self.who)
+
+    def __call__(self, owner, backend: str = "onnx", device: str = "cpu", precision: str = "fp32") -> Network:
+        return Network(owner, self.who, *self.files, self.make_module, self.out_channels, self.halo, self.tile,
+                       backend, device, precision, self.multiple)  # fmt: skip

@@ -19,17 +19,7 @@ import sys
 import time
 import traceback
 
-from genpost.sideinfo import (
-    Record,
-    decode_records,
-    encode_records,
-    extract_records,
-    insert_nal,
-    read_sidecar,
-    records_from_sei_unregistered,
-    sei_nal,
-    strip_records_nal,
-)
+from genpost import sideinfo
 
 
 class Hang(Exception):
@@ -40,17 +30,17 @@ def _alarm(signum, frame):
     raise Hang()
 
 
-def random_records(rng: random.Random) -> list[Record]:
+def random_records(rng: random.Random) -> list[sideinfo.Record]:
     out = []
     for _ in range(rng.randint(0, 5)):
         fid = "".join(rng.choice("abcdefgxyz/-_.0123456789") for _ in range(rng.randint(1, 12)))
         size = rng.choice([0, 1, 16, rng.randint(0, 300), rng.randint(0, 3000)])
         payload = bytes(size) if rng.random() < 0.2 else rng.randbytes(size)
-        out.append(Record(fid, rng.choice([0, 1, rng.randint(0, 2**32 - 1)]), payload))
+        out.append(sideinfo.Record(fid, rng.choice([0, 1, rng.randint(0, 2**32 - 1)]), payload))
     return out
 
 
-def random_packet(rng: random.Random, codec: str, records: list[Record]) -> bytes:
+def random_packet(rng: random.Random, codec: str, records: list[sideinfo.Record]) -> bytes:
     def hdr(t: int) -> bytes:
         return bytes([t << 1, 1]) if codec == "hevc" else bytes([0, (t << 3) | 1])
 
@@ -64,8 +54,8 @@ def random_packet(rng: random.Random, codec: str, records: list[Record]) -> byte
     else:
         pkt = b"".join(len(n).to_bytes(4, "big") + n for n in nals)
     aud = rng.random() < 0.3
-    out = insert_nal(pkt, sei_nal(codec, records), codec, aud=aud)
-    if extract_records(out, codec) != (records, 0) or (not aud and strip_records_nal(out, codec) != pkt):
+    out = sideinfo.insert_nal(pkt, sideinfo.sei_nal(codec, records), codec, aud=aud)
+    if sideinfo.extract_records(out, codec) != (records, 0) or (not aud and sideinfo.strip_records_nal(out, codec) != pkt):
         raise AssertionError("clean round trip failed")
     return out
 
@@ -99,9 +89,9 @@ def one_case(rng: random.Random) -> bool:
     kind = rng.randrange(4)
     codec = rng.choice(["hevc", "vvc"])
     if kind == 0:
-        data = encode_records(records)
+        data = sideinfo.encode_records(records)
     elif kind == 1:
-        data = b"GPSIDCAR\x01" + encode_records(records)
+        data = b"GPSIDCAR\x01" + sideinfo.encode_records(records)
     elif kind == 2:
         data = random_packet(rng, codec, records)
     else:
@@ -110,13 +100,13 @@ def one_case(rng: random.Random) -> bool:
         data = mutate(rng, data)
     ok = True
     for recs, bad in (
-        decode_records(data),
-        read_sidecar(data),
-        records_from_sei_unregistered(data),
-        extract_records(data, codec),
+        sideinfo.decode_records(data),
+        sideinfo.read_sidecar(data),
+        sideinfo.records_from_sei_unregistered(data),
+        sideinfo.extract_records(data, codec),
     ):
         ok &= isinstance(bad, int) and bad >= 0 and all(r in records for r in recs)
-    strip_records_nal(data, codec)
+    sideinfo.strip_records_nal(data, codec)
     return ok
 
 

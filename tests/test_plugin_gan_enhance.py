@@ -3,68 +3,34 @@ end, payload coding, determinism, tiling, and no torch at import. CPU only, no t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("genpost_gan_enhance", reason="pip install -e plugins/gan-enhance")
 pytest.importorskip("onnxruntime")
 
-from conftest import (
-    base_and_restored_psnr_y,
-    encode_first_frames,
-    first_frames,
-    plugin_context,
-)
+import learned_kit as kit
+from conftest import first_frames as _frames
+from conftest import plugin_context
 from genpost_gan_enhance import codec
 from genpost_gan_enhance.postprocessor import GanEnhance
 
-from genpost import Context, PayloadError, media, pipeline
-from genpost.testing import NetworkContract, PostProcessorContract
-from genpost.types import Frame, to_bit_depth
+from genpost import Context, PayloadError
 
-CLIP = Path(__file__).parent / "data" / "carphone_176x144_29.97.y4m"
-
-
-class TestGanEnhanceContract(PostProcessorContract):
-    postprocessor = GanEnhance
-    # at full lambda the 176x144 clip rarely pays a ~60-byte record; a small lambda makes the kit see payloads
-    options = {"gan-enhance.lambda_scale": "0.05", "gan-enhance.adapt_steps": "20"}  # adaptation on, kept short
-
-
-class TestGanEnhanceNetwork(NetworkContract):
-    postprocessor = GanEnhance
-    option_prefix = "gan-enhance"
-    options = {"gan-enhance.strength": "1"}  # noqa: RUF012 (the default mode runs the network only when asked)
-
-
-def _frames(n: int) -> list[Frame]:
-    return first_frames(n, CLIP)
-
-
-def _ctx(frame: Frame, **options) -> Context:
-    return plugin_context("gan-enhance", frame, options)
-
-
-@pytest.fixture(scope="module")
-def coded(tmp_path_factory):
-    """carphone, 8 frames, x265 QP 37 through genpost.pipeline.encode with gan-enhance side info."""
-    # at the BD-safe lambdas side info must pay on every plane, which the shipped weights do not on carphone's
-    # V; a short content adaptation (which does) and a smaller lambda make the encoder send its RD-chosen maps
-    options = {"gan-enhance.lambda_scale": "0.05", "gan-enhance.adapt_steps": "60"}
-    return encode_first_frames(tmp_path_factory.mktemp("gan"), "gan-enhance", 8, options)
+# at full lambda the 176x144 clip rarely pays a ~60-byte record; a small lambda makes the kit see payloads
+# (adaptation on, kept short); the network kit: the default mode runs the network only when asked
+TestGanEnhanceContract, TestGanEnhanceNetwork = kit.contract_kits(
+    GanEnhance, {"gan-enhance.lambda_scale": "0.05", "gan-enhance.adapt_steps": "20"}, {"gan-enhance.strength": "1"}
+)
+_ctx = kit.context_maker("gan-enhance")
+# carphone, 8 frames, x265 QP 37 with gan-enhance side info: at the BD-safe lambdas side info must pay on every
+# plane, which the shipped weights do not on carphone's V; a short content adaptation (which does) and a smaller
+# lambda make the encoder send its RD-chosen maps
+coded, proc, pair = kit.plugin_fixtures(GanEnhance, 8, {"gan-enhance.lambda_scale": "0.05", "gan-enhance.adapt_steps": "60"})
 
 
 def test_restores_a_real_clip_end_to_end_and_beats_the_base(coded):
-    src, mkv, report, tmp = coded
-    assert report.frames == 8 and report.records["gan-enhance/1"] >= 1  # the RD choice sent side info
-    out = tmp / "restored.y4m"
-    rep = pipeline.enhance(mkv, out, media.EncoderSettings(codec="y4m"), ["gan-enhance"])
-    assert rep.per_plugin["gan-enhance"].fallbacks == 0
-    base, restored, frames = base_and_restored_psnr_y(src, mkv, out)
-    assert frames == 8
-    assert restored > base + 0.05, (base, restored)
+    kit.check_restores_end_to_end(coded, "gan-enhance", 8, 0.05)
 
 
 def test_default_mode_without_side_info_improves_luma():
@@ -76,7 +42,7 @@ def test_default_mode_without_side_info_improves_luma():
     off = proc.restore(base, None, _ctx(base, strength=0))
     assert off is base
     assert proc.restore(base, None, _ctx(base)) is base  # by default, no side info: left as decoded
-    out = proc.restore(base, None, _ctx(base, qp=42, strength=1))
+    out = proc.restore(base, None, plugin_context("gan-enhance", base, {"qp": 42, "strength": 1}))  # the option qp
     assert out.y.dtype == np.uint8 and out.y.shape == base.y.shape
     assert not np.array_equal(out.y, base.y)
 
@@ -115,11 +81,9 @@ def test_map_payload_for_another_frame_size_is_refused():
         codec.decode(payload, 3, 3)
 
 
-def test_rd_choice_never_loses_to_the_base_in_its_own_cost(coded):
+def test_rd_choice_never_loses_to_the_base_in_its_own_cost(pair):
     """The encoder compares against 'all blocks off'; what it sends costs no more D + lambda*R than that."""
-    src, mkv, _, _ = coded
-    with media.InputFile(src) as s, media.InputFile(mkv) as b:
-        source, decoded = next(zip(s.frames(), b.frames()))
+    source, decoded = pair
     proc = GanEnhance()
     proc.setup("cpu")
     ctx = _ctx(decoded)
@@ -132,16 +96,8 @@ def test_rd_choice_never_loses_to_the_base_in_its_own_cost(coded):
     assert sse(out) + ctx.lagrangian * bits <= off
 
 
-def test_ten_bit_frames_restore_at_their_depth():
-    frame = to_bit_depth(_frames(1)[0], 10)
-    proc = GanEnhance()
-    proc.setup("cpu")
-    payload = codec.encode(37, np.array([[0, 1, 2], [3, 1, 1], [0, 0, 3]]))
-    out = proc.restore(frame, payload, _ctx(frame))
-    assert out.y.dtype == np.uint16 and out.bit_depth == 10 and int(out.y.max()) <= 1023
-    out8 = proc.restore(_frames(1)[0], payload, _ctx(_frames(1)[0]))
-    # same picture at 8 and 10 bits: the restorations agree to within rounding (input normalised by depth)
-    assert np.abs(out.y.astype(np.int32) / 4 - out8.y).mean() < 0.5
+def test_ten_bit_frames_restore_at_their_depth(proc):
+    kit.check_ten_bit_restores_at_its_depth(proc, codec.encode(37, np.array([[0, 1, 2], [3, 1, 1], [0, 0, 3]])), _ctx)
 
 
 def test_torch_bf16_stays_close_to_fp32():

@@ -3,78 +3,38 @@ end, payload coding, determinism under a seed, 10-bit, tiling, backends, and no 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("genpost_rectified_flow", reason="pip install -e plugins/rectified-flow")
 pytest.importorskip("onnxruntime")
 
-from conftest import (
-    base_and_restored_psnr_y,
-    encode_first_frames,
-    first_frames,
-    plugin_context,
-    psnr,
-)
+import learned_kit as kit
+from conftest import first_frames as _frames
+from conftest import psnr
 from genpost_rectified_flow import codec
 from genpost_rectified_flow.codec import Settings
 from genpost_rectified_flow.postprocessor import RectifiedFlow
 
-from genpost import Context, PayloadError, media, pipeline
-from genpost.testing import NetworkContract, PostProcessorContract
-from genpost.types import Frame, to_bit_depth
+from genpost import Context, PayloadError
 
-CLIP = Path(__file__).parent / "data" / "carphone_176x144_29.97.y4m"
 FAST = {"rectified-flow.search": "fast", "rectified-flow.seeds": "1"}
 
-
-class TestRectifiedFlowContract(PostProcessorContract):
-    postprocessor = RectifiedFlow
-    # at full lambda the 176x144 clip rarely pays a ~40-byte record; a small lambda makes the kit see payloads
-    options = {"rectified-flow.lambda_scale": "0.02", "rectified-flow.adapt_steps": "20", **FAST}  # noqa: RUF012 (the kit's own ClassVar)
-
-
-class TestRectifiedFlowNetwork(NetworkContract):
-    postprocessor = RectifiedFlow
-    option_prefix = "rectified-flow"
-    options = {**FAST, "rectified-flow.blind": "1"}  # noqa: RUF012 (the default mode runs the network only when asked)
-
-
-def _frames(n: int) -> list[Frame]:
-    return first_frames(n, CLIP)
-
-
-def _ctx(frame: Frame, qp: int | None = 37, **options) -> Context:
-    return plugin_context("rectified-flow", frame, options, qp)
-
-
-@pytest.fixture(scope="module")
-def coded(tmp_path_factory):
-    """carphone, 6 frames, x265 QP 37 ultrafast through genpost.pipeline.encode with rectified-flow side info."""
-    # at full lambda a 176x144 frame rarely pays for a record (the default mode runs instead); a smaller
-    # lambda makes the encoder send its RD-chosen settings and maps, so the test covers the side-info path
-    options = {**FAST, "rectified-flow.lambda_scale": "0.05", "rectified-flow.adapt": "off"}
-    return encode_first_frames(tmp_path_factory.mktemp("rf"), "rectified-flow", 6, options)
-
-
-@pytest.fixture(scope="module")
-def proc():
-    p = RectifiedFlow()
-    p.setup("cpu")
-    return p
+# at full lambda the 176x144 clip rarely pays a ~40-byte record; a small lambda makes the kit see payloads;
+# the network kit: the default mode runs the network only when asked
+TestRectifiedFlowContract, TestRectifiedFlowNetwork = kit.contract_kits(
+    RectifiedFlow, {"rectified-flow.lambda_scale": "0.02", "rectified-flow.adapt_steps": "20", **FAST},
+    {**FAST, "rectified-flow.blind": "1"},
+)  # fmt: skip
+_ctx = kit.context_maker("rectified-flow")
+# carphone, 6 frames, x265 QP 37 with rectified-flow side info: at full lambda a 176x144 frame rarely pays for a
+# record (the default mode runs instead); a smaller lambda makes the encoder send its RD-chosen settings and
+# maps, so the test covers the side-info path
+coded, proc, pair = kit.plugin_fixtures(RectifiedFlow, 6, {**FAST, "rectified-flow.lambda_scale": "0.05", "rectified-flow.adapt": "off"})
 
 
 def test_restores_a_real_clip_end_to_end_and_beats_the_base(coded):
-    src, mkv, report, tmp = coded
-    assert report.frames == 6 and report.records["rectified-flow/1"] >= 1  # the RD choice sent side info
-    out = tmp / "restored.y4m"
-    rep = pipeline.enhance(mkv, out, media.EncoderSettings(codec="y4m"), ["rectified-flow"])
-    assert rep.per_plugin["rectified-flow"].fallbacks == 0
-    base, restored, frames = base_and_restored_psnr_y(src, mkv, out)
-    assert frames == 6
-    assert restored > base + 0.01, (base, restored)  # a small model: about +0.045 dB here
+    kit.check_restores_end_to_end(coded, "rectified-flow", 6, 0.01)  # a small model: about +0.045 dB here
 
 
 @pytest.mark.parametrize("rows,cols", [(1, 1), (3, 3), (12, 20)])
@@ -114,10 +74,8 @@ def test_block_map_keeps_the_base_where_off(proc):
     assert not np.array_equal(on.y[:64, 64:], frame.y[:64, 64:])
 
 
-def test_default_mode_without_side_info_improves_luma(coded, proc):
-    src, mkv, _, _ = coded
-    with media.InputFile(src) as s, media.InputFile(mkv) as b:
-        source, base = next(zip(s.frames(), b.frames()))
+def test_default_mode_without_side_info_improves_luma(pair, proc):
+    source, base = pair
     assert proc.restore(base, None, _ctx(base, qp=None)) is base  # by default, no side info: left as decoded
     out = proc.restore(base, None, _ctx(base, qp=None, blind=1))  # documented defaults: 1 step, no noise, QP 32
     assert out.y.dtype == np.uint8 and out.y.shape == base.y.shape
@@ -135,10 +93,8 @@ def test_seeded_noise_is_deterministic_and_the_seed_matters(proc):
     assert not np.array_equal(a.y, c.y)
 
 
-def test_rd_choice_never_loses_to_sending_nothing(coded, proc):
-    src, mkv, _, _ = coded
-    with media.InputFile(src) as s, media.InputFile(mkv) as b:
-        source, decoded = next(zip(s.frames(), b.frames()))
+def test_rd_choice_never_loses_to_sending_nothing(pair, proc):
+    source, decoded = pair
     ctx = _ctx(decoded, search="fast", seeds=1, record_frames=1)
     ctx.record_overhead_bits = 8 * 62
     payload = proc.analyze(source, decoded, ctx)
@@ -150,14 +106,7 @@ def test_rd_choice_never_loses_to_sending_nothing(coded, proc):
 
 
 def test_ten_bit_frames_restore_at_their_depth(proc):
-    frame8 = _frames(1)[0]
-    frame = to_bit_depth(frame8, 10)
-    payload = codec.encode(Settings(37, 2, 1, 0, 0, (3, -2, 1)))
-    out = proc.restore(frame, payload, _ctx(frame))
-    assert out.y.dtype == np.uint16 and out.bit_depth == 10 and int(out.y.max()) <= 1023
-    out8 = proc.restore(frame8, payload, _ctx(frame8))
-    # the same picture at 8 and 10 bits: restorations agree to within rounding (inputs normalised by depth)
-    assert np.abs(out.y.astype(np.int32) / 4 - out8.y).mean() < 0.5
+    kit.check_ten_bit_restores_at_its_depth(proc, codec.encode(Settings(37, 2, 1, 0, 0, (3, -2, 1))), _ctx)
 
 
 def test_bad_options_are_clear_errors(proc):

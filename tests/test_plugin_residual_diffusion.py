@@ -6,8 +6,6 @@ latent-aligned tiling, backends and no torch at import. CPU only."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,28 +15,23 @@ pytest.importorskip(
 pytest.importorskip("onnxruntime")
 pytest.importorskip("constriction")
 
+import learned_kit as kit
 from conftest import (
-    base_and_restored_psnr_y,
     check_adapted_onnx_matches_torch,
     check_adapted_payload,
     check_perfect_frame_untouched,
     check_plane_masks,
-    decode_all,
-    encode_first_frames,
-    first_frames,
-    plugin_context,
     psnr,
 )
+from conftest import first_frames as _frames
 from genpost_residual_diffusion import codec, engine
 from genpost_residual_diffusion.layout import CELL, LATENT, grid
 from genpost_residual_diffusion.postprocessor import SHA256, ResidualDiffusion
 
-from genpost import Context, PayloadError, media, pipeline
+from genpost import PayloadError
 from genpost.learned.rd import plane_sse
-from genpost.testing import NetworkContract, PostProcessorContract
 from genpost.types import Frame, to_bit_depth
 
-CLIP = Path(__file__).parent / "data" / "carphone_176x144_29.97.y4m"
 SEND = {
     "residual-diffusion.lambda_scale": "0.05",  # a 176x144 frame rarely pays a record at full lambda
     "residual-diffusion.adapt_steps": "20",  # the kit encodes several times: keep adaptation short
@@ -49,56 +42,14 @@ def sse(a: Frame, b: Frame) -> float:
     return float(plane_sse(a, b).sum())
 
 
-class TestResidualDiffusionContract(PostProcessorContract):
-    postprocessor = ResidualDiffusion
-    options = SEND  # noqa: RUF012 (the kit's own ClassVar)
-
-
-class TestResidualDiffusionNetwork(NetworkContract):
-    postprocessor = ResidualDiffusion
-    option_prefix = "residual-diffusion"
-
-
-def _frames(n: int) -> list[Frame]:
-    return first_frames(n, CLIP)
-
-
-def _ctx(frame: Frame, qp: int | None = 37, **options) -> Context:
-    return plugin_context("residual-diffusion", frame, options, qp)
-
-
-@pytest.fixture(scope="module")
-def coded(tmp_path_factory):
-    """carphone, 6 frames, x265 QP 37 ultrafast, residual-diffusion side info."""
-    return encode_first_frames(tmp_path_factory.mktemp("rd"), "residual-diffusion", 6, SEND)
-
-
-@pytest.fixture(scope="module")
-def proc():
-    p = ResidualDiffusion()
-    p.setup("cpu")
-    return p
-
-
-@pytest.fixture(scope="module")
-def pair(coded):
-    """(source, x265 decode) of the clip's first frame."""
-    return decode_all(coded[0])[0], decode_all(coded[1])[0]
+TestResidualDiffusionContract, TestResidualDiffusionNetwork = kit.contract_kits(ResidualDiffusion, SEND)
+_ctx = kit.context_maker("residual-diffusion")
+# carphone, 6 frames, x265 QP 37 ultrafast, residual-diffusion side info
+coded, proc, pair = kit.plugin_fixtures(ResidualDiffusion, 6, SEND)
 
 
 def test_restores_a_real_clip_end_to_end_and_beats_the_base(coded):
-    src, mkv, report, tmp = coded
-    assert (
-        report.frames == 6 and report.records["residual-diffusion/1"] >= 1
-    )  # the RD choice sent latents
-    out = tmp / "restored.y4m"
-    rep = pipeline.enhance(
-        mkv, out, media.EncoderSettings(codec="y4m"), ["residual-diffusion"]
-    )
-    assert rep.per_plugin["residual-diffusion"].fallbacks == 0
-    base, restored, frames = base_and_restored_psnr_y(src, mkv, out)
-    assert frames == 6
-    assert restored > base + 0.05, (base, restored)
+    kit.check_restores_end_to_end(coded, "residual-diffusion", 6, 0.05)  # the RD choice sent latents
 
 
 @pytest.mark.parametrize("rows,cols", [(1, 1), (3, 5), (18, 22)])
@@ -180,16 +131,7 @@ def test_rd_choice_never_loses_to_sending_nothing(pair, proc):
     source, decoded = pair
     ctx = _ctx(decoded)
     ctx.record_overhead_bits = 8 * 66
-    payload = proc.analyze(source, decoded, ctx)
-    base = plane_sse(source, decoded)
-    nothing = plane_sse(source, proc.restore(decoded, None, _ctx(decoded)))
-    chosen = plane_sse(source, proc.restore(decoded, payload or None, _ctx(decoded)))
-    bits = ctx.record_overhead_bits + 8 * len(payload) if payload else 0
-    assert (chosen <= base).all(), (chosen, base)  # never worse than the decode, per plane
-    if (nothing <= base).all():  # the default mode is a candidate only where it loses on no plane
-        assert chosen.sum() + ctx.lagrangian * bits <= nothing.sum()
-    else:
-        assert payload
+    kit.check_rd_choice_per_plane(proc, source, decoded, ctx, _ctx(decoded))
     small = _ctx(decoded, lambda_scale=0.05)
     assert proc.analyze(source, decoded, small), (
         "a cheap lambda must make the latent pay"

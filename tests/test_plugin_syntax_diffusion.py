@@ -4,8 +4,6 @@ a real clip restored end to end, payload coding, the consistency step, determini
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,37 +12,27 @@ pytest.importorskip(
 )
 pytest.importorskip("onnxruntime")
 
+import learned_kit as kit
 from conftest import (
-    base_and_restored_psnr_y,
     check_adapted_onnx_matches_torch,
     check_adapted_payload,
     check_perfect_frame_untouched,
     check_plane_masks,
-    encode_first_frames,
     first_frames,
-    plugin_context,
 )
 from genpost_syntax_diffusion import codec, engine
 from genpost_syntax_diffusion.postprocessor import SyntaxDiffusion
 
-from genpost import Context, PayloadError, media, pipeline
-from genpost.learned.rd import plane_sse
-from genpost.testing import NetworkContract, PostProcessorContract
-from genpost.types import Frame, to_bit_depth
+from genpost import Context, PayloadError
+from genpost.types import Frame
 
-CLIP = Path(__file__).parent / "data" / "carphone_176x144_29.97.y4m"
-
-
-class TestSyntaxDiffusionContract(PostProcessorContract):
-    postprocessor = SyntaxDiffusion
-    # at full lambda the 176x144 clip rarely pays a record; a small lambda makes the
-    # kit see payloads
-    options = {"syntax-diffusion.lambda_scale": "0.01", "syntax-diffusion.adapt_steps": "20"}  # noqa: RUF012
-
-
-class TestSyntaxDiffusionNetwork(NetworkContract):
-    postprocessor = SyntaxDiffusion
-    option_prefix = "syntax-diffusion"
+# at full lambda the 176x144 clip rarely pays a record; a small lambda makes the kit (and the RD choice in
+# the coded clip) send
+SEND = {"syntax-diffusion.lambda_scale": "0.01", "syntax-diffusion.adapt_steps": "20"}
+TestSyntaxDiffusionContract, TestSyntaxDiffusionNetwork = kit.contract_kits(SyntaxDiffusion, SEND)
+_ctx = kit.context_maker("syntax-diffusion")
+# carphone, 6 frames, x265 QP 37 ultrafast through genpost.pipeline.encode with syntax-diffusion side info
+coded, proc, pair = kit.plugin_fixtures(SyntaxDiffusion, 6, SEND)
 
 
 def _sse(source: Frame, out: Frame) -> float:
@@ -52,44 +40,8 @@ def _sse(source: Frame, out: Frame) -> float:
     return float(sum(np.sum((a.astype(np.float64) - c) ** 2) for a, c in planes))
 
 
-def _ctx(frame: Frame, qp: int | None = 37, **options) -> Context:
-    return plugin_context("syntax-diffusion", frame, options, qp)
-
-
-@pytest.fixture(scope="module")
-def coded(tmp_path_factory):
-    """carphone, 6 frames, x265 QP 37 ultrafast through genpost.pipeline.encode with
-    syntax-diffusion side info."""
-    # a small lambda makes the RD choice send on this tiny clip
-    options = {"syntax-diffusion.lambda_scale": "0.01", "syntax-diffusion.adapt_steps": "20"}
-    return encode_first_frames(tmp_path_factory.mktemp("sd"), "syntax-diffusion", 6, options)
-
-
-@pytest.fixture(scope="module")
-def proc():
-    p = SyntaxDiffusion()
-    p.setup("cpu")
-    return p
-
-
-@pytest.fixture(scope="module")
-def pair(coded):
-    src, mkv, _, _ = coded
-    with media.InputFile(src) as s, media.InputFile(mkv) as b:
-        return next(zip(s.frames(), b.frames(), strict=True))
-
-
 def test_restores_a_real_clip_end_to_end_and_beats_the_base(coded):
-    src, mkv, report, tmp = coded
-    assert report.frames == 6 and report.records["syntax-diffusion/1"] >= 1
-    out = tmp / "restored.y4m"
-    rep = pipeline.enhance(
-        mkv, out, media.EncoderSettings(codec="y4m"), ["syntax-diffusion"]
-    )
-    assert rep.per_plugin["syntax-diffusion"].fallbacks == 0
-    base, restored, frames = base_and_restored_psnr_y(src, mkv, out)
-    assert frames == 6
-    assert restored > base + 0.01, (base, restored)
+    kit.check_restores_end_to_end(coded, "syntax-diffusion", 6, 0.01)
 
 
 def test_payload_round_trips():
@@ -124,7 +76,7 @@ def test_payload_round_trips():
 def test_bad_payloads_raise_payload_error(payload, proc):
     with pytest.raises(PayloadError):
         codec.decode(payload)
-    frame = first_frames(1, CLIP)[0]
+    frame = first_frames(1)[0]
     with pytest.raises(PayloadError):
         proc.restore(frame, payload, _ctx(frame))
 
@@ -197,17 +149,8 @@ def test_rd_choice_never_loses_to_sending_nothing(proc, pair):
     source, decoded = pair
     ctx = _ctx(decoded, record_frames=1)
     ctx.record_overhead_bits = 8 * 63
-    payload = proc.analyze(source, decoded, ctx)
     decoder = Context(stream=ctx.stream, options=ctx.options)  # a decoder: QP unknown
-    base = plane_sse(source, decoded)
-    nothing = plane_sse(source, proc.restore(decoded, None, decoder))
-    chosen = plane_sse(source, proc.restore(decoded, payload or None, decoder))
-    bits = ctx.record_overhead_bits + 8 * len(payload) if payload else 0
-    assert (chosen <= base).all(), (chosen, base)  # never worse than the decode, per plane
-    if (nothing <= base).all():  # the default mode is a candidate only where it loses on no plane
-        assert chosen.sum() + ctx.lagrangian * bits <= nothing.sum()
-    else:
-        assert payload
+    payload = kit.check_rd_choice_per_plane(proc, source, decoded, ctx, decoder)
     # extending the run in force is free: it wins ties
     ctx.previous_payload = codec.encode(37, (), (6, 8, 8))
     again = proc.analyze(source, decoded, ctx)
@@ -215,17 +158,11 @@ def test_rd_choice_never_loses_to_sending_nothing(proc, pair):
 
 
 def test_ten_bit_frames_restore_at_their_depth(proc):
-    frame8 = first_frames(1, CLIP)[0]
-    frame = to_bit_depth(frame8, 10)
-    payload = codec.encode(37, tuple(range(-8, 8)))
-    out = proc.restore(frame, payload, _ctx(frame))
-    assert out.y.dtype == np.uint16 and out.bit_depth == 10 and int(out.y.max()) <= 1023
-    out8 = proc.restore(frame8, payload, _ctx(frame8))
-    assert np.abs(out.y.astype(np.int32) / 4 - out8.y).mean() < 0.5
+    kit.check_ten_bit_restores_at_its_depth(proc, codec.encode(37, tuple(range(-8, 8))), _ctx)
 
 
 def test_bad_options_are_clear_errors(proc):
-    frame = first_frames(1, CLIP)[0]
+    frame = first_frames(1)[0]
     with pytest.raises(ValueError, match="steps must be an integer in"):
         proc.restore(frame, None, _ctx(frame, steps=5))
     with pytest.raises(ValueError, match="consistency must be"):
@@ -241,7 +178,7 @@ def test_plane_masks_restore_only_their_planes(proc, pair):
 
 
 def test_a_frame_the_base_codes_perfectly_stays_untouched(proc):
-    frame = first_frames(1, CLIP)[0]
+    frame = first_frames(1)[0]
     check_perfect_frame_untouched(proc, frame, _ctx(frame))
 
 

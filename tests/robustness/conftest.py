@@ -63,25 +63,26 @@ def snapshot(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-@pytest.fixture(scope="session")
-def probe_mkv(tmp_path_factory) -> Path:
-    """carphone through x265 (QP 37, keyint 8) with a probe record in SEI on every frame."""
+def probe_encode(out: Path) -> Path:
+    """carphone through x265 (QP 37, keyint 8) with a probe record in SEI on every frame, into ``out``
+    (the container by its suffix)."""
     from genpost import media, pipeline
 
-    out = tmp_path_factory.mktemp("probe") / "probe.mkv"
     with probe_installed():
         pipeline.encode(CARPHONE, out, media.EncoderSettings(qp=37, preset="fast", keyint=8), ["probe"], "sei")
     return out
+
+
+@pytest.fixture(scope="session")
+def probe_mkv(tmp_path_factory) -> Path:
+    """``probe_encode`` in MKV."""
+    return probe_encode(tmp_path_factory.mktemp("probe") / "probe.mkv")
 
 
 @pytest.fixture(scope="session")
 def probe_265(tmp_path_factory) -> Path:
-    from genpost import media, pipeline
-
-    out = tmp_path_factory.mktemp("probe265") / "probe.265"
-    with probe_installed():
-        pipeline.encode(CARPHONE, out, media.EncoderSettings(qp=37, preset="fast", keyint=8), ["probe"], "sei")
-    return out
+    """``probe_encode`` as a raw HEVC stream."""
+    return probe_encode(tmp_path_factory.mktemp("probe265") / "probe.265")
 
 
 @pytest.fixture(scope="session")

@@ -3,15 +3,11 @@
 Importing this package imports numpy and genpost only; onnxruntime or torch load in ``setup``.
 """
 
-from genpost import hookimpl
+from genpost.learned.plugin import register_hook
 
 from .postprocessor import GanEnhance
 
+__all__ = ["GanEnhance", "register_postprocessors"]
 api_version = 1
 __version__ = GanEnhance.version
-__all__ = ["GanEnhance", "register_postprocessors"]
-
-
-@hookimpl
-def register_postprocessors(register):
-    register(GanEnhance)
+register_postprocessors = register_hook(GanEnhance)

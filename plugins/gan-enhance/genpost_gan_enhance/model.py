@@ -13,26 +13,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genpost.learned.layers import ResidualConvStack, conv_macs
+
 IN_CHANNELS = 7  # 4 luma phases + U + V + QP plane
 OUT_CHANNELS = 12  # r_dist (6) + r_perc (6)
 
 
-class Generator(nn.Module):
+class Generator(ResidualConvStack):
     def __init__(self, channels: int = 32, blocks: int = 5):
-        super().__init__()
-        self.head = nn.Conv2d(IN_CHANNELS, channels, 3, padding=1)
-        self.body = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in range(blocks))
-        self.tail = nn.Conv2d(channels, OUT_CHANNELS, 3, padding=1)
-        self.act = nn.LeakyReLU(0.1)
-        nn.init.zeros_(self.tail.weight)  # start as the identity: the residual is small and hard to find
-        nn.init.zeros_(self.tail.bias)
+        super().__init__(IN_CHANNELS, OUT_CHANNELS, channels, blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, 7, h, w) packed planes in 0..1 and the QP plane -> (N, 12, h, w) residuals."""
-        h = self.act(self.head(x - 0.5))
-        for conv in self.body:
-            h = h + self.act(conv(h))
-        return self.tail(h)
+        return self.trunk(x - 0.5)
 
 
 class PatchDiscriminator(nn.Module):
@@ -54,8 +47,7 @@ class PatchDiscriminator(nn.Module):
 
 def macs_per_pixel(g: Generator) -> float:
     """Multiply-accumulates per luma pixel (convs run at half resolution: 1/4 of the luma pixels)."""
-    per_half = sum(m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1] for m in g.modules() if isinstance(m, nn.Conv2d))
-    return per_half / 4.0
+    return conv_macs(g) / 4.0
 
 
 def pack(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, qp_plane: torch.Tensor) -> torch.Tensor:

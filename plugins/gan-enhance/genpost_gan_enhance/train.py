@@ -10,7 +10,6 @@ steps and thread count (``torch.set_num_threads``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from genpost import modeling, training_data
+from genpost.learned import train
 from genpost.training_data import random_patch
 
 PATCH = 128  # luma patch side (64 at chroma resolution)
@@ -34,15 +34,9 @@ def batch(pairs, rng: np.random.Generator, size: int):
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--steps", type=int, default=5000, help="MSE steps")
+    ap = train.arguments(__doc__, 5000, lr=None, steps_help="MSE steps")
     ap.add_argument("--gan-steps", type=int, default=1000, help="adversarial fine-tune steps")
-    ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--adv-weight", type=float, default=0.005)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1, help="1 beats 2 on a shared 2-core box (no OpenMP spin)")
     args = ap.parse_args(argv)
 
     import torch
@@ -70,10 +64,7 @@ def main(argv=None) -> None:
         return loss_d.item(), r
 
     start = time.time()
-    opt = torch.optim.Adam(g.parameters(), 1e-3)
-    warm = torch.optim.lr_scheduler.LinearLR(opt, 0.01, 1.0, 200)  # Adam's first steps overshoot a zero-init tail
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps - 200, eta_min=2e-5)
-    sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cosine], [200])
+    opt, sched = train.adam(g.parameters(), 1e-3, args.steps)
     run = 0.0
     for step in range(args.steps):
         x, t = (torch.from_numpy(a) for a in batch(pairs, rng, args.batch))

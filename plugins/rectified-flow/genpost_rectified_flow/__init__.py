@@ -3,15 +3,11 @@
 Importing this package imports numpy and genpost only; onnxruntime or torch load in ``setup``.
 """
 
-from genpost import hookimpl
+from genpost.learned.plugin import register_hook
 
 from .postprocessor import RectifiedFlow
 
+__all__ = ["RectifiedFlow", "register_postprocessors"]
 api_version = 1
 __version__ = RectifiedFlow.version
-__all__ = ["RectifiedFlow", "register_postprocessors"]
-
-
-@hookimpl
-def register_postprocessors(register):
-    register(RectifiedFlow)
+register_postprocessors = register_hook(RectifiedFlow)

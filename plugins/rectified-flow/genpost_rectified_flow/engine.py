@@ -5,27 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from genpost.modeling import Network, pick_backend
+from genpost.modeling import Network, NetworkSpec
 
-ONNX_FILE = "rectified_flow_v1.onnx"
-SAFETENSORS_FILE = "rectified_flow_v1.safetensors"
+FILES = ("rectified_flow_v1.onnx", "rectified_flow_v1.safetensors")
 HALO = 8  # > the network's receptive radius (6 convs of 3x3 at chroma resolution): tiles join exactly
 TILE = 256  # tile side at chroma resolution (512 luma samples)
 
-
-def pick(requested: str) -> str:
-    return pick_backend(requested, "rectified-flow")
-
-
-def make_velocity_net():
-    from .model import VelocityNet
-
-    return VelocityNet()
-
-
-def Engine(owner, backend: str = "onnx", device: str = "cpu") -> Network:  # noqa: N802
-    """``engine(inputs (14, h, w)) -> velocity (6, h, w)``."""
-    return Network(owner, "rectified-flow", ONNX_FILE, SAFETENSORS_FILE, make_velocity_net, 6, HALO, TILE, backend, device)
+# ``Engine(owner, backend="onnx", device="cpu")``: ``engine(inputs (14, h, w)) -> velocity (6, h, w)``
+Engine = NetworkSpec("rectified-flow", FILES, f"{__package__}.model:VelocityNet", 6, HALO, TILE)
+pick, make_velocity_net = Engine.pick, Engine.make_module
 
 
 def sample(engine: Network, decoded: np.ndarray, steps: int, t0: float, sigma: float, eps: np.ndarray | None) -> np.ndarray:

@@ -20,7 +20,6 @@ thread count (``torch.set_num_threads``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from genpost import modeling, training_data
+from genpost.learned import train
 from genpost.training_data import random_patch
 
 PATCH = 128  # luma patch side (64 at chroma resolution)
@@ -57,15 +57,8 @@ def batch(pairs, rng: np.random.Generator, size: int, p_zero: float = P_ZERO):
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap = train.arguments(__doc__, 3000)
     ap.add_argument("--p-zero", type=float, default=P_ZERO, help="probability that t0 = 0, and that u = 0")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1, help="1 beats 2 on a shared 2-core box (no OpenMP spin)")
     args = ap.parse_args(argv)
 
     import torch
@@ -78,10 +71,7 @@ def main(argv=None) -> None:
     print(json.dumps(log), flush=True)
 
     start = time.time()
-    opt = torch.optim.Adam(net.parameters(), args.lr)
-    warm = torch.optim.lr_scheduler.LinearLR(opt, 0.01, 1.0, 200)  # Adam's first steps overshoot a zero-init tail
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(args.steps - 200, 1), eta_min=2e-5)
-    sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cosine], [200])
+    opt, sched = train.adam(net.parameters(), args.lr, args.steps)
     run = 0.0
     for step in range(args.steps):
         x, v, w = (torch.from_numpy(a) for a in batch(pairs, rng, args.batch, args.p_zero))

@@ -2,15 +2,11 @@
 entry point). Importing this package imports numpy and genpost only; onnxruntime or torch (and constriction,
 for payloads) load on first use."""
 
-from genpost import hookimpl
+from genpost.learned.plugin import register_hook
 
 from .postprocessor import ResidualDiffusion
 
+__all__ = ["ResidualDiffusion", "register_postprocessors"]
 api_version = 1
 __version__ = ResidualDiffusion.version
-__all__ = ["ResidualDiffusion", "register_postprocessors"]
-
-
-@hookimpl
-def register_postprocessors(register):
-    register(ResidualDiffusion)
+register_postprocessors = register_hook(ResidualDiffusion)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genpost.modeling import Network
+from genpost.modeling import Network, NetworkSpec
 
 from .layout import CELL, LATENT, alpha_sigma
 
@@ -16,27 +16,11 @@ DENOISER = ("residual_denoiser_v1.onnx", "residual_denoiser_v1.safetensors")
 ENCODER_HALO, ENCODER_TILE = 4, 64  # on the latent grid: receptive radius 3 (3 convs of 3x3)
 DENOISER_HALO, DENOISER_TILE = 2 * CELL, 64 * CELL  # at chroma resolution: receptive radius 6 (6 convs of 3x3)
 
-
-def _encoder():
-    from .model import LatentEncoder
-
-    return LatentEncoder()
-
-
-def make_denoiser():
-    from .model import ResidualDenoiser
-
-    return ResidualDenoiser()
-
-
-def encoder(owner, backend: str, device: str) -> Network:
-    """``encoder(layout.encoder_input(...)) -> latent (LATENT, rows, cols)``."""
-    return Network(owner, WHO, *ENCODER, _encoder, LATENT, ENCODER_HALO, ENCODER_TILE, backend, device)
-
-
-def denoiser(owner, backend: str, device: str) -> Network:
-    """``denoiser(inputs (DEC_IN, h, w)) -> x0 (6, h, w)``."""
-    return Network(owner, WHO, *DENOISER, make_denoiser, 6, DENOISER_HALO, DENOISER_TILE, backend, device)
+# ``encoder(owner, backend, device)``: ``encoder(layout.encoder_input(...)) -> latent (LATENT, rows, cols)``
+encoder = NetworkSpec(WHO, ENCODER, f"{__package__}.model:LatentEncoder", LATENT, ENCODER_HALO, ENCODER_TILE)
+# ``denoiser(owner, backend, device)``: ``denoiser(inputs (DEC_IN, h, w)) -> x0 (6, h, w)``
+denoiser = NetworkSpec(WHO, DENOISER, f"{__package__}.model:ResidualDenoiser", 6, DENOISER_HALO, DENOISER_TILE)
+make_denoiser = denoiser.make_module
 
 
 def sample(net: Network, cond: np.ndarray, steps: int, noise: np.ndarray | None) -> np.ndarray:

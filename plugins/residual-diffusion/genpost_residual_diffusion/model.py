@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genpost.learned.layers import ResidualConvStack, conv_macs
+
 from .layout import DEC_IN, ENC_IN, LATENT
 
 
@@ -31,25 +33,15 @@ class LatentEncoder(nn.Module):
         return self.body(x)
 
 
-class ResidualDenoiser(nn.Module):
+class ResidualDenoiser(ResidualConvStack):
     def __init__(self, channels: int = 32, blocks: int = 4):
-        super().__init__()
-        self.head = nn.Conv2d(DEC_IN, channels, 3, padding=1)
-        self.body = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in range(blocks))
-        self.tail = nn.Conv2d(channels, 6, 3, padding=1)
-        self.act = nn.LeakyReLU(0.1)
-        nn.init.zeros_(self.tail.weight)  # x0 = 0 at the start: the identity restoration
-        nn.init.zeros_(self.tail.bias)
+        super().__init__(DEC_IN, 6, channels, blocks)  # zero tail: x0 = 0 at the start, the identity restoration
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.act(self.head(torch.cat([x[:, :6], x[:, 6:12] - 0.5, x[:, 12:]], 1)))
-        for conv in self.body:
-            h = h + self.act(conv(h))
-        return self.tail(h)
+        return self.trunk(torch.cat([x[:, :6], x[:, 6:12] - 0.5, x[:, 12:]], 1))
 
 
 def macs_per_pixel(net: nn.Module, cell_luma: int) -> float:
     """Multiply-accumulates per luma pixel for a conv net that runs on a grid of ``cell_luma`` x
     ``cell_luma`` luma samples per position (2 at chroma resolution, 8 on the latent grid)."""
-    per = sum(m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1] for m in net.modules() if isinstance(m, nn.Conv2d))
-    return per / float(cell_luma * cell_luma)
+    return conv_macs(net) / float(cell_luma * cell_luma)

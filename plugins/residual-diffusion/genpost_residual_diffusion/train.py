@@ -19,15 +19,14 @@ thread count (``torch.set_num_threads``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 
 from genpost import modeling, training_data
+from genpost.learned import train
 from genpost.training_data import random_patch
 
 from .layout import CELL, RS, encoder_input, lagrangian8
@@ -93,13 +92,8 @@ def forward(torch, enc, den, log_b, b: dict):
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag in ("--pairs", "--out"):
-        ap.add_argument(flag, type=Path, required=True)
-    # --threads: 1 beats 2 on a shared 2-core box
-    for flag, kind, default in (("--steps", int, 3600), ("--batch", int, 8), ("--lr", float, 1e-3), ("--seed", int, 0), ("--threads", int, 1),
-                                ("--lambda-scale", float, LAMBDA_SCALE)):
-        ap.add_argument(flag, type=kind, default=default)
+    ap = train.arguments(__doc__, 3600)
+    ap.add_argument("--lambda-scale", type=float, default=LAMBDA_SCALE)
     args = ap.parse_args(argv)
 
     import torch
@@ -115,10 +109,7 @@ def main(argv=None) -> None:
            "encoder_kmac_per_px": macs_per_pixel(enc, 2 * CELL) / 1e3, "denoiser_kmac_per_px_per_step": macs_per_pixel(den, 2) / 1e3}  # fmt: skip
     print(json.dumps(log), flush=True)
     start = time.time()
-    opt = torch.optim.Adam(params, args.lr)
-    warm = torch.optim.lr_scheduler.LinearLR(opt, 0.01, 1.0, 200)
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(args.steps - 200, 1), eta_min=2e-5)
-    sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cosine], [200])
+    opt, sched = train.adam(params, args.lr, args.steps)
     px = float(PATCH * PATCH)
     run = {}
     for step in range(args.steps):

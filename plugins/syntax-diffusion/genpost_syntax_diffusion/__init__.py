@@ -2,15 +2,11 @@
 entry point). Importing this package imports numpy and genpost only; onnxruntime or torch load in ``setup``.
 """
 
-from genpost import hookimpl
+from genpost.learned.plugin import register_hook
 
 from .postprocessor import SyntaxDiffusion
 
+__all__ = ["SyntaxDiffusion", "register_postprocessors"]
 api_version = 1
 __version__ = SyntaxDiffusion.version
-__all__ = ["SyntaxDiffusion", "register_postprocessors"]
-
-
-@hookimpl
-def register_postprocessors(register):
-    register(SyntaxDiffusion)
+register_postprocessors = register_hook(SyntaxDiffusion)

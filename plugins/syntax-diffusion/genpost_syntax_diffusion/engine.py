@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from genpost.modeling import Network, pick_backend
+from genpost.modeling import Network, NetworkSpec
 
 from .codec import ZMAX, K
 
@@ -18,31 +18,12 @@ HALO = 16  # > the U-Net's receptive radius (10 at chroma resolution), even: til
 EXTRACTOR_HALO = 4  # > its radius of 2
 TILE = 256  # chroma samples (512 luma)
 
-
-def pick(requested: str) -> str:
-    return pick_backend(requested, WHO)
-
-
-def make_denoiser():
-    from .model import Denoiser
-
-    return Denoiser()
-
-
-def _extractor():
-    from .model import SyntaxExtractor
-
-    return SyntaxExtractor()
-
-
-def denoiser(owner, backend: str, device: str) -> Network:
-    """``net(inputs (15 + K, h, w)) -> source estimate (6, h, w)``."""
-    return Network(owner, WHO, *DENOISER, make_denoiser, 6, HALO, TILE, backend, device)
-
-
-def extractor(owner, backend: str, device: str) -> Network:
-    """``net(source 6 + decoded 6 + QP plane) -> (K, h, w)`` features; the vector is their frame mean."""
-    return Network(owner, WHO, *EXTRACTOR, _extractor, K, EXTRACTOR_HALO, TILE, backend, device)
+# ``denoiser(owner, backend, device)``: ``net(inputs (15 + K, h, w)) -> source estimate (6, h, w)``
+denoiser = NetworkSpec(WHO, DENOISER, f"{__package__}.model:Denoiser", 6, HALO, TILE)
+# ``extractor(owner, backend, device)``: ``net(source 6 + decoded 6 + QP plane) -> (K, h, w)`` features; the
+# vector is their frame mean
+extractor = NetworkSpec(WHO, EXTRACTOR, f"{__package__}.model:SyntaxExtractor", K, EXTRACTOR_HALO, TILE)
+pick, make_denoiser = denoiser.pick, denoiser.make_module
 
 
 def syntax_vector(net: Network, source: np.ndarray, decoded: np.ndarray) -> tuple[int, ...]:

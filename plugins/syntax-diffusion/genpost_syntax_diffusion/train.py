@@ -22,7 +22,6 @@ Y, U, V, the plugin's RD distortion). Reproducible for a given seed, steps and t
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from genpost import modeling, training_data
+from genpost.learned import train
 from genpost.training_data import random_patch
 
 PATCH = 128
@@ -70,14 +70,7 @@ def forward(ext, den, src, dec, t, keep, noise):
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--steps", type=int, default=4000)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1, help="1 beats 2 on a shared 2-core box")
+    ap = train.arguments(__doc__, 4000)
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (stage 2: straight-through rounding)")
     ap.add_argument("--max-seconds", type=float, default=1e9, help="stop early (the cosine schedule is cut)")
     args = ap.parse_args(argv)
@@ -100,10 +93,7 @@ def main(argv=None) -> None:
            "params_extractor": sum(p.numel() for p in ext.parameters()),
            "kmac_per_px_denoiser_step": macs_per_pixel(den) / 1e3, "kmac_per_px_extractor": macs_per_pixel(ext) / 1e3}  # fmt: skip
     print(json.dumps(log), flush=True)
-    opt = torch.optim.Adam(params, args.lr)
-    warm = torch.optim.lr_scheduler.LinearLR(opt, 0.01, 1.0, 200)
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(args.steps - 200, 1), eta_min=2e-5)
-    sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cosine], [200])
+    opt, sched = train.adam(params, args.lr, args.steps)
     start, run, base_run = time.time(), 0.0, 0.0
     step = 0
     for step in range(args.steps):
