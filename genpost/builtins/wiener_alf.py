@@ -33,7 +33,7 @@ Syntax (MSB-first, zero-padded to a byte; the caller reads ``version u(4) = 2``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from .wiener_jit import kernels
 from .wiener_v1 import diamond_pairs
 
 VERSION = 2
+VERSION_XC = 4  # version 2 plus a cross-chroma filter per chroma plane (written only when one is on)
 LUMA_PAIRS = diamond_pairs(3)
 CHROMA_PAIRS = diamond_pairs(2)
 CC_TAPS = ((-1, 0), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1), (2, 0))  # VVC's CC-ALF diamond
@@ -141,6 +142,7 @@ class PayloadV2:
     luma: Part | None
     chroma: list  # [Part | None] * 2
     cc: list  # [Part | None] * 2
+    xc: list = field(default_factory=lambda: [None, None])  # cross-chroma: U from V's high-pass, V from U's
 
 
 def _pair_features(p: np.ndarray, r: int, shape: tuple[int, int], pairs, clips=None):
@@ -232,6 +234,12 @@ def cc_delta(y: np.ndarray, shape: tuple[int, int], f: Filter) -> np.ndarray:
     return _weighted_sum(cc_features(y, shape), f, shape)
 
 
+def xc_delta(other: np.ndarray, f: Filter, bit_depth: int) -> np.ndarray:
+    """Cross-chroma correction: the 5x5 diamond pair features of the *other* chroma plane (decoded,
+    unclipped), ``(sum_k c_k (o[p+o_k] + o[p-o_k] - 2 o[p]) + 2^(S-1)) >> S``."""
+    return chroma_delta(other, Filter(f.shift, f.coefs, 0), bit_depth)
+
+
 def masked(delta: np.ndarray, flags: np.ndarray | None, ctu: int) -> np.ndarray:
     if flags is not None:
         delta *= block_mask(flags, ctu, delta.shape)
@@ -243,12 +251,14 @@ def apply_v2(planes, pl: PayloadV2, bit_depth: int) -> list[np.ndarray]:
     y = planes[0]
     ctu = 1 << pl.ctu_log2
     out = [_combine(y, [(luma_delta(y, pl.luma.filt, bit_depth), pl.luma.flags)] if pl.luma else [], ctu, bit_depth)]
-    for c, alf, cc in zip(planes[1:], pl.chroma, pl.cc):
+    for i, (c, alf, cc, xc) in enumerate(zip(planes[1:], pl.chroma, pl.cc, pl.xc)):
         deltas = []
         if alf is not None:
             deltas.append((chroma_delta(c, alf.filt, bit_depth), alf.flags))
         if cc is not None:
             deltas.append((cc_delta(y, c.shape, cc.filt), cc.flags))
+        if xc is not None:
+            deltas.append((xc_delta(planes[2 - i], xc.filt, bit_depth), xc.flags))
         out.append(_combine(c, deltas, ctu // 2, bit_depth))
     return out
 
@@ -257,6 +267,8 @@ def _combine(x: np.ndarray, deltas: list, ctu: int, bit_depth: int) -> np.ndarra
     """``clip(x + each delta where its CTU flag is on, 0, 2^B - 1)`` in x's dtype."""
     if not deltas:
         return x
+    if len(deltas) > 2:  # fold the masked deltas into one (the sum is the same int32 either way)
+        deltas = [(sum(masked(d.copy(), flags, ctu) for d, flags in deltas), None)]
     maxv = (1 << bit_depth) - 1
     if (jit := kernels()) is not None:
         args = []
@@ -337,7 +349,8 @@ def class_map_bits(n: int) -> int:
 
 def write_v2(pl: PayloadV2) -> BitWriter:
     w = BitWriter()
-    w.u(VERSION, 4)
+    xc = any(p is not None for p in pl.xc)
+    w.u(VERSION_XC if xc else VERSION, 4)
     w.u(pl.ctu_log2 - 6, 1)
     w.u(pl.luma is not None, 1)
     if pl.luma is not None:
@@ -353,8 +366,8 @@ def write_v2(pl: PayloadV2) -> BitWriter:
             w.u(clip, 2)
             _write_coefs(w, q, k)
         _write_flags(w, pl.luma.flags)
-    for alf, cc in zip(pl.chroma, pl.cc):
-        for part, with_clip in ((alf, True), (cc, False)):
+    for alf, cc, x in zip(pl.chroma, pl.cc, pl.xc):
+        for part, with_clip in ((alf, True), (cc, False), (x, False))[: 3 if xc else 2]:
             w.u(part is not None, 1)
             if part is not None:
                 _write_filter(w, part.filt, with_clip)
@@ -362,8 +375,9 @@ def write_v2(pl: PayloadV2) -> BitWriter:
     return w
 
 
-def read_v2(rd: BitReader, luma_shape: tuple[int, int]) -> PayloadV2:
-    """Parse a version-2 payload after its version field; PayloadError for anything malformed."""
+def read_v2(rd: BitReader, luma_shape: tuple[int, int], version: int = VERSION) -> PayloadV2:
+    """Parse a version-2 (or 4: with cross-chroma parts) payload after its version field; PayloadError
+    for anything malformed."""
     ctu_log2 = rd.u(1) + 6
     g = grid(luma_shape, 1 << ctu_log2)
     luma = None
@@ -381,9 +395,81 @@ def read_v2(rd: BitReader, luma_shape: tuple[int, int]) -> PayloadV2:
             clips.append(rd.u(2))
             coefs.append(_read_coefs(rd, len(LUMA_PAIRS), k, shift))
         luma = Part(LumaSet(shift, np.array(coefs), np.array(clips), cmap), _read_flags(rd, g))
-    chroma, cc = [], []
+    chroma, cc, xc = [], [], []
     for _ in range(2):
         chroma.append(Part(_read_filter(rd, len(CHROMA_PAIRS), True), _read_flags(rd, g)) if rd.u(1) else None)
         cc.append(Part(_read_filter(rd, len(CC_TAPS), False), _read_flags(rd, g)) if rd.u(1) else None)
+        if version == VERSION_XC:
+            xc.append(Part(_read_filter(rd, len(CHROMA_PAIRS), False), _read_flags(rd, g)) if rd.u(1) else None)
+        else:
+            xc.append(None)
     rd.finish()
-    return PayloadV2(ctu_log2, luma, chroma, cc)
+    return PayloadV2(ctu_log2, luma, chroma, cc, xc)
+
+
+# ----------------------------------------------------------------------------- period sets (version 3)
+
+VERSION_REF = 3
+
+
+def update_tag(update: bytes) -> int:
+    """8 bits a version-3 payload carries to name the period's filter set it references."""
+    import zlib
+
+    return zlib.crc32(update) & 0xFF
+
+
+def read_update(update: bytes, luma_shape: tuple[int, int]) -> PayloadV2:
+    """A period's filter set (the ``wiener/1+update`` record): a version-2 payload whose parts carry no
+    CTU flags (on/off per CTU is each frame's choice). PayloadError for anything else."""
+    rd = BitReader(update)
+    version = rd.u(4)
+    if version not in (VERSION, VERSION_XC):
+        raise PayloadError("wiener: a filter-set update must be a version-2 or -4 payload")
+    pl = read_v2(rd, luma_shape, version)
+    if any(p is not None and p.flags is not None for p in parts_of(pl)):
+        raise PayloadError("wiener: a filter-set update carries no CTU flags")
+    return pl
+
+
+def parts_of(pl: PayloadV2) -> list:
+    """The seven parts in syntax order: luma, U ALF, U CC, U XC, V ALF, V CC, V XC."""
+    return [pl.luma, pl.chroma[0], pl.cc[0], pl.xc[0], pl.chroma[1], pl.cc[1], pl.xc[1]]
+
+
+def with_parts(pl: PayloadV2, parts: list) -> PayloadV2:
+    return PayloadV2(pl.ctu_log2, parts[0], [parts[1], parts[4]], [parts[2], parts[5]], [parts[3], parts[6]])
+
+
+def write_ref(update_pl: PayloadV2, tag: int, parts: list) -> BitWriter:
+    """A version-3 payload: this frame uses the period's set ``update_pl``; ``parts`` (seven, syntax order)
+    are None (off) or a Part whose flags are this frame's CTU flags (None: on everywhere).
+
+    Syntax: version u(4) = 3, tag u(8), then for each part the set has: on u(1) [CTU flags]."""
+    w = BitWriter()
+    w.u(VERSION_REF, 4)
+    w.u(tag, 8)
+    for have, part in zip(parts_of(update_pl), parts):
+        if have is None:
+            continue
+        w.u(part is not None, 1)
+        if part is not None:
+            _write_flags(w, part.flags)
+    return w
+
+
+def read_ref(rd: BitReader, update: bytes | None, luma_shape: tuple[int, int]) -> PayloadV2:
+    """Parse a version-3 payload (after its version) against the update in force; PayloadError when there
+    is none, when its tag differs, or for anything malformed."""
+    if not update:
+        raise PayloadError("wiener: payload references a filter-set update but none is in force")
+    tag = rd.u(8)
+    if tag != update_tag(update):
+        raise PayloadError("wiener: payload references another filter-set update")
+    upl = read_update(update, luma_shape)
+    g = grid(luma_shape, 1 << upl.ctu_log2)
+    parts = []
+    for have in parts_of(upl):
+        parts.append(Part(have.filt, _read_flags(rd, g)) if have is not None and rd.u(1) else None)
+    rd.finish()
+    return with_parts(upl, parts)
