@@ -1,0 +1,169 @@
+"""wiener 2.1: period filter sets (``wiener/1+update``, APS-like) referenced by version-3 frame payloads,
+and the cross-chroma filter of payload version 4: syntax, exactness, rejection of damaged or mismatched
+payloads, and the RD that charges a set against the frames it serves."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from genpost import Context, PayloadError, StreamInfo
+from genpost.builtins.wiener import WienerFilter, frame_payloads, reference_payloads, restore_planes
+from genpost.builtins.wiener_alf import (
+    CHROMA_PAIRS, VERSION_REF, VERSION_XC, Filter, Part, PayloadV2, parts_of, read_update, read_v2, update_tag,
+    write_ref, write_v2, xc_delta,
+)
+from genpost.builtins.wiener_bits import BitReader
+from test_wiener_alf import _image, _random_payload
+
+
+def _sse(a, b):
+    return float(np.sum((a.astype(np.int64) - b) ** 2))
+
+
+@pytest.fixture(scope="module")
+def frames():
+    pytest.importorskip("av")
+    from test_wiener_alf import _real_frames
+
+    return _real_frames()
+
+
+def _ctx(dec, **kw):
+    return Context(stream=StreamInfo(dec.width, dec.height, 8, "hevc", None, None), qp=37, **kw)
+
+
+def _update(frames, **kw):
+    dec = frames[0][1]
+    return WienerFilter().adapt(frames, _ctx(dec, period_frames=64, record_overhead_bits=8 * 54, **kw))
+
+
+def test_cross_chroma_filter_matches_the_direct_formula():
+    rng = np.random.default_rng(3)
+    o = _image(rng, (7, 9), 8)
+    f = Filter(6, rng.integers(-64, 64, len(CHROMA_PAIRS)), 0)
+    d = xc_delta(o, f, 8)
+
+    def px(r, c):
+        return int(o[min(max(r, 0), 6), min(max(c, 0), 8)])
+
+    for r, c in itertools.product(range(7), range(9)):
+        acc = sum(int(k) * (px(r + dy, c + dx) + px(r - dy, c - dx) - 2 * px(r, c)) for k, (dy, dx) in zip(f.coefs, CHROMA_PAIRS))
+        assert d[r, c] == (acc + 32) >> 6
+
+
+def test_version_4_round_trip_and_version_2_unchanged():
+    rng = np.random.default_rng(8)
+    shape = (200, 300)
+    for _ in range(10):
+        pl = _random_payload(rng, shape)
+        assert BitReader(write_v2(pl).tobytes()).u(4) == 2  # no cross-chroma part: version 2, as before
+        pl.xc = [None if rng.random() < 0.3 else Part(Filter(6, rng.integers(-20, 21, 6)), None) for _ in range(2)]
+        if not any(pl.xc):
+            continue
+        rd = BitReader(write_v2(pl).tobytes())
+        assert rd.u(4) == VERSION_XC
+        back = read_v2(rd, shape, VERSION_XC)
+        for a, b in zip(parts_of(pl), parts_of(back)):
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert all(np.array_equal(getattr(a.filt, k), getattr(b.filt, k)) for k in vars(a.filt))
+
+
+def test_period_set_is_referenced_bit_exactly(frames):
+    """adapt's set carries no CTU flags; the version-3 candidates' SSE is what restore gives with the set in
+    force; without it, or with another set, the payload is rejected."""
+    update = _update(frames)
+    assert update, "the set pays over 64 frames"
+    dec0 = frames[0][1]
+    upl = read_update(update, dec0.y.shape)
+    assert all(p is None or p.flags is None for p in parts_of(upl))
+    for src, dec in frames:
+        for lam in (5.0, 60.0):
+            cands = reference_payloads(src, dec, update, lam)
+            assert cands
+            for sse, payload in cands:
+                rd = BitReader(payload)
+                assert rd.u(4) == VERSION_REF and rd.u(8) == update_tag(update)
+                out = restore_planes(dec.planes, payload, 8, update)
+                assert [_sse(o, s) for o, s in zip(out, src.planes)] == sse
+                assert all(a <= _sse(d, s) for a, d, s in zip(sse, dec.planes, src.planes))  # no plane worse
+                with pytest.raises(PayloadError, match="none is in force"):
+                    restore_planes(dec.planes, payload, 8, None)
+                other = bytearray(update)
+                other[-1] ^= 0x01
+                if update_tag(bytes(other)) != update_tag(update):
+                    with pytest.raises(PayloadError, match="another"):
+                        restore_planes(dec.planes, payload, 8, bytes(other))
+
+
+def test_analyze_uses_the_set_and_restore_matches(frames):
+    update = _update(frames)
+    src, dec = frames[0]
+    wf = WienerFilter()
+    ctx = _ctx(dec, record_overhead_bits=8 * 49, update=update)
+    payload = wf.analyze(src, dec, ctx)
+    assert payload and payload[0] >> 4 == VERSION_REF  # the keyframe takes the set (adapt checks that)
+    out = wf.restore(dec, payload, ctx)
+    assert _sse(out.y, src.y) < _sse(dec.y, src.y)
+
+
+def test_update_with_flags_or_wrong_version_is_refused():
+    rng = np.random.default_rng(4)
+    shape = (128, 192)
+    pl = _random_payload(rng, shape)
+    pl.luma.flags = np.ones((2, 3), bool)
+    pl.luma.flags[0, 0] = False
+    with pytest.raises(PayloadError, match="no CTU flags"):
+        read_update(write_v2(pl).tobytes(), shape)
+    with pytest.raises(PayloadError, match="version"):
+        read_update(b"\x10\x00", shape)
+
+
+def test_period_sets_option_and_charging(frames):
+    assert _update(frames, options={"wiener.period_sets": "0"}) == b""
+    dec = frames[0][1]
+    # a set that serves only the samples themselves, at a huge lambda, does not pay
+    assert WienerFilter().adapt(frames, _ctx(dec, period_frames=1, record_overhead_bits=8 * 54,
+                                             options={"wiener.lambda_scale": "1e6"})) == b""
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(min_size=1, max_size=120), st.sampled_from([3, 4]), st.booleans())
+def test_fuzzed_version_3_and_4_payloads_restore_or_raise(data, version, tagged):
+    rng = np.random.default_rng(len(data))
+    shape = (40, 70)
+    planes = [rng.integers(0, 256, s).astype(np.uint8) for s in (shape, (20, 35), (20, 35))]
+    update = write_v2(PayloadV2(6, None, [Part(Filter(6, np.arange(6) - 3, 1)), None],
+                                [None, Part(Filter(7, np.arange(7) - 2))],
+                                [Part(Filter(6, np.array([1, -1, 2, 0, 0, 1]))), None])).tobytes()
+    data = bytes([version << 4 | (data[0] & 0x0F)]) + data[1:]
+    if tagged and version == 3 and len(data) > 1:  # the right tag, to reach the part flags
+        tag = update_tag(update)
+        data = bytes([data[0] & 0xF0 | tag >> 4, (tag & 0x0F) << 4 | (data[1] & 0x0F)]) + data[2:]
+    try:
+        out = restore_planes(planes, data, 8, update)
+    except PayloadError:
+        return
+    assert [(p.shape, p.dtype) for p in out] == [(p.shape, p.dtype) for p in planes]
+
+
+def test_reference_syntax_round_trip():
+    shape = (130, 260)
+    upl = PayloadV2(6, None, [Part(Filter(6, np.arange(6) - 3, 1)), None], [None, Part(Filter(7, np.arange(7) - 2))],
+                    [Part(Filter(6, np.array([1, -1, 2, 0, 0, 1]))), None])
+    update = write_v2(upl).tobytes()
+    flags = np.zeros((3, 5), bool)
+    flags[1, 2] = True
+    parts = [None, Part(upl.chroma[0].filt, flags), None, None, None, Part(upl.cc[1].filt), None]
+    payload = write_ref(upl, update_tag(update), parts).tobytes()
+    assert len(payload) <= 4
+    rng = np.random.default_rng(1)
+    planes = [rng.integers(0, 256, s).astype(np.uint8) for s in (shape, (65, 130), (65, 130))]
+    out = restore_planes(planes, payload, 8, update)
+    assert np.array_equal(out[0], planes[0])
+    assert not np.array_equal(out[2], planes[2])
