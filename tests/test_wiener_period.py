@@ -167,3 +167,58 @@ def test_reference_syntax_round_trip():
     out = restore_planes(planes, payload, 8, update)
     assert np.array_equal(out[0], planes[0])
     assert not np.array_equal(out[2], planes[2])
+
+
+def _flow(tmp_path, y4m, qp=37):
+    """The default user flow: encode with wiener, then enhance with no plugin named; PSNR per plane of the
+    base and of the restored output, and the side info's records (issue 16)."""
+    import json
+    import subprocess
+    import sys
+
+    from genpost import media, metrics
+
+    def run(*args):
+        r = subprocess.run([sys.executable, "-m", "genpost.cli", *map(str, args)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout
+
+    coded, out = tmp_path / "coded.mkv", tmp_path / "out.mkv"
+    run("encode", y4m, "-o", coded, "--qp", qp, "--plugin", "wiener")
+    run("enhance", coded, "-o", out)
+    side = json.loads(run("inspect", coded, "--json"))["side_info"]["formats"]
+    res = []
+    for path in (coded, out):
+        with media.InputFile(y4m) as a, media.InputFile(path) as b:
+            res.append(metrics.sequence_psnr(a.frames(), b.frames()))
+    return res, side
+
+
+def _scaled_clip(tmp_path, w=640, h=360, n=33):
+    """carphone resampled to w x h (nearest neighbour, a cheap stand-in for a 640x360 clip)."""
+    from test_wiener import Y4M, read_y4m
+
+    frames = read_y4m(Y4M, n)
+    sh, sw = frames[0][0].shape
+    out = bytearray(f"YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420jpeg\n".encode())
+    for planes in frames:
+        out += b"FRAME\n"
+        for p, (ph, pw) in zip(planes, ((h, w), (h // 2, w // 2), (h // 2, w // 2))):
+            out += p[np.arange(ph) * p.shape[0] // ph][:, np.arange(pw) * p.shape[1] // pw].tobytes()
+    path = tmp_path / f"clip_{w}x{h}.y4m"
+    path.write_bytes(bytes(out))
+    return path
+
+
+@pytest.mark.parametrize("size", [pytest.param((176, 144), id="carphone"),
+                                  pytest.param((640, 360), id="640x360", marks=pytest.mark.slow)])
+def test_default_flow_gains_at_qp37(tmp_path, size):
+    """`genpost encode clip --qp 37 --plugin wiener && genpost enhance coded.mkv`: the record pays, so the
+    stream carries wiener side info and the restored output gains on Y and loses on no plane."""
+    pytest.importorskip("av")
+    y4m = _scaled_clip(tmp_path, *size) if size != (176, 144) else __import__("test_wiener").Y4M
+    (base, restored), side = _flow(tmp_path, y4m)
+    assert side.get("wiener/1", {}).get("records", 0) >= 1
+    assert restored["psnr_y"] > base["psnr_y"] + 0.05
+    for plane in ("psnr_u", "psnr_v"):
+        assert restored[plane] >= base[plane]
