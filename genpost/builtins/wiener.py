@@ -207,10 +207,13 @@ class WienerFilter(PostProcessor):
                 new = reference_payloads(source, decoded, ctx.update, lam / frames)
             except PayloadError:
                 new = []
-        new += frame_payloads(source, decoded, lam / frames)
         for sse, payload in new:
+            candidates.append((sum(sse) + rate * (8 * len(payload) + overhead), payload))
+        # with the period's set in force, a frame's own set must pay on this frame alone
+        own_rate = lam if new else rate
+        for sse, payload in frame_payloads(source, decoded, lam / frames):
             if len(payload) <= MAX_PAYLOAD:
-                candidates.append((sum(sse) + rate * (8 * len(payload) + overhead), payload))
+                candidates.append((sum(sse) + own_rate * (8 * len(payload) + overhead), payload))
         return min(candidates, key=lambda c: c[0])[1]
 
     def adapt(self, pairs, ctx: Context) -> bytes:
@@ -247,11 +250,11 @@ class WienerFilter(PostProcessor):
         frames = ctx.number("wiener", "record_frames", str(self.record_frames), 1.0, 1000.0)
         source0, overhead = pairs[0][0], max(0, int(ctx.record_overhead_bits))
 
-        def best(cands):
-            return min((sum(sse) + lam / frames * (8 * len(p) + overhead) for sse, p in cands), default=np.inf)
+        def best(cands, rate):
+            return min((sum(sse) + rate * (8 * len(p) + overhead) for sse, p in cands), default=np.inf)
 
-        if best(reference_payloads(source0, decoded0, payload, lam / frames)) >= best(
-                frame_payloads(source0, decoded0, lam / frames)):
+        if best(reference_payloads(source0, decoded0, payload, lam / frames), lam / frames) >= best(
+                frame_payloads(source0, decoded0, lam / frames), lam):
             return b""
         return payload
 
