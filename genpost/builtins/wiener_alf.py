@@ -169,7 +169,7 @@ def luma_delta(y: np.ndarray, ls: LumaSet, bit_depth: int, classes=None) -> np.n
     cls, tr = classify(y, bit_depth) if classes is None else classes
     h4, w4 = cls.shape
     shape4 = (h4, 4, w4, 4)
-    p = np.pad(y, ((3, 3 + 4 * h4 - h), (3, 3 + 4 * w4 - w)), mode="edge").astype(np.int32)
+    p = np.pad(y, ((3, 3 + 4 * h4 - h), (3, 3 + 4 * w4 - w)), mode="edge")
     fidx = ls.class_map[cls]
     per_block = ls.coefs[:, PERM].reshape(-1, len(LUMA_PAIRS))[fidx * 4 + tr].astype(np.int32)  # (h4, w4, K)
     cv = np.array([clip_value(int(i), bit_depth) for i in ls.clips], np.int32)[fidx]
@@ -177,6 +177,7 @@ def luma_delta(y: np.ndarray, ls: LumaSet, bit_depth: int, classes=None) -> np.n
     if (jit := kernels()) is not None:
         out = jit["pair_filter"](p, 3, _OFFS_LUMA, per_block, cv, 2, ls.shift, h, w)
         return out
+    p = p.astype(np.int32)
     clips = (-cv[:, None, :, None], cv[:, None, :, None]) if ls.clips.any() else None  # per-block bounds
     x = p[3:3 + hh, 3:3 + ww].reshape(shape4)
     acc = np.zeros(shape4, np.int32)
@@ -199,10 +200,11 @@ def luma_delta(y: np.ndarray, ls: LumaSet, bit_depth: int, classes=None) -> np.n
 
 def chroma_delta(c: np.ndarray, f: Filter, bit_depth: int) -> np.ndarray:
     cv = clip_value(f.clip, bit_depth)
-    p = np.pad(c, 2, mode="edge").astype(np.int32)
+    p = np.pad(c, 2, mode="edge")
     if (jit := kernels()) is not None:
         coefs = f.coefs.astype(np.int32).reshape(1, 1, -1)
         return jit["pair_filter"](p, 2, _OFFS_CHROMA, coefs, np.full((1, 1), cv, np.int32), 30, f.shift, *c.shape)
+    p = p.astype(np.int32)
     return _weighted_sum(_pair_features(p, 2, c.shape, CHROMA_PAIRS, (-cv, cv) if f.clip else None), f, c.shape)
 
 

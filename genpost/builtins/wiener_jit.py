@@ -55,17 +55,17 @@ def _compile() -> dict:
                     for k in range(n):
                         crow[k, j] = coefs[bi, bj, k]
             acc[:] = 0
-            xr = p[i + r]
+            xr = p[i + r, r:r + w]
             for k in range(n):
                 dy = offs[k, 0]
                 dx = offs[k, 1]
-                ra = p[i + r + dy]
-                rb = p[i + r - dy]
+                ra = p[i + r + dy, r + dx:r + dx + w]  # views, so the inner loop indexes from 0 and vectorises
+                rb = p[i + r - dy, r - dx:r - dx + w]
                 ck = crow[k]
                 for j in range(w):
-                    x = np.int32(xr[j + r])
-                    a = np.int32(ra[j + r + dx]) - x
-                    b = np.int32(rb[j + r - dx]) - x
+                    x = np.int32(xr[j])
+                    a = np.int32(ra[j]) - x
+                    b = np.int32(rb[j]) - x
                     a = min(max(a, lo[j]), hi[j])
                     b = min(max(b, lo[j]), hi[j])
                     acc[j] += ck[j] * (a + b)
@@ -78,15 +78,22 @@ def _compile() -> dict:
         """g_v, g_h, g_d0, g_d1 per 4x4 block from a plane padded by 3 (see ``wiener_alf``): 4x4 cells
         of |2x - a - b| starting at row/column -2, each window the sum of 2x2 cells."""
         cells = np.zeros((4, h4 + 1, w4 + 1), np.int64)
+        wn = 4 * w4 + 4
+        lap = np.empty((4, wn), np.int32)
         for i in range(1, 4 * h4 + 5):
             ci = (i - 1) >> 2
-            for j in range(1, 4 * w4 + 5):
-                cj = (j - 1) >> 2
-                c2 = 2 * np.int32(p[i, j])
-                cells[0, ci, cj] += abs(c2 - np.int32(p[i - 1, j]) - np.int32(p[i + 1, j]))
-                cells[1, ci, cj] += abs(c2 - np.int32(p[i, j - 1]) - np.int32(p[i, j + 1]))
-                cells[2, ci, cj] += abs(c2 - np.int32(p[i - 1, j - 1]) - np.int32(p[i + 1, j + 1]))
-                cells[3, ci, cj] += abs(c2 - np.int32(p[i - 1, j + 1]) - np.int32(p[i + 1, j - 1]))
+            c, up, dn = p[i, 1:wn + 1], p[i - 1, 1:wn + 1], p[i + 1, 1:wn + 1]  # row views: a vector loop
+            le, ri = p[i, 0:wn], p[i, 2:wn + 2]
+            ul, ur, dl, dr = p[i - 1, 0:wn], p[i - 1, 2:wn + 2], p[i + 1, 0:wn], p[i + 1, 2:wn + 2]
+            for j in range(wn):
+                c2 = 2 * np.int32(c[j])
+                lap[0, j] = abs(c2 - np.int32(up[j]) - np.int32(dn[j]))
+                lap[1, j] = abs(c2 - np.int32(le[j]) - np.int32(ri[j]))
+                lap[2, j] = abs(c2 - np.int32(ul[j]) - np.int32(dr[j]))
+                lap[3, j] = abs(c2 - np.int32(ur[j]) - np.int32(dl[j]))
+            for g in range(4):
+                for cj in range(w4 + 1):
+                    cells[g, ci, cj] += lap[g, 4 * cj] + lap[g, 4 * cj + 1] + lap[g, 4 * cj + 2] + lap[g, 4 * cj + 3]
         return cells[:, :-1, :-1] + cells[:, 1:, :-1] + cells[:, :-1, 1:] + cells[:, 1:, 1:]
 
     @numba.njit(cache=True, nogil=True)
