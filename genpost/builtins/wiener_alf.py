@@ -78,8 +78,7 @@ def laplacian_sums(y: np.ndarray) -> tuple[np.ndarray, ...]:
     h4, w4 = -(-h // 4), -(-w // 4)
     hh, ww = 4 * h4, 4 * w4
     if (jit := kernels()) is not None:
-        g = jit["laplacian_sums"](np.pad(y, ((3, 3 + hh - h), (3, 3 + ww - w)), mode="edge"), h4, w4)
-        return tuple(g)
+        return jit["laplacian_sums"](np.pad(y, ((3, 3 + hh - h), (3, 3 + ww - w)), mode="edge"), h4, w4)
     p = np.pad(y, ((3, 3 + hh - h), (3, 3 + ww - w)), mode="edge").astype(np.int32)
 
     def at(dy, dx):
@@ -96,6 +95,9 @@ def laplacian_sums(y: np.ndarray) -> tuple[np.ndarray, ...]:
 
 def classify(y: np.ndarray, bit_depth: int) -> tuple[np.ndarray, np.ndarray]:
     """(class 0..24, transform 0..3) per 4x4 block of the luma plane."""
+    if (jit := kernels()) is not None:
+        g = laplacian_sums(y)
+        return jit["classes"](g, max(bit_depth - 8 + ACTIVITY_SHIFT, 0), ACTIVITY_TABLE)
     gv, gh, gd0, gd1 = laplacian_sums(y)
     hv_max, hv_min = np.maximum(gv, gh), np.minimum(gv, gh)
     d_max, d_min = np.maximum(gd0, gd1), np.minimum(gd0, gd1)

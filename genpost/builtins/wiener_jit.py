@@ -130,4 +130,25 @@ def _compile() -> dict:
                 out[i, j] = min(max(v, 0), max_value)
         return out
 
-    return {"combine": combine, "pair_filter": pair_filter, "laplacian_sums": laplacian_sums, "cc_filter": cc_filter}
+    @numba.njit(cache=True, nogil=True)
+    def classes(g, act_shift, table):
+        """Class 5 D + A and transform per block from the Laplacian sums (``wiener_alf.classify``)."""
+        _, h4, w4 = g.shape
+        cls = np.empty((h4, w4), np.int64)
+        tr = np.empty((h4, w4), np.int64)
+        for i in range(h4):
+            for j in range(w4):
+                gv, gh, d0, d1 = g[0, i, j], g[1, i, j], g[2, i, j], g[3, i, j]
+                hv_max, hv_min = max(gv, gh), min(gv, gh)
+                d_max, d_min = max(d0, d1), min(d0, d1)
+                if hv_max <= 2 * hv_min and d_max <= 2 * d_min:
+                    direction = 0
+                elif hv_max * d_min > d_max * hv_min:
+                    direction = 2 if 2 * hv_max > 9 * hv_min else 1
+                else:
+                    direction = 4 if 2 * d_max > 9 * d_min else 3
+                cls[i, j] = 5 * direction + table[min((gv + gh) >> act_shift, 15)]
+                tr[i, j] = (1 if gv > gh else 0) + (2 if d0 > d1 else 0)
+        return cls, tr
+
+    return {"classes": classes, "combine": combine, "pair_filter": pair_filter, "laplacian_sums": laplacian_sums, "cc_filter": cc_filter}
