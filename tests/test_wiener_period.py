@@ -226,7 +226,7 @@ def test_default_flow_gains_at_qp37(tmp_path, size):
 
 def test_record_overhead_in_the_default_carriage():
     """Measured per-record overhead (SEI NAL unit with a 4-byte length, beyond the payloads): a lone record
-    costs what the RD charges (record_overhead_bytes, which budgets a second frame-index byte); records
+    costs what the RD charges (record_overhead_bytes, which budgets 2-byte varints); records
     sharing an access unit cost <= 12 bytes each from 8 on (issue 16's target); the keyframe of a period
     with a wiener set carries two records (the set and the frame's reference) in one block."""
     from genpost import sideinfo
@@ -235,7 +235,7 @@ def test_record_overhead_in_the_default_carriage():
         return 4 + len(sideinfo.sei_nal("hevc", recs)) - sum(len(r.payload) for r in recs)
 
     lone = overhead([sideinfo.Record("wiener/1", 100, b"\x55" * 40)])
-    assert lone == sideinfo.record_overhead_bytes("wiener/1", "sei") - 1
+    assert lone <= sideinfo.record_overhead_bytes("wiener/1", "sei") <= lone + 3  # varints budgeted at 2 bytes
     for n in (8, 16):
         assert overhead([sideinfo.Record("wiener/1", 100 + i, b"\x55" * 40) for i in range(n)]) / n <= 12
     key = [sideinfo.Record("wiener/1+update", 0, b"\x55" * 80, 33), sideinfo.Record("wiener/1", 0, b"\x55" * 3, 33)]
