@@ -1,11 +1,17 @@
 """``wiener``: an RD-optimised ALF-class loop filter for streams that lack one (x265/HEVC).
 
-The encoder fits, per frame, VVC-style adaptive loop filters from the decoded frame towards the
-source and sends them as side info (payload version 2, specified in ``wiener_alf``): luma filters for
-25 gradient classes merged into up to 8, with geometric transforms and non-linear clipping; one
-chroma filter per chroma plane; a cross-component filter per chroma plane refining it from luma; and
-per-CTU on/off flags for each of the five. Version-1 payloads (``wiener_v1``, one diamond per plane)
-still decode. The format id stays ``wiener/1``: the payload's first 4 bits are its version.
+The encoder fits VVC-style adaptive loop filters from the decoded frames towards the source and sends them
+as side info (payload versions 2-4, specified in ``wiener_alf``): luma filters for 25 gradient classes
+merged into up to 8, with geometric transforms and non-linear clipping; one chroma filter per chroma
+plane; a cross-component filter per chroma plane refining it from luma; a cross-chroma filter per chroma
+plane refining it from the other chroma plane (version 4); and per-CTU on/off flags for each part.
+Version-1 payloads (``wiener_v1``, one diamond per plane) still decode. The format id stays ``wiener/1``:
+the payload's first 4 bits are its version.
+
+Period sets (APS-like): ``adapt`` fits one set on the period's sampled frames (keyframe to keyframe) and
+sends it once as ``wiener/1+update`` when, charged with its record, it pays over the period's frames and
+the keyframe would take it; frames then reference it with a version-3 payload (a tag, per part on/off
+and CTU flags: 3 bytes when all is on), which extends as one record while it stays the same.
 
 Choice per frame, by ``J = SSE (Y+U+V) + lambda * bits`` with ``lambda = ctx.lagrangian *
 lambda_scale`` (option ``wiener.lambda_scale``):
@@ -14,16 +20,18 @@ lambda_scale`` (option ``wiener.lambda_scale``):
   returning those same bytes extends its record at no cost, ``J = SSE_reuse``. It is only a candidate
   when it makes no plane worse than the decoded frame;
 * off: ``b""`` (ends the run), ``J = SSE_decoded``;
-* new: ``J = SSE_new + lambda * (payload bits + ctx.record_overhead_bits) / record_frames``. Two are
-  tried: the RD-best choices, and one without CTU flags (tied to one frame's content, so it tends to
-  stay right on later frames). ``record_frames`` (option ``wiener.record_frames``) is the number of
-  frames a new filter set is expected to serve through reuse: its bits are charged over them, and
-  every rate term of the fit (which components, flags, coefficients) uses the same amortised lambda.
+* reference (a period set in force): ``J = SSE_ref + rate * (payload bits + ctx.record_overhead_bits)``;
+* new: ``J = SSE_new + rate * (payload bits + ctx.record_overhead_bits)``. Two are tried: the RD-best
+  choices, and one without CTU flags (tied to one frame's content, so it tends to stay right on later
+  frames). ``rate`` is ``lambda / record_frames`` (option ``wiener.record_frames``, the frames a new
+  payload is expected to serve through reuse) unless a payload is in force (then ``lambda``: replacing it
+  must pay on this frame); with a period set in force a frame's own set always pays at ``lambda``. Every
+  rate term of the fit (which parts, flags, coefficients) uses ``lambda / record_frames``.
 
-Ties go to reuse, then off. Each component is on only where it lowers ``SSE + lambda * bits`` of its
-own plane, so no plane gets worse on a frame that starts a record. ``restore`` raises
-``PayloadError`` for any payload it cannot use, and for frames that are not 4:2:0 or whose size
-differs from ``ctx.stream``.
+Ties go to reuse, then off. Each part is on only where it lowers ``SSE + lambda * bits`` of its own plane,
+so no plane gets worse on a frame that starts a record. ``restore`` raises ``PayloadError`` for any
+payload it cannot use (a version-3 payload without its set, or naming another), and for frames that are
+not 4:2:0 or whose size differs from ``ctx.stream``. Option ``wiener.period_sets=0`` sends no sets.
 """
 
 from __future__ import annotations
@@ -33,8 +41,23 @@ import numpy as np
 from ..postprocessor import Context, PayloadError, PostProcessor
 from ..types import Frame
 from .wiener_alf import (
-    VERSION_REF, VERSION_XC, Part, xc_delta, PayloadV2, apply_v2, cc_delta, chroma_delta, luma_delta, masked, parts_of, read_ref,
-    read_update, read_v2, update_tag, write_ref, write_v2,
+    VERSION_REF,
+    VERSION_XC,
+    Part,
+    PayloadV2,
+    apply_v2,
+    cc_delta,
+    chroma_delta,
+    luma_delta,
+    masked,
+    parts_of,
+    read_ref,
+    read_update,
+    read_v2,
+    update_tag,
+    write_ref,
+    write_v2,
+    xc_delta,
 )
 from .wiener_bits import BitReader
 from .wiener_fit import Fit, ctu_sse, fit_cc, fit_chroma, fit_luma, fit_period, fit_xc
@@ -170,9 +193,9 @@ class WienerFilter(PostProcessor):
     """VVC-style adaptive loop filter (classified luma, chroma, cross-component; per-CTU flags)."""
 
     name = "wiener"
-    version = "2.0"
+    version = "2.1"
     side_info = "wiener/1"
-    description = "RD-optimised ALF-class loop filter (25 luma classes, clipping, chroma, CC-ALF, CTU flags)"
+    description = "RD-optimised ALF-class loop filter (25 luma classes, clipping, chroma, CC-ALF, cross-chroma, CTU flags, period sets)"
     default_mode = False  # restore without a payload is the base: no payload means the encoder chose off
     lambda_scale = 1.0  # times ctx.lagrangian (HM); option wiener.lambda_scale
     record_frames = 8.0  # frames a new set is charged over (best of 1, 8, 16, 32 measured); wiener.record_frames

@@ -10,8 +10,24 @@ from __future__ import annotations
 import numpy as np
 
 from .wiener_alf import (
-    CC_TAPS, CHROMA_PAIRS, LUMA_PAIRS, MAX_FILTERS, MIN_SHIFT, N_CLASSES, PERM, Filter, LumaSet, Part,
-    cc_delta, cc_features, chroma_delta, class_map_bits, classify, clip_value, coef_bits, luma_delta, xc_delta,
+    CHROMA_PAIRS,
+    LUMA_PAIRS,
+    MAX_FILTERS,
+    MIN_SHIFT,
+    N_CLASSES,
+    PERM,
+    Filter,
+    LumaSet,
+    Part,
+    cc_delta,
+    cc_features,
+    chroma_delta,
+    class_map_bits,
+    classify,
+    clip_value,
+    coef_bits,
+    luma_delta,
+    xc_delta,
 )
 from .wiener_bits import BitWriter, grid, write_flags
 
@@ -411,7 +427,7 @@ def fit_period(pairs, bit_depth: int, lam: float, ctu: int):
             if ls is None:
                 continue
             fits = [_exact_luma(y, s[0], ls, bit_depth, c, o, ctu, maxv) for y, s, c, o in zip(ys, srcs, classes, offs)]
-            on, off = _set_gain(fits)
+            on, _ = _set_gain(fits)
             if on + lam * (1 + luma_set_bits(ls) + 1) < best[0]:
                 best = (on + lam * (1 + luma_set_bits(ls) + 1), ls)
         luma = None if best[1] is None else Part(best[1])
