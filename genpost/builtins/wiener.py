@@ -36,6 +36,8 @@ not 4:2:0 or whose size differs from ``ctx.stream``. Option ``wiener.period_sets
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..postprocessor import Context, PayloadError, PostProcessor
@@ -96,11 +98,20 @@ def restore_planes(planes, payload: bytes, bit_depth: int, update: bytes | None 
     version = rd.u(4)
     if version == 1:
         return restore_v1(rd, planes, (1 << bit_depth) - 1)
-    if version in (2, VERSION_XC):
-        return apply_v2(planes, read_v2(rd, planes[0].shape, version), bit_depth)
-    if version == VERSION_REF:
-        return apply_v2(planes, read_ref(rd, update, planes[0].shape), bit_depth)
+    if version in (2, VERSION_REF, VERSION_XC):
+        return apply_v2(planes, _parse(bytes(payload), None if update is None else bytes(update), planes[0].shape), bit_depth)
     raise PayloadError(f"wiener: unsupported payload version {version}")
+
+
+@functools.lru_cache(maxsize=16)
+def _parse(payload: bytes, update: bytes | None, shape: tuple[int, int]) -> PayloadV2:
+    """The parsed payload (cached: a record's payload repeats over the frames of its run; nothing mutates
+    a parsed payload). Errors are not cached; they raise again on the next call."""
+    rd = BitReader(payload)
+    version = rd.u(4)
+    if version == VERSION_REF:
+        return read_ref(rd, update, shape)
+    return read_v2(rd, shape, version)
 
 
 def frame_payloads(source: Frame, decoded: Frame, lam: float, xc: bool = True) -> list[tuple[list[float], bytes]]:
