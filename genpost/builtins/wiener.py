@@ -135,7 +135,7 @@ def frame_payloads(source: Frame, decoded: Frame, lam: float, xc: bool = True) -
                 base = c.astype(np.int32)
                 if part is not None:
                     base = base + masked(fit.delta.copy(), part.flags, ctu // 2)
-                cc_fits[key] = (base, fit_cc(y, base, s, bd, lam, ctu // 2))
+                cc_fits[key] = (base, fit_cc(y, base, s, bd, lam, ctu // 2, big=xc))
             base, cc_fit = cc_fits[key]
             _, cc_part, cc_sse = cc_fit.decide(lam, allow_flags)
             if cc_part is not None:  # the cross-chroma filter refines what ALF and CC-ALF leave

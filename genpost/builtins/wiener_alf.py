@@ -47,6 +47,10 @@ VERSION_XC = 4  # version 2 plus a cross-chroma filter per chroma plane (written
 LUMA_PAIRS = diamond_pairs(3)
 CHROMA_PAIRS = diamond_pairs(2)
 CC_TAPS = ((-1, 0), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1), (2, 0))  # VVC's CC-ALF diamond
+# version 4's large CC-ALF shape: the luma samples within L1 distance 3.5 of the chroma sample's centre
+# (between its 2x2 luma samples), 23 taps; chosen per part by ``cc_big u(1)``
+CC_TAPS_BIG = tuple((dy, dx) for dy in range(-2, 4) for dx in range(-2, 4)
+                    if (dy, dx) != (0, 0) and abs(2 * dy - 1) + abs(2 * dx - 1) <= 7)
 N_CLASSES = 25
 MAX_FILTERS = 8
 MIN_SHIFT = 5
@@ -64,7 +68,8 @@ def _transformed(o: tuple[int, int], t: int) -> tuple[int, int]:
     return (dy, dx) if dy > 0 or (dy == 0 and dx > 0) else (-dy, -dx)
 
 
-_OFFS_LUMA, _OFFS_CHROMA, _OFFS_CC = (np.array(o, np.int64) for o in (LUMA_PAIRS, CHROMA_PAIRS, CC_TAPS))
+_OFFS_LUMA, _OFFS_CHROMA, _OFFS_CC, _OFFS_CC_BIG = (
+    np.array(o, np.int64) for o in (LUMA_PAIRS, CHROMA_PAIRS, CC_TAPS, CC_TAPS_BIG))
 # PERM[t, j]: the coefficient of the canonical filter that weights feature pair j under transform t
 PERM = np.array([[LUMA_PAIRS.index(_transformed(o, t)) for o in LUMA_PAIRS] for t in range(4)])
 
@@ -222,20 +227,26 @@ def _weighted_sum(features, f: Filter, shape: tuple[int, int]) -> np.ndarray:
     return acc
 
 
-def cc_features(y: np.ndarray, shape: tuple[int, int]):
+def cc_taps(n: int) -> tuple:
+    """The CC-ALF shape with ``n`` coefficients (7: VVC's, 23: version 4's large one)."""
+    return CC_TAPS_BIG if n == len(CC_TAPS_BIG) else CC_TAPS
+
+
+def cc_features(y: np.ndarray, shape: tuple[int, int], taps=CC_TAPS):
     """Yield (k, Y[2i+dy, 2j+dx] - Y[2i, 2j]) over the chroma ``shape``, int32."""
     hc, wc = shape
-    p = np.pad(y, ((1, 3), (1, 3)), mode="edge").astype(np.int32)
-    centre = p[1:1 + 2 * hc:2, 1:1 + 2 * wc:2]
-    for k, (dy, dx) in enumerate(CC_TAPS):
-        yield k, p[1 + dy:1 + dy + 2 * hc:2, 1 + dx:1 + dx + 2 * wc:2] - centre
+    p = np.pad(y, ((2, 4), (2, 4)), mode="edge").astype(np.int32)
+    centre = p[2:2 + 2 * hc:2, 2:2 + 2 * wc:2]
+    for k, (dy, dx) in enumerate(taps):
+        yield k, p[2 + dy:2 + dy + 2 * hc:2, 2 + dx:2 + dx + 2 * wc:2] - centre
 
 
 def cc_delta(y: np.ndarray, shape: tuple[int, int], f: Filter) -> np.ndarray:
+    big = len(f.coefs) == len(CC_TAPS_BIG)
     if (jit := kernels()) is not None:
-        p = np.pad(y, ((1, 3), (1, 3)), mode="edge")
-        return jit["cc_filter"](p, _OFFS_CC, f.coefs.astype(np.int32), f.shift, *shape)
-    return _weighted_sum(cc_features(y, shape), f, shape)
+        p = np.pad(y, ((2, 4), (2, 4)), mode="edge")
+        return jit["cc_filter"](p, _OFFS_CC_BIG if big else _OFFS_CC, f.coefs.astype(np.int32), f.shift, *shape)
+    return _weighted_sum(cc_features(y, shape, CC_TAPS_BIG if big else CC_TAPS), f, shape)
 
 
 def xc_delta(other: np.ndarray, f: Filter, bit_depth: int) -> np.ndarray:
@@ -353,7 +364,7 @@ def class_map_bits(n: int) -> int:
 
 def write_v2(pl: PayloadV2) -> BitWriter:
     w = BitWriter()
-    xc = any(p is not None for p in pl.xc)
+    xc = any(p is not None for p in pl.xc) or any(p is not None and len(p.filt.coefs) != len(CC_TAPS) for p in pl.cc)
     w.u(VERSION_XC if xc else VERSION, 4)
     w.u(pl.ctu_log2 - 6, 1)
     w.u(pl.luma is not None, 1)
@@ -374,6 +385,8 @@ def write_v2(pl: PayloadV2) -> BitWriter:
         for part, with_clip in ((alf, True), (cc, False), (x, False))[: 3 if xc else 2]:
             w.u(part is not None, 1)
             if part is not None:
+                if xc and part is cc:
+                    w.u(len(cc.filt.coefs) == len(CC_TAPS_BIG), 1)  # cc_big
                 _write_filter(w, part.filt, with_clip)
                 _write_flags(w, part.flags)
     return w
@@ -402,7 +415,11 @@ def read_v2(rd: BitReader, luma_shape: tuple[int, int], version: int = VERSION) 
     chroma, cc, xc = [], [], []
     for _ in range(2):
         chroma.append(Part(_read_filter(rd, len(CHROMA_PAIRS), True), _read_flags(rd, g)) if rd.u(1) else None)
-        cc.append(Part(_read_filter(rd, len(CC_TAPS), False), _read_flags(rd, g)) if rd.u(1) else None)
+        if rd.u(1):
+            n = len(CC_TAPS_BIG) if version == VERSION_XC and rd.u(1) else len(CC_TAPS)
+            cc.append(Part(_read_filter(rd, n, False), _read_flags(rd, g)))
+        else:
+            cc.append(None)
         if version == VERSION_XC:
             xc.append(Part(_read_filter(rd, len(CHROMA_PAIRS), False), _read_flags(rd, g)) if rd.u(1) else None)
         else:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .wiener_alf import (
+    CC_TAPS,
+    CC_TAPS_BIG,
     CHROMA_PAIRS,
     LUMA_PAIRS,
     MAX_FILTERS,
@@ -135,8 +137,8 @@ def plane_stats(x, s, pairs, r: int, bit_depth: int) -> np.ndarray:
     return out
 
 
-def cc_stats(y, target, block_mask=None) -> np.ndarray:
-    f = np.stack([fk.ravel() for _, fk in cc_features(y, target.shape)] + [target.ravel()]).astype(np.float64)
+def cc_stats(y, target, block_mask=None, taps=CC_TAPS) -> np.ndarray:
+    f = np.stack([fk.ravel() for _, fk in cc_features(y, target.shape, taps)] + [target.ravel()]).astype(np.float64)
     if block_mask is not None:
         f = f[:, block_mask.ravel()]
     return _gram(f)
@@ -382,15 +384,21 @@ def fit_xc(other, base: np.ndarray, s, bit_depth: int, lam: float, ctu: int) -> 
     return Fit(f, ctu_sse(_clip_out(base, d, maxv), s, ctu), off, filter_bits(f, False), d)
 
 
-def fit_cc(y, base: np.ndarray, s, bit_depth: int, lam: float, ctu: int) -> Fit:
-    """CC-ALF on top of ``base`` (the chroma plane plus the chosen chroma ALF delta, unclipped int32)."""
+def fit_cc(y, base: np.ndarray, s, bit_depth: int, lam: float, ctu: int, big: bool = True) -> Fit:
+    """CC-ALF on top of ``base`` (the chroma plane plus the chosen chroma ALF delta, unclipped int32):
+    VVC's 7-tap shape and, with ``big``, the 23-tap one; the better by ``SSE + lam * bits``."""
     maxv = (1 << bit_depth) - 1
     off = ctu_sse(np.clip(base, 0, maxv), s, ctu)
-    f = _fit_filter(cc_stats(y, s.astype(np.int32) - base), lam, None)
-    if f is None:
-        return Fit(None, None, off, 0)
-    d = cc_delta(y, base.shape, f)
-    return Fit(f, ctu_sse(_clip_out(base, d, maxv), s, ctu), off, filter_bits(f, False), d)
+    best = Fit(None, None, off, 0)
+    for taps in (CC_TAPS, CC_TAPS_BIG) if big else (CC_TAPS,):
+        f = _fit_filter(cc_stats(y, s.astype(np.int32) - base, taps=taps), lam, None)
+        if f is None:
+            continue
+        d = cc_delta(y, base.shape, f)
+        fit = Fit(f, ctu_sse(_clip_out(base, d, maxv), s, ctu), off, filter_bits(f, False) + (taps is CC_TAPS_BIG), d)
+        if best.filt is None or fit.decide(lam)[0] < best.decide(lam)[0]:
+            best = fit
+    return best
 
 
 # ----------------------------------------------------------------------------- period filter sets
@@ -452,15 +460,19 @@ def fit_period(pairs, bit_depth: int, lam: float, ctu: int):
                 alf = Part(f)
                 bases = [b + d for b, d in zip(bases, ds)]
         base_sse = sum(float(ctu_sse(np.clip(b, 0, maxv), s, ctu // 2).sum()) for b, s in zip(bases, ss))
-        g = sum(cc_stats(y, s - b) for y, s, b in zip(ys, ss, bases))
-        f = _fit_filter(g, lam, None)
-        cc, out_sse = None, base_sse
-        if f is not None:
+        cc, out_sse, cc_ds = None, base_sse, None
+        for taps in (CC_TAPS, CC_TAPS_BIG):
+            g = sum(cc_stats(y, s - b, taps=taps) for y, s, b in zip(ys, ss, bases))
+            f = _fit_filter(g, lam, None)
+            if f is None:
+                continue
             ds = [cc_delta(y, b.shape, f) for y, b in zip(ys, bases)]
             on = sum(float(ctu_sse(_clip_out(b, d, maxv), s, ctu // 2).sum()) for d, b, s in zip(ds, bases, ss))
-            if on + lam * (1 + filter_bits(f, False) + 1) < base_sse:
-                cc, out_sse = Part(f), on
-                bases = [b + d for b, d in zip(bases, ds)]
+            j = on + lam * (1 + filter_bits(f, False) + (taps is CC_TAPS_BIG) + 1)
+            if j < (base_sse if cc is None else cc_j):
+                cc, out_sse, cc_ds, cc_j = Part(f), on, ds, j
+        if cc is not None:
+            bases = [b + d for b, d in zip(bases, cc_ds)]
         others = [d.planes[3 - plane] for _, d in pairs]
         g = sum(xc_stats(o, s - b, bit_depth) for o, s, b in zip(others, ss, bases))
         f = _fit_filter(g, lam, None)

@@ -98,19 +98,19 @@ def _compile() -> dict:
 
     @numba.njit(cache=True, nogil=True)
     def cc_filter(p, taps, coefs, shift, hc, wc):
-        """sum_k coefs[k] * (Y[2i+dy, 2j+dx] - Y[2i, 2j]) >> shift, luma padded by 1 (taps: CC_TAPS)."""
+        """sum_k coefs[k] * (Y[2i+dy, 2j+dx] - Y[2i, 2j]) >> shift, luma padded by 2 (top, left)."""
         out = np.empty((hc, wc), np.int32)
         acc = np.empty(wc, np.int32)
         rnd = np.int32(1 << (shift - 1))
         for i in range(hc):
-            centre = p[2 * i + 1]
+            centre = p[2 * i + 2]
             acc[:] = 0
             for k in range(taps.shape[0]):
-                row = p[2 * i + 1 + taps[k, 0]]
-                dx = 1 + taps[k, 1]
+                row = p[2 * i + 2 + taps[k, 0]]
+                dx = 2 + taps[k, 1]
                 c = coefs[k]
                 for j in range(wc):
-                    acc[j] += c * (np.int32(row[2 * j + dx]) - np.int32(centre[2 * j + 1]))
+                    acc[j] += c * (np.int32(row[2 * j + dx]) - np.int32(centre[2 * j + 2]))
             for j in range(wc):
                 out[i, j] = (acc[j] + rnd) >> shift
         return out
