@@ -254,3 +254,28 @@ def test_record_overhead_in_the_default_carriage():
         assert overhead([sideinfo.Record("wiener/1", 100 + i, b"\x55" * 40) for i in range(n)]) / n <= 12
     key = [sideinfo.Record("wiener/1+update", 0, b"\x55" * 80, 33), sideinfo.Record("wiener/1", 0, b"\x55" * 3, 33)]
     assert overhead(key) <= lone + 5 + 1 + len("wiener/1+update")  # the second record: its fields and table entry
+
+
+def test_large_cc_shape_matches_the_direct_formula_and_round_trips():
+    from genpost.builtins.wiener_alf import CC_TAPS_BIG, cc_delta
+
+    assert len(CC_TAPS_BIG) == 23
+    rng = np.random.default_rng(9)
+    for shape in ((13, 17), (12, 16)):
+        y = _image(rng, shape, 8)
+        cshape = ((shape[0] + 1) // 2, (shape[1] + 1) // 2)
+        f = Filter(7, rng.integers(-100, 100, 23))
+        d = cc_delta(y, cshape, f)
+
+        def px(r, c):
+            return int(y[min(max(r, 0), shape[0] - 1), min(max(c, 0), shape[1] - 1)])
+
+        for r, c in itertools.product(range(cshape[0]), range(cshape[1])):
+            acc = sum(int(k) * (px(2 * r + dy, 2 * c + dx) - px(2 * r, 2 * c)) for k, (dy, dx) in zip(f.coefs, CC_TAPS_BIG))
+            assert d[r, c] == (acc + 64) >> 7
+    pl = _random_payload(rng, (200, 300))
+    pl.cc = [Part(Filter(7, rng.integers(-100, 100, 23))), None]
+    rd = BitReader(write_v2(pl).tobytes())
+    assert rd.u(4) == VERSION_XC
+    back = read_v2(rd, (200, 300), VERSION_XC)
+    assert np.array_equal(back.cc[0].filt.coefs, pl.cc[0].filt.coefs) and back.cc[1] is None

@@ -245,7 +245,8 @@ def cc_delta(y: np.ndarray, shape: tuple[int, int], f: Filter) -> np.ndarray:
     big = len(f.coefs) == len(CC_TAPS_BIG)
     if (jit := kernels()) is not None:
         p = np.pad(y, ((2, 4), (2, 4)), mode="edge")
-        return jit["cc_filter"](p, _OFFS_CC_BIG if big else _OFFS_CC, f.coefs.astype(np.int32), f.shift, *shape)
+        ev, od = np.ascontiguousarray(p[:, 0::2]), np.ascontiguousarray(p[:, 1::2])
+        return jit["cc_filter"](ev, od, _OFFS_CC_BIG if big else _OFFS_CC, f.coefs.astype(np.int32), f.shift, *shape)
     return _weighted_sum(cc_features(y, shape, CC_TAPS_BIG if big else CC_TAPS), f, shape)
 
 

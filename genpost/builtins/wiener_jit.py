@@ -97,20 +97,34 @@ def _compile() -> dict:
         return cells[:, :-1, :-1] + cells[:, 1:, :-1] + cells[:, :-1, 1:] + cells[:, 1:, 1:]
 
     @numba.njit(cache=True, nogil=True)
-    def cc_filter(p, taps, coefs, shift, hc, wc):
-        """sum_k coefs[k] * (Y[2i+dy, 2j+dx] - Y[2i, 2j]) >> shift, luma padded by 2 (top, left)."""
+    def cc_filter(ev, od, taps, coefs, shift, hc, wc):
+        """sum_k coefs[k] * (Y[2i+dy, 2j+dx] - Y[2i, 2j]) >> shift over the luma padded by 2 (top, left),
+        given as its even (``ev``) and odd (``od``) columns.
+
+        Computed as ``sum_k c_k Y_k - (sum_k c_k) Y_0`` (the same integers) so the inner loops run over
+        contiguous samples."""
         out = np.empty((hc, wc), np.int32)
         acc = np.empty(wc, np.int32)
         rnd = np.int32(1 << (shift - 1))
+        csum = np.int32(0)
+        for k in range(taps.shape[0]):
+            csum += coefs[k]
         for i in range(hc):
-            centre = p[2 * i + 2]
-            acc[:] = 0
+            centre = ev[2 * i + 2, 1:1 + wc]
+            for j in range(wc):
+                acc[j] = -csum * np.int32(centre[j])
             for k in range(taps.shape[0]):
-                row = p[2 * i + 2 + taps[k, 0]]
-                dx = 2 + taps[k, 1]
+                dy = taps[k, 0]
+                dx = taps[k, 1]
                 c = coefs[k]
+                if dx & 1:  # column 2j + 2 + dx is odd: od[j + (1 + dx) / 2]
+                    o = (1 + dx) >> 1
+                    src = od[2 * i + 2 + dy, o:o + wc]
+                else:
+                    o = 1 + (dx >> 1)
+                    src = ev[2 * i + 2 + dy, o:o + wc]
                 for j in range(wc):
-                    acc[j] += c * (np.int32(row[2 * j + dx]) - np.int32(centre[2 * j + 2]))
+                    acc[j] += c * np.int32(src[j])
             for j in range(wc):
                 out[i, j] = (acc[j] + rnd) >> shift
         return out
