@@ -198,7 +198,7 @@ def _flow(tmp_path, y4m, qp=37):
         assert r.returncode == 0, r.stderr[-2000:]
         return r.stdout
 
-    coded, out = tmp_path / "coded.mkv", tmp_path / "out.mkv"
+    coded, out = tmp_path / "coded.mkv", tmp_path / "out.y4m"  # y4m: the restored frames, not re-encoded
     run("encode", y4m, "-o", coded, "--qp", qp, "--plugin", "wiener")
     run("enhance", coded, "-o", out)
     side = json.loads(run("inspect", coded, "--json"))["side_info"]["formats"]
