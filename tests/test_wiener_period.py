@@ -267,7 +267,7 @@ def test_large_cc_shape_matches_the_direct_formula_and_round_trips():
         f = Filter(7, rng.integers(-100, 100, 23))
         d = cc_delta(y, cshape, f)
 
-        def px(r, c):
+        def px(r, c, y=y, shape=shape):
             return int(y[min(max(r, 0), shape[0] - 1), min(max(c, 0), shape[1] - 1)])
 
         for r, c in itertools.product(range(cshape[0]), range(cshape[1])):

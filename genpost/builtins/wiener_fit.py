@@ -460,7 +460,7 @@ def fit_period(pairs, bit_depth: int, lam: float, ctu: int):
                 alf = Part(f)
                 bases = [b + d for b, d in zip(bases, ds)]
         base_sse = sum(float(ctu_sse(np.clip(b, 0, maxv), s, ctu // 2).sum()) for b, s in zip(bases, ss))
-        cc, out_sse, cc_ds = None, base_sse, None
+        cc, out_sse, cc_ds, cc_j = None, base_sse, None, base_sse
         for taps in (CC_TAPS, CC_TAPS_BIG):
             g = sum(cc_stats(y, s - b, taps=taps) for y, s, b in zip(ys, ss, bases))
             f = _fit_filter(g, lam, None)
@@ -469,7 +469,7 @@ def fit_period(pairs, bit_depth: int, lam: float, ctu: int):
             ds = [cc_delta(y, b.shape, f) for y, b in zip(ys, bases)]
             on = sum(float(ctu_sse(_clip_out(b, d, maxv), s, ctu // 2).sum()) for d, b, s in zip(ds, bases, ss))
             j = on + lam * (1 + filter_bits(f, False) + (taps is CC_TAPS_BIG) + 1)
-            if j < (base_sse if cc is None else cc_j):
+            if j < cc_j:
                 cc, out_sse, cc_ds, cc_j = Part(f), on, ds, j
         if cc is not None:
             bases = [b + d for b, d in zip(bases, cc_ds)]
