@@ -265,11 +265,13 @@ def test_compiled_kernels_match_numpy(monkeypatch):
         ls = LumaSet(int(rng.integers(5, 9)), rng.integers(-60, 60, (4, 12)), np.array([0, 1, 2, 3]),
                      rng.integers(0, 4, 25))
         f, cc = Filter(6, rng.integers(-60, 60, 6), 2), Filter(7, rng.integers(-90, 90, 7))
+        cc_big = Filter(8, rng.integers(-250, 250, 23))
         planes = [y, u, _image(rng, u.shape, bd)]
         payloads = [_random_payload(rng, shape) for _ in range(4)]
 
         def run():
             return (classify(y, bd), luma_delta(y, ls, bd), chroma_delta(u, f, bd), cc_delta(y, u.shape, cc),
+                    cc_delta(y, u.shape, cc_big),
                     *[p for pl in payloads for p in apply_v2(planes, pl, bd)])
 
         jit = run()

@@ -1,11 +1,17 @@
 """``wiener``: an RD-optimised ALF-class loop filter for streams that lack one (x265/HEVC).
 
-The encoder fits, per frame, VVC-style adaptive loop filters from the decoded frame towards the
-source and sends them as side info (payload version 2, specified in ``wiener_alf``): luma filters for
-25 gradient classes merged into up to 8, with geometric transforms and non-linear clipping; one
-chroma filter per chroma plane; a cross-component filter per chroma plane refining it from luma; and
-per-CTU on/off flags for each of the five. Version-1 payloads (``wiener_v1``, one diamond per plane)
-still decode. The format id stays ``wiener/1``: the payload's first 4 bits are its version.
+The encoder fits VVC-style adaptive loop filters from the decoded frames towards the source and sends them
+as side info (payload versions 2-4, specified in ``wiener_alf``): luma filters for 25 gradient classes
+merged into up to 8, with geometric transforms and non-linear clipping; one chroma filter per chroma
+plane; a cross-component filter per chroma plane refining it from luma; a cross-chroma filter per chroma
+plane refining it from the other chroma plane (version 4); and per-CTU on/off flags for each part.
+Version-1 payloads (``wiener_v1``, one diamond per plane) still decode. The format id stays ``wiener/1``:
+the payload's first 4 bits are its version.
+
+Period sets (APS-like): ``adapt`` fits one set on the period's sampled frames (keyframe to keyframe) and
+sends it once as ``wiener/1+update`` when, charged with its record, it pays over the period's frames and
+the keyframe would take it; frames then reference it with a version-3 payload (a tag, per part on/off
+and CTU flags: 3 bytes when all is on), which extends as one record while it stays the same.
 
 Choice per frame, by ``J = SSE (Y+U+V) + lambda * bits`` with ``lambda = ctx.lagrangian *
 lambda_scale`` (option ``wiener.lambda_scale``):
@@ -14,28 +20,50 @@ lambda_scale`` (option ``wiener.lambda_scale``):
   returning those same bytes extends its record at no cost, ``J = SSE_reuse``. It is only a candidate
   when it makes no plane worse than the decoded frame;
 * off: ``b""`` (ends the run), ``J = SSE_decoded``;
-* new: ``J = SSE_new + lambda * (payload bits + ctx.record_overhead_bits) / record_frames``. Two are
-  tried: the RD-best choices, and one without CTU flags (tied to one frame's content, so it tends to
-  stay right on later frames). ``record_frames`` (option ``wiener.record_frames``) is the number of
-  frames a new filter set is expected to serve through reuse: its bits are charged over them, and
-  every rate term of the fit (which components, flags, coefficients) uses the same amortised lambda.
+* reference (a period set in force): ``J = SSE_ref + rate * (payload bits + ctx.record_overhead_bits)``;
+* new: ``J = SSE_new + rate * (payload bits + ctx.record_overhead_bits)``. Two are tried: the RD-best
+  choices, and one without CTU flags (tied to one frame's content, so it tends to stay right on later
+  frames). ``rate`` is ``lambda / record_frames`` (option ``wiener.record_frames``, the frames a new
+  payload is expected to serve through reuse) unless a payload is in force (then ``lambda``: replacing it
+  must pay on this frame); with a period set in force a frame's own set always pays at ``lambda``. Every
+  rate term of the fit (which parts, flags, coefficients) uses ``lambda / record_frames``.
 
-Ties go to reuse, then off. Each component is on only where it lowers ``SSE + lambda * bits`` of its
-own plane, so no plane gets worse on a frame that starts a record. ``restore`` raises
-``PayloadError`` for any payload it cannot use, and for frames that are not 4:2:0 or whose size
-differs from ``ctx.stream``.
+Ties go to reuse, then off. Each part is on only where it lowers ``SSE + lambda * bits`` of its own plane,
+so no plane gets worse on a frame that starts a record. ``restore`` raises ``PayloadError`` for any
+payload it cannot use (a version-3 payload without its set, or naming another), and for frames that are
+not 4:2:0 or whose size differs from ``ctx.stream``. Option ``wiener.period_sets=0`` sends no sets.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
 from .. import options as opt
 from ..postprocessor import Context, PayloadError, PostProcessor
 from ..types import Frame
-from .wiener_alf import PayloadV2, apply_v2, masked, read_v2, write_v2
+from .wiener_alf import (
+    VERSION_REF,
+    VERSION_XC,
+    Part,
+    PayloadV2,
+    apply_v2,
+    cc_delta,
+    chroma_delta,
+    luma_delta,
+    masked,
+    parts_of,
+    read_ref,
+    read_update,
+    read_v2,
+    update_tag,
+    write_ref,
+    write_v2,
+    xc_delta,
+)
 from .wiener_bits import BitReader
-from .wiener_fit import fit_cc, fit_chroma, fit_luma
+from .wiener_fit import Fit, ctu_sse, fit_cc, fit_chroma, fit_luma, fit_period, fit_xc
 from .wiener_v1 import restore_v1
 
 MAX_PAYLOAD = 1 << 16  # bytes; far above any real payload
@@ -62,20 +90,32 @@ def _plane_sse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.einsum("ij,ij->", d, d))
 
 
-def restore_planes(planes, payload: bytes, bit_depth: int) -> list[np.ndarray]:
-    """Decode any supported payload version and filter the planes (the normative decoder)."""
-    if len(payload) > MAX_PAYLOAD:
+def restore_planes(planes, payload: bytes, bit_depth: int, update: bytes | None = None) -> list[np.ndarray]:
+    """Decode any supported payload version and filter the planes (the normative decoder). ``update``: the
+    period's filter set in force (``wiener/1+update``), which version-3 payloads reference."""
+    if len(payload) > MAX_PAYLOAD or (update is not None and len(update) > MAX_PAYLOAD):
         raise PayloadError(f"wiener: payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     rd = BitReader(payload)
     version = rd.u(4)
     if version == 1:
         return restore_v1(rd, planes, (1 << bit_depth) - 1)
-    if version == 2:
-        return apply_v2(planes, read_v2(rd, planes[0].shape), bit_depth)
+    if version in (2, VERSION_REF, VERSION_XC):
+        return apply_v2(planes, _parse(bytes(payload), None if update is None else bytes(update), planes[0].shape), bit_depth)
     raise PayloadError(f"wiener: unsupported payload version {version}")
 
 
-def frame_payloads(source: Frame, decoded: Frame, lam: float) -> list[tuple[list[float], bytes]]:
+@functools.lru_cache(maxsize=16)
+def _parse(payload: bytes, update: bytes | None, shape: tuple[int, int]) -> PayloadV2:
+    """The parsed payload (cached: a record's payload repeats over the frames of its run; nothing mutates
+    a parsed payload). Errors are not cached; they raise again on the next call."""
+    rd = BitReader(payload)
+    version = rd.u(4)
+    if version == VERSION_REF:
+        return read_ref(rd, update, shape)
+    return read_v2(rd, shape, version)
+
+
+def frame_payloads(source: Frame, decoded: Frame, lam: float, xc: bool = True) -> list[tuple[list[float], bytes]]:
     """New-payload candidates as (per-plane SSE, bytes): the RD-best, then one without CTU flags.
 
     ``lam`` already includes any amortisation; an all-off candidate is dropped (that is ``b""``)."""
@@ -88,7 +128,7 @@ def frame_payloads(source: Frame, decoded: Frame, lam: float) -> list[tuple[list
     out, cc_fits = [], {}
     for allow_flags in (True, False):
         _, luma_part, luma_sse = luma.decide(lam, allow_flags)
-        sse, alf_parts, cc_parts = [float(luma_sse.sum())], [], []
+        sse, alf_parts, cc_parts, xc_parts = [float(luma_sse.sum())], [], [], []
         for plane, (c, s, fit) in enumerate(zip((u, v), src[1:], chroma)):
             _, part, _ = fit.decide(lam, allow_flags)
             key = (plane, part is None, None if part is None or part.flags is None else part.flags.tobytes())
@@ -96,14 +136,68 @@ def frame_payloads(source: Frame, decoded: Frame, lam: float) -> list[tuple[list
                 base = c.astype(np.int32)
                 if part is not None:
                     base = base + masked(fit.delta.copy(), part.flags, ctu // 2)
-                cc_fits[key] = fit_cc(y, base, s, bd, lam, ctu // 2)
-            _, cc_part, cc_sse = cc_fits[key].decide(lam, allow_flags)
+                cc_fits[key] = (base, fit_cc(y, base, s, bd, lam, ctu // 2, big=xc))
+            base, cc_fit = cc_fits[key]
+            _, cc_part, cc_sse = cc_fit.decide(lam, allow_flags)
+            if cc_part is not None:  # the cross-chroma filter refines what ALF and CC-ALF leave
+                base = base + masked(cc_fit.delta.copy(), cc_part.flags, ctu // 2)
+            xc_fit = fit_xc(decoded.planes[2 - plane], base, s, bd, lam, ctu // 2) if xc else None
+            xc_part = None
+            if xc_fit is not None:
+                _, xc_part, cc_sse = xc_fit.decide(lam, allow_flags)
             alf_parts.append(part)
             cc_parts.append(cc_part)
+            xc_parts.append(xc_part)
             sse.append(float(cc_sse.sum()))
-        payload = PayloadV2(ctu.bit_length() - 1, luma_part, alf_parts, cc_parts)
-        if luma_part is not None or any(alf_parts) or any(cc_parts):
+        payload = PayloadV2(ctu.bit_length() - 1, luma_part, alf_parts, cc_parts, xc_parts)
+        if luma_part is not None or any(alf_parts) or any(cc_parts) or any(xc_parts):
             out.append((sse, write_v2(payload).tobytes()))
+    return out
+
+
+def reference_payloads(source: Frame, decoded: Frame, update: bytes, lam: float) -> list[tuple[list[float], bytes]]:
+    """Version-3 candidates (this frame uses the period's set ``update``) as (per-plane SSE, bytes): per
+    part on/off and CTU flags by ``SSE + lam * bits`` (ALF, then CC-ALF, then cross-chroma, each on the
+    output of those before it), then the same without CTU flags."""
+    bd = decoded.bit_depth
+    maxv = (1 << bd) - 1
+    upl = read_update(update, decoded.y.shape)
+    ctu = 1 << upl.ctu_log2
+    y = decoded.planes[0]
+    src = [p.astype(np.int32) for p in source.planes]
+    have = parts_of(upl)
+    luma_fit = None
+    if have[0] is not None:
+        d = luma_delta(y, have[0].filt, bd)
+        luma_fit = Fit(have[0].filt, ctu_sse(np.clip(y + d, 0, maxv), src[0], ctu), ctu_sse(y, src[0], ctu), 0, d)
+    deltas = {}
+    for i, c in enumerate(decoded.planes[1:]):
+        alf, cc, xc = have[1 + 3 * i: 4 + 3 * i]
+        deltas[i] = (chroma_delta(c, alf.filt, bd) if alf else None, cc_delta(y, c.shape, cc.filt) if cc else None,
+                     xc_delta(decoded.planes[2 - i], xc.filt, bd) if xc else None)
+    out = []
+    for allow in (True, False):
+        parts, sse = [None] * 7, []
+        if luma_fit is not None:
+            _, parts[0], grid_sse = luma_fit.decide(lam, allow)
+            sse.append(float(grid_sse.sum()))
+        else:
+            sse.append(_plane_sse(y, source.planes[0]))
+        for i, c in enumerate(decoded.planes[1:]):
+            s = src[1 + i]
+            base = c.astype(np.int32)
+            cur = ctu_sse(c, s, ctu // 2)
+            for k, d in enumerate(deltas[i]):
+                if d is None:
+                    continue
+                f = Fit(have[1 + 3 * i + k].filt, ctu_sse(np.clip(base + d, 0, maxv), s, ctu // 2), cur, 0)
+                _, part, cur = f.decide(lam, allow)
+                parts[1 + 3 * i + k] = part
+                if part is not None:
+                    base = base + masked(d.copy(), part.flags, ctu // 2)
+            sse.append(float(cur.sum()))
+        if any(p is not None for p in parts):
+            out.append((sse, write_ref(upl, update_tag(update), parts).tobytes()))
     return out
 
 
@@ -111,9 +205,9 @@ class WienerFilter(PostProcessor):
     """VVC-style adaptive loop filter (classified luma, chroma, cross-component; per-CTU flags)."""
 
     name = "wiener"
-    version = "2.0"
+    version = "2.1"
     side_info = "wiener/1"
-    description = "RD-optimised ALF-class loop filter (25 luma classes, clipping, chroma, CC-ALF, CTU flags)"
+    description = "RD-optimised ALF-class loop filter (25 luma classes, clipping, chroma, CC-ALF, cross-chroma, CTU flags, period sets)"
     default_mode = False  # restore without a payload is the base: no payload means the encoder chose off
     lambda_scale = 1.0  # times ctx.lagrangian (HM); option wiener.lambda_scale
     record_frames = 8.0  # frames a new set is charged over (best of 1, 8, 16, 32 measured); wiener.record_frames
@@ -135,7 +229,7 @@ class WienerFilter(PostProcessor):
         candidates = []  # (J, payload); on equal cost the earlier wins: reuse, off, new
         if ctx.previous_payload:
             try:
-                planes = restore_planes(decoded.planes, ctx.previous_payload, decoded.bit_depth)
+                planes = restore_planes(decoded.planes, ctx.previous_payload, decoded.bit_depth, ctx.update)
             except PayloadError:  # not usable on this frame: only off and new remain
                 pass
             else:
@@ -146,10 +240,62 @@ class WienerFilter(PostProcessor):
         # a new set's bits are spread over the frames it will serve, but replacing a set in force must
         # pay on this frame: its edge over the old set is largest here, where it was fitted
         rate = lam if len(candidates) == 2 else lam / frames
+        new = []
+        if ctx.update:
+            try:
+                new = reference_payloads(source, decoded, ctx.update, lam / frames)
+            except PayloadError:
+                new = []
+        for sse, payload in new:
+            candidates.append((sum(sse) + rate * (8 * len(payload) + overhead), payload))
+        # with the period's set in force, a frame's own set must pay on this frame alone
+        own_rate = lam if new else rate
         for sse, payload in frame_payloads(source, decoded, lam / frames):
             if len(payload) <= MAX_PAYLOAD:
-                candidates.append((sum(sse) + rate * (8 * len(payload) + overhead), payload))
+                candidates.append((sum(sse) + own_rate * (8 * len(payload) + overhead), payload))
         return min(candidates, key=lambda c: c[0])[1]
+
+    def adapt(self, pairs, ctx: Context) -> bytes:
+        """The period's filter set (APS-like, sent once at the period's first frame as ``wiener/1+update``,
+        referenced by version-3 frame payloads): fitted on the sample ``pairs`` and charged, with its record
+        overhead, against the SSE it saves over the ``ctx.period_frames`` frames it serves (each sample
+        stands for ``period_frames / len(pairs)`` of them). ``b""`` when it does not pay, or with option
+        ``wiener.period_sets=0``."""
+        if not pairs or not ctx.number("wiener", "period_sets", "1", 0, 1, integer=True):
+            return b""
+        for source, decoded in pairs:
+            _check_frame(decoded, ctx)
+            if any(x.shape != s.shape for x, s in zip(decoded.planes, source.planes)):
+                raise ValueError("wiener: source and decoded planes differ in shape")
+        lam = ctx.lagrangian * ctx.number("wiener", "lambda_scale", str(self.lambda_scale), 0.0, 1e12)
+        weight = max(int(ctx.period_frames), len(pairs)) / len(pairs)
+        decoded0 = pairs[0][1]
+        ctu = 128 if decoded0.y.size >= 1920 * 1080 else 64
+        luma, chroma, sums = fit_period(pairs, decoded0.bit_depth, lam / weight, ctu)
+        pl = PayloadV2(ctu.bit_length() - 1, luma, chroma[0::3], chroma[1::3], chroma[2::3])
+        parts = parts_of(pl)
+        if all(p is None for p in parts):
+            return b""
+        payload = write_v2(pl).tobytes()
+        reference = write_ref(pl, update_tag(payload), [None if p is None else Part(p.filt) for p in parts])
+        # the update's record and the first frame's (which shares its block: ~5 bytes of record fields)
+        bits = 8 * len(payload) + max(0, int(ctx.record_overhead_bits)) + 8 * (5 + len(reference.tobytes()))
+        on, off = sum(a for a, _ in sums), sum(b for _, b in sums)
+        cost = weight * on + lam * bits
+        if cost >= weight * off:
+            return b""
+        # the first frame (the period's keyframe) must take it, by the choice ``analyze`` will make there:
+        # an update its frames would not use is wasted
+        frames = ctx.number("wiener", "record_frames", str(self.record_frames), 1.0, 1000.0)
+        source0, overhead = pairs[0][0], max(0, int(ctx.record_overhead_bits))
+
+        def best(cands, rate):
+            return min((sum(sse) + rate * (8 * len(p) + overhead) for sse, p in cands), default=np.inf)
+
+        if best(reference_payloads(source0, decoded0, payload, lam / frames), lam / frames) >= best(
+                frame_payloads(source0, decoded0, lam / frames), lam):
+            return b""
+        return payload
 
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
         if not payload:
@@ -157,4 +303,4 @@ class WienerFilter(PostProcessor):
         if len(payload) > MAX_PAYLOAD:
             raise PayloadError(f"wiener: payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
         _check_frame(decoded, ctx)
-        return decoded.with_planes(*restore_planes(decoded.planes, payload, decoded.bit_depth))
+        return decoded.with_planes(*restore_planes(decoded.planes, payload, decoded.bit_depth, ctx.update))

@@ -33,7 +33,7 @@ Syntax (MSB-first, zero-padded to a byte; the caller reads ``version u(4) = 2``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,9 +43,14 @@ from .wiener_jit import kernels
 from .wiener_v1 import diamond_pairs
 
 VERSION = 2
+VERSION_XC = 4  # version 2 plus a cross-chroma filter per chroma plane (written only when one is on)
 LUMA_PAIRS = diamond_pairs(3)
 CHROMA_PAIRS = diamond_pairs(2)
 CC_TAPS = ((-1, 0), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1), (2, 0))  # VVC's CC-ALF diamond
+# version 4's large CC-ALF shape: the luma samples within L1 distance 3.5 of the chroma sample's centre
+# (between its 2x2 luma samples), 23 taps; chosen per part by ``cc_big u(1)``
+CC_TAPS_BIG = tuple((dy, dx) for dy in range(-2, 4) for dx in range(-2, 4)
+                    if (dy, dx) != (0, 0) and abs(2 * dy - 1) + abs(2 * dx - 1) <= 7)
 N_CLASSES = 25
 MAX_FILTERS = 8
 MIN_SHIFT = 5
@@ -63,7 +68,8 @@ def _transformed(o: tuple[int, int], t: int) -> tuple[int, int]:
     return (dy, dx) if dy > 0 or (dy == 0 and dx > 0) else (-dy, -dx)
 
 
-_OFFS_LUMA, _OFFS_CHROMA, _OFFS_CC = (np.array(o, np.int64) for o in (LUMA_PAIRS, CHROMA_PAIRS, CC_TAPS))
+_OFFS_LUMA, _OFFS_CHROMA, _OFFS_CC, _OFFS_CC_BIG = (
+    np.array(o, np.int64) for o in (LUMA_PAIRS, CHROMA_PAIRS, CC_TAPS, CC_TAPS_BIG))
 # PERM[t, j]: the coefficient of the canonical filter that weights feature pair j under transform t
 PERM = np.array([[LUMA_PAIRS.index(_transformed(o, t)) for o in LUMA_PAIRS] for t in range(4)])
 
@@ -77,8 +83,7 @@ def laplacian_sums(y: np.ndarray) -> tuple[np.ndarray, ...]:
     h4, w4 = -(-h // 4), -(-w // 4)
     hh, ww = 4 * h4, 4 * w4
     if (jit := kernels()) is not None:
-        g = jit["laplacian_sums"](np.pad(y, ((3, 3 + hh - h), (3, 3 + ww - w)), mode="edge"), h4, w4)
-        return tuple(g)
+        return jit["laplacian_sums"](np.pad(y, ((3, 3 + hh - h), (3, 3 + ww - w)), mode="edge"), h4, w4)
     p = np.pad(y, ((3, 3 + hh - h), (3, 3 + ww - w)), mode="edge").astype(np.int32)
 
     def at(dy, dx):
@@ -95,6 +100,9 @@ def laplacian_sums(y: np.ndarray) -> tuple[np.ndarray, ...]:
 
 def classify(y: np.ndarray, bit_depth: int) -> tuple[np.ndarray, np.ndarray]:
     """(class 0..24, transform 0..3) per 4x4 block of the luma plane."""
+    if (jit := kernels()) is not None:
+        g = laplacian_sums(y)
+        return jit["classes"](g, max(bit_depth - 8 + ACTIVITY_SHIFT, 0), ACTIVITY_TABLE)
     gv, gh, gd0, gd1 = laplacian_sums(y)
     hv_max, hv_min = np.maximum(gv, gh), np.minimum(gv, gh)
     d_max, d_min = np.maximum(gd0, gd1), np.minimum(gd0, gd1)
@@ -141,6 +149,7 @@ class PayloadV2:
     luma: Part | None
     chroma: list  # [Part | None] * 2
     cc: list  # [Part | None] * 2
+    xc: list = field(default_factory=lambda: [None, None])  # cross-chroma: U from V's high-pass, V from U's
 
 
 def _pair_features(p: np.ndarray, r: int, shape: tuple[int, int], pairs, clips=None):
@@ -167,7 +176,7 @@ def luma_delta(y: np.ndarray, ls: LumaSet, bit_depth: int, classes=None) -> np.n
     cls, tr = classify(y, bit_depth) if classes is None else classes
     h4, w4 = cls.shape
     shape4 = (h4, 4, w4, 4)
-    p = np.pad(y, ((3, 3 + 4 * h4 - h), (3, 3 + 4 * w4 - w)), mode="edge").astype(np.int32)
+    p = np.pad(y, ((3, 3 + 4 * h4 - h), (3, 3 + 4 * w4 - w)), mode="edge")
     fidx = ls.class_map[cls]
     per_block = ls.coefs[:, PERM].reshape(-1, len(LUMA_PAIRS))[fidx * 4 + tr].astype(np.int32)  # (h4, w4, K)
     cv = np.array([clip_value(int(i), bit_depth) for i in ls.clips], np.int32)[fidx]
@@ -175,6 +184,7 @@ def luma_delta(y: np.ndarray, ls: LumaSet, bit_depth: int, classes=None) -> np.n
     if (jit := kernels()) is not None:
         out = jit["pair_filter"](p, 3, _OFFS_LUMA, per_block, cv, 2, ls.shift, h, w)
         return out
+    p = p.astype(np.int32)
     clips = (-cv[:, None, :, None], cv[:, None, :, None]) if ls.clips.any() else None  # per-block bounds
     x = p[3:3 + hh, 3:3 + ww].reshape(shape4)
     acc = np.zeros(shape4, np.int32)
@@ -197,10 +207,11 @@ def luma_delta(y: np.ndarray, ls: LumaSet, bit_depth: int, classes=None) -> np.n
 
 def chroma_delta(c: np.ndarray, f: Filter, bit_depth: int) -> np.ndarray:
     cv = clip_value(f.clip, bit_depth)
-    p = np.pad(c, 2, mode="edge").astype(np.int32)
+    p = np.pad(c, 2, mode="edge")
     if (jit := kernels()) is not None:
         coefs = f.coefs.astype(np.int32).reshape(1, 1, -1)
         return jit["pair_filter"](p, 2, _OFFS_CHROMA, coefs, np.full((1, 1), cv, np.int32), 30, f.shift, *c.shape)
+    p = p.astype(np.int32)
     return _weighted_sum(_pair_features(p, 2, c.shape, CHROMA_PAIRS, (-cv, cv) if f.clip else None), f, c.shape)
 
 
@@ -216,20 +227,33 @@ def _weighted_sum(features, f: Filter, shape: tuple[int, int]) -> np.ndarray:
     return acc
 
 
-def cc_features(y: np.ndarray, shape: tuple[int, int]):
+def cc_taps(n: int) -> tuple:
+    """The CC-ALF shape with ``n`` coefficients (7: VVC's, 23: version 4's large one)."""
+    return CC_TAPS_BIG if n == len(CC_TAPS_BIG) else CC_TAPS
+
+
+def cc_features(y: np.ndarray, shape: tuple[int, int], taps=CC_TAPS):
     """Yield (k, Y[2i+dy, 2j+dx] - Y[2i, 2j]) over the chroma ``shape``, int32."""
     hc, wc = shape
-    p = np.pad(y, ((1, 3), (1, 3)), mode="edge").astype(np.int32)
-    centre = p[1:1 + 2 * hc:2, 1:1 + 2 * wc:2]
-    for k, (dy, dx) in enumerate(CC_TAPS):
-        yield k, p[1 + dy:1 + dy + 2 * hc:2, 1 + dx:1 + dx + 2 * wc:2] - centre
+    p = np.pad(y, ((2, 4), (2, 4)), mode="edge").astype(np.int32)
+    centre = p[2:2 + 2 * hc:2, 2:2 + 2 * wc:2]
+    for k, (dy, dx) in enumerate(taps):
+        yield k, p[2 + dy:2 + dy + 2 * hc:2, 2 + dx:2 + dx + 2 * wc:2] - centre
 
 
 def cc_delta(y: np.ndarray, shape: tuple[int, int], f: Filter) -> np.ndarray:
+    big = len(f.coefs) == len(CC_TAPS_BIG)
     if (jit := kernels()) is not None:
-        p = np.pad(y, ((1, 3), (1, 3)), mode="edge")
-        return jit["cc_filter"](p, _OFFS_CC, f.coefs.astype(np.int32), f.shift, *shape)
-    return _weighted_sum(cc_features(y, shape), f, shape)
+        p = np.pad(y, ((2, 4), (2, 4)), mode="edge")
+        ev, od = np.ascontiguousarray(p[:, 0::2]), np.ascontiguousarray(p[:, 1::2])
+        return jit["cc_filter"](ev, od, _OFFS_CC_BIG if big else _OFFS_CC, f.coefs.astype(np.int32), f.shift, *shape)
+    return _weighted_sum(cc_features(y, shape, CC_TAPS_BIG if big else CC_TAPS), f, shape)
+
+
+def xc_delta(other: np.ndarray, f: Filter, bit_depth: int) -> np.ndarray:
+    """Cross-chroma correction: the 5x5 diamond pair features of the *other* chroma plane (decoded,
+    unclipped), ``(sum_k c_k (o[p+o_k] + o[p-o_k] - 2 o[p]) + 2^(S-1)) >> S``."""
+    return chroma_delta(other, Filter(f.shift, f.coefs, 0), bit_depth)
 
 
 def masked(delta: np.ndarray, flags: np.ndarray | None, ctu: int) -> np.ndarray:
@@ -243,12 +267,14 @@ def apply_v2(planes, pl: PayloadV2, bit_depth: int) -> list[np.ndarray]:
     y = planes[0]
     ctu = 1 << pl.ctu_log2
     out = [_combine(y, [(luma_delta(y, pl.luma.filt, bit_depth), pl.luma.flags)] if pl.luma else [], ctu, bit_depth)]
-    for c, alf, cc in zip(planes[1:], pl.chroma, pl.cc):
+    for i, (c, alf, cc, xc) in enumerate(zip(planes[1:], pl.chroma, pl.cc, pl.xc)):
         deltas = []
         if alf is not None:
             deltas.append((chroma_delta(c, alf.filt, bit_depth), alf.flags))
         if cc is not None:
             deltas.append((cc_delta(y, c.shape, cc.filt), cc.flags))
+        if xc is not None:
+            deltas.append((xc_delta(planes[2 - i], xc.filt, bit_depth), xc.flags))
         out.append(_combine(c, deltas, ctu // 2, bit_depth))
     return out
 
@@ -257,6 +283,8 @@ def _combine(x: np.ndarray, deltas: list, ctu: int, bit_depth: int) -> np.ndarra
     """``clip(x + each delta where its CTU flag is on, 0, 2^B - 1)`` in x's dtype."""
     if not deltas:
         return x
+    if len(deltas) > 2:  # fold the masked deltas into one (the sum is the same int32 either way)
+        deltas = [(sum(masked(d.copy(), flags, ctu) for d, flags in deltas), None)]
     maxv = (1 << bit_depth) - 1
     if (jit := kernels()) is not None:
         args = []
@@ -337,7 +365,8 @@ def class_map_bits(n: int) -> int:
 
 def write_v2(pl: PayloadV2) -> BitWriter:
     w = BitWriter()
-    w.u(VERSION, 4)
+    xc = any(p is not None for p in pl.xc) or any(p is not None and len(p.filt.coefs) != len(CC_TAPS) for p in pl.cc)
+    w.u(VERSION_XC if xc else VERSION, 4)
     w.u(pl.ctu_log2 - 6, 1)
     w.u(pl.luma is not None, 1)
     if pl.luma is not None:
@@ -353,17 +382,20 @@ def write_v2(pl: PayloadV2) -> BitWriter:
             w.u(clip, 2)
             _write_coefs(w, q, k)
         _write_flags(w, pl.luma.flags)
-    for alf, cc in zip(pl.chroma, pl.cc):
-        for part, with_clip in ((alf, True), (cc, False)):
+    for alf, cc, x in zip(pl.chroma, pl.cc, pl.xc):
+        for part, with_clip in ((alf, True), (cc, False), (x, False))[: 3 if xc else 2]:
             w.u(part is not None, 1)
             if part is not None:
+                if xc and part is cc:
+                    w.u(len(cc.filt.coefs) == len(CC_TAPS_BIG), 1)  # cc_big
                 _write_filter(w, part.filt, with_clip)
                 _write_flags(w, part.flags)
     return w
 
 
-def read_v2(rd: BitReader, luma_shape: tuple[int, int]) -> PayloadV2:
-    """Parse a version-2 payload after its version field; PayloadError for anything malformed."""
+def read_v2(rd: BitReader, luma_shape: tuple[int, int], version: int = VERSION) -> PayloadV2:
+    """Parse a version-2 (or 4: with cross-chroma parts) payload after its version field; PayloadError
+    for anything malformed."""
     ctu_log2 = rd.u(1) + 6
     g = grid(luma_shape, 1 << ctu_log2)
     luma = None
@@ -381,9 +413,85 @@ def read_v2(rd: BitReader, luma_shape: tuple[int, int]) -> PayloadV2:
             clips.append(rd.u(2))
             coefs.append(_read_coefs(rd, len(LUMA_PAIRS), k, shift))
         luma = Part(LumaSet(shift, np.array(coefs), np.array(clips), cmap), _read_flags(rd, g))
-    chroma, cc = [], []
+    chroma, cc, xc = [], [], []
     for _ in range(2):
         chroma.append(Part(_read_filter(rd, len(CHROMA_PAIRS), True), _read_flags(rd, g)) if rd.u(1) else None)
-        cc.append(Part(_read_filter(rd, len(CC_TAPS), False), _read_flags(rd, g)) if rd.u(1) else None)
+        if rd.u(1):
+            n = len(CC_TAPS_BIG) if version == VERSION_XC and rd.u(1) else len(CC_TAPS)
+            cc.append(Part(_read_filter(rd, n, False), _read_flags(rd, g)))
+        else:
+            cc.append(None)
+        if version == VERSION_XC:
+            xc.append(Part(_read_filter(rd, len(CHROMA_PAIRS), False), _read_flags(rd, g)) if rd.u(1) else None)
+        else:
+            xc.append(None)
     rd.finish()
-    return PayloadV2(ctu_log2, luma, chroma, cc)
+    return PayloadV2(ctu_log2, luma, chroma, cc, xc)
+
+
+# ----------------------------------------------------------------------------- period sets (version 3)
+
+VERSION_REF = 3
+
+
+def update_tag(update: bytes) -> int:
+    """8 bits a version-3 payload carries to name the period's filter set it references."""
+    import zlib
+
+    return zlib.crc32(update) & 0xFF
+
+
+def read_update(update: bytes, luma_shape: tuple[int, int]) -> PayloadV2:
+    """A period's filter set (the ``wiener/1+update`` record): a version-2 payload whose parts carry no
+    CTU flags (on/off per CTU is each frame's choice). PayloadError for anything else."""
+    rd = BitReader(update)
+    version = rd.u(4)
+    if version not in (VERSION, VERSION_XC):
+        raise PayloadError("wiener: a filter-set update must be a version-2 or -4 payload")
+    pl = read_v2(rd, luma_shape, version)
+    if any(p is not None and p.flags is not None for p in parts_of(pl)):
+        raise PayloadError("wiener: a filter-set update carries no CTU flags")
+    return pl
+
+
+def parts_of(pl: PayloadV2) -> list:
+    """The seven parts in syntax order: luma, U ALF, U CC, U XC, V ALF, V CC, V XC."""
+    return [pl.luma, pl.chroma[0], pl.cc[0], pl.xc[0], pl.chroma[1], pl.cc[1], pl.xc[1]]
+
+
+def with_parts(pl: PayloadV2, parts: list) -> PayloadV2:
+    return PayloadV2(pl.ctu_log2, parts[0], [parts[1], parts[4]], [parts[2], parts[5]], [parts[3], parts[6]])
+
+
+def write_ref(update_pl: PayloadV2, tag: int, parts: list) -> BitWriter:
+    """A version-3 payload: this frame uses the period's set ``update_pl``; ``parts`` (seven, syntax order)
+    are None (off) or a Part whose flags are this frame's CTU flags (None: on everywhere).
+
+    Syntax: version u(4) = 3, tag u(8), then for each part the set has: on u(1) [CTU flags]."""
+    w = BitWriter()
+    w.u(VERSION_REF, 4)
+    w.u(tag, 8)
+    for have, part in zip(parts_of(update_pl), parts):
+        if have is None:
+            continue
+        w.u(part is not None, 1)
+        if part is not None:
+            _write_flags(w, part.flags)
+    return w
+
+
+def read_ref(rd: BitReader, update: bytes | None, luma_shape: tuple[int, int]) -> PayloadV2:
+    """Parse a version-3 payload (after its version) against the update in force; PayloadError when there
+    is none, when its tag differs, or for anything malformed."""
+    if not update:
+        raise PayloadError("wiener: payload references a filter-set update but none is in force")
+    tag = rd.u(8)
+    if tag != update_tag(update):
+        raise PayloadError("wiener: payload references another filter-set update")
+    upl = read_update(update, luma_shape)
+    g = grid(luma_shape, 1 << upl.ctu_log2)
+    parts = []
+    for have in parts_of(upl):
+        parts.append(Part(have.filt, _read_flags(rd, g)) if have is not None and rd.u(1) else None)
+    rd.finish()
+    return with_parts(upl, parts)

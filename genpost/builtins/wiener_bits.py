@@ -32,22 +32,23 @@ class BitWriter:
 
 
 class BitReader:
+    """MSB-first reader over ``data`` held as one Python int (fast for payloads of a few hundred bytes)."""
+
     def __init__(self, data: bytes) -> None:
-        self.bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+        self.n = 8 * len(data)
+        self.value = int.from_bytes(data, "big")
         self.pos = 0
 
     def array(self, n: int) -> np.ndarray:
-        if self.pos + n > len(self.bits):
-            raise PayloadError("wiener: payload truncated")
-        out = self.bits[self.pos:self.pos + n]
-        self.pos += n
-        return out
+        """The next ``n`` bits as a uint8 array of 0/1."""
+        v = self.u(n)
+        return np.array([(v >> (n - 1 - i)) & 1 for i in range(n)], np.uint8)
 
     def u(self, n: int) -> int:
-        value = 0
-        for b in self.array(n).tolist():
-            value = (value << 1) | b
-        return value
+        if self.pos + n > self.n:
+            raise PayloadError("wiener: payload truncated")
+        self.pos += n
+        return (self.value >> (self.n - self.pos)) & ((1 << n) - 1)
 
     def ue(self, k: int = 0) -> int:
         zeros = 0
@@ -59,8 +60,8 @@ class BitReader:
         return (v << k) | self.u(k)
 
     def finish(self) -> None:
-        rest = self.bits[self.pos:]
-        if len(rest) >= 8 or rest.any():
+        rest = self.n - self.pos
+        if rest >= 8 or self.value & ((1 << rest) - 1):
             raise PayloadError("wiener: trailing data after the last plane")
 
 

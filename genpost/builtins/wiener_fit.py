@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .wiener_alf import (
+    CC_TAPS,
+    CC_TAPS_BIG,
     CHROMA_PAIRS,
     LUMA_PAIRS,
     MAX_FILTERS,
@@ -27,6 +29,7 @@ from .wiener_alf import (
     clip_value,
     coef_bits,
     luma_delta,
+    xc_delta,
 )
 from .wiener_bits import BitWriter, grid, write_flags
 
@@ -134,8 +137,8 @@ def plane_stats(x, s, pairs, r: int, bit_depth: int) -> np.ndarray:
     return out
 
 
-def cc_stats(y, target, block_mask=None) -> np.ndarray:
-    f = np.stack([fk.ravel() for _, fk in cc_features(y, target.shape)] + [target.ravel()]).astype(np.float64)
+def cc_stats(y, target, block_mask=None, taps=CC_TAPS) -> np.ndarray:
+    f = np.stack([fk.ravel() for _, fk in cc_features(y, target.shape, taps)] + [target.ravel()]).astype(np.float64)
     if block_mask is not None:
         f = f[:, block_mask.ravel()]
     return _gram(f)
@@ -362,12 +365,123 @@ def fit_chroma(c, s, bit_depth: int, lam: float, ctu: int) -> Fit:
     return Fit(f, ctu_sse(_clip_out(c, d, (1 << bit_depth) - 1), s, ctu), off, filter_bits(f, True), d)
 
 
-def fit_cc(y, base: np.ndarray, s, bit_depth: int, lam: float, ctu: int) -> Fit:
-    """CC-ALF on top of ``base`` (the chroma plane plus the chosen chroma ALF delta, unclipped int32)."""
+def xc_stats(other, target, bit_depth: int) -> np.ndarray:
+    """Gram matrix of [the other chroma plane's pair features..., target] (no clipping)."""
+    p = np.pad(other, 2, mode="edge").astype(np.int32)
+    diffs = _sampled_pairs(p, 2, other.shape, (0, 0, 1), CHROMA_PAIRS, np.arange(other.size))
+    return _gram(_clipped_matrix(diffs, target.ravel(), 1 << bit_depth, bit_depth))
+
+
+def fit_xc(other, base: np.ndarray, s, bit_depth: int, lam: float, ctu: int) -> Fit:
+    """Cross-chroma filter on top of ``base`` (chroma plus the deltas chosen before it, unclipped int32):
+    the other chroma plane's high-pass predicts what is left of this plane's error."""
     maxv = (1 << bit_depth) - 1
     off = ctu_sse(np.clip(base, 0, maxv), s, ctu)
-    f = _fit_filter(cc_stats(y, s.astype(np.int32) - base), lam, None)
+    f = _fit_filter(xc_stats(other, s.astype(np.int32) - base, bit_depth), lam, None)
     if f is None:
         return Fit(None, None, off, 0)
-    d = cc_delta(y, base.shape, f)
+    d = xc_delta(other, f, bit_depth)
     return Fit(f, ctu_sse(_clip_out(base, d, maxv), s, ctu), off, filter_bits(f, False), d)
+
+
+def fit_cc(y, base: np.ndarray, s, bit_depth: int, lam: float, ctu: int, big: bool = True) -> Fit:
+    """CC-ALF on top of ``base`` (the chroma plane plus the chosen chroma ALF delta, unclipped int32):
+    VVC's 7-tap shape and, with ``big``, the 23-tap one; the better by ``SSE + lam * bits``."""
+    maxv = (1 << bit_depth) - 1
+    off = ctu_sse(np.clip(base, 0, maxv), s, ctu)
+    best = Fit(None, None, off, 0)
+    for taps in (CC_TAPS, CC_TAPS_BIG) if big else (CC_TAPS,):
+        f = _fit_filter(cc_stats(y, s.astype(np.int32) - base, taps=taps), lam, None)
+        if f is None:
+            continue
+        d = cc_delta(y, base.shape, f)
+        fit = Fit(f, ctu_sse(_clip_out(base, d, maxv), s, ctu), off, filter_bits(f, False) + (taps is CC_TAPS_BIG), d)
+        if best.filt is None or fit.decide(lam)[0] < best.decide(lam)[0]:
+            best = fit
+    return best
+
+
+# ----------------------------------------------------------------------------- period filter sets
+
+
+def _set_gain(fits) -> tuple[float, float]:
+    """(SSE on, SSE off) summed over frames, the part on everywhere."""
+    return sum(float(f.on.sum()) for f in fits), sum(float(f.off.sum()) for f in fits)
+
+
+def fit_period(pairs, bit_depth: int, lam: float, ctu: int):
+    """A filter set for a period from sample (source, decoded) frames: statistics summed over the samples,
+    each part kept when ``SSE_on + lam * bits < SSE_off`` summed over them (``lam`` already divided by the
+    frames each sample stands for). Parts are on everywhere (CTU flags are each frame's choice).
+
+    Returns (luma Part | None, [U ALF, U CC, V ALF, V CC] Parts | None, per-plane (SSE on, SSE off) sums)."""
+    from .wiener_alf import Part
+
+    maxv = (1 << bit_depth) - 1
+    ys = [d.planes[0] for _, d in pairs]
+    srcs = [[p.astype(np.int32) for p in s.planes] for s, _ in pairs]
+    # luma
+    classes = [classify(y, bit_depth) for y in ys]
+    stats = sum(luma_stats(y, s[0], c, bit_depth) for y, s, c in zip(ys, srcs, classes))
+    offs = [ctu_sse(y, s[0], ctu) for y, s in zip(ys, srcs)]
+    luma, sums = None, []
+    best = (sum(float(o.sum()) for o in offs), None)
+    if stats[0, :, -1, -1].sum() > 0:
+        maps = merge_classes(stats)
+        rough = [sum(_solve(stats[:, cmap == i].sum(axis=1))[1].min() for i in range(n))
+                 + lam * (N_CLASSES * class_map_bits(n) + n * ROUGH_FILTER_BITS) for n, cmap in enumerate(maps, 1)]
+        for n in np.argsort(rough)[:QUANTISED_COUNTS]:
+            ls, _ = _quantise_set(stats, maps[n], lam)
+            if ls is None:
+                continue
+            fits = [_exact_luma(y, s[0], ls, bit_depth, c, o, ctu, maxv) for y, s, c, o in zip(ys, srcs, classes, offs)]
+            on, _ = _set_gain(fits)
+            if on + lam * (1 + luma_set_bits(ls) + 1) < best[0]:
+                best = (on + lam * (1 + luma_set_bits(ls) + 1), ls)
+        luma = None if best[1] is None else Part(best[1])
+    if luma is not None:
+        outs = [_clip_out(y, luma_delta(y, luma.filt, bit_depth, c), maxv) for y, c in zip(ys, classes)]
+        sums.append((sum(float(ctu_sse(o, s[0], ctu).sum()) for o, s in zip(outs, srcs)), sum(float(o.sum()) for o in offs)))
+    else:
+        sums.append((sum(float(o.sum()) for o in offs),) * 2)
+    chroma = []
+    for plane in (1, 2):
+        cs = [d.planes[plane] for _, d in pairs]
+        ss = [s[plane] for s in srcs]
+        coff = sum(float(ctu_sse(c, s, ctu // 2).sum()) for c, s in zip(cs, ss))
+        st = sum(plane_stats(c, s, CHROMA_PAIRS, 2, bit_depth) for c, s in zip(cs, ss))
+        level = int(np.argmin(_solve(st)[1]))
+        f = _fit_filter(st[level], lam, CLIP_LEVELS[level])
+        alf, bases = None, [c.astype(np.int32) for c in cs]
+        if f is not None:
+            ds = [chroma_delta(c, f, bit_depth) for c in cs]
+            on = sum(float(ctu_sse(_clip_out(c, d, maxv), s, ctu // 2).sum()) for c, d, s in zip(cs, ds, ss))
+            if on + lam * (1 + filter_bits(f, True) + 1) < coff:
+                alf = Part(f)
+                bases = [b + d for b, d in zip(bases, ds)]
+        base_sse = sum(float(ctu_sse(np.clip(b, 0, maxv), s, ctu // 2).sum()) for b, s in zip(bases, ss))
+        cc, out_sse, cc_ds, cc_j = None, base_sse, None, base_sse
+        for taps in (CC_TAPS, CC_TAPS_BIG):
+            g = sum(cc_stats(y, s - b, taps=taps) for y, s, b in zip(ys, ss, bases))
+            f = _fit_filter(g, lam, None)
+            if f is None:
+                continue
+            ds = [cc_delta(y, b.shape, f) for y, b in zip(ys, bases)]
+            on = sum(float(ctu_sse(_clip_out(b, d, maxv), s, ctu // 2).sum()) for d, b, s in zip(ds, bases, ss))
+            j = on + lam * (1 + filter_bits(f, False) + (taps is CC_TAPS_BIG) + 1)
+            if j < cc_j:
+                cc, out_sse, cc_ds, cc_j = Part(f), on, ds, j
+        if cc is not None:
+            bases = [b + d for b, d in zip(bases, cc_ds)]
+        others = [d.planes[3 - plane] for _, d in pairs]
+        g = sum(xc_stats(o, s - b, bit_depth) for o, s, b in zip(others, ss, bases))
+        f = _fit_filter(g, lam, None)
+        xc = None
+        if f is not None:
+            on = sum(float(ctu_sse(_clip_out(b, xc_delta(o, f, bit_depth), maxv), s, ctu // 2).sum())
+                     for o, b, s in zip(others, bases, ss))
+            if on + lam * (1 + filter_bits(f, False) + 1) < out_sse:
+                xc, out_sse = Part(f), on
+        chroma += [alf, cc, xc]
+        sums.append((out_sse, coff))
+    return luma, chroma, sums
