@@ -187,7 +187,7 @@ def reference_payloads(source: Frame, decoded: Frame, update: bytes, lam: float)
             s = src[1 + i]
             base = c.astype(np.int32)
             cur = ctu_sse(c, s, ctu // 2)
-            for k, d in enumerate(deltas[i]):
+            for k, d in enumerate(deltas[i]):  # type: ignore[assignment]
                 if d is None:
                     continue
                 f = Fit(have[1 + 3 * i + k].filt, ctu_sse(np.clip(base + d, 0, maxv), s, ctu // 2), cur, 0)

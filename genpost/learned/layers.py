@@ -22,7 +22,7 @@ class ResidualConvStack(nn.Module):
         self.tail = nn.Conv2d(channels, out_channels, 3, padding=1)
         self.act = nn.LeakyReLU(0.1)
         nn.init.zeros_(self.tail.weight)  # start as the identity (a zero residual): the residual is small
-        nn.init.zeros_(self.tail.bias)
+        nn.init.zeros_(self.tail.bias)  # type: ignore[arg-type]
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """head, the residual body and the tail on ``x`` (already shifted/arranged by the subclass)."""
