@@ -14,66 +14,31 @@ import logging
 import os
 import sys
 from contextlib import contextmanager
-from fractions import Fraction
 from typing import NoReturn, Optional
 
 import typer
-from rich.console import Console
-from rich.text import Text
-from typer.core import TyperGroup
 
+from .cli_checks import check_plugin_options as _check_options
+from .cli_checks import check_values as _check
+from .cli_checks import encoder_settings as _settings
+from .cli_checks import parse_fps as _fps
+from .cli_checks import parse_options as _options
+from .cli_support import OneLineErrors, WarningLine, err, plugin_rows, print_version, progress_bar, register_plugin_commands
+from .cli_support import line as _line
+from .cli_support import out as _out
 from .cli_support import plot_name as _plot_name
-from .cli_support import plugin_rows, progress_bar
 from .cli_support import print_json as _print_json
 from .cli_support import terminate as _terminate
 from .errors import EXIT_CODES, GenpostError  # noqa: F401  (EXIT_CODES: importable from here, as before)
-
-try:  # typer >= 0.2x carries its own copy of click
-    from typer._click import exceptions as click_errors  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover
-    from click import exceptions as click_errors  # type: ignore[no-redef]
-
-
-
-class _OneLineErrors(TyperGroup):
-    """Usage errors (unknown option, a value of the wrong type) as one line on stderr, exit code 2."""
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
-        try:
-            rv = super().main(args, prog_name, complete_var, False, **extra)
-        except click_errors.NoArgsIsHelpError as exc:
-            exc.show()
-            sys.exit(exc.exit_code)
-        except click_errors.ClickException as exc:
-            where = exc.ctx.command_path if isinstance(exc, click_errors.UsageError) and exc.ctx else "genpost"
-            _line("genpost: error: ", "red", f"{exc.format_message()} (see {where} --help)")
-            sys.exit(exc.exit_code)
-        except click_errors.Abort:
-            _line("genpost: error: ", "red", "aborted")
-            sys.exit(130)
-        sys.exit(rv if isinstance(rv, int) else 0)
-
 
 app = typer.Typer(
     help="Generative post-processing for standard HEVC/VVC streams with side information.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    cls=_OneLineErrors,
+    cls=OneLineErrors,
 )
-# markup=False: paths, option values and pip extras such as genpost[ffmpeg] are printed as they are
-err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 _progress = functools.partial(progress_bar, console=err)
-
-
-def _out() -> Console:
-    return Console(soft_wrap=True, markup=False, highlight=False)
-
-
-def _line(label: str, style: str, message: str) -> None:
-    err.print(Text.assemble((label, style), message))
 
 
 def _warn(message: str) -> None:
@@ -85,18 +50,10 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _version(value: bool) -> None:
-    if value:
-        from . import __api_version__, __version__
-
-        sys.stdout.write(f"genpost {__version__} (plugin API {__api_version__})\n")
-        raise typer.Exit(0)
-
-
 @app.callback()
 def _main_options(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        False, "--version", callback=print_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
     """Generative post-processing for standard HEVC/VVC streams with side information."""
@@ -117,95 +74,6 @@ def _errors():
         if not isinstance(exc, GenpostError) or exc.exit_code == 1:  # a bug, not a user's mistake
             _fail(f"internal error: {type(exc).__name__}: {exc}", 1)
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.exit_code)
-
-
-def _fps(value: Optional[str]) -> Optional[Fraction]:
-    if value is None:
-        return None
-    try:
-        fps = Fraction(value)
-    except (ValueError, ZeroDivisionError):
-        _fail(f"--fps must be a number or a ratio like 30000/1001, got {value!r}", 2)
-    if fps <= 0:
-        _fail(f"--fps must be positive, got {value!r}", 2)
-    return fps
-
-
-def _options(pairs: list[str], extra: Optional[dict[str, str]] = None) -> dict[str, str]:
-    """``--option`` pairs (and ``extra``), each checked against the plugins' declared options (exit 2)."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            _fail(f"--option wants PLUGIN.KEY=VALUE, got {pair!r}", 2)
-        out[key] = value
-    out.update(extra or {})
-    _check_options(out)
-    return out
-
-
-def _check_options(options: dict[str, str]) -> None:
-    if not options:
-        return
-    from .options import validate
-    from .plugins import postprocessors
-
-    validate(options, {name: reg.cls for name, reg in postprocessors().items()})
-
-
-def _check(**values) -> None:
-    """Core values before any work: raises OptionError (exit 2) naming the flag and what it allows."""
-    from . import options as o
-
-    if values.get("carriage") is not None:
-        o.check_choice("--carriage", values["carriage"], o.CARRIAGES)
-    if values.get("on_plugin_error") is not None:
-        o.check_choice("--on-plugin-error", values["on_plugin_error"], o.ON_PLUGIN_ERROR)
-    for flag, lo in (("max_errors", 0), ("chunk_frames", 1), ("workers", 1), ("frames", 1), ("keyint", 1),
-                     ("repeat", 1), ("zoom", 1), ("gain", 1), ("frame", 0)):  # fmt: skip
-        if values.get(flag) is not None and values[flag] < lo:
-            raise o.OptionError(f"--{flag.replace('_', '-')} {values[flag]}: must be at least {lo}")
-    if values.get("device") is not None:
-        _check_device(values["device"])
-
-
-def _check_device(device: str) -> None:
-    """cpu, or cuda[:N] where a CUDA device is visible to torch or onnxruntime (exit 2 otherwise)."""
-    from .options import OptionError
-
-    kind, _, number = device.partition(":")
-    if kind not in ("cpu", "cuda") or (number and not (kind == "cuda" and number.isdigit())):
-        raise OptionError(f"--device {device}: use cpu or cuda (or cuda:N)")
-    if kind == "cuda" and not _cuda_available():
-        raise OptionError(f"--device {device}: no CUDA device is visible (torch and onnxruntime see none); use --device cpu")
-
-
-def _cuda_available() -> bool:
-    """torch's answer where torch is installed; else an NVIDIA device node and an onnxruntime with CUDA
-    (onnxruntime lists its CUDA provider whether or not a device is there)."""
-    from .modeling import runtime_installed
-
-    if runtime_installed("torch"):
-        import torch
-
-        return bool(torch.cuda.is_available())
-    if runtime_installed("onnx") and os.path.exists("/dev/nvidia0") and os.environ.get("CUDA_VISIBLE_DEVICES") != "":
-        import onnxruntime
-
-        return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-    return False
-
-
-def _settings(codec, bit_depth, qp, crf, preset, keyint):
-    from .media import EncoderSettings
-    from .options import check_encoder
-
-    if qp is not None and crf is not None:
-        _fail("give --qp or --crf, not both", 2)
-    if bit_depth not in (None, 8, 10):
-        _fail(f"--bit-depth must be 8 or 10, got {bit_depth}", 2)
-    check_encoder(codec, qp, crf, preset)
-    return EncoderSettings(codec=codec, bit_depth=bit_depth or 0, qp=qp, crf=crf, preset=preset, keyint=keyint)
 
 
 WORKERS = typer.Option(1, "--workers", help="Ray workers for keyframe-aligned chunks (> 1 needs Ray; docs/scaling.md).")
@@ -703,34 +571,15 @@ def preview(
             err.print(f"wrote {output}: {result['size'][0]}x{result['size'][1]}, frame {frame}")
 
 
-def _register_plugin_commands() -> None:
-    """Let plugins add commands (register_commands hook); a broken plugin must not break --help."""
-    if os.environ.get("GENPOST_NO_PLUGIN_COMMANDS"):
-        return
-    try:
-        from .plugins import make_plugin_manager
-
-        make_plugin_manager().hook.register_commands(cli=app)
-    except Exception as exc:
-        _warn(f"plugin commands not loaded: {exc}")
-
-
-class _WarningLine(logging.Handler):
-    """genpost's library warnings (logger "genpost") as the CLI's one-line warnings."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        _warn(record.getMessage())
-
-
 def main() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
     library = logging.getLogger("genpost")
     if not library.handlers:
-        library.addHandler(_WarningLine(logging.WARNING))
+        library.addHandler(WarningLine(logging.WARNING))
         library.propagate = False
-    _register_plugin_commands()
+    register_plugin_commands(app)
     try:
         app()
     except SystemExit as exc:

@@ -4,11 +4,20 @@ plot names, the installed-plugins listing, and SIGTERM handling."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from contextlib import contextmanager
 
+import typer
 from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
+
+try:  # typer >= 0.2x carries its own copy of click
+    from typer._click import exceptions as click_errors  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 
 @contextmanager
@@ -62,3 +71,66 @@ def plugin_rows() -> list[dict]:
 
 def terminate(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM (kill, timeout, docker stop) cleans up like Ctrl-C: exit 130
+
+
+# markup=False: paths, option values and pip extras such as genpost[ffmpeg] are printed as they are
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+
+
+def out() -> Console:
+    """stdout, printing text verbatim (no console markup)."""
+    return Console(soft_wrap=True, markup=False, highlight=False)
+
+
+def line(label: str, style: str, message: str) -> None:
+    """One message line on stderr: a coloured label, then the message as it is."""
+    err.print(Text.assemble((label, style), message))
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (unknown option, a value of the wrong type) as one line on stderr, exit code 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click_errors.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click_errors.ClickException as exc:
+            where = exc.ctx.command_path if isinstance(exc, click_errors.UsageError) and exc.ctx else "genpost"
+            line("genpost: error: ", "red", f"{exc.format_message()} (see {where} --help)")
+            sys.exit(exc.exit_code)
+        except click_errors.Abort:
+            line("genpost: error: ", "red", "aborted")
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+class WarningLine(logging.Handler):
+    """genpost's library warnings (logger "genpost") as the CLI's one-line warnings."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line("genpost: warning: ", "yellow", record.getMessage())
+
+
+def print_version(value: bool) -> None:
+    """``--version``: genpost's version and its plugin API version."""
+    if value:
+        from . import __api_version__, __version__
+
+        sys.stdout.write(f"genpost {__version__} (plugin API {__api_version__})\n")
+        raise typer.Exit(0)
+
+
+def register_plugin_commands(app) -> None:
+    """Let plugins add commands (register_commands hook); a broken plugin must not break --help."""
+    if os.environ.get("GENPOST_NO_PLUGIN_COMMANDS"):
+        return
+    try:
+        from .plugins import make_plugin_manager
+
+        make_plugin_manager().hook.register_commands(cli=app)
+    except Exception as exc:
+        line("genpost: warning: ", "yellow", f"plugin commands not loaded: {exc}")
