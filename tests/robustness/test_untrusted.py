@@ -150,7 +150,7 @@ def test_on_plugin_error_fail_ends_the_job_cleanly(probe_mkv, tmp_path):
     result = cli("enhance", src, "-o", tmp_path / "out.mkv", "--on-plugin-error", "fail", "-q", env=env, probe=True)
     one_line_error(result, 6, "plugin probe", "frame 3", "RuntimeError")
     one_line_error(cli("enhance", src, "-o", tmp_path / "out.mkv", "--max-errors", "1", "-q", env=env, probe=True), 6, "max-errors")
-    one_line_error(cli("enhance", src, "-o", tmp_path / "out.mkv", "--on-plugin-error", "maybe", "-q", probe=True), 6, "on-plugin-error")
+    one_line_error(cli("enhance", src, "-o", tmp_path / "out.mkv", "--on-plugin-error", "maybe", "-q", probe=True), 2, "on-plugin-error")
     assert snapshot(tmp_path) == before
 
 
