@@ -320,7 +320,8 @@ def test_length_prefixed_first_nal_256_to_511_bytes():
     pkt = length_prefixed(au)
     assert pkt[:3] == b"\x00\x00\x01"
     new = insert_nal(pkt, sei_nal("hevc", RECS), "hevc")
-    assert new[4:6] == bytes([0x4E, 0x01]) and extract_records(new, "hevc") == (RECS, 0)
+    sei = 7 if new[4:6] == bytes([0x46, 0x01]) else 0  # after an AUD when the SEI's own length reads 00 00 01
+    assert new[sei + 4 : sei + 6] == bytes([0x4E, 0x01]) and extract_records(new, "hevc") == (RECS, 0)
 
 
 def test_real_vvc_stream_unchanged_after_strip():
@@ -474,3 +475,15 @@ def test_record_overhead_bytes_reports_v2():
     alone = len(encode_records([Record("wiener/1", 300, b"")]))
     assert record_overhead_bytes("wiener/1", "sidecar") == alone + 1  # frame varint budgeted at 2 bytes
     assert record_overhead_bytes("wiener/1", "sei") == alone + 1 + 26
+
+
+@pytest.mark.parametrize("size", [10, 300, 600])
+def test_a_first_sei_of_256_to_511_bytes_does_not_look_like_annex_b(size):
+    """A length field 00 00 01 xx opening a length-prefixed packet makes FFmpeg's hevc_mp4toannexb pass the
+    packet through as Annex-B (an undecodable raw .265): an AUD goes first then, and strip removes it."""
+    slice_ = bytes([19 << 1, 1]) + b"\xaf" * 50
+    pkt = len(slice_).to_bytes(4, "big") + slice_
+    new = insert_nal(pkt, sei_nal("hevc", [Record("wiener/2", 0, b"\x01" * size, 1)]), "hevc")
+    assert new[:3] != b"\x00\x00\x01"
+    assert extract_records(new, "hevc")[0][0].payload == b"\x01" * size
+    assert strip_records_nal(new, "hevc") == pkt
