@@ -101,8 +101,7 @@ def records_message(records: Iterable[Record]) -> tuple[int, bytes]:
 
 def sei_nal(codec: str, records: Iterable[Record]) -> bytes:
     """A complete prefix SEI NAL unit (no start code / length) carrying ``records``."""
-    payload = GENPOST_UUID + encode_records(records)
-    return _sei_nal_from_messages(_codec(codec), [(SEI_USER_DATA_UNREGISTERED, payload)])
+    return _sei_nal_from_messages(_codec(codec), [records_message(records)])
 
 
 def _sei_messages(rbsp: bytes) -> Iterator[tuple[int, bytes, bool]]:
@@ -245,7 +244,7 @@ def insert_nal(data: bytes, nal: bytes, codec: str, *, length_size: int | None =
         framed = _frame(nal, size)
         out = data[: u.start] + framed + data[u.start :]
         if c.ph_type < 0 and k == 0 and size == 4 and framed[:3] == b"\x00\x00\x01":
-            out = _HEVC_AUD_FRAMED(ref) + out  # see _HEVC_AUD_FRAMED
+            out = _hevc_aud(ref) + out  # see _hevc_aud
         if aud and c.ph_type >= 0 and not any(c.nal_type(data, v) in _VVC_AU_STARTERS for v in nals[:k]):
             first_vcl = next((c.nal_type(data, v) for v in nals[k:] if 0 <= c.nal_type(data, v) <= c.last_vcl), -1)
             irap = 0x80 if 7 <= first_vcl <= 10 else 0  # aud_irap_or_gdr_flag; aud_pic_type 2 (I/P/B); stop bit
@@ -255,14 +254,17 @@ def insert_nal(data: bytes, nal: bytes, codec: str, *, length_size: int | None =
     raise ValueError("packet holds no VCL NAL unit")
 
 
-def _HEVC_AUD_FRAMED(ref: bytes) -> bytes:  # noqa: N802
+HEVC_AUD_TYPE = 35  # access unit delimiter nal_unit_type
+
+
+def _hevc_aud(ref: bytes) -> bytes:
     """A 4-byte-length-framed HEVC access unit delimiter (pic_type 2) with the picture's TemporalId.
 
     Put first when our SEI would open a length-prefixed packet with a length of 256-511: its length field
     then reads 00 00 01 xx, and FFmpeg's hevc_mp4toannexb (raw .265 output) takes such a packet for
     Annex-B and passes it through unconverted, which leaves an undecodable stream. ``strip_records_nal``
     removes it again (an AUD directly before our SEI at the start of such a packet)."""
-    return _frame(bytes([35 << 1, ref[1] & 0x07, 0x50]), 4)
+    return _frame(bytes([HEVC_AUD_TYPE << 1, ref[1] & 0x07, 0x50]), 4)
 
 
 def _genpost_messages(c: _Codec, data: bytes, u: _Nal) -> list[tuple[int, bytes, bool]] | None:
@@ -314,7 +316,7 @@ def strip_records_nal(data: bytes, codec: str, *, length_size: int | None = None
     nals, size, _ = _split(data, length_size)
     out, pos = [], 0
     strip = (lambda t, p: _is_ours(t, p) or t in (210, 211)) if nnpf else _is_ours
-    if c.ph_type < 0 and size in (0, 4) and len(nals) > 1 and c.nal_type(data, nals[0]) == 35:  # _HEVC_AUD_FRAMED's
+    if c.ph_type < 0 and size in (0, 4) and len(nals) > 1 and c.nal_type(data, nals[0]) == HEVC_AUD_TYPE:  # _hevc_aud's
         first = _genpost_messages(c, data, nals[1])  # (kept in Annex-B too: a raw .265 written from such packets)
         if (nals[0].end - nals[0].body == 3 and 256 <= nals[1].end - nals[1].body <= 511
                 and first and all(strip(t, p) for t, p, _ in first)):  # fmt: skip
