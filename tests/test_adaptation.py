@@ -19,7 +19,7 @@ from conftest import first_frames
 from genpost_gan_enhance.postprocessor import SPEC, GanEnhance
 
 from genpost import Context, PayloadError, media, pipeline, sideinfo
-from genpost.learned import adapt, framing
+from genpost.learned import adapt, finetune, framing
 from genpost.training_data import write_y4m
 
 QP = 37
@@ -71,6 +71,32 @@ def test_garbage_updates_raise_only_update_error(blob):
         adapt.decode_update(blob, SPEC, SPEC.sizes(_SHIPPED), adapt.weights_tag(GanEnhance.weights[1].sha256))
     except adapt.UpdateError:
         pass
+
+
+def test_the_default_budget_caps_steps_by_period_size_not_by_the_clock():
+    """adapt_budget seconds per 720p frame become steps from the network's MACs: deterministic, scaled with
+    the period's frames and pixels, never under MIN_STEPS, no cap at 0."""
+    macs = finetune.conv_macs(_SHIPPED, SPEC)
+    steps = [finetune.budget_steps(2.0, frames, 1280 * 720, 2, macs) for frames in (1, 33, 66)]
+    assert steps[0] == finetune.MIN_STEPS and 250 < steps[1] < 350 and steps[2] > 1.9 * steps[1]
+    assert finetune.budget_steps(2.0, 33, 416 * 240, 1, macs) < steps[1]
+    assert finetune.budget_steps(0.0, 33, 1280 * 720, 2, macs) is None
+
+
+def test_auto_skips_the_larger_mode_when_the_small_update_does_not_pay():
+    """An update that cannot lower D (measure ignores the weights) never pays: ``full`` is not tuned."""
+    from genpost_gan_enhance.model import Generator
+
+    from genpost.learned import rd
+
+    frame = first_frames(1)[0]
+    pairs = rd.training_pairs([(frame, frame)], QP)
+    base = np.array([1e6, 1e5, 1e5])
+    problem = rd.Problem(SPEC, _SHIPPED, 1, Generator, lambda net, x: net(x)[:, :6], lambda state: base)
+    payload, log = rd.choose(problem, pairs, ("small", "full"), 10.0, 400, 1, finetune.Recipe(steps=2),
+                             255, base)  # fmt: skip
+    assert payload == b"" and any(k.startswith("small@") for k in log)
+    assert not any(k.startswith("full@") for k in log)
 
 
 def test_gain_zero_leaves_a_plane_exactly_as_decoded():

@@ -21,13 +21,17 @@ from ..modeling import Network, runtime_installed
 from ..postprocessor import Context, PayloadError
 from ..types import Frame
 from . import adapt
-from .finetune import Recipe
+from .finetune import Recipe, budget_steps, conv_macs
 
 MODES = {"auto": ("small", "full"), "off": (), "small": ("small",), "full": ("full",)}
+"""The adaptation modes each ``adapt`` value tries, cheapest first; ``auto`` tries ``full`` only when the
+``small`` update pays (``rd.choose``): an update with ten times its bits rarely pays where it does not."""
 # the options a plugin taking part declares too (``PostProcessor.options``)
 DECLARED = (
     opt.choice("adapt", "auto", MODES, "encoder: content adaptation per period (auto: RD among none, small, full)"),
-    opt.integer("adapt_steps", "300", 0, 100000, "encoder: fine-tuning steps per mode and period"),
+    opt.integer("adapt_steps", "300", 0, 100000, "encoder: most fine-tuning steps per mode and period"),
+    opt.number("adapt_budget", "2", 0, 1e6,
+               "encoder: tuning budget in seconds per 720p frame of the period on a 2-core CPU, as steps (0: none)"),
     opt.number("adapt_seconds", "0", 0, 1e6, "encoder: time budget per mode and period (0: none)"),
 )
 OPTIONS = opt.defaults(DECLARED)
@@ -95,13 +99,18 @@ class AdaptiveNetwork:
                 total += np.minimum(rd.plane_sse(src, out), rd.plane_sse(src, dec))
             return total
 
-        problem = rd.Problem(self.spec, self.shipped(generic), self.tag, make_module, forward, measure)
+        shipped = self.shipped(generic)
+        problem = rd.Problem(self.spec, shipped, self.tag, make_module, forward, measure)
+        frames = max(1, ctx.period_frames)
+        cap = budget_steps(float(ctx.value(self.who, _BY_NAME["adapt_budget"])), frames, pairs[0][1].y.size,
+                           len(MODES[mode]), conv_macs(shipped, self.spec))  # fmt: skip
+        steps = int(ctx.value(self.who, _BY_NAME["adapt_steps"]))
         recipe = Recipe(
-            steps=int(ctx.value(self.who, _BY_NAME["adapt_steps"])),
+            steps=steps if cap is None else min(steps, cap),
             seconds=float(ctx.value(self.who, _BY_NAME["adapt_seconds"])) or float("inf"),
         )
         base = np.sum([rd.plane_sse(src, dec) for src, dec in pairs], 0)
-        payload, _ = rd.choose(problem, train, MODES[mode], lam, ctx.record_overhead_bits,
-                               max(1, ctx.period_frames), recipe, pairs[0][1].max_value, base, ctx.base_bits,
+        payload, _ = rd.choose(problem, train, MODES[mode], lam, ctx.record_overhead_bits, frames, recipe,
+                               pairs[0][1].max_value, base, ctx.base_bits,
                                lam / ctx.lagrangian if ctx.lagrangian else 1.0)  # fmt: skip
         return payload

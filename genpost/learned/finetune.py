@@ -18,6 +18,13 @@ import numpy as np
 from .adapt import GROUPS, AdaptSpec
 
 LOG2E = 1.4426950408889634
+REFERENCE_PIXELS = 1280 * 720
+REFERENCE_MACS_PER_SECOND = 3.2e10
+"""Multiply-accumulates per second one tuning step reaches on the reference machine (2 CPU cores, torch
+2.13): gan-enhance's 52k-weight generator runs a step (batch 8 of 48x48 packed crops, forward and
+backward = 3x the forward MACs) in 0.09 s there (``benchmarks/adapt_time.py``)."""
+MIN_STEPS = 60  # below this a period's tune is noise: a short period still gets this many
+MEASURE_SHARE = 0.2  # of the budget, left for measuring the candidates with the decoder's inference
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,25 @@ class Recipe:
     crop: int = 48
     seconds: float = 60.0
     seed: int = 0
+
+
+def budget_steps(
+    budget: float, frames: int, pixels: int, modes: int, macs_per_sample: float, recipe: Recipe = Recipe()
+) -> int | None:
+    """Tuning steps per mode that keep a period's adaptation within ``budget`` seconds per 720p frame on
+    the reference machine (None: ``budget`` 0, no cap). ``pixels``: luma samples per frame;
+    ``macs_per_sample``: the network's forward MACs per packed (chroma-resolution) sample. Steps, not
+    seconds, so the encoder's output never depends on the machine or its load."""
+    if budget <= 0:
+        return None
+    seconds = budget * frames * pixels / REFERENCE_PIXELS * (1.0 - MEASURE_SHARE) / max(1, modes)
+    step = 3.0 * macs_per_sample * recipe.batch * recipe.crop**2 / REFERENCE_MACS_PER_SECOND
+    return max(MIN_STEPS, int(seconds / step))
+
+
+def conv_macs(state: dict[str, np.ndarray], spec: AdaptSpec) -> float:
+    """Forward MACs per output sample of a network of stride-1 convs: the sum of their weights' sizes."""
+    return float(sum(np.asarray(state[f"{c}.weight"]).size for c in spec.convs))
 
 
 def finetune(
