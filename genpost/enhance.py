@@ -12,17 +12,7 @@ from .encode import check_workers
 from .errors import PipelineError
 from .outputs import atomic_output, check_paths, found_sidecar, provenance
 from .postprocessor import Context
-from .runner import (
-    EnhanceReport,
-    FrameRestorer,
-    PluginStats,
-    Progress,
-    check_policy,
-    choose_postprocessors,
-    collect_side_info,
-    load_postprocessors,
-    no_progress,
-)
+from .runner import EnhanceReport, FrameRestorer, Progress, check_policy, collect_side_info, load_chain, no_progress
 from .types import to_bit_depth
 
 
@@ -61,8 +51,7 @@ def enhance(
         plan = declared.plan(signalled) if signalled is not None else None
         if signalled and signalled.record_offset:  # entered mid-stream: records name the whole stream's frames
             index = declared.shift_records(index, signalled.record_offset)
-        names, warnings = choose_postprocessors(index, plugins, plan)
-        chain = load_postprocessors(names)
+        chain, report = load_chain(index, output, plugins, plan)
         gate = plan if plan is not None and plan.declared else None  # None: records alone decide
         if gate is not None:
             options = {**plan.options, **dict(options or {})}  # the stream's default mode; the user's word wins
@@ -76,8 +65,6 @@ def enhance(
             codec = "y4m"
         settings = dataclasses.replace(settings, codec=codec)
         copy = codec == "copy"
-        report = EnhanceReport(str(output), 0, names, {p.name: PluginStats() for p in chain})
-        report.warnings = warnings
         ctx = Context(stream=info, options=dict(options or {}))  # qp: the base's is unknown here (not the re-encode's)
         restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error, gate)
         if resume and not copy:
