@@ -54,7 +54,7 @@ def enhance(
         chain, report = load_chain(index, output, plugins, plan)
         gate = plan if plan is not None and plan.declared else None  # None: records alone decide
         if gate is not None:
-            options = {**plan.options, **dict(options or {})}  # the stream's default mode; the user's word wins
+            options = {**gate.options, **dict(options or {})}  # the stream's default mode; the user's word wins
         if not inp.timed:
             raise PipelineError(f"{input} is a raw stream without timing; give --fps")
         info = dataclasses.replace(inp.info, bit_depth=settings.bit_depth or inp.info.bit_depth)
