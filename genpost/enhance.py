@@ -100,16 +100,8 @@ def enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
     """One pass: demux, restore (or copy) the video, encode, and mux with the other streams."""
     report = restorer.report
     with atomic_output(output) as tmp:
-        out = media.OutputFile(
-            tmp,
-            info,
-            settings,
-            template=inp,
-            copy_from=inp if copy else None,
-            metadata=provenance(chain),
-        )
-        report.warnings += [f"{what} dropped: {out.format} holds video only" for what in out.dropped]
-        try:
+        with media.OutputFile(tmp, info, settings, template=inp, copy_from=inp if copy else None, metadata=provenance(chain)) as out:
+            report.warnings += [f"{what} dropped: {out.format} holds video only" for what in out.dropped]
             for unit in inp.demux():
                 if isinstance(unit, media.OtherPacket):
                     out.copy_packet(unit)
@@ -126,10 +118,6 @@ def enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
                     report.frames += 1
                     progress(report.frames, inp.info.frames)
             restorer.check_input()
-        except BaseException:
-            out.abort()
-            raise
-        out.close()
 
 
 def warn_if_resumable(output, report: EnhanceReport) -> None:
