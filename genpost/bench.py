@@ -103,9 +103,8 @@ def _genpost_run(path, output, settings, chain, fps, max_frames) -> dict:
         info = inp.info
         report = EnhanceReport(str(output), 0, [p.name for p in chain], {p.name: PluginStats() for p in chain})
         restorer = FrameRestorer(chain, index, Context(stream=info), report, None, None, "fail")
-        out = media.OutputFile(output, info, settings)
         frames = 0
-        try:
+        with media.OutputFile(output, info, settings) as out:
             units = inp.demux(copy_others=False)
             while max_frames is None or frames < max_frames:
                 t0 = time.perf_counter()
@@ -122,10 +121,6 @@ def _genpost_run(path, output, settings, chain, fps, max_frames) -> dict:
                     t["encode"] += time.perf_counter() - t1
                     out.encode(frame)
                     frames += 1
-        except BaseException:
-            out.abort()
-            raise
-        out.close()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     split_after = _split(chain)
     for key in ("to_model", "from_model"):

@@ -30,17 +30,7 @@ from .options import VVENC_PRESETS
 from .outputs import atomic_output, check_paths
 from .pipe import output_header
 from .postprocessor import Context
-from .runner import (
-    EnhanceReport,
-    FrameRestorer,
-    PluginStats,
-    Progress,
-    check_policy,
-    choose_postprocessors,
-    collect_side_info,
-    load_postprocessors,
-    no_progress,
-)
+from .runner import EnhanceReport, FrameRestorer, Progress, check_policy, collect_side_info, load_chain, no_progress
 from .y4m import Y4MError, Y4MReader, Y4MWriter
 
 FILTERS_DIR = Path(__file__).resolve().parent.parent / "filters"  # the shipped presets (source tree)
@@ -386,13 +376,10 @@ def enhance(
         index = collect_side_info(inp, sidecar)
         info, raw = inp.info, bool(inp.raw_format)
         others = [o for o in inp.others if o.kind in ("audio", "subtitle")]
-    names, warnings = choose_postprocessors(index, chain.plugins if chain.plugins is not None else plugins)
-    procs = load_postprocessors(names)
+    procs, report = load_chain(index, output, chain.plugins if chain.plugins is not None else plugins)
     for label, vf in (("pre filters", chain.vf_pre), ("post filters", chain.vf_post)):
         if vf:
             ffmpeg_tools.check_filter(vf, f"{chain.source}: {label}")
-    report = EnhanceReport(output, 0, names, {p.name: PluginStats() for p in procs})
-    report.warnings = warnings
     if others and fmt in ("yuv4mpegpipe", "hevc", "vvc"):
         report.warnings.append(f"{len(others)} audio/subtitle streams dropped: a {Path(output).suffix} file holds video only")
         others = []

@@ -76,6 +76,11 @@ def _errors():
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.exit_code)
 
 
+# options encode and enhance share (one declaration, one help text)
+RESUME = typer.Option(False, "--resume", help="Work in GOP-aligned chunks beside the output; rerun with --resume to continue.")
+CHUNK_FRAMES = typer.Option(
+    None, "--chunk-frames", help="With --resume or --workers: frames per chunk before the next keyframe (default 240)."
+)
 WORKERS = typer.Option(1, "--workers", help="Ray workers for keyframe-aligned chunks (> 1 needs Ray; docs/scaling.md).")
 RAY_ADDRESS = typer.Option(None, "--ray-address", help="With --workers: a Ray cluster (e.g. auto) instead of a local one.")
 
@@ -100,12 +105,8 @@ def encode(
     on_plugin_error: str = typer.Option(
         "fail", "--on-plugin-error", help="A plugin that raises: fail the job, or skip (no side info for that frame)."
     ),
-    resume: bool = typer.Option(
-        False, "--resume", help="Work in GOP-aligned chunks beside the output; rerun with --resume to continue."
-    ),
-    chunk_frames: Optional[int] = typer.Option(
-        None, "--chunk-frames", help="With --resume or --workers: frames per chunk before the next keyframe (default 240)."
-    ),
+    resume: bool = RESUME,
+    chunk_frames: Optional[int] = CHUNK_FRAMES,
     workers: int = WORKERS,
     ray_address: Optional[str] = RAY_ADDRESS,
     base: Optional[str] = typer.Option(
@@ -169,12 +170,8 @@ def enhance(
     on_plugin_error: str = typer.Option(
         "skip", "--on-plugin-error", help="A plugin that raises: skip it for that frame (counted), or fail the job."
     ),
-    resume: bool = typer.Option(
-        False, "--resume", help="Work in GOP-aligned chunks beside the output; rerun with --resume to continue."
-    ),
-    chunk_frames: Optional[int] = typer.Option(
-        None, "--chunk-frames", help="With --resume or --workers: frames per chunk before the next keyframe (default 240)."
-    ),
+    resume: bool = RESUME,
+    chunk_frames: Optional[int] = CHUNK_FRAMES,
     workers: int = WORKERS,
     ray_address: Optional[str] = RAY_ADDRESS,
     chain: Optional[str] = typer.Option(

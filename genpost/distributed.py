@@ -232,7 +232,7 @@ class ChunkWorker:
                 )
                 self.done = encoded + n
                 with media.InputFile(segment.part) as base:
-                    pts = sorted(p.pts for _, p in base.video_packets())
+                    pts = sorted(base.video_pts())
                 data = segment.part.read_bytes()
         finally:
             source.unlink(missing_ok=True)
@@ -451,7 +451,7 @@ def encode_over_workers(src, workdir, info, settings, names, carriage, options, 
     records = [r for res in ordered for r in res.records]
     pts_index = {p: res.first + rank for res in ordered for rank, p in enumerate(res.pts)}
     segments = [res.segment for res in ordered]
-    packets = ((bytes(p), p) for _, p in resume.segment_packets(segments))
+    packets = ((data, p) for _, data, p in media.concat_packets(segments))
     return sum(r.frames for r in ordered), records, segments[0], pts_index, packets, stats.to_dict()
 
 

@@ -173,17 +173,12 @@ def summarize_records(records) -> tuple[dict[str, int], dict[str, int], dict[str
 
 def encode_base(src, base_path, info, settings, progress, total) -> int:
     """Every source frame into an x265 base at ``base_path``; returns the frame count."""
-    out = media.OutputFile(base_path, info, settings)
     n = 0
-    try:
+    with media.OutputFile(base_path, info, settings) as out:
         for frame in src.frames():
             out.encode(to_bit_depth(frame, settings.bit_depth))
             n += 1
             progress(n, total)
-    except BaseException:
-        out.abort()
-        raise
-    out.close()
     if n == 0:
         raise PipelineError("the source has no frames")
     return n
@@ -220,18 +215,10 @@ def mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts
     for rec in records:
         by_frame.setdefault(rec.frame_index, []).append(rec)
     with media.InputFile(source, fps) as src, media.InputFile(base_path) as base:
-        out = media.OutputFile(
-            tmp,
-            info,
-            media.EncoderSettings(codec="copy", bit_depth=info.bit_depth),
-            template=src,
-            copy_from=base,
-            data_track=carriage == "track",
-        )
-        if carriage == "track" and out.data_stream is None and out.format != "matroska":
-            out.abort()
-            raise PipelineError(f"{out.format} cannot carry a data track; use --carriage sei or sidecar")
-        try:
+        copy = media.EncoderSettings(codec="copy", bit_depth=info.bit_depth)
+        with media.OutputFile(tmp, info, copy, template=src, copy_from=base, data_track=carriage == "track") as out:
+            if carriage == "track" and out.data_stream is None and out.format != "matroska":
+                raise PipelineError(f"{out.format} cannot carry a data track; use --carriage sei or sidecar")
             packets = base.video_packets() if packets is None else packets
             first = True  # the first access unit declares the chain whatever its flags say
             codec = base.sei_codec or "hevc"
@@ -255,7 +242,3 @@ def mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts
                     out.mux_video(item)
                 else:
                     out.mux_video(item, additional=sideinfo.encode_records(recs))
-        except BaseException:
-            out.abort()
-            raise
-        out.close()

@@ -12,17 +12,7 @@ from .encode import check_workers
 from .errors import PipelineError
 from .outputs import atomic_output, check_paths, found_sidecar, provenance
 from .postprocessor import Context
-from .runner import (
-    EnhanceReport,
-    FrameRestorer,
-    PluginStats,
-    Progress,
-    check_policy,
-    choose_postprocessors,
-    collect_side_info,
-    load_postprocessors,
-    no_progress,
-)
+from .runner import EnhanceReport, FrameRestorer, Progress, check_policy, collect_side_info, load_chain, no_progress
 from .types import to_bit_depth
 
 
@@ -61,11 +51,10 @@ def enhance(
         plan = declared.plan(signalled) if signalled is not None else None
         if signalled and signalled.record_offset:  # entered mid-stream: records name the whole stream's frames
             index = declared.shift_records(index, signalled.record_offset)
-        names, warnings = choose_postprocessors(index, plugins, plan)
-        chain = load_postprocessors(names)
+        chain, report = load_chain(index, output, plugins, plan)
         gate = plan if plan is not None and plan.declared else None  # None: records alone decide
         if gate is not None:
-            options = {**plan.options, **dict(options or {})}  # the stream's default mode; the user's word wins
+            options = {**gate.options, **dict(options or {})}  # the stream's default mode; the user's word wins
         if not inp.timed:
             raise PipelineError(f"{input} is a raw stream without timing; give --fps")
         info = dataclasses.replace(inp.info, bit_depth=settings.bit_depth or inp.info.bit_depth)
@@ -76,8 +65,6 @@ def enhance(
             codec = "y4m"
         settings = dataclasses.replace(settings, codec=codec)
         copy = codec == "copy"
-        report = EnhanceReport(str(output), 0, names, {p.name: PluginStats() for p in chain})
-        report.warnings = warnings
         ctx = Context(stream=info, options=dict(options or {}))  # qp: the base's is unknown here (not the re-encode's)
         restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error, gate)
         if resume and not copy:
@@ -113,16 +100,8 @@ def enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
     """One pass: demux, restore (or copy) the video, encode, and mux with the other streams."""
     report = restorer.report
     with atomic_output(output) as tmp:
-        out = media.OutputFile(
-            tmp,
-            info,
-            settings,
-            template=inp,
-            copy_from=inp if copy else None,
-            metadata=provenance(chain),
-        )
-        report.warnings += [f"{what} dropped: {out.format} holds video only" for what in out.dropped]
-        try:
+        with media.OutputFile(tmp, info, settings, template=inp, copy_from=inp if copy else None, metadata=provenance(chain)) as out:
+            report.warnings += [f"{what} dropped: {out.format} holds video only" for what in out.dropped]
             for unit in inp.demux():
                 if isinstance(unit, media.OtherPacket):
                     out.copy_packet(unit)
@@ -139,10 +118,6 @@ def enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
                     report.frames += 1
                     progress(report.frames, inp.info.frames)
             restorer.check_input()
-        except BaseException:
-            out.abort()
-            raise
-        out.close()
 
 
 def warn_if_resumable(output, report: EnhanceReport) -> None:

@@ -193,15 +193,10 @@ def _trim(source, output, frames: int | None) -> int:
     count = 0
     with media.InputFile(source) as inp:
         info = dataclasses.replace(inp.info, frames=None)
-        out = media.OutputFile(output, info, media.EncoderSettings(codec="y4m"))
-        try:
+        with media.OutputFile(output, info, media.EncoderSettings(codec="y4m")) as out:
             for frame in itertools.islice(inp.frames(), frames):
                 out.encode(frame)
                 count += 1
-        except BaseException:
-            out.abort()
-            raise
-        out.close()
     return count
 
 

@@ -15,7 +15,7 @@ from .postprocessor import PostProcessor
 __all__ = ["atomic_output", "check_paths", "default_sidecar", "found_sidecar", "provenance"]
 
 
-def check_paths(inputs: list[str | os.PathLike], output: str | os.PathLike) -> None:
+def check_paths(inputs: list[str | os.PathLike | None], output: str | os.PathLike) -> None:
     out = Path(output).resolve()
     for path in inputs:
         if path is not None and Path(path).resolve() == out:

@@ -83,7 +83,9 @@ def plan(chain, source, base_path, fps, info, ctx: Context, carriage: str, on_er
     for n, period in enumerate(periods):
         pairs = period.spread()
         for proc in procs:
-            fid = sideinfo.update_format(proc.side_info)
+            side = proc.side_info
+            assert side is not None  # adaptive() keeps the plugins that send side info
+            fid = sideinfo.update_format(side)
             pctx = replace(
                 ctx, period_frames=period.count,
                 record_overhead_bits=8 * sideinfo.record_overhead_bytes(fid, carriage),
@@ -95,7 +97,7 @@ def plan(chain, source, base_path, fps, info, ctx: Context, carriage: str, on_er
                 payload = b""
             if payload:
                 updates.records.append(sideinfo.Record(fid, period.start, payload, period.count))
-                updates.spans.setdefault(proc.side_info, []).append((period.start, period.count, payload))
+                updates.spans.setdefault(side, []).append((period.start, period.count, payload))
         if progress is not None:
             progress(n + 1, len(periods))
     return updates

@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
 from . import __version__, media
@@ -199,10 +198,10 @@ def encode_in_chunks(src, output, analysis: AnalysisJob, progress, job: dict, ch
     for c in chunks:
         records += sideinfo.read_sidecar((work / c["records"]).read_bytes())[0]
         with media.InputFile(work / c["file"]) as seg:
-            pts = sorted(p.pts for _, p in seg.video_packets())
+            pts = sorted(seg.video_pts())
         pts_index.update({p: c["first"] + rank for rank, p in enumerate(pts)})
     segments = [work / c["file"] for c in chunks]
-    packets = ((bytes(p), p) for _, p in segment_packets(segments))
+    packets = ((data, p) for _, data, p in media.concat_packets(segments))
     return sum(c["frames"] for c in chunks), records, segments[0], pts_index, packets
 
 
@@ -324,46 +323,15 @@ def assemble(input_path, fps, segments: list[Path], tmp, info, metadata) -> None
     """The chunks' packets, in order and with strictly increasing dts, muxed with the input's other streams."""
     with media.InputFile(input_path, fps) as src, media.InputFile(segments[0]) as first:
         src.max_errors = None
-        out = media.OutputFile(
-            tmp,
-            info,
-            media.EncoderSettings(codec="copy", bit_depth=info.bit_depth),
-            template=src,
-            copy_from=first,
-            metadata=metadata,
-        )
-        try:
-            video = ((t, 0, p) for t, p in segment_packets(segments))
+        copy = media.EncoderSettings(codec="copy", bit_depth=info.bit_depth)
+        with media.OutputFile(tmp, info, copy, template=src, copy_from=first, metadata=metadata) as out:
+            video = ((t, 0, p) for t, _, p in media.concat_packets(segments))
             others = ((src.packet_time(o.packet), 1, o) for o in src.other_packets())
             for _, kind, item in media.merge_by_time(video, others, key=lambda t: (t[0], t[1])):
                 if kind:
                     out.copy_packet(item)
                 else:
                     out.mux_video(item)
-        except BaseException:
-            out.abort()
-            raise
-        out.close()
-
-
-def segment_packets(segments: list[Path]):
-    """(dts seconds, packet) over all chunks. Each chunk's encoder started afresh, so its first packets may
-    carry a dts at or before the previous chunk's last one: such a dts is moved one tick past it."""
-    last: Fraction | None = None
-    for path in segments:
-        with media.InputFile(path) as seg:
-            for _, packet in seg.video_packets():
-                tb = packet.time_base
-                if packet.dts is None:
-                    packet.dts = packet.pts
-                dts = packet.dts * tb
-                if last is not None and dts <= last:
-                    packet.dts = int(last / tb) + 1
-                    dts = packet.dts * tb
-                    if packet.pts is not None and packet.pts < packet.dts:
-                        raise PipelineError(f"cannot join chunk {path.name}: no room for its decode timestamps")
-                last = dts
-                yield float(dts), packet
 
 
 def _sha256(path: Path) -> str:

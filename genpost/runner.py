@@ -139,6 +139,17 @@ class EnhanceReport:
         return dataclasses.asdict(self)
 
 
+def load_chain(
+    index: sideinfo.RecordIndex, output: str | os.PathLike, plugins: list[str] | None,
+    plan: declared.DeclaredPlan | None = None,
+) -> tuple[list[PostProcessor], EnhanceReport]:
+    """(chain, report) of a restoring job: the post-processors ``choose_postprocessors`` picks, loaded, and
+    the job's report for ``output``, opening with the choice's warnings."""
+    names, warnings = choose_postprocessors(index, plugins, plan)
+    chain = load_postprocessors(names)
+    return chain, EnhanceReport(str(output), 0, names, {p.name: PluginStats() for p in chain}, warnings=warnings)
+
+
 class FrameRestorer:
     """The per-frame policy of every restoring command: run the chain on a frame, count fallbacks, plugin
     errors and the input's damage, and stop past ``max_errors``.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,8 @@ def resolve(owner, entry: WeightsFile) -> Path:
         return path
     cls = owner if isinstance(owner, type) else type(owner)
     module = sys.modules.get(cls.__module__)
-    base = Path(module.__file__).parent if module is not None and getattr(module, "__file__", None) else Path.cwd()
+    file = getattr(module, "__file__", None) if module is not None else None
+    base = Path(file).parent if file else Path.cwd()
     return base / path
 
 
@@ -85,11 +87,16 @@ def load_safetensors(path: str | os.PathLike, sha256: str, framework: str = "num
     data = read_verified(path, sha256)
     if Path(path).suffix.lower() != ".safetensors":
         raise WeightsError(f"{Path(path).name}: not a .safetensors file")
+    load: Callable[[bytes], dict]
     try:
         if framework == "numpy":
-            from safetensors.numpy import load
+            from safetensors.numpy import load as load_numpy
+
+            load = load_numpy
         elif framework in ("pt", "torch"):
-            from safetensors.torch import load
+            from safetensors.torch import load as load_torch
+
+            load = load_torch
         else:
             raise WeightsError(f"unknown framework {framework!r}; use numpy or pt")
     except ImportError as exc:

@@ -134,3 +134,28 @@ def test_only_media_imports_av():
                 assert not any(a.name == "av" or a.name.startswith("av.") for a in node.names), name
             elif isinstance(node, ast.ImportFrom) and not node.level:
                 assert not (node.module == "av" or node.module.startswith("av.")), name
+
+
+PACKET_TIMING = {"pts", "dts", "time_base", "duration", "is_keyframe"}
+
+
+def test_only_media_sets_packet_timing():
+    """genpost.media hands out opaque packets: no other module sets their timing (it asks media, e.g.
+    ``media.concat_packets``), so timestamps are edited in one place."""
+    edits = []
+    for name, (path, _) in modules().items():
+        if name == "genpost.media" or name.startswith("genpost.media."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+                targets = [node.target]
+            else:
+                continue
+            for target in targets:
+                for t in target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]:
+                    own = isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                    if isinstance(t, ast.Attribute) and t.attr in PACKET_TIMING and not own:
+                        edits.append(f"{name}:{t.lineno}: .{t.attr} =")
+    assert edits == [], "\n".join(edits)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -85,3 +86,28 @@ def plane_mask(restored: np.ndarray, decoded: np.ndarray) -> int:
 def masked(restored: np.ndarray, decoded: np.ndarray, planes: int) -> np.ndarray:
     """Per-plane D (3,) of a frame restored in the masked planes only."""
     return np.array([restored[p] if planes >> p & 1 else decoded[p] for p in range(3)], np.float64)
+
+
+def default_allowed(default: np.ndarray, decoded: np.ndarray, tag: int | None) -> bool:
+    """Whether sending nothing (the default mode, per-plane D ``default``) may be a candidate: the default
+    mode cannot leave a plane as decoded, so only where it loses on none; and never while an update is in
+    force (``tag``), where every frame names the update so that a lost one is always detected."""
+    return tag is None and bool((default <= decoded).all())
+
+
+def reuse_candidates(
+    ctx: Context, tag: int | None, decoded: np.ndarray, measure: Callable[[bytes], np.ndarray]
+) -> list[tuple[float, bytes]]:
+    """[(D, payload)] for reusing the payload in force (``ctx.previous_payload``, free): only when it names
+    the same update (``tag``) and, by ``measure`` (its per-plane D), loses on no plane; [] otherwise, and
+    for a payload the plugin can no longer read (PayloadError). A plugin's candidate list starts here."""
+    if not ctx.previous_payload:
+        return []
+    try:
+        if unwrap(ctx.previous_payload)[2] == tag:
+            d = measure(ctx.previous_payload)
+            if (d <= decoded).all():
+                return [(float(d.sum()), ctx.previous_payload)]
+    except PayloadError:
+        pass
+    return []

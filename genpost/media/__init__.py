@@ -5,7 +5,8 @@ Names follow FFmpeg's verbs (demux, decode, encode, mux) as PyAV does.
 
     container   extensions and muxers, opening and demuxing, the records demux yields
     colour      colour/HDR metadata and Frame <-> av.VideoFrame
-    decode      InputFile: demux + decode to Frames, damage counting, side channels
+    decode      InputFile: demux + decode to Frames, damage counting, side channels; concat_packets: the
+                packets of segments joined with increasing dts (callers never set packet timing themselves)
     encode      EncoderSettings, OutputFile: encode or copy, mux with the other streams and side info
     measure     two-input comparison filters (psnr, ssim, xpsnr) and the bench's plain transcode
 
@@ -43,7 +44,7 @@ from .container import (
     pts_order,
     versions,
 )
-from .decode import InputFile
+from .decode import InputFile, concat_packets
 from .encode import EncoderSettings, OutputFile
 from .measure import CompareFilter, filter_compare, plain_transcode
 
@@ -70,6 +71,7 @@ __all__ = [
     "block_additional",
     "check_y4m_header",
     "color_of",
+    "concat_packets",
     "filter_compare",
     "frame_from_av",
     "frame_to_av",

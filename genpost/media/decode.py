@@ -6,28 +6,17 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import av
 
 from ..damage import Concealer, DecodeDamage
-from ..errors import MediaError
+from ..errors import MediaError, PipelineError
 from ..limits import check_frame_size
 from ..types import Frame, StreamInfo
+from . import container
 from .colour import color_of, frame_from_av
-from .container import (
-    RAW_FORMATS,
-    SEI_CODECS,
-    SUPPORTED_PIX_FMTS,
-    OtherPacket,
-    OtherStream,
-    VideoUnit,
-    block_additional,
-    check_y4m_header,
-    demux_packets,
-    open_container,
-    pix_fmt_for,
-)
+from .container import OtherPacket, VideoUnit, block_additional, demux_packets, open_container
 
 
 class InputFile:
@@ -47,14 +36,14 @@ class InputFile:
             raise MediaError(f"{path}: no such file")
         if os.path.getsize(self.path) == 0:
             raise MediaError(f"{path}: file is empty")
-        self.raw_format = RAW_FORMATS.get(Path(self.path).suffix.lower())
+        self.raw_format = container.RAW_FORMATS.get(Path(self.path).suffix.lower())
         self.fps = Fraction(str(fps)) if fps is not None else None
         if self.fps is not None and self.fps <= 0:
             raise MediaError(f"--fps must be positive, got {fps}")
         self.max_errors: int | None = 0  # damaged frames demux accepts before raising; None: no limit
         self.damage = DecodeDamage()
         if not self.raw_format:
-            check_y4m_header(self.path)
+            container.check_y4m_header(self.path)
         self.container = open_container(self.path, fmt=self.raw_format)
         if not self.container.streams.video:
             self.close()
@@ -96,9 +85,9 @@ class InputFile:
             raise MediaError(f"{self.path}: no decodable video frame{why}")
         check_frame_size(self.path, first.width, first.height)
         fmt = first.format.name
-        if fmt not in SUPPORTED_PIX_FMTS and not self.any_pix_fmt:
+        if fmt not in container.SUPPORTED_PIX_FMTS and not self.any_pix_fmt:
             raise MediaError(f"{self.path}: unsupported pixel format {fmt} (genpost handles 8/10-bit 4:2:0)")
-        depth = SUPPORTED_PIX_FMTS.get(fmt) or first.format.components[0].bits
+        depth = container.SUPPORTED_PIX_FMTS.get(fmt) or first.format.components[0].bits
         cc = self.video.codec_context
         rate = self.fps or self.video.average_rate or self.video.guessed_rate
         if self.raw_format:
@@ -114,23 +103,23 @@ class InputFile:
             rate=Fraction(rate) if rate else None,
             frames=self.video.frames or None,
             color=color_of(cc, first),
-            pix_fmt=pix_fmt_for(depth) if fmt in SUPPORTED_PIX_FMTS else fmt,
+            pix_fmt=container.pix_fmt_for(depth) if fmt in container.SUPPORTED_PIX_FMTS else fmt,
             language=lang,
         )
 
     @property
-    def others(self) -> list[OtherStream]:
+    def others(self) -> list[container.OtherStream]:
         out = []
         for s in self.container.streams:
             if s.type in ("audio", "subtitle", "data", "attachment") and s is not self.video:
                 codec = s.codec_context.name if s.codec_context is not None else "unknown"
-                out.append(OtherStream(s.index, s.type, codec, s.metadata.get("language")))
+                out.append(container.OtherStream(s.index, s.type, codec, s.metadata.get("language")))
         return out
 
     @property
     def sei_codec(self) -> str | None:
         """'hevc' or 'vvc' when this stream can carry genpost SEI."""
-        return SEI_CODECS.get(self.codec)
+        return container.SEI_CODECS.get(self.codec)
 
     @property
     def timed(self) -> bool:
@@ -391,6 +380,10 @@ class InputFile:
             if packet.size:
                 yield bytes(packet), packet
 
+    def video_pts(self) -> list[int]:
+        """The pts of every video packet, in decode order (sorted: the frames' presentation order)."""
+        return [packet.pts for _, packet in self.video_packets()]
+
     def packet_time(self, packet) -> float:
         ts = packet.dts if packet.dts is not None else packet.pts
         return float(ts * packet.time_base) if ts is not None and packet.time_base else 0.0
@@ -411,3 +404,26 @@ class InputFile:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def concat_packets(paths: Sequence[str | os.PathLike]) -> Iterator[tuple[float, bytes, object]]:
+    """(dts seconds, bytes, opaque packet) of the video packets of ``paths`` in turn, like FFmpeg's concat demuxer
+    joining segments that each had their own encoder. Such an encoder started afresh, so a segment's first
+    packets may carry a dts at or before the previous segment's last one: that dts is moved one tick past
+    it (a packet without dts gets its pts first); pts and time_base are kept. PipelineError (the job's
+    own chunks cannot be joined) where a moved dts would pass its packet's pts."""
+    last: Fraction | None = None
+    for path in paths:
+        with InputFile(path) as seg:
+            for data, packet in seg.video_packets():
+                tb = packet.time_base
+                if packet.dts is None:
+                    packet.dts = packet.pts
+                dts = packet.dts * tb
+                if last is not None and dts <= last:
+                    packet.dts = int(last / tb) + 1
+                    dts = packet.dts * tb
+                    if packet.pts is not None and packet.pts < packet.dts:
+                        raise PipelineError(f"cannot join chunk {Path(path).name}: no room for its decode timestamps")
+                last = dts
+                yield float(dts), data, packet

@@ -242,3 +242,14 @@ class OutputFile:
             self.container.close()
         except Exception:
             pass
+
+    def __enter__(self) -> OutputFile:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Close (flush the encoder, write the trailer) when the block ends normally; abort on any exception,
+        Ctrl-C included, so the error that ended the job is the one raised."""
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -9,24 +9,21 @@ Each frame's payload says which planes restore, so no plane is made worse than t
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 
 import numpy as np
 
-from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
+from genpost import Context, Frame, PayloadError, PostProcessor
 from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
 from genpost.learned.adaptive import AdaptiveNetwork
 from genpost.learned.blocks import plane_block_sse
+from genpost.learned.plugin import option_reader, shipped_weights
 from genpost.modeling import BACKENDS, PRECISIONS, pack, to_samples, unpack
 
 from . import codec
 
-# absolute: genpost.weights resolves a relative path against the module of the instance's class, which
-# for a subclass defined elsewhere (the contract kit's tracer) is not this package
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 OPTIONS = (
     # default mode (no side info for a frame): residual scale s. 0 by default: without side info the decoder
     # cannot know whether the generic network helps this content (it can lose a plane), so it leaves the
@@ -42,7 +39,7 @@ OPTIONS = (
     *ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
 )
 DEFAULTS = opt.defaults(OPTIONS)
-_DECLARED = opt.by_name(OPTIONS)
+_number = option_reader("gan-enhance", OPTIONS)
 # the generator's convs in forward order; the output layer's 12 channels: r_dist then r_perc, each
 # 4 luma phases + U + V
 SPEC = AdaptSpec(
@@ -51,11 +48,11 @@ SPEC = AdaptSpec(
 
 
 def option(ctx: Context, key: str) -> str:
-    return str(ctx.value("gan-enhance", _DECLARED[key]))
+    return str(_number(ctx, key))
 
 
 def _float_option(ctx: Context, key: str) -> float:
-    return float(ctx.value("gan-enhance", _DECLARED[key]))
+    return float(_number(ctx, key))
 
 
 class GanEnhance(PostProcessor):
@@ -69,10 +66,10 @@ class GanEnhance(PostProcessor):
     patch_size = (256, 256)  # engine.TILE at chroma resolution
     patch_overlap = 8  # engine.HALO
     strength_input = True  # the constant (QP - 27) / 15 plane
-    weights = (
-        WeightsFile(str(WEIGHTS_DIR / "gan_enhance_v1.onnx"), "0d347548d28067c8682327bd279253e9d80eb4f2f4950bc467b5b49756a952b8"),
-        WeightsFile(str(WEIGHTS_DIR / "gan_enhance_v1.safetensors"), "a7930af26c62611d1b9c3a7787d4acaa959428dc3a65c8b8f9618e3c612f6df6"),
-    )
+    weights = shipped_weights(__file__, {
+        "gan_enhance_v1.onnx": "0d347548d28067c8682327bd279253e9d80eb4f2f4950bc467b5b49756a952b8",
+        "gan_enhance_v1.safetensors": "a7930af26c62611d1b9c3a7787d4acaa959428dc3a65c8b8f9618e3c612f6df6",
+    })  # fmt: skip
 
     options = OPTIONS
 
@@ -185,9 +182,7 @@ class GanEnhance(PostProcessor):
             except PayloadError:
                 pass
         default = plane_block_sse(source, self.restore(decoded, None, ctx), codec.BLOCK, mu).sum((1, 2))
-        # the default mode cannot leave a plane as decoded: a candidate only where it loses on none; and
-        # while an update is in force every frame names it, so a lost update is always detected
-        if tag is None and (default <= base).all():
+        if framing.default_allowed(default, base, tag):
             candidates.append((default, 0.0, b""))
         spread = _float_option(ctx, "record_frames")
         for level in range(len(codec.LEVELS)):

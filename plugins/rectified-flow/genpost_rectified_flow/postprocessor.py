@@ -11,26 +11,23 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from pathlib import Path
 
 import numpy as np
 
-from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
+from genpost import Context, Frame, PayloadError, PostProcessor
 from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
 from genpost.learned.adaptive import AdaptiveNetwork
 from genpost.learned.blocks import plane_block_sse
+from genpost.learned.plugin import base_qp, option_reader, shipped_weights
 from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
 from . import codec
 from .codec import Settings
 
 OPT = "rectified-flow."
-# absolute: genpost.weights resolves a relative path against the module of the instance's class, which
-# for a subclass defined elsewhere (the contract kit's tracer) is not this package
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 OPTIONS = (
     # default mode (no side info)
     opt.integer("blind", "0", 0, 1, "0: frames without side info stay as decoded (the generic network can lose a plane); 1: run the sampler below"),
@@ -50,7 +47,7 @@ OPTIONS = (
     *ADAPT_OPTIONS,  # content adaptation per period (genpost.learned.adaptive)
 )
 DEFAULTS = opt.defaults(OPTIONS)
-_DECLARED = opt.by_name(OPTIONS)
+_number = option_reader("rectified-flow", OPTIONS)
 SPEC = AdaptSpec(convs=("head", *(f"body.{i}" for i in range(4)), "tail"), out_planes=(0, 0, 0, 0, 1, 2))
 # (steps, t0 index, sigma index) tried by analyze; noisy ones with several seeds
 SEARCH = {
@@ -60,11 +57,7 @@ SEARCH = {
 
 
 def option(ctx: Context, key: str) -> str:
-    return str(ctx.value("rectified-flow", _DECLARED[key]))
-
-
-def _number(ctx: Context, key: str):
-    return ctx.value("rectified-flow", _DECLARED[key])
+    return str(_number(ctx, key))
 
 
 def default_settings(ctx: Context) -> Settings:
@@ -84,10 +77,10 @@ class RectifiedFlow(PostProcessor):
     api_version = 1
     side_info = "rectified-flow/1"
     description = "rectified-flow restoration (43k params, 10.7 kMAC/px per step, 1-4 Euler steps), RD-chosen sampler"
-    weights = (
-        WeightsFile(str(WEIGHTS_DIR / "rectified_flow_v1.onnx"), "7ee735be7324745019c6412416144cda9476f760daba3256557ca7b4d9edf14d"),
-        WeightsFile(str(WEIGHTS_DIR / "rectified_flow_v1.safetensors"), "199f3f29a73045872b7ee100e97763f44b2da00a0e68bc6335f7b97601486cd9"),
-    )
+    weights = shipped_weights(__file__, {
+        "rectified_flow_v1.onnx": "7ee735be7324745019c6412416144cda9476f760daba3256557ca7b4d9edf14d",
+        "rectified_flow_v1.safetensors": "199f3f29a73045872b7ee100e97763f44b2da00a0e68bc6335f7b97601486cd9",
+    })  # fmt: skip
 
     options = OPTIONS
 
@@ -192,8 +185,7 @@ class RectifiedFlow(PostProcessor):
         search = option(ctx, "search")
         if search not in SEARCH:
             raise ValueError(f"{OPT}search must be one of {', '.join(SEARCH)}, not {search!r}")
-        qp = int(ctx.qp) if ctx.qp is not None else _number(ctx, "qp")
-        qp = min(max(qp, 0), 63)
+        qp = base_qp(ctx, _number(ctx, "qp"))
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
 
         def blockwise(out: Frame) -> np.ndarray:
@@ -222,9 +214,7 @@ class RectifiedFlow(PostProcessor):
             except PayloadError:
                 pass
         default = blockwise(self.restore(decoded, None, ctx)).sum((1, 2))
-        # the default mode cannot leave a plane as decoded: a candidate only where it loses on none; and
-        # while an update is in force every frame names it, so a lost update is always detected
-        if tag is None and (default <= base_planes).all():
+        if framing.default_allowed(default, base_planes, tag):
             candidates.append((default, 0.0, b""))
         best: tuple[float, Settings] | None = None
 
@@ -257,7 +247,7 @@ class RectifiedFlow(PostProcessor):
         decode (t0 = 0, no noise) on the sampled pairs, measured with the decoder's inference."""
         from .engine import make_velocity_net, sample
 
-        qp = min(max(int(ctx.qp) if ctx.qp is not None else _number(ctx, "qp"), 0), 63)
+        qp = base_qp(ctx, _number(ctx, "qp"))
         lam = ctx.lagrangian * _number(ctx, "lambda_scale")
         generic = self._engine_for(Context(stream=ctx.stream, options=ctx.options))
 

@@ -13,16 +13,16 @@ mode, and send the update once; every frame of the period then names it."""
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 
 import numpy as np
 
-from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
+from genpost import Context, Frame, PostProcessor
 from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
 from genpost.learned.adaptive import AdaptiveNetwork
+from genpost.learned.plugin import base_qp, option_reader, shipped_weights
 from genpost.learned.rd import plane_sse
 from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
@@ -30,9 +30,6 @@ from . import codec
 from .layout import LATENT, RS, encoder_input, grid, upsample
 
 WHO = "residual-diffusion"
-# absolute: genpost.weights resolves a relative path against the module of the instance's class, which
-# for a subclass defined elsewhere (the contract kit's tracer) is not this package
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # sha256 of the shipped weights (weights/training.json lists the same)
 SHA256 = {
     "latent_encoder_v1.onnx": "0a77b3a7f94352800884262b309a9ecf90a68f8f61de04113300d2270d435a2f",
@@ -51,13 +48,9 @@ OPTIONS = (
     *ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
 )
 DEFAULTS = opt.defaults(OPTIONS)
-_DECLARED = opt.by_name(OPTIONS)
+_number = option_reader(WHO, OPTIONS)
 # the denoiser's convs in forward order; the output layer's 6 channels: 4 luma phases, U, V
 SPEC = AdaptSpec(convs=("head", *(f"body.{i}" for i in range(4)), "tail"), out_planes=(0, 0, 0, 0, 1, 2))
-
-
-def _number(ctx: Context, key: str):
-    return ctx.value(WHO, _DECLARED[key])
 
 
 def generate(net, frame: Frame, decoded: np.ndarray, latent: np.ndarray | None, steps: int, seed: int) -> Frame:
@@ -85,7 +78,7 @@ class ResidualDiffusion(PostProcessor):
     api_version = 1
     side_info = "residual-diffusion/1"
     description = "learned residual latent (1/8 grid, ANS, RD-chosen step) + conditional diffusion decoder (one-step default)"
-    weights = tuple(WeightsFile(str(WEIGHTS_DIR / name), digest) for name, digest in SHA256.items())
+    weights = shipped_weights(__file__, SHA256)
 
     options = OPTIONS
 
@@ -153,22 +146,12 @@ class ResidualDiffusion(PostProcessor):
         decode. D = SSE over Y, U and V at the stream's bit depth, of what ``restore`` gives; R of a new
         payload = ctx.record_overhead_bits + 8 * its bytes; lambda = ctx.lagrangian * lambda_scale."""
         lam = ctx.lagrangian * _number(ctx, "lambda_scale")
-        qp = min(max(int(ctx.qp), 0), 63) if ctx.qp is not None else _number(ctx, "qp")
+        qp = base_qp(ctx, _number(ctx, "qp"))
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
         base = plane_sse(source, decoded)
-        candidates: list[tuple[float, bytes]] = []
-        if ctx.previous_payload:
-            try:
-                if framing.unwrap(ctx.previous_payload)[2] == tag:  # free, but only where it loses on no plane
-                    d = plane_sse(source, self.restore(decoded, ctx.previous_payload, ctx))
-                    if (d <= base).all():
-                        candidates.append((float(d.sum()), ctx.previous_payload))
-            except PayloadError:
-                pass
+        candidates = framing.reuse_candidates(ctx, tag, base, lambda p: plane_sse(source, self.restore(decoded, p, ctx)))
         default = plane_sse(source, self.restore(decoded, None, ctx))
-        # the default mode cannot leave a plane as decoded: a candidate only where it loses on none; and
-        # while an update is in force every frame names it, so a lost update is always detected
-        if tag is None and (default <= base).all():
+        if framing.default_allowed(default, base, tag):
             candidates.append((float(default.sum()), b""))
         src = pack(source.y, source.u, source.v, source.max_value)
         dec = pack(decoded.y, decoded.u, decoded.v, decoded.max_value)
@@ -192,7 +175,7 @@ class ResidualDiffusion(PostProcessor):
         (x_t = 0, t = 1, latent absent) at the base's QP, measured with the decoder's inference."""
         from .engine import make_denoiser
 
-        qp = min(max(int(ctx.qp), 0), 63) if ctx.qp is not None else _number(ctx, "qp")
+        qp = base_qp(ctx, _number(ctx, "qp"))
         lam = ctx.lagrangian * _number(ctx, "lambda_scale")
         generic = self._denoiser(Context(stream=ctx.stream, options=ctx.options))
         steps, seed = _number(ctx, "steps"), _number(ctx, "seed")

@@ -14,25 +14,22 @@ QP-only mode, and send the update once; every frame of the period then names it 
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 
 import numpy as np
 
-from genpost import Context, Frame, PayloadError, PostProcessor, WeightsFile
+from genpost import Context, Frame, PostProcessor
 from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
 from genpost.learned.adaptive import AdaptiveNetwork
+from genpost.learned.plugin import base_qp, option_reader, shipped_weights
 from genpost.learned.rd import plane_sse
 from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
 from . import codec
 
 WHO = "syntax-diffusion"
-# absolute: genpost.weights resolves a relative path against the module of the instance's class, which for
-# a subclass defined elsewhere (the contract kit's tracer) is not this package
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 OPTIONS = (
     opt.integer("steps", "1", 1, 4, "sampler steps (decoder and encoder alike)"),
     opt.integer("qp", "32", 0, 63, "the QP assumed when neither the payload nor the job knows it (default mode)"),
@@ -43,14 +40,10 @@ OPTIONS = (
     *ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
 )
 DEFAULTS = opt.defaults(OPTIONS)
-_DECLARED = opt.by_name(OPTIONS)
+_number = option_reader(WHO, OPTIONS)
 # the U-Net's convs in forward order (the FiLM MLP is not adapted: it is linear, not a conv); the output
 # conv's 6 channels: 4 luma phases, U, V (its output is added to the decode, so gain 0 keeps the decode)
 SPEC = AdaptSpec(convs=("e1", "e2", "down", "m1", "m2", "up", "d1", "out"), out_planes=(0, 0, 0, 0, 1, 2))
-
-
-def _number(ctx: Context, key: str):
-    return ctx.value(WHO, _DECLARED[key])
 
 
 STRENGTHS = (0, 2, 4, 6, 8)  # eighths tried by analyze, per plane
@@ -96,12 +89,12 @@ class SyntaxDiffusion(PostProcessor):
     api_version = 1
     side_info = "syntax-diffusion/1"
     description = "syntax-guided U-Net denoiser (86k params, 8.2 kMAC/px per step), FiLM by a 16-value RD-chosen syntax vector"
-    weights = (
-        WeightsFile(str(WEIGHTS_DIR / "syntax_denoiser_v1.onnx"), "9ad988c059a1fe13e640d77cd8877435f8e0dacfa4bbcbc136f61a6646e9f545"),
-        WeightsFile(str(WEIGHTS_DIR / "syntax_denoiser_v1.safetensors"), "df80925fb2edcd4a80073dfd45ee83b92d4fc355bd08d43d928043d59a8ca42c"),
-        WeightsFile(str(WEIGHTS_DIR / "syntax_extractor_v1.onnx"), "3420ad54bae6bc8ef47339060092aca90ea88bc6acc40f937b3c9524d5c2ef5c"),
-        WeightsFile(str(WEIGHTS_DIR / "syntax_extractor_v1.safetensors"), "377a96cfa1696e36d6e2790fe7d227b6cdb785d5d2ce07a3e785e69edf9c25f8"),
-    )
+    weights = shipped_weights(__file__, {
+        "syntax_denoiser_v1.onnx": "9ad988c059a1fe13e640d77cd8877435f8e0dacfa4bbcbc136f61a6646e9f545",
+        "syntax_denoiser_v1.safetensors": "df80925fb2edcd4a80073dfd45ee83b92d4fc355bd08d43d928043d59a8ca42c",
+        "syntax_extractor_v1.onnx": "3420ad54bae6bc8ef47339060092aca90ea88bc6acc40f937b3c9524d5c2ef5c",
+        "syntax_extractor_v1.safetensors": "377a96cfa1696e36d6e2790fe7d227b6cdb785d5d2ce07a3e785e69edf9c25f8",
+    })  # fmt: skip
 
     options = OPTIONS
 
@@ -153,7 +146,7 @@ class SyntaxDiffusion(PostProcessor):
         return self._cache[key]
 
     def _default_qp(self, ctx: Context) -> int:
-        return min(max(int(ctx.qp), 0), 63) if ctx.qp is not None else _number(ctx, "qp")
+        return base_qp(ctx, _number(ctx, "qp"))
 
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
         if payload is None:
@@ -186,22 +179,11 @@ class SyntaxDiffusion(PostProcessor):
         qp = self._default_qp(ctx)
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
         base = plane_sse(source, decoded)
-        candidates: list[tuple[float, bytes]] = []
-        if ctx.previous_payload:
-            try:
-                if framing.unwrap(ctx.previous_payload)[2] == tag:  # free, but only where it loses on no plane
-                    d = plane_sse(source, self.restore(decoded, ctx.previous_payload, ctx))
-                    if (d <= base).all():
-                        candidates.append((float(d.sum()), ctx.previous_payload))
-            except PayloadError:
-                pass
+        candidates = framing.reuse_candidates(ctx, tag, base, lambda p: plane_sse(source, self.restore(decoded, p, ctx)))
         # send nothing: what a decoder runs without side info; it does not know the base QP (enhance gives
-        # ctx.qp = None or the *output* QP), so it assumes the `qp` option. It cannot leave a plane as
-        # decoded: a candidate only where it loses on none; and while an update is in force every frame
-        # names it, so a lost update is always detected
-        assumed = _number(ctx, "qp")
-        default = plane_sse(source, self._apply(decoded, assumed, None, ctx))
-        if tag is None and (default <= base).all():
+        # ctx.qp = None or the *output* QP), so it assumes the `qp` option
+        default = plane_sse(source, self._apply(decoded, _number(ctx, "qp"), None, ctx))
+        if framing.default_allowed(default, base, tag):
             candidates.append((float(default.sum()), b""))
         for values in ((), self.syntax(source, decoded, qp, ctx)):
             restored = self._apply(decoded, qp, values or None, ctx)
