@@ -97,8 +97,8 @@ def default_allowed(default: np.ndarray, decoded: np.ndarray, tag: int | None) -
 
 def reuse_candidates(
     ctx: Context, tag: int | None, decoded: np.ndarray, measure: Callable[[bytes], np.ndarray]
-) -> list[tuple[float, bytes]]:
-    """[(D, payload)] for reusing the payload in force (``ctx.previous_payload``, free): only when it names
+) -> list[tuple[np.ndarray, bytes]]:
+    """[(per-plane D, payload)] for reusing the payload in force (``ctx.previous_payload``, free): only when it names
     the same update (``tag``) and, by ``measure`` (its per-plane D), loses on no plane; [] otherwise, and
     for a payload the plugin can no longer read (PayloadError). A plugin's candidate list starts here."""
     if not ctx.previous_payload:
@@ -107,7 +107,7 @@ def reuse_candidates(
         if unwrap(ctx.previous_payload)[2] == tag:
             d = measure(ctx.previous_payload)
             if (d <= decoded).all():
-                return [(float(d.sum()), ctx.previous_payload)]
+                return [(np.asarray(d, np.float64), ctx.previous_payload)]
     except PayloadError:
         pass
     return []

@@ -41,10 +41,11 @@ OPTIONS = (
     opt.integer("steps", "0", 0, 8, "0: one-step posterior mean (deterministic); 1..8: DDIM steps from seeded noise"),
     opt.integer("seed", "0", 0, 2**32 - 1, "DDIM noise seed (with the frame index); unused at steps 0"),
     opt.integer("qp", "32", 0, 63, "the QP the denoiser is conditioned on without side info"),
+    opt.integer("blind", "0", 0, 1,
+                "decoder: without side info run the plain denoiser (1), or leave the frame as decoded (0)"),
     opt.choice("backend", "onnx", BACKENDS, "inference runtime (falls back to the other when missing)"),
-    # encoder: multiplier on ctx.lagrangian. 6, not 1: side info is judged against the base's own RD curve,
-    # whose slope measured ~6.5x HM's lambda (VTM RA, README "Rate control"); a latent bought at 1x lost
-    opt.number("lambda_scale", "6.0", 0.0, 1e6, "encoder: multiplier on ctx.lagrangian"),
+    # encoder: multiplier on the planes' BD-safe lambdas (genpost.learned.rd.plane_lambdas)
+    opt.number("lambda_scale", "1.0", 0.0, 1e6, "encoder: multiplier on the planes' lambdas"),
     *ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
 )
 DEFAULTS = opt.defaults(OPTIONS)
@@ -125,7 +126,9 @@ class ResidualDiffusion(PostProcessor):
         return self._cache[ckey]
 
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
-        if payload is None:  # default mode (with the period's update, if any)
+        if payload is None:  # no side info: as decoded, or the blind default mode (with the period's update)
+            if not _number(ctx, "blind"):
+                return decoded
             return self._restored(decoded, _number(ctx, "qp"), None, b"", ctx)
         body, planes, tag = framing.unwrap(bytes(payload))
         rows, cols = grid(*decoded.u.shape)
@@ -139,20 +142,23 @@ class ResidualDiffusion(PostProcessor):
     # ---------------------------------------------------------------- encoder
 
     def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
-        """The payload with the least J = D + lambda * R among: nothing (the default mode, 0 bits; only where
-        it loses on no plane and no update is in force), the payload in force (0 bits), a latent-free payload
+        """The payload ``genpost.learned.rd.pick`` prefers (no plane's BD-rate rises, then the largest gain in
+        bits) among: nothing (0 bits: the frame stays as decoded, or the blind default mode where it loses on
+        no plane; never while an update is in force), the payload in force (0 bits), a latent-free payload
         that only sends the QP, and the latent quantised at every step of codec.STEPS; each payload restores
-        only the planes where it lowers that plane's SSE (``framing``), so no plane is made worse than the
-        decode. D = SSE over Y, U and V at the stream's bit depth, of what ``restore`` gives; R of a new
-        payload = ctx.record_overhead_bits + 8 * its bytes; lambda = ctx.lagrangian * lambda_scale."""
-        lam = ctx.lagrangian * _number(ctx, "lambda_scale")
+        only the planes where it lowers that plane's SSE (``framing``). D = SSE per plane at the stream's bit
+        depth, of what ``restore`` gives; R of a new payload = ctx.record_overhead_bits + 8 * its bytes."""
+        from genpost.learned import rd
+
         qp = base_qp(ctx, _number(ctx, "qp"))
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
         base = plane_sse(source, decoded)
-        candidates = framing.reuse_candidates(ctx, tag, base, lambda p: plane_sse(source, self.restore(decoded, p, ctx)))
+        lambdas = rd.plane_lambdas(base, ctx.base_bits, ctx.lagrangian) * _number(ctx, "lambda_scale")
+        measure = lambda p: plane_sse(source, self.restore(decoded, p, ctx))  # noqa: E731
+        candidates = [(d, 0.0, p) for d, p in framing.reuse_candidates(ctx, tag, base, measure)]
         default = plane_sse(source, self.restore(decoded, None, ctx))
         if framing.default_allowed(default, base, tag):
-            candidates.append((float(default.sum()), b""))
+            candidates.append((default, 0.0, b""))
         src = pack(source.y, source.u, source.v, source.max_value)
         dec = pack(decoded.y, decoded.u, decoded.v, decoded.max_value)
         y = self._net("encoder", str(_number(ctx, "backend")))(encoder_input(src, dec, qp))
@@ -163,12 +169,11 @@ class ResidualDiffusion(PostProcessor):
             if body in tried:
                 continue
             tried.add(body)
-            d = plane_sse(source, self.restore(decoded, framing.wrap(body, framing.ALL_PLANES, tag), ctx))
+            d = measure(framing.wrap(body, framing.ALL_PLANES, tag))
             planes = framing.plane_mask(d, base)
             payload = framing.wrap(body, planes, tag)
-            bits = ctx.record_overhead_bits + 8 * len(payload)
-            candidates.append((float(framing.masked(d, base, planes).sum()) + lam * bits, payload))
-        return min(candidates, key=lambda c: c[0])[1]  # ties: the earlier (cheaper) candidate
+            candidates.append((framing.masked(d, base, planes), float(ctx.record_overhead_bits + 8 * len(payload)), payload))
+        return rd.pick(candidates, base, lambdas)
 
     def adapt(self, pairs, ctx: Context) -> bytes:
         """The period's weight update by RD (``genpost.learned``): tuned for the latent-free one-step mode

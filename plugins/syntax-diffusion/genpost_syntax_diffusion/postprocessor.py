@@ -179,7 +179,8 @@ class SyntaxDiffusion(PostProcessor):
         qp = self._default_qp(ctx)
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
         base = plane_sse(source, decoded)
-        candidates = framing.reuse_candidates(ctx, tag, base, lambda p: plane_sse(source, self.restore(decoded, p, ctx)))
+        reuse = framing.reuse_candidates(ctx, tag, base, lambda p: plane_sse(source, self.restore(decoded, p, ctx)))
+        candidates = [(float(d.sum()), p) for d, p in reuse]
         # send nothing: what a decoder runs without side info; it does not know the base QP (enhance gives
         # ctx.qp = None or the *output* QP), so it assumes the `qp` option
         default = plane_sse(source, self._apply(decoded, _number(ctx, "qp"), None, ctx))
