@@ -83,8 +83,8 @@ def test_bad_payloads_raise_payload_error(payload, proc):
 
 def test_consistency_step_keeps_the_decoded_low_pass(proc, pair):
     _, decoded = pair
-    out = proc.restore(decoded, None, _ctx(decoded))
-    free = proc.restore(decoded, None, _ctx(decoded, consistency=0))
+    out = proc.restore(decoded, None, _ctx(decoded, blind=1))
+    free = proc.restore(decoded, None, _ctx(decoded, consistency=0, blind=1))
     assert not np.array_equal(out.y, free.y)
     for base, restored, unconstrained, period in zip(
         decoded.planes, out.planes, free.planes, (32, 16, 16), strict=True
@@ -124,8 +124,9 @@ def test_default_mode_and_syntax_vector_both_restore(proc, pair):
     z = proc.syntax(source, decoded, 37, _ctx(decoded))
     assert len(z) == codec.K and all(-codec.ZMAX <= v <= codec.ZMAX for v in z)
     guided = proc.restore(decoded, codec.encode(37, z), _ctx(decoded))
-    # documented default: zero vector, QP 32
-    default = proc.restore(decoded, None, _ctx(decoded, qp=None))
+    assert proc.restore(decoded, None, _ctx(decoded, qp=None)) is decoded  # no side info: left as decoded
+    # the documented blind mode: zero vector, QP 32
+    default = proc.restore(decoded, None, _ctx(decoded, qp=None, blind=1))
     base = _sse(source, decoded)
     assert _sse(source, default) < base and _sse(source, guided) < base
 
@@ -164,9 +165,9 @@ def test_ten_bit_frames_restore_at_their_depth(proc):
 def test_bad_options_are_clear_errors(proc):
     frame = first_frames(1)[0]
     with pytest.raises(ValueError, match="steps must be an integer in"):
-        proc.restore(frame, None, _ctx(frame, steps=5))
+        proc.restore(frame, None, _ctx(frame, steps=5, blind=1))
     with pytest.raises(ValueError, match="consistency must be"):
-        proc.restore(frame, None, _ctx(frame, consistency=2))
+        proc.restore(frame, None, _ctx(frame, consistency=2, blind=1))
 
 
 # ---------------------------------------------------------------- per plane, content adaptation

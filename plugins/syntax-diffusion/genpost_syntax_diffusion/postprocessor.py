@@ -32,10 +32,12 @@ from . import codec
 WHO = "syntax-diffusion"
 OPTIONS = (
     opt.integer("steps", "1", 1, 4, "sampler steps (decoder and encoder alike)"),
-    opt.integer("qp", "32", 0, 63, "the QP assumed when neither the payload nor the job knows it (default mode)"),
+    opt.integer("qp", "32", 0, 63, "the QP assumed when neither the payload nor the job knows it (blind mode)"),
+    opt.integer("blind", "0", 0, 1,
+                "decoder: without side info run the blind default mode (1), or leave the frame as decoded (0)"),
     opt.number("consistency", "32", 0, 4096, "luma period (samples, 0 or >= 4) below which the decoded low-pass is kept; 0 = off"),
     opt.choice("backend", "onnx", BACKENDS, "inference runtime (falls back to the other when missing)"),
-    opt.number("lambda_scale", "1.0", 0.0, 1e6, "encoder: multiplier on ctx.lagrangian"),
+    opt.number("lambda_scale", "1.0", 0.0, 1e6, "encoder: multiplier on the planes' BD-safe lambdas"),
     opt.number("record_frames", "4", 1.0, 1e4, "encoder: a new payload is charged its bits / this"),
     *ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
 )
@@ -149,7 +151,9 @@ class SyntaxDiffusion(PostProcessor):
         return base_qp(ctx, _number(ctx, "qp"))
 
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
-        if payload is None:
+        if payload is None:  # no side info: as decoded, or the blind default mode
+            if not _number(ctx, "blind"):
+                return decoded
             return self._apply(decoded, self._default_qp(ctx), None, ctx)
         body, planes, tag = framing.unwrap(bytes(payload))
         qp, values, strengths = codec.decode(body)
@@ -169,33 +173,37 @@ class SyntaxDiffusion(PostProcessor):
         return engine.syntax_vector(net, pack(source.y, source.u, source.v, top), pack(decoded.y, decoded.u, decoded.v, top, qp))
 
     def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
-        """The payload with the least J = D + lambda * R among: nothing (the default mode, 0 bits; only where
-        it loses on no plane and no update is in force), the payload in force (0 bits), and QP only or QP +
-        the frame's syntax vector, each with the per-plane strengths (STRENGTHS, 0 = keep the base plane)
-        that minimise each plane's SSE, so no plane is made worse than the decode. D = SSE over Y, U, V at
-        the stream's bit depth; R of a new payload = (record overhead + 8 * bytes) / record_frames."""
-        lam = ctx.lagrangian * _number(ctx, "lambda_scale")
+        """The payload ``genpost.learned.rd.pick`` prefers (no plane's BD-rate rises, then the largest gain in
+        bits) among: nothing (0 bits: the frame stays as decoded, or the blind mode where it loses on no
+        plane; never while an update is in force), the payload in force (0 bits), and QP only or QP + the
+        frame's syntax vector, each with the per-plane strengths (STRENGTHS, 0 = keep the base plane) that
+        minimise each plane's SSE. D = SSE per plane at the stream's bit depth; R of a new payload =
+        (record overhead + 8 * bytes) / record_frames."""
+        from genpost.learned import rd
+
         spread = _number(ctx, "record_frames")
         qp = self._default_qp(ctx)
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
         base = plane_sse(source, decoded)
+        lambdas = rd.plane_lambdas(base, ctx.base_bits, ctx.lagrangian) * _number(ctx, "lambda_scale")
         reuse = framing.reuse_candidates(ctx, tag, base, lambda p: plane_sse(source, self.restore(decoded, p, ctx)))
-        candidates = [(float(d.sum()), p) for d, p in reuse]
+        candidates = [(d, 0.0, p) for d, p in reuse]
         # send nothing: what a decoder runs without side info; it does not know the base QP (enhance gives
-        # ctx.qp = None or the *output* QP), so it assumes the `qp` option
-        default = plane_sse(source, self._apply(decoded, _number(ctx, "qp"), None, ctx))
+        # ctx.qp = None or the *output* QP), so a blind mode assumes the `qp` option
+        default = plane_sse(source, self.restore(decoded, None, ctx))
         if framing.default_allowed(default, base, tag):
-            candidates.append((float(default.sum()), b""))
+            candidates.append((default, 0.0, b""))
         for values in ((), self.syntax(source, decoded, qp, ctx)):
             restored = self._apply(decoded, qp, values or None, ctx)
-            d, strengths = 0.0, []
-            for src, base, out in zip(source.planes, decoded.planes, restored.planes, strict=True):
-                best = min((_plane_sse(src, _blend_plane(base, out, g)), g) for g in STRENGTHS)  # SSE is per plane
-                d += best[0]
+            d, strengths = [], []
+            for src, plane, out in zip(source.planes, decoded.planes, restored.planes, strict=True):
+                best = min((_plane_sse(src, _blend_plane(plane, out, g)), g) for g in STRENGTHS)  # SSE is per plane
+                d.append(best[0])
                 strengths.append(best[1])
             payload = framing.wrap(codec.encode(qp, values, tuple(strengths)), framing.ALL_PLANES, tag)
-            candidates.append((d + lam * (ctx.record_overhead_bits + 8 * len(payload)) / spread, payload))
-        return min(candidates, key=lambda c: c[0])[1]  # ties: the earlier (cheaper) candidate
+            bits = (ctx.record_overhead_bits + 8 * len(payload)) / spread
+            candidates.append((np.array(d, np.float64), float(bits), payload))
+        return rd.pick(candidates, base, lambdas)
 
     def adapt(self, pairs, ctx: Context) -> bytes:
         """The period's weight update by RD (``genpost.learned``): tuned for the QP-only payload's mode (no
