@@ -256,3 +256,31 @@ def test_a_frame_the_base_codes_perfectly_stays_untouched(plugin, kind):
     payload = proc.analyze(frame, frame, ctx) or None
     out = proc.restore(frame, payload, dataclasses.replace(ctx, qp=None))
     assert all(np.array_equal(a, b) for a, b in zip(out.planes, frame.planes))
+
+
+@pytest.mark.parametrize("plugin", ["gan-enhance", "rectified-flow", "residual-diffusion", "syntax-diffusion"])
+def test_the_contract_kits_tracer_reads_the_adapt_options(plugin, monkeypatch):
+    """genpost.testing runs a plugin as a subclass named ``PLUGIN.contract``: its adapt options still come
+    from ``PLUGIN.*`` like its other options (else the kits' encodes tuned at the defaults, 2 x 300 steps)."""
+    from conftest import plugin_context
+
+    from genpost.learned import rd
+    from genpost.plugins import get_postprocessor, make_plugin_manager
+    from genpost.testing import Trace, traced
+
+    pytest.importorskip(f"genpost_{plugin.replace('-', '_')}")
+    proc = traced(get_postprocessor(plugin, make_plugin_manager()).cls, Trace())()
+    assert proc.name == f"{plugin}.contract"
+    proc.setup("cpu")
+    seen = []
+
+    def choose(problem, pairs, modes, lam, bits, frames, recipe, *args):
+        seen.append((tuple(modes), recipe.steps))
+        return b"", {}
+
+    monkeypatch.setattr(rd, "choose", choose)
+    pair = tuple(first_frames(2))
+    assert proc.adapt([pair], plugin_context(plugin, pair[1], {"adapt": "off"})) == b""
+    assert seen == []  # off: nothing tuned
+    proc.adapt([pair], plugin_context(plugin, pair[1], {"adapt": "small", "adapt_steps": "3"}))
+    assert seen == [(("small",), 3)]
