@@ -164,10 +164,13 @@ def test_adaptation_beats_the_shipped_weights_with_its_bits_counted(clip, plugin
     folder, src = clip
     source = _decode(src)
     costs = {}
+    # rectified-flow's frame-level search is not what this test is about (both modes use the same): the fast
+    # one samples 5 steps per frame instead of 22 (its analysis was most of this test's time)
+    search = {"search": "fast", "seeds": "1"} if plugin == "rectified-flow" else {}
     for mode in ("off", "small"):
         # at the BD-safe lambdas an update rarely pays on every plane over 33 frames of 176x144; 0.05 brings them below HM's
         # lambda, the one this test charges the bits at
-        coded, report = _encode(folder, src, plugin, mode, lambda_scale="0.05")
+        coded, report = _encode(folder, src, plugin, mode, lambda_scale="0.05", **search)
         out = folder / f"{plugin}-{mode}.y4m"
         rep = pipeline.enhance(coded, out, media.EncoderSettings(codec="y4m"), [plugin])
         assert rep.per_plugin[plugin].fallbacks == 0
@@ -282,3 +285,31 @@ def test_a_frame_the_base_codes_perfectly_stays_untouched(plugin, kind):
     payload = proc.analyze(frame, frame, ctx) or None
     out = proc.restore(frame, payload, dataclasses.replace(ctx, qp=None))
     assert all(np.array_equal(a, b) for a, b in zip(out.planes, frame.planes))
+
+
+@pytest.mark.parametrize("plugin", ["gan-enhance", "rectified-flow", "residual-diffusion", "syntax-diffusion"])
+def test_the_contract_kits_tracer_reads_the_adapt_options(plugin, monkeypatch):
+    """genpost.testing runs a plugin as a subclass named ``PLUGIN.contract``: its adapt options still come
+    from ``PLUGIN.*`` like its other options (else the kits' encodes tuned at the defaults, 2 x 300 steps)."""
+    from conftest import plugin_context
+
+    from genpost.learned import rd
+    from genpost.plugins import get_postprocessor, make_plugin_manager
+    from genpost.testing import Trace, traced
+
+    pytest.importorskip(f"genpost_{plugin.replace('-', '_')}")
+    proc = traced(get_postprocessor(plugin, make_plugin_manager()).cls, Trace())()
+    assert proc.name == f"{plugin}.contract"
+    proc.setup("cpu")
+    seen = []
+
+    def choose(problem, pairs, modes, lam, bits, frames, recipe, *args):
+        seen.append((tuple(modes), recipe.steps))
+        return b"", {}
+
+    monkeypatch.setattr(rd, "choose", choose)
+    pair = tuple(first_frames(2))
+    assert proc.adapt([pair], plugin_context(plugin, pair[1], {"adapt": "off"})) == b""
+    assert seen == []  # off: nothing tuned
+    proc.adapt([pair], plugin_context(plugin, pair[1], {"adapt": "small", "adapt_steps": "3"}))
+    assert seen == [(("small",), 3)]

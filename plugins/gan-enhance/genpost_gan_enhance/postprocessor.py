@@ -77,7 +77,9 @@ class GanEnhance(PostProcessor):
         self._device = "cpu"
         self._engine = None
         self._cache: tuple | None = None
-        self._adaptive = AdaptiveNetwork(self.name, SPEC, self.weights[1].sha256)
+        # the options' prefix, not self.name: a subclass under another name (genpost.testing's tracer)
+        # reads the adapt options its other options come from
+        self._adaptive = AdaptiveNetwork("gan-enhance", SPEC, self.weights[1].sha256)
 
     def setup(self, device: str = "cpu") -> None:
         from .engine import Engine

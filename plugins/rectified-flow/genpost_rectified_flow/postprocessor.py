@@ -90,7 +90,9 @@ class RectifiedFlow(PostProcessor):
         self._frame_key = None
         self._packed: dict[int, np.ndarray] = {}  # per conditioning QP, for the current frame
         self._samples: dict[tuple, np.ndarray] = {}  # per Settings.key(), for the current frame
-        self._adaptive = AdaptiveNetwork(self.name, SPEC, self.weights[1].sha256)
+        # the options' prefix, not self.name: a subclass under another name (genpost.testing's tracer)
+        # reads the adapt options its other options come from
+        self._adaptive = AdaptiveNetwork("rectified-flow", SPEC, self.weights[1].sha256)
 
     def setup(self, device: str = "cpu") -> None:
         from .engine import Engine

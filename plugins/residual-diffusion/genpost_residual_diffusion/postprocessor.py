@@ -88,7 +88,9 @@ class ResidualDiffusion(PostProcessor):
         self._nets: dict[str, object] = {}
         self._frame_key = None
         self._cache: dict[tuple, Frame] = {}  # per (qp, payload, steps, seed, update) for the current frame
-        self._adaptive = AdaptiveNetwork(self.name, SPEC, SHA256["residual_denoiser_v1.safetensors"])
+        # the options' prefix, not self.name: a subclass under another name (genpost.testing's tracer)
+        # reads the adapt options its other options come from
+        self._adaptive = AdaptiveNetwork(WHO, SPEC, SHA256["residual_denoiser_v1.safetensors"])
 
     def setup(self, device: str = "cpu") -> None:
         self._device = device

@@ -105,7 +105,9 @@ class SyntaxDiffusion(PostProcessor):
         self._nets: dict[tuple[str, str], object] = {}
         self._frame_key = None
         self._cache: dict[tuple, Frame] = {}
-        self._adaptive = AdaptiveNetwork(self.name, SPEC, self.weights[1].sha256)
+        # the options' prefix, not self.name: a subclass under another name (genpost.testing's tracer)
+        # reads the adapt options its other options come from
+        self._adaptive = AdaptiveNetwork(WHO, SPEC, self.weights[1].sha256)
 
     def setup(self, device: str = "cpu") -> None:
         self._device = device
