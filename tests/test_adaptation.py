@@ -83,22 +83,6 @@ def test_the_default_budget_caps_steps_by_period_size_not_by_the_clock():
     assert finetune.budget_steps(0.0, 33, 1280 * 720, 2, macs) is None
 
 
-def test_auto_skips_the_larger_mode_when_the_small_update_does_not_pay():
-    """An update that cannot lower D (measure ignores the weights) never pays: ``full`` is not tuned."""
-    from genpost_gan_enhance.model import Generator
-
-    from genpost.learned import rd
-
-    frame = first_frames(1)[0]
-    pairs = rd.training_pairs([(frame, frame)], QP)
-    base = np.array([1e6, 1e5, 1e5])
-    problem = rd.Problem(SPEC, _SHIPPED, 1, Generator, lambda net, x: net(x)[:, :6], lambda state: base)
-    payload, log = rd.choose(problem, pairs, ("small", "full"), 10.0, 400, 1, finetune.Recipe(steps=2),
-                             255, base)  # fmt: skip
-    assert payload == b"" and any(k.startswith("small@") for k in log)
-    assert not any(k.startswith("full@") for k in log)
-
-
 def test_gain_zero_leaves_a_plane_exactly_as_decoded():
     """'No change' is always reachable: gain 0 on U gives U exactly as decoded."""
     from genpost_gan_enhance.engine import Engine

@@ -42,7 +42,9 @@ def sse(a: Frame, b: Frame) -> float:
     return float(plane_sse(a, b).sum())
 
 
-TestResidualDiffusionContract, TestResidualDiffusionNetwork = kit.contract_kits(ResidualDiffusion, SEND)
+TestResidualDiffusionContract, TestResidualDiffusionNetwork = kit.contract_kits(
+    ResidualDiffusion, SEND, {"residual-diffusion.blind": "1"}  # the network kit: the blind mode runs the network
+)
 _ctx = kit.context_maker("residual-diffusion")
 # carphone, 6 frames, x265 QP 37 ultrafast, residual-diffusion side info
 coded, proc, pair = kit.plugin_fixtures(ResidualDiffusion, 6, SEND)

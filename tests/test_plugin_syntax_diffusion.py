@@ -29,7 +29,9 @@ from genpost.types import Frame
 # at full lambda the 176x144 clip rarely pays a record; a small lambda makes the kit (and the RD choice in
 # the coded clip) send
 SEND = {"syntax-diffusion.lambda_scale": "0.01", "syntax-diffusion.adapt_steps": "20"}
-TestSyntaxDiffusionContract, TestSyntaxDiffusionNetwork = kit.contract_kits(SyntaxDiffusion, SEND)
+TestSyntaxDiffusionContract, TestSyntaxDiffusionNetwork = kit.contract_kits(
+    SyntaxDiffusion, SEND, {"syntax-diffusion.blind": "1"}  # the network kit: the blind mode runs the network
+)
 _ctx = kit.context_maker("syntax-diffusion")
 # carphone, 6 frames, x265 QP 37 ultrafast through genpost.pipeline.encode with syntax-diffusion side info
 coded, proc, pair = kit.plugin_fixtures(SyntaxDiffusion, 6, SEND)

@@ -24,8 +24,6 @@ from . import adapt
 from .finetune import Recipe, budget_steps, conv_macs
 
 MODES = {"auto": ("small", "full"), "off": (), "small": ("small",), "full": ("full",)}
-"""The adaptation modes each ``adapt`` value tries, cheapest first; ``auto`` tries ``full`` only when the
-``small`` update pays (``rd.choose``): an update with ten times its bits rarely pays where it does not."""
 # the options a plugin taking part declares too (``PostProcessor.options``)
 DECLARED = (
     opt.choice("adapt", "auto", MODES, "encoder: content adaptation per period (auto: RD among none, small, full)"),

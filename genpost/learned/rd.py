@@ -103,8 +103,6 @@ def choose(
 ) -> tuple[bytes, dict]:
     """(the update payload ``pick`` prefers, or b"" for none; a log of every candidate's D and bits).
 
-    ``modes`` are tried in order, cheapest first; a mode is skipped once the ones before it sent nothing.
-
     ``base``: per-plane SSE of the decode on the sample; ``base_bits``: the base's bits per frame (for the
     planes' lambdas, ``plane_lambdas``; None: ``lam`` for every plane); ``lambda_scale``: the plugin's
     ``lambda_scale`` option, already in ``lam`` and applied to the planes' lambdas too."""
@@ -118,9 +116,7 @@ def choose(
     # batch mean), at the smallest plane lambda (the strictest)
     bit_cost = float(lambdas.min()) / (max_value**2) / (pixels * frames)
     sizes = problem.spec.sizes(problem.shipped)
-    for n, mode in enumerate(modes):
-        if n and not pick(candidates, base, lambdas):
-            break  # the cheaper mode did not pay: a larger update will not either (saves its tuning time)
+    for mode in modes:
         groups = adapt.MODES[mode]
         hint = {g: 2.0 ** -EXPONENTS[0][g] for g in groups if g in adapt.CODED}
         deltas = finetune(problem.make_module, problem.shipped, problem.spec, groups, pairs, problem.forward,
