@@ -150,6 +150,13 @@ class ContractRunner:
         self._encoded: dict[tuple, Encoded] = {}
         self._runs = 0
 
+    def options_for(self, traced_cls: type[PostProcessor]) -> dict[str, str]:
+        """The job's options with each ``PLUGIN.KEY`` also under the traced subclass's name, so a plugin
+        that reads ``ctx.value(self.name, ...)`` gets them in the kit as it does under genpost."""
+        prefix = f"{self.cls.name}."
+        renamed = {f"{traced_cls.name}.{k[len(prefix):]}": v for k, v in self.options.items() if k.startswith(prefix)}
+        return {**self.options, **renamed}
+
     def _path(self, stem: str, ext: str) -> Path:
         self._runs += 1
         return self.workdir / f"{self._runs:02d}-{stem}{ext}"
@@ -162,7 +169,7 @@ class ContractRunner:
             out = self._path(f"{bit_depth}bit-{carriage}", ext)
             settings = media.EncoderSettings(qp=self.qp, preset="ultrafast", bit_depth=bit_depth)
             with plugins.in_process_plugin("genpost-contract", _Registers(cls)), _plugin_errors_as_violations():
-                report = encode(CLIP, out, settings, [cls.name], carriage, options=self.options)
+                report = encode(CLIP, out, settings, [cls.name], carriage, options=self.options_for(cls))
             with media.InputFile(out) as inp:
                 stream, decoded = inp.info, list(inp.frames())
             if len(decoded) != report.frames:
@@ -179,7 +186,7 @@ class ContractRunner:
         with plugins.in_process_plugin("genpost-contract", _Registers(cls)), _plugin_errors_as_violations():
             report = enhance(
                 path, out, media.EncoderSettings(codec="y4m"), [cls.name], sidecar, fps,
-                options=self.options, on_plugin_error="fail",
+                options=self.options_for(cls), on_plugin_error="fail",
             )  # fmt: skip
         stats = report.per_plugin[cls.name]
         if stats.fallbacks:

@@ -115,6 +115,22 @@ class ReturnsText(Identity):
         return "12"
 
 
+class ReadsItsOption(Identity):
+    """Sends the value of its ``mark`` option, read under ``self.name`` (as docs/plugins.md shows)."""
+
+    def analyze(self, source, decoded, ctx):
+        return bytes([1, int(ctx.option(self.name, "mark", "0"))])
+
+
+def test_the_kit_hands_the_plugin_its_options_under_its_own_name(tmp_path):
+    """The kit runs a renamed subclass; options given as ``PLUGIN.KEY`` must still reach ``self.name``."""
+    runner = ContractRunner(ReadsItsOption, tmp_path, options={"kit-identity.mark": "7"})
+    enc = runner.encode(8)
+    assert set(enc.trace.analyzed.values()) == {bytes([1, 7])}
+    _, out = runner.enhance(enc.path)
+    assert out.exists()
+
+
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory) -> ContractRunner:
     return ContractRunner(Identity, tmp_path_factory.mktemp("kit"))
