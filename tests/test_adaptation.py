@@ -76,7 +76,11 @@ def test_garbage_updates_raise_only_update_error(blob):
 def test_the_default_budget_caps_steps_by_period_size_not_by_the_clock():
     """adapt_budget seconds per 720p frame become steps from the network's MACs: deterministic, scaled with
     the period's frames and pixels, never under MIN_STEPS, no cap at 0."""
-    macs = finetune.conv_macs(_SHIPPED, SPEC)
+    from genpost_gan_enhance.engine import make_generator
+
+    from genpost.learned.layers import conv_macs
+
+    macs = conv_macs(make_generator())
     steps = [finetune.budget_steps(2.0, frames, 1280 * 720, 2, macs) for frames in (1, 33, 66)]
     assert steps[0] == finetune.MIN_STEPS and 250 < steps[1] < 350 and steps[2] > 1.9 * steps[1]
     assert finetune.budget_steps(2.0, 33, 416 * 240, 1, macs) < steps[1]

@@ -21,7 +21,7 @@ from ..modeling import Network, runtime_installed
 from ..postprocessor import Context, PayloadError
 from ..types import Frame
 from . import adapt
-from .finetune import Recipe, budget_steps, conv_macs
+from .finetune import Recipe, budget_steps
 
 MODES = {"auto": ("small", "full"), "off": (), "small": ("small",), "full": ("full",)}
 # the options a plugin taking part declares too (``PostProcessor.options``)
@@ -85,7 +85,10 @@ class AdaptiveNetwork:
                 "%s: content adaptation needs torch (%s); sending no update", self.who, hint("adapt")
             )
             return b""
+        from torch import nn
+
         from . import rd
+        from .layers import conv_macs
 
         train = rd.training_pairs(pairs, qp)
 
@@ -100,8 +103,10 @@ class AdaptiveNetwork:
         shipped = self.shipped(generic)
         problem = rd.Problem(self.spec, shipped, self.tag, make_module, forward, measure)
         frames = max(1, ctx.period_frames)
+        module = make_module()
+        assert isinstance(module, nn.Module)  # the plugin's torch network (what finetune tunes)
         cap = budget_steps(float(ctx.value(self.who, _BY_NAME["adapt_budget"])), frames, pairs[0][1].y.size,
-                           len(MODES[mode]), conv_macs(shipped, self.spec))  # fmt: skip
+                           len(MODES[mode]), conv_macs(module))  # fmt: skip
         steps = int(ctx.value(self.who, _BY_NAME["adapt_steps"]))
         recipe = Recipe(
             steps=steps if cap is None else min(steps, cap),

@@ -45,18 +45,14 @@ def budget_steps(
 ) -> int | None:
     """Tuning steps per mode that keep a period's adaptation within ``budget`` seconds per 720p frame on
     the reference machine (None: ``budget`` 0, no cap). ``pixels``: luma samples per frame;
-    ``macs_per_sample``: the network's forward MACs per packed (chroma-resolution) sample. Steps, not
+    ``macs_per_sample``: the network's forward MACs per packed (chroma-resolution) sample
+    (``layers.conv_macs``). Steps, not
     seconds, so the encoder's output never depends on the machine or its load."""
     if budget <= 0:
         return None
     seconds = budget * frames * pixels / REFERENCE_PIXELS * (1.0 - MEASURE_SHARE) / max(1, modes)
     step = 3.0 * macs_per_sample * recipe.batch * recipe.crop**2 / REFERENCE_MACS_PER_SECOND
     return max(MIN_STEPS, int(seconds / step))
-
-
-def conv_macs(state: dict[str, np.ndarray], spec: AdaptSpec) -> float:
-    """Forward MACs per output sample of a network of stride-1 convs: the sum of their weights' sizes."""
-    return float(sum(np.asarray(state[f"{c}.weight"]).size for c in spec.convs))
 
 
 def finetune(
