@@ -156,7 +156,10 @@ class ResidualDiffusion(PostProcessor):
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
         base = plane_sse(source, decoded)
         lambdas = rd.plane_lambdas(base, ctx.base_bits, ctx.lagrangian) * _number(ctx, "lambda_scale")
-        measure = lambda p: plane_sse(source, self.restore(decoded, p, ctx))  # noqa: E731
+
+        def measure(payload: bytes) -> np.ndarray:  # per-plane D of what restore gives, as the decoder will
+            return plane_sse(source, self.restore(decoded, payload, ctx))
+
         candidates = [(d, 0.0, p) for d, p in framing.reuse_candidates(ctx, tag, base, measure)]
         default = plane_sse(source, self.restore(decoded, None, ctx))
         if framing.default_allowed(default, base, tag):
