@@ -13,6 +13,7 @@ QP-only mode, and send the update once; every frame of the period then names it 
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import numpy as np
@@ -192,7 +193,7 @@ class SyntaxDiffusion(PostProcessor):
         candidates = [(d, 0.0, p) for d, p in reuse]
         # send nothing: what a decoder runs without side info; it does not know the base QP (enhance gives
         # ctx.qp = None or the *output* QP), so a blind mode assumes the `qp` option
-        default = plane_sse(source, self.restore(decoded, None, ctx))
+        default = plane_sse(source, self.restore(decoded, None, dataclasses.replace(ctx, qp=None)))
         if framing.default_allowed(default, base, tag):
             candidates.append((default, 0.0, b""))
         for values in ((), self.syntax(source, decoded, qp, ctx)):
