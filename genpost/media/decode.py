@@ -381,7 +381,7 @@ class InputFile:
                 yield bytes(packet), packet
 
     def video_pts(self) -> list[int]:
-        """The pts of every video packet, in decode order (sorted: the frames' presentation order)."""
+        """The pts of every video packet, in decode order (sorted, they give the frames' presentation order)."""
         return [packet.pts for _, packet in self.video_packets()]
 
     def packet_time(self, packet) -> float:
