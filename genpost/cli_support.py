@@ -102,7 +102,7 @@ class OneLineErrors(TyperGroup):
             where = exc.ctx.command_path if isinstance(exc, click_errors.UsageError) and exc.ctx else "genpost"
             line("genpost: error: ", "red", f"{exc.format_message()} (see {where} --help)")
             sys.exit(exc.exit_code)
-        except click_errors.Abort:
+        except typer.Abort:
             line("genpost: error: ", "red", "aborted")
             sys.exit(130)
         sys.exit(rv if isinstance(rv, int) else 0)

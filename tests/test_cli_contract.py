@@ -190,3 +190,15 @@ def test_install_hints_name_pyproject_extras():
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert {k: tuple(v) for k, v in extras.items() if k != "test"} == EXTRAS
+
+
+def test_help_into_a_closed_pipe_exits_without_a_traceback():
+    """``genpost encode --help | head -1``: the reader goes away mid-help; that is no internal error."""
+    proc = subprocess.Popen([sys.executable, "-m", "genpost.cli", "encode", "--help"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, 1, 120, 141)
+    assert "Traceback" not in err
