@@ -76,7 +76,16 @@ def _errors():
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.exit_code)
 
 
-# options encode and enhance share (one declaration, one help text)
+# options several commands share (one declaration, one help text)
+RAW_FPS = typer.Option(None, help="Frame rate for raw .265/.266 inputs.")
+PLUGIN_OPTIONS = typer.Option([], "--option", help="Plugin option KEY=VALUE (e.g. strength=0.5).")
+DEVICE = typer.Option("cpu", help="Device handed to the plugins' setup (cpu, cuda).")
+SKIP_ON_PLUGIN_ERROR = typer.Option(
+    "skip", "--on-plugin-error", help="A plugin that raises: skip it for that frame (counted), or fail the job."
+)
+JSON_REPORT = typer.Option(False, "--json", help="Print the report as JSON on stdout.")
+NO_PROGRESS = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+# the chunked and parallel runs of encode and enhance
 RESUME = typer.Option(False, "--resume", help="Work in GOP-aligned chunks beside the output; rerun with --resume to continue.")
 CHUNK_FRAMES = typer.Option(
     None, "--chunk-frames", help="With --resume or --workers: frames per chunk before the next keyframe (default 240)."
@@ -89,6 +98,10 @@ RAY_ADDRESS = typer.Option(None, "--ray-address", help="With --workers: a Ray cl
 def encode(
     source: str = typer.Argument(..., help="Original video (y4m or anything PyAV reads)."),
     output: str = typer.Option(..., "-o", "--output", help="HEVC output: .mkv, .mp4, .ts or raw .265."),
+    base: Optional[str] = typer.Option(
+        None, "--base", help="Add side info to this existing HEVC/VVC stream (raw .265/.266 or a container) "
+        "instead of encoding one; its packets are kept as they are. --qp tells the plugins its QP."
+    ),
     plugin: list[str] = typer.Option([], "--plugin", "-p", help="Post-processor whose side info to send (repeat)."),
     qp: Optional[int] = typer.Option(None, help="Constant QP for the x265 base."),
     crf: Optional[float] = typer.Option(None, help="CRF for the x265 base (default 28 when no --qp)."),
@@ -109,12 +122,8 @@ def encode(
     chunk_frames: Optional[int] = CHUNK_FRAMES,
     workers: int = WORKERS,
     ray_address: Optional[str] = RAY_ADDRESS,
-    base: Optional[str] = typer.Option(
-        None, "--base", help="Add side info to this existing HEVC/VVC stream (raw .265/.266 or a container) "
-        "instead of encoding one; its packets are kept as they are. --qp tells the plugins its QP."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = JSON_REPORT,
+    quiet: bool = NO_PROGRESS,
 ):
     """Make the x265 base (or take --base) and carry each plugin's side info with it."""
     with _errors():
@@ -162,14 +171,12 @@ def enhance(
     crf: Optional[float] = typer.Option(None, help="CRF for the output encoder (default 18)."),
     preset: Optional[str] = typer.Option(None, help="Encoder preset (default medium)."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="Output bit depth (default: the input's)."),
-    fps: Optional[str] = typer.Option(None, help="Frame rate for raw .265/.266 inputs."),
-    option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE (e.g. strength=0.5)."),
+    fps: Optional[str] = RAW_FPS,
+    option: list[str] = PLUGIN_OPTIONS,
     max_errors: Optional[int] = typer.Option(
         None, "--max-errors", help="Fail after this many damaged input frames plus plugin failures (default: no limit)."
     ),
-    on_plugin_error: str = typer.Option(
-        "skip", "--on-plugin-error", help="A plugin that raises: skip it for that frame (counted), or fail the job."
-    ),
+    on_plugin_error: str = SKIP_ON_PLUGIN_ERROR,
     resume: bool = RESUME,
     chunk_frames: Optional[int] = CHUNK_FRAMES,
     workers: int = WORKERS,
@@ -179,8 +186,8 @@ def enhance(
     ),
     vf_pre: Optional[str] = typer.Option(None, "--vf-pre", help="FFmpeg filters before restoring (e.g. deinterlace)."),
     vf_post: Optional[str] = typer.Option(None, "--vf-post", help="FFmpeg filters after restoring (e.g. scale=1280:-2)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = JSON_REPORT,
+    quiet: bool = NO_PROGRESS,
 ):
     """Decode, restore every frame with post-processors, and re-mux with the original streams."""
     with _errors():
@@ -246,7 +253,7 @@ def enhance(
 def inspect(
     input: str = typer.Argument(..., help="Stream to describe."),
     sideinfo: Optional[str] = typer.Option(None, "--sideinfo", help="Also read this .gpsi sidecar."),
-    fps: Optional[str] = typer.Option(None, help="Frame rate for raw .265/.266 inputs."),
+    fps: Optional[str] = RAW_FPS,
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
 ):
     """Streams, codec, frames, and the side-info records per plugin with their bytes and kbps."""
@@ -401,14 +408,12 @@ def pipe(
         [], "--plugin", "-p", help="Post-processor to run (repeat). Default: as the sidecar's side info says."
     ),
     sideinfo: Optional[str] = typer.Option(None, "--sideinfo", help="Side info from this .gpsi sidecar (by frame index)."),
-    option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE (e.g. strength=0.5)."),
+    option: list[str] = PLUGIN_OPTIONS,
     strength: Optional[float] = typer.Option(None, "--strength", help="Shorthand for --option strength=S."),
     max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Fail after this many frame errors."),
     report: Optional[str] = typer.Option(None, "--report", help="Write the job report as JSON to this file."),
-    device: str = typer.Option("cpu", help="Device handed to the plugins' setup (cpu, cuda)."),
-    on_plugin_error: str = typer.Option(
-        "skip", "--on-plugin-error", help="A plugin that raises: skip it for that frame (counted), or fail."
-    ),
+    device: str = DEVICE,
+    on_plugin_error: str = SKIP_ON_PLUGIN_ERROR,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line on stderr."),
 ):
     """Restore y4m from stdin to stdout, frame by frame: sits between two ffmpeg commands (docs/ffmpeg.md)."""
@@ -447,8 +452,8 @@ def batch(
     ray_address: Optional[str] = RAY_ADDRESS,
     retries: int = typer.Option(1, "--retries", help="Runs again a job that failed for a reason that may pass."),
     report: Optional[str] = typer.Option(None, "--report", help="Per-job report (JSON; default MANIFEST.report.json)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = JSON_REPORT,
+    quiet: bool = NO_PROGRESS,
 ):
     """Run a catalogue of jobs over the workers; rerun to resume; one bad file never stops the others."""
     with _errors():
@@ -489,7 +494,7 @@ def bench(
     plugin: str = typer.Option(..., "--plugin", "-p", help="Post-processor to time, or 'none'."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Time only the first N frames."),
     device: str = typer.Option("cpu", help="Device handed to the plugin's setup (cpu, cuda)."),
-    fps: Optional[str] = typer.Option(None, help="Frame rate for raw .265/.266 inputs."),
+    fps: Optional[str] = RAW_FPS,
     preset: str = typer.Option("medium", help="x265 preset of the re-encode (both sides)."),
     crf: float = typer.Option(18.0, help="x265 CRF of the re-encode (both sides)."),
     repeat: int = typer.Option(2, help="Alternated runs of each side; the fastest counts."),
@@ -542,10 +547,10 @@ def preview(
     gain: int = typer.Option(8, "--gain", help="With --mode diff: multiply the 8-bit luma differences by this."),
     crop: Optional[str] = typer.Option(None, help="Show only W:H:X:Y (or WxH+X+Y) of the frame."),
     zoom: int = typer.Option(1, help="Enlarge the pictures N times (nearest neighbour)."),
-    fps: Optional[str] = typer.Option(None, help="Frame rate for raw .265/.266 inputs."),
-    option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE."),
+    fps: Optional[str] = RAW_FPS,
+    option: list[str] = PLUGIN_OPTIONS,
     no_vmaf: bool = typer.Option(False, "--no-vmaf", help="Skip VMAF-NEG (no ffmpeg binary needed)."),
-    device: str = typer.Option("cpu", help="Device handed to the plugins' setup (cpu, cuda)."),
+    device: str = DEVICE,
     as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON on stdout."),
 ):
     """Base vs restored for one frame as a PNG, with PSNR-Y and VMAF-NEG in the caption."""

@@ -179,8 +179,8 @@ class Network:
 
 def export(net, out_dir, stem: str, in_channels: int, log: dict) -> dict:
     """Write a trained torch module as ``STEM.safetensors`` and ``STEM.onnx`` (input ``x``, any batch and
-    size) and ``training.json`` = ``log`` plus both files' sha256, which the plugin then declares in its
-    ``WeightsFile``s. Training-time only: imports torch, safetensors and onnx."""
+    size) and ``training.json`` = ``log`` plus both files' sha256, which the plugin then lists in its
+    ``weights/SHA256SUMS`` (``genpost.learned.plugin.shipped_weights``). Training-time only: imports torch, safetensors and onnx."""
     import hashlib
     import json
     from pathlib import Path

@@ -108,5 +108,5 @@ def test_torch_bf16_stays_close_to_fp32():
     proc.setup("cpu")
     a = proc.restore(frame, None, _ctx(frame, backend="torch", strength=1))
     b = proc.restore(frame, None, _ctx(frame, backend="torch", precision="bf16", strength=1))
-    assert proc._engine.precision == "bf16"
+    assert proc._engine_for(_ctx(frame, backend="torch", precision="bf16")).precision == "bf16"
     assert np.abs(a.y.astype(np.int32) - b.y).max() <= 3 and np.mean(a.y != b.y) < 0.5

@@ -26,7 +26,7 @@ from conftest import (
 from conftest import first_frames as _frames
 from genpost_residual_diffusion import codec, engine
 from genpost_residual_diffusion.layout import CELL, LATENT, grid
-from genpost_residual_diffusion.postprocessor import SHA256, ResidualDiffusion
+from genpost_residual_diffusion.postprocessor import ResidualDiffusion
 
 from genpost import PayloadError
 from genpost.learned.rd import plane_sse
@@ -214,7 +214,7 @@ def test_a_frame_the_base_codes_perfectly_stays_untouched(proc):
 
 def test_an_adapted_payload_restores_only_with_its_update(pair, proc):
     source, decoded = pair
-    check_adapted_payload(proc, source, decoded, _ctx(decoded), SHA256["residual_denoiser_v1.safetensors"])
+    check_adapted_payload(proc, source, decoded, _ctx(decoded), ResidualDiffusion.kit.adapted_sha256)
 
 
 def test_adapt_returns_a_valid_update_or_none(pair, proc):

@@ -8,21 +8,19 @@ Each frame's payload says which planes restore, so no plane is made worse than t
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
-from genpost import Context, Frame, PayloadError, PostProcessor
+from genpost import Context, Frame, PayloadError
 from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
-from genpost.learned.adaptive import AdaptiveNetwork
 from genpost.learned.blocks import plane_block_sse
-from genpost.learned.plugin import option_reader, shipped_weights
+from genpost.learned.plugin import Kit, LearnedPostProcessor, frame_key, shipped_weights, update_key
 from genpost.modeling import BACKENDS, PRECISIONS, pack, to_samples, unpack
 
 from . import codec
+from .engine import Engine, pick
 
 OPTIONS = (
     # default mode (no side info for a frame): residual scale s. 0 by default: without side info the decoder
@@ -39,12 +37,13 @@ OPTIONS = (
     *ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
 )
 DEFAULTS = opt.defaults(OPTIONS)
-_number = option_reader("gan-enhance", OPTIONS)
 # the generator's convs in forward order; the output layer's 12 channels: r_dist then r_perc, each
 # 4 luma phases + U + V
 SPEC = AdaptSpec(
     convs=("head", *(f"body.{i}" for i in range(5)), "tail"), out_planes=(0, 0, 0, 0, 1, 2) * 2
 )
+KIT = Kit("gan-enhance", OPTIONS, shipped_weights(__file__), Engine, SPEC)
+_number = KIT.read
 
 
 def option(ctx: Context, key: str) -> str:
@@ -55,10 +54,9 @@ def _float_option(ctx: Context, key: str) -> float:
     return float(_number(ctx, key))
 
 
-class GanEnhance(PostProcessor):
+class GanEnhance(LearnedPostProcessor):
     name = "gan-enhance"
     version = "1.0.0"
-    api_version = 1
     side_info = "gan-enhance/1"
     description = "GAN restoration (52k params, 12.9 kMAC/px) with an RD-chosen per-block realism map"
     parameter_count = 51_756  # README "parameters"
@@ -66,49 +64,24 @@ class GanEnhance(PostProcessor):
     patch_size = (256, 256)  # engine.TILE at chroma resolution
     patch_overlap = 8  # engine.HALO
     strength_input = True  # the constant (QP - 27) / 15 plane
-    weights = shipped_weights(__file__, {
-        "gan_enhance_v1.onnx": "0d347548d28067c8682327bd279253e9d80eb4f2f4950bc467b5b49756a952b8",
-        "gan_enhance_v1.safetensors": "a7930af26c62611d1b9c3a7787d4acaa959428dc3a65c8b8f9618e3c612f6df6",
-    })  # fmt: skip
-
-    options = OPTIONS
-
-    def __init__(self):
-        self._device = "cpu"
-        self._engine = None
-        self._cache: tuple | None = None
-        # the options' prefix, not self.name: a subclass under another name (genpost.testing's tracer)
-        # reads the adapt options its other options come from
-        self._adaptive = AdaptiveNetwork("gan-enhance", SPEC, self.weights[1].sha256)
-
-    def setup(self, device: str = "cpu") -> None:
-        from .engine import Engine
-
-        self._device = device
-        self._engine = Engine(self, DEFAULTS["backend"], device)
+    kit = KIT
 
     # ---------------------------------------------------------------- model
 
     def _engine_for(self, ctx: Context):
         """The generator with the shipped weights, or with the period's update applied (``ctx.update``)."""
-        from .engine import Engine, pick
-
         wanted, precision = pick(option(ctx, "backend")), option(ctx, "precision")
         precision = precision if wanted == "torch" or precision not in ("fp32", "bf16") else "fp32"
-        if self._engine is None or (self._engine.backend, self._engine.precision) != (wanted, precision):
-            self._engine = Engine(self, wanted, self._device, precision)
-        return self._adaptive.engine(self._engine, ctx.update)
+        return self.adapted(ctx, precision)
 
     def _residuals(self, frame: Frame, qp: int, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-        """(packed input (7,h,w), residuals (12,h,w)) for a frame, cached for the last frame, QP and update."""
-        from .engine import pick
-
-        update = zlib.crc32(ctx.update) if ctx.update is not None else None
-        key = (pick(option(ctx, "backend")), option(ctx, "precision"), update, frame.index, qp, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
-        if self._cache is None or self._cache[0] != key:
+        """(packed input (7,h,w), residuals (12,h,w)) for a frame, cached for the current frame per QP and update."""
+        def run() -> tuple[np.ndarray, np.ndarray]:
             x = pack(frame.y, frame.u, frame.v, frame.max_value, qp)
-            self._cache = (key, x, self._engine_for(ctx)(x))
-        return self._cache[1], self._cache[2]
+            return x, self._engine_for(ctx)(x)
+
+        key = frame_key(frame, pick(option(ctx, "backend")), option(ctx, "precision"), update_key(ctx))
+        return self._memo.get(key, qp, run)
 
     @staticmethod
     def _blend(frame: Frame, x: np.ndarray, r: np.ndarray, strength: np.ndarray, beta: np.ndarray) -> Frame:

@@ -10,22 +10,21 @@ the one-step sampler, and send the update once; each frame's payload says which 
 from __future__ import annotations
 
 import dataclasses
-import zlib
 
 import numpy as np
 
-from genpost import Context, Frame, PayloadError, PostProcessor
+from genpost import Context, Frame, PayloadError
 from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
-from genpost.learned.adaptive import AdaptiveNetwork
 from genpost.learned.blocks import plane_block_sse
-from genpost.learned.plugin import base_qp, option_reader, shipped_weights
+from genpost.learned.plugin import Kit, LearnedPostProcessor, base_qp, frame_key, shipped_weights, update_key
 from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
 from . import codec
 from .codec import Settings
+from .engine import Engine
 
 OPT = "rectified-flow."
 OPTIONS = (
@@ -47,8 +46,9 @@ OPTIONS = (
     *ADAPT_OPTIONS,  # content adaptation per period (genpost.learned.adaptive)
 )
 DEFAULTS = opt.defaults(OPTIONS)
-_number = option_reader("rectified-flow", OPTIONS)
 SPEC = AdaptSpec(convs=("head", *(f"body.{i}" for i in range(4)), "tail"), out_planes=(0, 0, 0, 0, 1, 2))
+KIT = Kit("rectified-flow", OPTIONS, shipped_weights(__file__), Engine, SPEC)
+_number = KIT.read
 # (steps, t0 index, sigma index) tried by analyze; noisy ones with several seeds
 SEARCH = {
     "fast": ((1, 0, 0), (2, 0, 0), (2, 0, 1)),
@@ -71,64 +71,31 @@ def default_settings(ctx: Context) -> Settings:
     )
 
 
-class RectifiedFlow(PostProcessor):
+class RectifiedFlow(LearnedPostProcessor):
     name = "rectified-flow"
     version = "1.0.0"
-    api_version = 1
     side_info = "rectified-flow/1"
     description = "rectified-flow restoration (43k params, 10.7 kMAC/px per step, 1-4 Euler steps), RD-chosen sampler"
-    weights = shipped_weights(__file__, {
-        "rectified_flow_v1.onnx": "7ee735be7324745019c6412416144cda9476f760daba3256557ca7b4d9edf14d",
-        "rectified_flow_v1.safetensors": "199f3f29a73045872b7ee100e97763f44b2da00a0e68bc6335f7b97601486cd9",
-    })  # fmt: skip
-
-    options = OPTIONS
-
-    def __init__(self):
-        self._device = "cpu"
-        self._engine = None
-        self._frame_key = None
-        self._packed: dict[int, np.ndarray] = {}  # per conditioning QP, for the current frame
-        self._samples: dict[tuple, np.ndarray] = {}  # per Settings.key(), for the current frame
-        # the options' prefix, not self.name: a subclass under another name (genpost.testing's tracer)
-        # reads the adapt options its other options come from
-        self._adaptive = AdaptiveNetwork("rectified-flow", SPEC, self.weights[1].sha256)
-
-    def setup(self, device: str = "cpu") -> None:
-        from .engine import Engine
-
-        self._device = device
-        self._engine = Engine(self, DEFAULTS["backend"], device)
+    kit = KIT
 
     # ---------------------------------------------------------------- sampling
-
-    def _engine_for(self, ctx: Context):
-        from .engine import Engine, pick
-
-        wanted = pick(option(ctx, "backend"))
-        if self._engine is None or self._engine.backend != wanted:
-            self._engine = Engine(self, wanted, self._device)
-        return self._adaptive.engine(self._engine, ctx.update)
 
     def _sampled(self, frame: Frame, s: Settings, ctx: Context) -> np.ndarray:
         """The (6, h, w) end state of the flow for a frame and settings (cached for the current frame)."""
         from .engine import sample
 
-        engine = self._engine_for(ctx)
-        update = zlib.crc32(ctx.update) if ctx.update is not None else None
-        key = (engine.backend, update, frame.index, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
-        if key != self._frame_key:
-            self._frame_key, self._packed, self._samples = key, {}, {}
-        if s.key() not in self._samples:
-            if s.qp not in self._packed:
-                self._packed[s.qp] = pack(frame.y, frame.u, frame.v, frame.max_value, s.qp)
-            d = self._packed[s.qp]
+        engine = self.adapted(ctx)
+        key = frame_key(frame, engine.backend, update_key(ctx))
+
+        def run() -> np.ndarray:
+            d = self._memo.get(key, ("packed", s.qp), lambda: pack(frame.y, frame.u, frame.v, frame.max_value, s.qp))
             eps = None
             if s.sigma:  # the noise depends on the seed and the frame index only: bit-exact on repeat
                 rng = np.random.default_rng([s.seed, frame.index & 0xFFFFFFFF])
                 eps = rng.standard_normal(d[:6].shape, np.float32)
-            self._samples[s.key()] = sample(engine, d, s.steps, codec.T0S[s.t0], codec.SIGMAS[s.sigma], eps)
-        return self._samples[s.key()]
+            return sample(engine, d, s.steps, codec.T0S[s.t0], codec.SIGMAS[s.sigma], eps)
+
+        return self._memo.get(key, ("sample", s.key()), run)
 
     @staticmethod
     def _to_frame(frame: Frame, x: np.ndarray, guidance) -> Frame:
@@ -251,7 +218,7 @@ class RectifiedFlow(PostProcessor):
 
         qp = base_qp(ctx, _number(ctx, "qp"))
         lam = ctx.lagrangian * _number(ctx, "lambda_scale")
-        generic = self._engine_for(Context(stream=ctx.stream, options=ctx.options))
+        generic = self.adapted(Context(stream=ctx.stream, options=ctx.options))
 
         def forward(net, x):  # one Euler step from t = 0: the velocity is the residual
             import torch

@@ -12,31 +12,21 @@ mode, and send the update once; every frame of the period then names it."""
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
-from genpost import Context, Frame, PostProcessor
+from genpost import Context, Frame
 from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
-from genpost.learned.adaptive import AdaptiveNetwork
-from genpost.learned.plugin import base_qp, option_reader, shipped_weights
+from genpost.learned.plugin import Kit, LearnedPostProcessor, base_qp, frame_key, shipped_weights, update_key
 from genpost.learned.rd import plane_sse
 from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
-from . import codec
+from . import codec, engine
 from .layout import LATENT, RS, encoder_input, grid, upsample
 
 WHO = "residual-diffusion"
-# sha256 of the shipped weights (weights/training.json lists the same)
-SHA256 = {
-    "latent_encoder_v1.onnx": "0a77b3a7f94352800884262b309a9ecf90a68f8f61de04113300d2270d435a2f",
-    "latent_encoder_v1.safetensors": "ce57aea932128ae06d2cdfec72f7d00d65620289eafd432698c3fb6d0a1fdee9",
-    "residual_denoiser_v1.onnx": "6ae78fb918a18289b42709fc532bf96f8607092d89bd1772841b54eb8742572d",
-    "residual_denoiser_v1.safetensors": "e29f7442eca9d0c335fe5a094b339a6636f652e1557f2a51732b65fd704970ff",
-}
 OPTIONS = (
     opt.integer("steps", "0", 0, 8, "0: one-step posterior mean (deterministic); 1..8: DDIM steps from seeded noise"),
     opt.integer("seed", "0", 0, 2**32 - 1, "DDIM noise seed (with the frame index); unused at steps 0"),
@@ -49,9 +39,11 @@ OPTIONS = (
     *ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
 )
 DEFAULTS = opt.defaults(OPTIONS)
-_number = option_reader(WHO, OPTIONS)
 # the denoiser's convs in forward order; the output layer's 6 channels: 4 luma phases, U, V
 SPEC = AdaptSpec(convs=("head", *(f"body.{i}" for i in range(4)), "tail"), out_planes=(0, 0, 0, 0, 1, 2))
+# the shipped weights: weights/SHA256SUMS (weights/training.json lists the same)
+KIT = Kit(WHO, OPTIONS, shipped_weights(__file__), engine.denoiser, SPEC)
+_number = KIT.read
 
 
 def generate(net, frame: Frame, decoded: np.ndarray, latent: np.ndarray | None, steps: int, seed: int) -> Frame:
@@ -73,59 +65,24 @@ def generate(net, frame: Frame, decoded: np.ndarray, latent: np.ndarray | None, 
     return frame.with_planes(*(to_samples(p, frame.max_value, frame.dtype) for p in (y, u, v)))
 
 
-class ResidualDiffusion(PostProcessor):
+class ResidualDiffusion(LearnedPostProcessor):
     name = "residual-diffusion"
     version = "1.0.0"
-    api_version = 1
     side_info = "residual-diffusion/1"
     description = "learned residual latent (1/8 grid, ANS, RD-chosen step) + conditional diffusion decoder (one-step default)"
-    weights = shipped_weights(__file__, SHA256)
-
-    options = OPTIONS
-
-    def __init__(self):
-        self._device = "cpu"
-        self._nets: dict[str, object] = {}
-        self._frame_key = None
-        self._cache: dict[tuple, Frame] = {}  # per (qp, payload, steps, seed, update) for the current frame
-        # the options' prefix, not self.name: a subclass under another name (genpost.testing's tracer)
-        # reads the adapt options its other options come from
-        self._adaptive = AdaptiveNetwork(WHO, SPEC, SHA256["residual_denoiser_v1.safetensors"])
-
-    def setup(self, device: str = "cpu") -> None:
-        self._device = device
-        self._net("denoiser", DEFAULTS["backend"])
-
-    def _net(self, which: str, requested: str):
-        from genpost.modeling import pick_backend
-
-        from . import engine
-
-        backend = pick_backend(requested, WHO)
-        net = self._nets.get(which)
-        if net is None or net.backend != backend:
-            net = self._nets[which] = getattr(engine, which)(self, backend, self._device)
-        return net
+    kit = KIT
 
     # ---------------------------------------------------------------- decoder
 
-    def _denoiser(self, ctx: Context):
-        """The denoiser with the shipped weights, or with the period's update applied (``ctx.update``)."""
-        return self._adaptive.engine(self._net("denoiser", str(_number(ctx, "backend"))), ctx.update)
-
     def _restored(self, frame: Frame, qp: int, latent: np.ndarray | None, key: bytes, ctx: Context) -> Frame:
         """``frame`` plus the residual the denoiser generates from it and ``latent`` (None: absent)."""
-        net = self._denoiser(ctx)
+        net = self.adapted(ctx)
         steps, seed = _number(ctx, "steps"), _number(ctx, "seed")
-        frame_key = (net.backend, frame.index, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
-        if frame_key != self._frame_key:
-            self._frame_key, self._cache = frame_key, {}
-        update = zlib.crc32(ctx.update) if ctx.update is not None else None
-        ckey = (qp, key, steps, seed, update)
-        if ckey not in self._cache:
-            packed = pack(frame.y, frame.u, frame.v, frame.max_value, qp)
-            self._cache[ckey] = generate(net, frame, packed, latent, steps, seed)
-        return self._cache[ckey]
+
+        def run() -> Frame:
+            return generate(net, frame, pack(frame.y, frame.u, frame.v, frame.max_value, qp), latent, steps, seed)
+
+        return self._memo.get(frame_key(frame, net.backend), (qp, key, steps, seed, update_key(ctx)), run)
 
     def restore(self, decoded: Frame, payload: bytes | None, ctx: Context) -> Frame:
         if payload is None:  # no side info: as decoded, or the blind default mode (with the period's update)
@@ -166,7 +123,7 @@ class ResidualDiffusion(PostProcessor):
             candidates.append((default, 0.0, b""))
         src = pack(source.y, source.u, source.v, source.max_value)
         dec = pack(decoded.y, decoded.u, decoded.v, decoded.max_value)
-        y = self._net("encoder", str(_number(ctx, "backend")))(encoder_input(src, dec, qp))
+        y = self.network(engine.encoder, str(_number(ctx, "backend")))(encoder_input(src, dec, qp))
         tried = set()
         for step in (None, *range(len(codec.STEPS))):
             q = np.zeros(y.shape, np.int32) if step is None else codec.quantise(y, step)
@@ -187,7 +144,7 @@ class ResidualDiffusion(PostProcessor):
 
         qp = base_qp(ctx, _number(ctx, "qp"))
         lam = ctx.lagrangian * _number(ctx, "lambda_scale")
-        generic = self._denoiser(Context(stream=ctx.stream, options=ctx.options))
+        generic = self.adapted(Context(stream=ctx.stream, options=ctx.options))
         steps, seed = _number(ctx, "steps"), _number(ctx, "seed")
 
         def forward(net, x):  # the QP-only payload's mode: x_t = 0 at t = 1, zero latent (flag 1); x0 = RS * residual

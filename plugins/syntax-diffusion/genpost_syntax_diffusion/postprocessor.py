@@ -14,21 +14,19 @@ QP-only mode, and send the update once; every frame of the period then names it 
 from __future__ import annotations
 
 import dataclasses
-import zlib
 
 import numpy as np
 
-from genpost import Context, Frame, PostProcessor
+from genpost import Context, Frame
 from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
-from genpost.learned.adaptive import AdaptiveNetwork
-from genpost.learned.plugin import base_qp, option_reader, shipped_weights
+from genpost.learned.plugin import Kit, LearnedPostProcessor, base_qp, frame_key, shipped_weights, update_key
 from genpost.learned.rd import plane_sse
 from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
-from . import codec
+from . import codec, engine
 
 WHO = "syntax-diffusion"
 OPTIONS = (
@@ -43,10 +41,11 @@ OPTIONS = (
     *ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
 )
 DEFAULTS = opt.defaults(OPTIONS)
-_number = option_reader(WHO, OPTIONS)
 # the U-Net's convs in forward order (the FiLM MLP is not adapted: it is linear, not a conv); the output
 # conv's 6 channels: 4 luma phases, U, V (its output is added to the decode, so gain 0 keeps the decode)
 SPEC = AdaptSpec(convs=("e1", "e2", "down", "m1", "m2", "up", "d1", "out"), out_planes=(0, 0, 0, 0, 1, 2))
+KIT = Kit(WHO, OPTIONS, shipped_weights(__file__), engine.denoiser, SPEC)
+_number = KIT.read
 
 
 STRENGTHS = (0, 2, 4, 6, 8)  # eighths tried by analyze, per plane
@@ -74,8 +73,6 @@ def _plane_sse(a: np.ndarray, b: np.ndarray) -> float:
 def restored_frame(net, frame: Frame, packed: np.ndarray, z: tuple[int, ...] | None, steps: int, period: float) -> Frame:
     """The network's restoration of ``frame`` from its packed decode + QP plane (7, h, w), with the
     low-frequency consistency step: what the decoder runs, and what adaptation measures."""
-    from . import engine
-
     top = frame.max_value
     x = engine.sample(net, packed, z, steps)
     planes = []
@@ -86,42 +83,12 @@ def restored_frame(net, frame: Frame, packed: np.ndarray, z: tuple[int, ...] | N
     return frame.with_planes(*planes)
 
 
-class SyntaxDiffusion(PostProcessor):
+class SyntaxDiffusion(LearnedPostProcessor):
     name = WHO
     version = "1.0.0"
-    api_version = 1
     side_info = "syntax-diffusion/1"
     description = "syntax-guided U-Net denoiser (86k params, 8.2 kMAC/px per step), FiLM by a 16-value RD-chosen syntax vector"
-    weights = shipped_weights(__file__, {
-        "syntax_denoiser_v1.onnx": "9ad988c059a1fe13e640d77cd8877435f8e0dacfa4bbcbc136f61a6646e9f545",
-        "syntax_denoiser_v1.safetensors": "df80925fb2edcd4a80073dfd45ee83b92d4fc355bd08d43d928043d59a8ca42c",
-        "syntax_extractor_v1.onnx": "3420ad54bae6bc8ef47339060092aca90ea88bc6acc40f937b3c9524d5c2ef5c",
-        "syntax_extractor_v1.safetensors": "377a96cfa1696e36d6e2790fe7d227b6cdb785d5d2ce07a3e785e69edf9c25f8",
-    })  # fmt: skip
-
-    options = OPTIONS
-
-    def __init__(self):
-        self._device = "cpu"
-        self._nets: dict[tuple[str, str], object] = {}
-        self._frame_key = None
-        self._cache: dict[tuple, Frame] = {}
-        # the options' prefix, not self.name: a subclass under another name (genpost.testing's tracer)
-        # reads the adapt options its other options come from
-        self._adaptive = AdaptiveNetwork(WHO, SPEC, self.weights[1].sha256)
-
-    def setup(self, device: str = "cpu") -> None:
-        self._device = device
-        self._net("denoiser", DEFAULTS["backend"])
-
-    def _net(self, which: str, backend: str):
-        from . import engine
-
-        key = (which, engine.pick(backend))
-        if key not in self._nets:
-            make = engine.denoiser if which == "denoiser" else engine.extractor
-            self._nets[key] = make(self, key[1], self._device)
-        return self._nets[key]
+    kit = KIT
 
     # ---------------------------------------------------------------- decoder
 
@@ -132,23 +99,15 @@ class SyntaxDiffusion(PostProcessor):
             raise ValueError(f"{WHO}.consistency must be 0 or at least 4, not {period}")
         return steps, period
 
-    def _denoiser(self, ctx: Context):
-        """The U-Net with the shipped weights, or with the period's update applied (``ctx.update``)."""
-        return self._adaptive.engine(self._net("denoiser", str(_number(ctx, "backend"))), ctx.update)
-
     def _apply(self, frame: Frame, qp: int, z: tuple[int, ...] | None, ctx: Context) -> Frame:
         """The restored frame for a conditioning QP and syntax vector (None = default mode), cached per frame."""
         steps, period = self._options(ctx)
-        net = self._denoiser(ctx)
-        fkey = (frame.index, frame.bit_depth, frame.y.shape, *(zlib.crc32(p.tobytes()) for p in frame.planes))
-        if fkey != self._frame_key:
-            self._frame_key, self._cache = fkey, {}
-        update = zlib.crc32(ctx.update) if ctx.update is not None else None
-        key = (net.backend, qp, z, steps, period, update)
-        if key not in self._cache:
-            packed = pack(frame.y, frame.u, frame.v, frame.max_value, qp)
-            self._cache[key] = restored_frame(net, frame, packed, z, steps, period)
-        return self._cache[key]
+        net = self.adapted(ctx)
+
+        def run() -> Frame:
+            return restored_frame(net, frame, pack(frame.y, frame.u, frame.v, frame.max_value, qp), z, steps, period)
+
+        return self._memo.get(frame_key(frame), (net.backend, qp, z, steps, period, update_key(ctx)), run)
 
     def _default_qp(self, ctx: Context) -> int:
         return base_qp(ctx, _number(ctx, "qp"))
@@ -169,9 +128,7 @@ class SyntaxDiffusion(PostProcessor):
 
     def syntax(self, source: Frame, decoded: Frame, qp: int, ctx: Context) -> tuple[int, ...]:
         """The frame's quantised syntax vector (the extractor runs once per frame, on the whole frame)."""
-        from . import engine
-
-        net = self._net("extractor", str(_number(ctx, "backend")))
+        net = self.network(engine.extractor, str(_number(ctx, "backend")))
         top = decoded.max_value
         return engine.syntax_vector(net, pack(source.y, source.u, source.v, top), pack(decoded.y, decoded.u, decoded.v, top, qp))
 
@@ -216,7 +173,7 @@ class SyntaxDiffusion(PostProcessor):
 
         qp = self._default_qp(ctx)
         lam = ctx.lagrangian * _number(ctx, "lambda_scale")
-        generic = self._denoiser(Context(stream=ctx.stream, options=ctx.options))
+        generic = self.adapted(Context(stream=ctx.stream, options=ctx.options))
         steps, period = self._options(ctx)
 
         def forward(net, x):  # step 0 from the decode: x_t = decode, t = 0, zero vector, flag 0
