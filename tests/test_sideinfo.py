@@ -483,8 +483,8 @@ def test_record_overhead_bytes_reports_v3():
     from genpost.sideinfo import record_overhead_bytes
 
     alone = len(encode_records([Record("wiener/1", 300, b"", count=2)]))  # 2-byte frame index, a run
-    assert record_overhead_bytes("wiener/1", "sidecar") == alone
-    assert record_overhead_bytes("wiener/1", "sei") == alone + 25
+    assert record_overhead_bytes("wiener/1", "sidecar") == len(encode_records_v2([Record("wiener/1", 300, b"")])) + 1  # a v2 block
+    assert record_overhead_bytes("wiener/1", "sei") == alone + 25 and record_overhead_bytes("wiener/1", "track") == alone + 8
     assert record_overhead_bytes("other/1", "sei") == alone + 25 + 1 + len("other/1")  # escaped id
 
 

@@ -26,11 +26,12 @@ from .layout import (
     Record,
     valid_format_id,
 )
-from .record2 import encode_block, parse_block
+from .record2 import block_overhead, encode_block, parse_block
 from .record3 import encode_unit, is_unit, parse_unit, unit_overhead
 
 MAGIC = b"GPSI"
 VERSION = 1
+RECORD2_OVERHEAD = 5  # a version-2 record's fields: format index, frame index up to 2^14, count, length up to 127
 
 _HEAD = struct.Struct(">4sBB")  # magic, version, id_len
 _TAIL = struct.Struct(">IHI")  # frame_index, count, payload_len
@@ -177,7 +178,9 @@ def record_overhead_bytes(format_id: str, carriage: str) -> int:
     frames up to 16383, count budgeted at 1 byte: a run, CRC-16: units up to 256 bytes) and the carriage's
     framing: ``sei`` a whole prefix SEI NAL unit (``SEI_FRAMING``: length/start code, NAL header,
     payloadType, payloadSize, 16-byte UUID, trailing bits); ``nnpfc`` that plus the picture's 4-byte NNPFA
-    message (a record is what activates a plugin without a default mode); ``track`` a data packet's muxing;
-    ``sidecar`` none (a sidecar holds version-2 blocks, a few bytes more, but off the stream). Plugins weigh
-    this in their rate-distortion choice (``Context.record_overhead_bits``)."""
+    message (a record is what activates a plugin without a default mode); ``track`` a data packet's muxing.
+    ``sidecar``: the version-2 block a sidecar holds per record (fields budgeted alike, no framing). Plugins
+    weigh this in their rate-distortion choice (``Context.record_overhead_bits``)."""
+    if carriage == "sidecar":
+        return RECORD2_OVERHEAD + block_overhead([format_id])
     return unit_overhead([format_id]) + CARRIAGE_FRAMING.get(carriage, 0)
