@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import binascii
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,16 @@ VVC = DATA / "vvc"
 # Carriage tests need records on (nearly) every frame; at its RD default wiener rightly sends little on a
 # 176x144 clip, so these tests lower its lambda. RD behaviour itself is tested in test_wiener.py.
 SEND_OFTEN = {"wiener.lambda_scale": "0.02"}
+
+
+def v3_crc_matches(unit: bytes) -> bool:
+    """Checked here, independently of the reader: a version-3 unit whose CRC matches its bytes. CRC-16
+    lets 1 in 65536 random damages through, so a mutated unit may legitimately yield records then."""
+    if not unit or unit[0] >> 4 != 3:
+        return False
+    if unit[0] & 1:
+        return len(unit) > 4 and zlib.crc32(unit[:-4]) == int.from_bytes(unit[-4:], "big")
+    return len(unit) > 2 and binascii.crc_hqx(unit[:-2], 0xFFFF) == int.from_bytes(unit[-2:], "big")
 
 
 def ffmpeg(*args: str) -> None:

@@ -239,21 +239,28 @@ def test_default_flow_gains_at_qp37(tmp_path, size):
 
 
 def test_record_overhead_in_the_default_carriage():
-    """Measured per-record overhead (SEI NAL unit with a 4-byte length, beyond the payloads): a lone record
-    costs what the RD charges (record_overhead_bytes, which budgets 2-byte varints); records
-    sharing an access unit cost <= 12 bytes each from 8 on (issue 16's target); the keyframe of a period
-    with a wiener set carries two records (the set and the frame's reference) in one block."""
+    """Measured per-record overhead (SEI NAL unit with a 4-byte length, beyond the payloads; records are
+    version-3 units): the SEI framing alone is 25 bytes; a lone record costs 30 in all, what the RD charges
+    (record_overhead_bytes, which budgets a 2-byte frame index and a run's count) or up to 3 less; beyond the
+    framing every record costs <= 12 bytes (issue 16's target), from 4 records on <= 12 in all; the keyframe
+    of a period with a wiener set carries two records (the set and the frame's reference) in one unit."""
     from genpost import sideinfo
 
     def overhead(recs):
         return 4 + len(sideinfo.sei_nal("hevc", recs)) - sum(len(r.payload) for r in recs)
 
-    lone = overhead([sideinfo.Record("wiener/1", 100, b"\x55" * 40)])
-    assert lone <= sideinfo.record_overhead_bytes("wiener/1", "sei") <= lone + 3  # varints budgeted at 2 bytes
-    for n in (8, 16):
-        assert overhead([sideinfo.Record("wiener/1", 100 + i, b"\x55" * 40) for i in range(n)]) / n <= 12
+    def unit(recs):
+        return len(sideinfo.encode_records(recs)) - sum(len(r.payload) for r in recs)
+
+    lone_rec = [sideinfo.Record("wiener/1", 100, b"\x55" * 40)]
+    lone = overhead(lone_rec)
+    assert (lone, unit(lone_rec)) == (30, 5)  # version 2: 46 and 21
+    assert lone <= sideinfo.record_overhead_bytes("wiener/1", "sei") <= lone + 3  # varint and count budgeted
+    for n in (1, 2, 4, 8, 16):
+        recs = [sideinfo.Record("wiener/1", 100 + i, b"\x55" * 40) for i in range(n)]
+        assert unit(recs) / n <= 12 and (n < 4 or overhead(recs) / n <= 12), n
     key = [sideinfo.Record("wiener/1+update", 0, b"\x55" * 80, 33), sideinfo.Record("wiener/1", 0, b"\x55" * 3, 33)]
-    assert overhead(key) <= lone + 5 + 1 + len("wiener/1+update")  # the second record: its fields and table entry
+    assert overhead(key) <= lone + 5  # the second record: its code, frame, count, and the first one's length
 
 
 def test_large_cc_shape_matches_the_direct_formula_and_round_trips():

@@ -1,4 +1,4 @@
-"""What both record versions share (genpost.sideinfo.record: version 1, genpost.sideinfo.record2: version 2):
+"""What the record versions share (genpost.sideinfo.record: version 1, record2: version 2, record3: version 3):
 the Record itself, the caps a reader enforces, and the format-id rule."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ MAX_RUN = 0xFFFF  # frames one record may cover
 class Record:
     """One plugin's payload for a run of ``count`` frames starting at ``frame_index`` (genpost's
     presentation-order index). A run lets a payload that stays right (a filter, a strength) be sent once
-    instead of once per frame, which matters when the carriage costs ~50 bytes per record."""
+    instead of once per frame, which matters when the carriage costs ~30 bytes per access unit."""
 
     format_id: str
     frame_index: int

@@ -1,7 +1,8 @@
 """The side-information record: the one byte layout every carriage (SEI, sidecar, ...) wraps.
 
-genpost writes version 2 (genpost.sideinfo.record2: a block of compact records, one CRC per block) and
-reads both. Version-1 layout (see docs/bitstream.md)::
+genpost writes version 3 (genpost.sideinfo.record3: one compact unit per carriage unit, which the carriage
+delimits) and version 2 in sidecar files (genpost.sideinfo.record2: self-delimiting blocks with a magic), and
+reads all three. Version-1 layout (see docs/bitstream.md)::
 
     b"GPSI" | version u8 | id_len u8 | format_id | frame_index u32 BE | count u16 BE | payload_len u32 BE
     | payload | crc32 u32 BE
@@ -26,10 +27,11 @@ from .layout import (
     valid_format_id,
 )
 from .record2 import block_overhead, encode_block, parse_block
+from .record3 import encode_unit, is_unit, parse_unit, unit_overhead
 
 MAGIC = b"GPSI"
 VERSION = 1
-RECORD2_OVERHEAD = 5
+RECORD2_OVERHEAD = 5  # a version-2 record's fields: format index, frame index up to 2^14, count, length up to 127
 
 _HEAD = struct.Struct(">4sBB")  # magic, version, id_len
 _TAIL = struct.Struct(">IHI")  # frame_index, count, payload_len
@@ -63,9 +65,16 @@ def encode_records_v1(records: Iterable[Record]) -> bytes:
     return b"".join(encode_record(r) for r in records)
 
 
-def encode_records(records: Iterable[Record]) -> bytes:
-    """The records as one version-2 block (b"" for none): what every carriage writes (docs/bitstream.md)."""
+def encode_records_v2(records: Iterable[Record]) -> bytes:
+    """The records as one version-2 block (b"" for none): self-delimiting, what sidecar files hold."""
     return encode_block(list(records))
+
+
+def encode_records(records: Iterable[Record]) -> bytes:
+    """The records as one version-3 unit (b"" for none): what the in-stream carriages write, one unit per
+    SEI message, data packet or BlockAdditional (docs/bitstream.md). The carriage must delimit it: a unit
+    cannot be concatenated with anything else."""
+    return encode_unit(list(records))
 
 
 def _parse_one(mv: memoryview, pos: int) -> tuple[Record | None, int, int]:
@@ -92,14 +101,29 @@ def _parse_one(mv: memoryview, pos: int) -> tuple[Record | None, int, int]:
 
 
 def decode_records(buf: bytes | memoryview) -> tuple[list[Record], int]:
-    """Parse concatenated records; returns (good records, number of malformed spots).
+    """Records of one carriage unit (an SEI message's data after the UUID, a data packet, a BlockAdditional);
+    returns (good records, number of malformed spots). Never raises on bytes-like input.
+
+    A unit whose first byte marks version 3 (0x30..0x3F) is one version-3 unit: all its records, or none and
+    one malformed spot when its CRC or any field fails. Anything else is scanned for version-1 records and
+    version-2 blocks in any mix (``scan_records``), which is how streams written before version 3 read."""
+    if not isinstance(buf, (bytes, bytearray, memoryview)):
+        raise TypeError(f"decode_records needs bytes-like input, got {type(buf).__name__}")  # caller bug
+    if len(buf) and is_unit(buf[0]):
+        got = parse_unit(buf)
+        return ([], 1) if got is None else got
+    return scan_records(buf)
+
+
+def scan_records(buf: bytes | memoryview) -> tuple[list[Record], int]:
+    """Parse concatenated version-1 records and version-2 blocks; returns (good records, malformed spots).
 
     Never raises on bytes-like input. A spot that is not a valid record counts once and the parser
     resynchronises at the next magic. Work is linear: the scan only moves forward and the bytes spent on
     failed CRC checks are budgeted, so hostile input (many nested fake headers) cannot make it quadratic.
     """
     if not isinstance(buf, (bytes, bytearray, memoryview)):
-        raise TypeError(f"decode_records needs bytes-like input, got {type(buf).__name__}")  # caller bug
+        raise TypeError(f"scan_records needs bytes-like input, got {type(buf).__name__}")  # caller bug
     raw = bytes(buf)  # no copy for bytes
     mv = memoryview(raw)
     records: list[Record] = []
@@ -142,14 +166,21 @@ def base_format(format_id: str) -> str:
     return format_id[: -len(UPDATE_SUFFIX)] if format_id.endswith(UPDATE_SUFFIX) else format_id
 
 
+SEI_FRAMING = 4 + 2 + 1 + 1 + 16 + 1
+"""A prefix SEI NAL unit around genpost's unit: 4-byte length (or start code), NAL header, payloadType,
+payloadSize (1 byte up to 254 bytes of message), the 16-byte UUID, rbsp_trailing_bits."""
+CARRIAGE_FRAMING = {"sei": SEI_FRAMING, "nnpfc": SEI_FRAMING + 4, "track": 8}
+
+
 def record_overhead_bytes(format_id: str, carriage: str) -> int:
     """Bytes a new record costs beyond its payload when it is alone in its access unit (the usual case for
-    one plugin): the version-2 record fields (``RECORD2_OVERHEAD`` = 5: format index, frame index up to
-    2^14, count, length up to 16383), the block it sits in (magic, length, format table, CRC-32), and the
-    carriage's framing: ``sei`` a whole prefix SEI NAL unit (length/start code, NAL header, payloadType,
-    payloadSize, 16-byte UUID, trailing bits); ``nnpfc`` that plus the picture's 4-byte NNPFA message (a
-    record is what activates a plugin without a default mode); ``track`` a data packet's muxing. Plugins weigh
-    this in their rate-distortion choice (``Context.record_overhead_bits``)."""
-    sei = 4 + 2 + 1 + 2 + 16 + 1
-    framing = {"sei": sei, "nnpfc": sei + 4, "track": 8}.get(carriage, 0)
-    return RECORD2_OVERHEAD + block_overhead([format_id]) + framing
+    one plugin): its version-3 unit (header, format code or escaped id, frame index budgeted at 2 bytes:
+    frames up to 16383, count budgeted at 1 byte: a run, CRC-16: units up to 256 bytes) and the carriage's
+    framing: ``sei`` a whole prefix SEI NAL unit (``SEI_FRAMING``: length/start code, NAL header,
+    payloadType, payloadSize, 16-byte UUID, trailing bits); ``nnpfc`` that plus the picture's 4-byte NNPFA
+    message (a record is what activates a plugin without a default mode); ``track`` a data packet's muxing.
+    ``sidecar``: the version-2 block a sidecar holds per record (fields budgeted alike, no framing). Plugins
+    weigh this in their rate-distortion choice (``Context.record_overhead_bits``)."""
+    if carriage == "sidecar":
+        return RECORD2_OVERHEAD + block_overhead([format_id])
+    return unit_overhead([format_id]) + CARRIAGE_FRAMING.get(carriage, 0)
