@@ -64,6 +64,7 @@ from .wiener_alf import (
 )
 from .wiener_bits import BitReader
 from .wiener_fit import Fit, ctu_sse, fit_cc, fit_chroma, fit_luma, fit_period, fit_xc
+from .wiener_joint import improve_period
 from .wiener_v1 import restore_v1
 
 MAX_PAYLOAD = 1 << 16  # bytes; far above any real payload
@@ -272,6 +273,7 @@ class WienerFilter(PostProcessor):
         decoded0 = pairs[0][1]
         ctu = 128 if decoded0.y.size >= 1920 * 1080 else 64
         luma, chroma, sums = fit_period(pairs, decoded0.bit_depth, lam / weight, ctu)
+        chroma, sums = improve_period(pairs, chroma, sums, decoded0.bit_depth, lam / weight, ctu // 2)
         pl = PayloadV2(ctu.bit_length() - 1, luma, chroma[0::3], chroma[1::3], chroma[2::3])
         parts = parts_of(pl)
         if all(p is None for p in parts):

@@ -52,14 +52,14 @@ def _gram(f: np.ndarray) -> np.ndarray:
     return f @ f.T
 
 
-def _phases(h: int, w: int) -> list[tuple[int, int, int]]:
+def phases(h: int, w: int) -> list[tuple[int, int, int]]:
     """Sampling grids (row phase, column phase, step): every sample, or on large planes the quincunx
     (even rows and columns, then odd ones), half the work with every row and column parity kept."""
     return [(0, 0, 1)] if h * w <= SUBSAMPLE_PIXELS else [(0, 0, 2), (1, 1, 2)]
 
 
-def _sampled_pairs(p: np.ndarray, r: int, shape: tuple[int, int], phase, pairs, take: np.ndarray):
-    """(a, b) neighbour differences of each pair on one sampling grid of ``shape`` (see ``_phases``),
+def sampled_pairs(p: np.ndarray, r: int, shape: tuple[int, int], phase, pairs, take: np.ndarray):
+    """(a, b) neighbour differences of each pair on one sampling grid of ``shape`` (see ``phases``),
     at the flat positions ``take`` of that grid (int32)."""
     hh, ww = shape
     oy, ox, step = phase
@@ -100,7 +100,7 @@ def luma_stats(x, s, classes, bit_depth: int, block_on=None) -> np.ndarray:
     k = len(LUMA_PAIRS)
     out = np.zeros((len(CLIP_LEVELS), N_CLASSES, k + 1, k + 1))
     used = 0
-    for phase in _phases(h, w):
+    for phase in phases(h, w):
         oy, ox, step = phase
         rows, cols = np.arange(oy, hh, step), np.arange(ox, ww, step)
         use = (rows[:, None] < h) & (cols[None, :] < w)
@@ -113,7 +113,7 @@ def luma_stats(x, s, classes, bit_depth: int, block_on=None) -> np.ndarray:
         used += len(take)
         bounds = np.r_[0, np.cumsum(np.bincount(keys, minlength=4 * N_CLASSES))]
         target = sp[oy::step, ox::step].ravel()[take] - p[3 + oy:3 + hh:step, 3 + ox:3 + ww:step].ravel()[take]
-        diffs = _sampled_pairs(p, 3, (hh, ww), phase, LUMA_PAIRS, take)
+        diffs = sampled_pairs(p, 3, (hh, ww), phase, LUMA_PAIRS, take)
         for li, level in enumerate(CLIP_LEVELS):
             f = _clipped_matrix(diffs, target, clip_value(level, bit_depth), bit_depth)
             for g in np.flatnonzero(np.diff(bounds)):
@@ -128,10 +128,10 @@ def plane_stats(x, s, pairs, r: int, bit_depth: int) -> np.ndarray:
     h, w = x.shape
     p = np.pad(x, r, mode="edge").astype(np.int32)
     out = 0
-    for phase in _phases(h, w):
+    for phase in phases(h, w):
         oy, ox, step = phase
         target = (s[oy::step, ox::step].astype(np.int32) - x[oy::step, ox::step]).ravel()
-        diffs = _sampled_pairs(p, r, (h, w), phase, pairs, np.arange(target.size))
+        diffs = sampled_pairs(p, r, (h, w), phase, pairs, np.arange(target.size))
         out = out + np.array([_gram(_clipped_matrix(diffs, target, clip_value(level, bit_depth), bit_depth))
                               for level in CLIP_LEVELS])
     return out
@@ -147,7 +147,7 @@ def cc_stats(y, target, block_mask=None, taps=CC_TAPS) -> np.ndarray:
 # ----------------------------------------------------------------------------- least squares
 
 
-def _solve(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def solve(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(coefficients, remaining error) of the least-squares fits for Gram matrices (..., K+1, K+1)."""
     k = g.shape[-1] - 1
     rmat, rvec = g[..., :k, :k], g[..., :k, k]
@@ -160,7 +160,7 @@ def merge_classes(stats: np.ndarray) -> list[np.ndarray]:
     """Greedy merging of the 25 classes; element n-1 is the class -> filter map with n filters."""
     groups = [[c] for c in range(N_CLASSES)]
     g = stats.transpose(1, 0, 2, 3).copy()  # (groups, levels, K+1, K+1)
-    err = _solve(g)[1].min(axis=1)
+    err = solve(g)[1].min(axis=1)
     maps = {}
     while True:
         n = len(groups)
@@ -172,7 +172,7 @@ def merge_classes(stats: np.ndarray) -> list[np.ndarray]:
         if n == 1:
             break
         i, j = np.triu_indices(n, 1)
-        merged = _solve(g[i] + g[j])[1].min(axis=1)
+        merged = solve(g[i] + g[j])[1].min(axis=1)
         best = int(np.argmin(merged - err[i] - err[j]))
         a, b = int(i[best]), int(j[best])
         groups[a] += groups[b]
@@ -195,7 +195,7 @@ def quantise(g: np.ndarray, shift: int, lam: float) -> tuple[np.ndarray, float]:
     """
     k = g.shape[-1] - 1
     rmat, rvec = g[:k, :k], g[:k, k]
-    c = _solve(g)[0]
+    c = solve(g)[0]
     scale = 1 << shift
     steps = np.concatenate([np.eye(k, dtype=np.int64), -np.eye(k, dtype=np.int64)])
 
@@ -269,7 +269,7 @@ def filter_bits(f: Filter, with_clip: bool) -> int:
 def _quantise_set(stats: np.ndarray, cmap: np.ndarray, lam: float) -> tuple[LumaSet | None, float]:
     n = int(cmap.max()) + 1
     groups = [stats[:, cmap == i].sum(axis=1) for i in range(n)]  # each (levels, K+1, K+1)
-    levels = [int(np.argmin(_solve(g)[1])) for g in groups]  # indices into CLIP_LEVELS
+    levels = [int(np.argmin(solve(g)[1])) for g in groups]  # indices into CLIP_LEVELS
     best = None
     for shift in SHIFTS:
         qs, est = [], 0.0
@@ -313,7 +313,7 @@ def fit_luma(x, s, bit_depth: int, lam: float, ctu: int, candidates: int = 2) ->
         return Fit(None, None, off, 0)
     maps = merge_classes(stats)
     # rank filter counts by unquantised error + a rough rate, then quantise only the best few
-    rough = [sum(_solve(stats[:, cmap == i].sum(axis=1))[1].min() for i in range(n))
+    rough = [sum(solve(stats[:, cmap == i].sum(axis=1))[1].min() for i in range(n))
              + lam * (N_CLASSES * class_map_bits(n) + n * ROUGH_FILTER_BITS) for n, cmap in enumerate(maps, 1)]
     sets = [_quantise_set(stats, maps[n], lam) for n in np.argsort(rough)[:QUANTISED_COUNTS]]
     sets = sorted((e, i, ls) for i, (ls, e) in enumerate(sets) if ls is not None)[:candidates]
@@ -345,7 +345,7 @@ def _exact_luma(x, s, ls, bit_depth, classes, off, ctu, maxv) -> Fit:
     return Fit(ls, ctu_sse(_clip_out(x, d, maxv), s, ctu), off, luma_set_bits(ls), d)
 
 
-def _fit_filter(g: np.ndarray, lam: float, clip: int | None) -> Filter | None:
+def fit_filter(g: np.ndarray, lam: float, clip: int | None) -> Filter | None:
     best = None
     for shift in SHIFTS:
         q, est = quantise(g, shift, lam)
@@ -357,8 +357,8 @@ def _fit_filter(g: np.ndarray, lam: float, clip: int | None) -> Filter | None:
 def fit_chroma(c, s, bit_depth: int, lam: float, ctu: int) -> Fit:
     off = ctu_sse(c, s, ctu)
     st = plane_stats(c, s, CHROMA_PAIRS, 2, bit_depth)
-    level = int(np.argmin(_solve(st)[1]))
-    f = _fit_filter(st[level], lam, CLIP_LEVELS[level])
+    level = int(np.argmin(solve(st)[1]))
+    f = fit_filter(st[level], lam, CLIP_LEVELS[level])
     if f is None:
         return Fit(None, None, off, 0)
     d = chroma_delta(c, f, bit_depth)
@@ -368,7 +368,7 @@ def fit_chroma(c, s, bit_depth: int, lam: float, ctu: int) -> Fit:
 def xc_stats(other, target, bit_depth: int) -> np.ndarray:
     """Gram matrix of [the other chroma plane's pair features..., target] (no clipping)."""
     p = np.pad(other, 2, mode="edge").astype(np.int32)
-    diffs = _sampled_pairs(p, 2, other.shape, (0, 0, 1), CHROMA_PAIRS, np.arange(other.size))
+    diffs = sampled_pairs(p, 2, other.shape, (0, 0, 1), CHROMA_PAIRS, np.arange(other.size))
     return _gram(_clipped_matrix(diffs, target.ravel(), 1 << bit_depth, bit_depth))
 
 
@@ -377,7 +377,7 @@ def fit_xc(other, base: np.ndarray, s, bit_depth: int, lam: float, ctu: int) -> 
     the other chroma plane's high-pass predicts what is left of this plane's error."""
     maxv = (1 << bit_depth) - 1
     off = ctu_sse(np.clip(base, 0, maxv), s, ctu)
-    f = _fit_filter(xc_stats(other, s.astype(np.int32) - base, bit_depth), lam, None)
+    f = fit_filter(xc_stats(other, s.astype(np.int32) - base, bit_depth), lam, None)
     if f is None:
         return Fit(None, None, off, 0)
     d = xc_delta(other, f, bit_depth)
@@ -391,7 +391,7 @@ def fit_cc(y, base: np.ndarray, s, bit_depth: int, lam: float, ctu: int, big: bo
     off = ctu_sse(np.clip(base, 0, maxv), s, ctu)
     best = Fit(None, None, off, 0)
     for taps in (CC_TAPS, CC_TAPS_BIG) if big else (CC_TAPS,):
-        f = _fit_filter(cc_stats(y, s.astype(np.int32) - base, taps=taps), lam, None)
+        f = fit_filter(cc_stats(y, s.astype(np.int32) - base, taps=taps), lam, None)
         if f is None:
             continue
         d = cc_delta(y, base.shape, f)
@@ -428,7 +428,7 @@ def fit_period(pairs, bit_depth: int, lam: float, ctu: int):
     best = (sum(float(o.sum()) for o in offs), None)
     if stats[0, :, -1, -1].sum() > 0:
         maps = merge_classes(stats)
-        rough = [sum(_solve(stats[:, cmap == i].sum(axis=1))[1].min() for i in range(n))
+        rough = [sum(solve(stats[:, cmap == i].sum(axis=1))[1].min() for i in range(n))
                  + lam * (N_CLASSES * class_map_bits(n) + n * ROUGH_FILTER_BITS) for n, cmap in enumerate(maps, 1)]
         for n in np.argsort(rough)[:QUANTISED_COUNTS]:
             ls, _ = _quantise_set(stats, maps[n], lam)
@@ -450,8 +450,8 @@ def fit_period(pairs, bit_depth: int, lam: float, ctu: int):
         ss = [s[plane] for s in srcs]
         coff = sum(float(ctu_sse(c, s, ctu // 2).sum()) for c, s in zip(cs, ss))
         st = sum(plane_stats(c, s, CHROMA_PAIRS, 2, bit_depth) for c, s in zip(cs, ss))
-        level = int(np.argmin(_solve(st)[1]))
-        f = _fit_filter(st[level], lam, CLIP_LEVELS[level])
+        level = int(np.argmin(solve(st)[1]))
+        f = fit_filter(st[level], lam, CLIP_LEVELS[level])
         alf, bases = None, [c.astype(np.int32) for c in cs]
         if f is not None:
             ds = [chroma_delta(c, f, bit_depth) for c in cs]
@@ -463,7 +463,7 @@ def fit_period(pairs, bit_depth: int, lam: float, ctu: int):
         cc, out_sse, cc_ds, cc_j = None, base_sse, None, base_sse
         for taps in (CC_TAPS, CC_TAPS_BIG):
             g = sum(cc_stats(y, s - b, taps=taps) for y, s, b in zip(ys, ss, bases))
-            f = _fit_filter(g, lam, None)
+            f = fit_filter(g, lam, None)
             if f is None:
                 continue
             ds = [cc_delta(y, b.shape, f) for y, b in zip(ys, bases)]
@@ -475,7 +475,7 @@ def fit_period(pairs, bit_depth: int, lam: float, ctu: int):
             bases = [b + d for b, d in zip(bases, cc_ds)]
         others = [d.planes[3 - plane] for _, d in pairs]
         g = sum(xc_stats(o, s - b, bit_depth) for o, s, b in zip(others, ss, bases))
-        f = _fit_filter(g, lam, None)
+        f = fit_filter(g, lam, None)
         xc = None
         if f is not None:
             on = sum(float(ctu_sse(_clip_out(b, xc_delta(o, f, bit_depth), maxv), s, ctu // 2).sum())
