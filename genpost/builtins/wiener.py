@@ -11,7 +11,9 @@ the payload's first 4 bits are its version.
 Period sets (APS-like): ``adapt`` fits one set on the period's sampled frames (keyframe to keyframe) and
 sends it once as ``wiener/1+update`` when, charged with its record, it pays over the period's frames and
 the keyframe would take it; frames then reference it with a version-3 payload (a tag, per part on/off
-and CTU flags: 3 bytes when all is on), which extends as one record while it stays the same.
+and CTU flags: 3 bytes when all is on), which extends as one record while it stays the same. A set's
+chroma filters (ALF, CC-ALF, cross-chroma) are also fitted jointly (``wiener_joint``, version 2.2), and
+the joint fit replaces the one fitted in turn where it costs less.
 
 Choice per frame, by ``J = SSE (Y+U+V) + lambda * bits`` with ``lambda = ctx.lagrangian *
 lambda_scale`` (option ``wiener.lambda_scale``):
@@ -206,7 +208,7 @@ class WienerFilter(PostProcessor):
     """VVC-style adaptive loop filter (classified luma, chroma, cross-component; per-CTU flags)."""
 
     name = "wiener"
-    version = "2.1"
+    version = "2.2"
     side_info = "wiener/1"
     description = "RD-optimised ALF-class loop filter (25 luma classes, clipping, chroma, CC-ALF, cross-chroma, CTU flags, period sets)"
     default_mode = False  # restore without a payload is the base: no payload means the encoder chose off
