@@ -11,7 +11,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .wiener_alf import CC_TAPS, CC_TAPS_BIG, CHROMA_PAIRS, Filter, Part, cc_delta, cc_features, chroma_delta, clip_value, xc_delta
+from .wiener_alf import (
+    CC_TAPS,
+    CC_TAPS_BIG,
+    CHROMA_PAIRS,
+    Filter,
+    Part,
+    cc_delta,
+    cc_features,
+    chroma_delta,
+    clip_value,
+    xc_delta,
+)
 from .wiener_fit import ctu_sse, filter_bits, fit_filter, phases, sampled_pairs, solve
 
 # the parts' feature counts in the joint vector: ALF pairs, CC taps (6 or 23), cross-chroma pairs
@@ -32,7 +43,7 @@ def joint_gram(frames, bit_depth: int, level: int, taps) -> np.ndarray:
     """Gram matrix of [ALF pairs clipped at ``level``..., CC taps..., other plane's pairs..., target] summed
     over ``frames`` of (chroma, source, luma, other chroma), every sample (quincunx on large planes)."""
     clip, free = clip_value(level, bit_depth), 1 << bit_depth
-    total = 0.0
+    grams = []
     for c, s, y, other in frames:
         shape = c.shape
         pc = np.pad(c, 2, mode="edge").astype(np.int32)
@@ -45,8 +56,8 @@ def joint_gram(frames, bit_depth: int, level: int, taps) -> np.ndarray:
             rows += _pair_rows(po, shape, phase, free)
             rows.append((s[oy::step, ox::step].astype(np.int32) - c[oy::step, ox::step]).ravel())
             f = np.array(rows, np.float64)
-            total = total + f @ f.T
-    return np.asarray(total)
+            grams.append(f @ f.T)
+    return np.sum(grams, axis=0)
 
 
 def _conditional(g: np.ndarray, part: np.ndarray, fixed: np.ndarray, values: np.ndarray) -> np.ndarray:
