@@ -13,25 +13,11 @@ from hypothesis import strategies as st
 from test_wiener_alf import _image, _random_payload
 
 from genpost import Context, PayloadError, StreamInfo
+from genpost.builtins import wiener_alf as alf
 from genpost.builtins.wiener import (
     WienerFilter,
     reference_payloads,
     restore_planes,
-)
-from genpost.builtins.wiener_alf import (
-    CHROMA_PAIRS,
-    VERSION_REF,
-    VERSION_XC,
-    Filter,
-    Part,
-    PayloadV2,
-    parts_of,
-    read_update,
-    read_v2,
-    update_tag,
-    write_ref,
-    write_v2,
-    xc_delta,
 )
 from genpost.builtins.wiener_bits import BitReader
 
@@ -60,14 +46,14 @@ def _update(frames, **kw):
 def test_cross_chroma_filter_matches_the_direct_formula():
     rng = np.random.default_rng(3)
     o = _image(rng, (7, 9), 8)
-    f = Filter(6, rng.integers(-64, 64, len(CHROMA_PAIRS)), 0)
-    d = xc_delta(o, f, 8)
+    f = alf.Filter(6, rng.integers(-64, 64, len(alf.CHROMA_PAIRS)), 0)
+    d = alf.xc_delta(o, f, 8)
 
     def px(r, c):
         return int(o[min(max(r, 0), 6), min(max(c, 0), 8)])
 
     for r, c in itertools.product(range(7), range(9)):
-        acc = sum(int(k) * (px(r + dy, c + dx) + px(r - dy, c - dx) - 2 * px(r, c)) for k, (dy, dx) in zip(f.coefs, CHROMA_PAIRS))
+        acc = sum(int(k) * (px(r + dy, c + dx) + px(r - dy, c - dx) - 2 * px(r, c)) for k, (dy, dx) in zip(f.coefs, alf.CHROMA_PAIRS))
         assert d[r, c] == (acc + 32) >> 6
 
 
@@ -76,14 +62,14 @@ def test_version_4_round_trip_and_version_2_unchanged():
     shape = (200, 300)
     for _ in range(10):
         pl = _random_payload(rng, shape)
-        assert BitReader(write_v2(pl).tobytes()).u(4) == 2  # no cross-chroma part: version 2, as before
-        pl.xc = [None if rng.random() < 0.3 else Part(Filter(6, rng.integers(-20, 21, 6)), None) for _ in range(2)]
+        assert BitReader(alf.write_v2(pl).tobytes()).u(4) == 2  # no cross-chroma part: version 2, as before
+        pl.xc = [None if rng.random() < 0.3 else alf.Part(alf.Filter(6, rng.integers(-20, 21, 6)), None) for _ in range(2)]
         if not any(pl.xc):
             continue
-        rd = BitReader(write_v2(pl).tobytes())
-        assert rd.u(4) == VERSION_XC
-        back = read_v2(rd, shape, VERSION_XC)
-        for a, b in zip(parts_of(pl), parts_of(back)):
+        rd = BitReader(alf.write_v2(pl).tobytes())
+        assert rd.u(4) == alf.VERSION_XC
+        back = alf.read_v2(rd, shape, alf.VERSION_XC)
+        for a, b in zip(alf.parts_of(pl), alf.parts_of(back)):
             assert (a is None) == (b is None)
             if a is not None:
                 assert all(np.array_equal(getattr(a.filt, k), getattr(b.filt, k)) for k in vars(a.filt))
@@ -95,15 +81,15 @@ def test_period_set_is_referenced_bit_exactly(frames):
     update = _update(frames)
     assert update, "the set pays over 64 frames"
     dec0 = frames[0][1]
-    upl = read_update(update, dec0.y.shape)
-    assert all(p is None or p.flags is None for p in parts_of(upl))
+    upl = alf.read_update(update, dec0.y.shape)
+    assert all(p is None or p.flags is None for p in alf.parts_of(upl))
     for src, dec in frames:
         for lam in (5.0, 60.0):
             cands = reference_payloads(src, dec, update, lam)
             assert cands
             for sse, payload in cands:
                 rd = BitReader(payload)
-                assert rd.u(4) == VERSION_REF and rd.u(8) == update_tag(update)
+                assert rd.u(4) == alf.VERSION_REF and rd.u(8) == alf.update_tag(update)
                 out = restore_planes(dec.planes, payload, 8, update)
                 assert [_sse(o, s) for o, s in zip(out, src.planes)] == sse
                 assert all(a <= _sse(d, s) for a, d, s in zip(sse, dec.planes, src.planes))  # no plane worse
@@ -111,7 +97,7 @@ def test_period_set_is_referenced_bit_exactly(frames):
                     restore_planes(dec.planes, payload, 8, None)
                 other = bytearray(update)
                 other[-1] ^= 0x01
-                if update_tag(bytes(other)) != update_tag(update):
+                if alf.update_tag(bytes(other)) != alf.update_tag(update):
                     with pytest.raises(PayloadError, match="another"):
                         restore_planes(dec.planes, payload, 8, bytes(other))
 
@@ -122,7 +108,7 @@ def test_analyze_uses_the_set_and_restore_matches(frames):
     wf = WienerFilter()
     ctx = _ctx(dec, record_overhead_bits=8 * 49, update=update)
     payload = wf.analyze(src, dec, ctx)
-    assert payload and payload[0] >> 4 == VERSION_REF  # the keyframe takes the set (adapt checks that)
+    assert payload and payload[0] >> 4 == alf.VERSION_REF  # the keyframe takes the set (adapt checks that)
     out = wf.restore(dec, payload, ctx)
     assert _sse(out.y, src.y) < _sse(dec.y, src.y)
 
@@ -134,9 +120,9 @@ def test_update_with_flags_or_wrong_version_is_refused():
     pl.luma.flags = np.ones((2, 3), bool)
     pl.luma.flags[0, 0] = False
     with pytest.raises(PayloadError, match="no CTU flags"):
-        read_update(write_v2(pl).tobytes(), shape)
+        alf.read_update(alf.write_v2(pl).tobytes(), shape)
     with pytest.raises(PayloadError, match="version"):
-        read_update(b"\x10\x00", shape)
+        alf.read_update(b"\x10\x00", shape)
 
 
 def test_period_sets_option_and_charging(frames):
@@ -153,12 +139,12 @@ def test_fuzzed_version_3_and_4_payloads_restore_or_raise(data, version, tagged)
     rng = np.random.default_rng(len(data))
     shape = (40, 70)
     planes = [rng.integers(0, 256, s).astype(np.uint8) for s in (shape, (20, 35), (20, 35))]
-    update = write_v2(PayloadV2(6, None, [Part(Filter(6, np.arange(6) - 3, 1)), None],
-                                [None, Part(Filter(7, np.arange(7) - 2))],
-                                [Part(Filter(6, np.array([1, -1, 2, 0, 0, 1]))), None])).tobytes()
+    update = alf.write_v2(alf.PayloadV2(6, None, [alf.Part(alf.Filter(6, np.arange(6) - 3, 1)), None],
+                                [None, alf.Part(alf.Filter(7, np.arange(7) - 2))],
+                                [alf.Part(alf.Filter(6, np.array([1, -1, 2, 0, 0, 1]))), None])).tobytes()
     data = bytes([version << 4 | (data[0] & 0x0F)]) + data[1:]
     if tagged and version == 3 and len(data) > 1:  # the right tag, to reach the part flags
-        tag = update_tag(update)
+        tag = alf.update_tag(update)
         data = bytes([data[0] & 0xF0 | tag >> 4, (tag & 0x0F) << 4 | (data[1] & 0x0F)]) + data[2:]
     try:
         out = restore_planes(planes, data, 8, update)
@@ -169,13 +155,13 @@ def test_fuzzed_version_3_and_4_payloads_restore_or_raise(data, version, tagged)
 
 def test_reference_syntax_round_trip():
     shape = (130, 260)
-    upl = PayloadV2(6, None, [Part(Filter(6, np.arange(6) - 3, 1)), None], [None, Part(Filter(7, np.arange(7) - 2))],
-                    [Part(Filter(6, np.array([1, -1, 2, 0, 0, 1]))), None])
-    update = write_v2(upl).tobytes()
+    upl = alf.PayloadV2(6, None, [alf.Part(alf.Filter(6, np.arange(6) - 3, 1)), None], [None, alf.Part(alf.Filter(7, np.arange(7) - 2))],
+                    [alf.Part(alf.Filter(6, np.array([1, -1, 2, 0, 0, 1]))), None])
+    update = alf.write_v2(upl).tobytes()
     flags = np.zeros((3, 5), bool)
     flags[1, 2] = True
-    parts = [None, Part(upl.chroma[0].filt, flags), None, None, None, Part(upl.cc[1].filt), None]
-    payload = write_ref(upl, update_tag(update), parts).tobytes()
+    parts = [None, alf.Part(upl.chroma[0].filt, flags), None, None, None, alf.Part(upl.cc[1].filt), None]
+    payload = alf.write_ref(upl, alf.update_tag(update), parts).tobytes()
     assert len(payload) <= 4
     rng = np.random.default_rng(1)
     planes = [rng.integers(0, 256, s).astype(np.uint8) for s in (shape, (65, 130), (65, 130))]
@@ -271,7 +257,7 @@ def test_large_cc_shape_matches_the_direct_formula_and_round_trips():
     for shape in ((13, 17), (12, 16)):
         y = _image(rng, shape, 8)
         cshape = ((shape[0] + 1) // 2, (shape[1] + 1) // 2)
-        f = Filter(7, rng.integers(-100, 100, 23))
+        f = alf.Filter(7, rng.integers(-100, 100, 23))
         d = cc_delta(y, cshape, f)
 
         def px(r, c, y=y, shape=shape):
@@ -281,8 +267,8 @@ def test_large_cc_shape_matches_the_direct_formula_and_round_trips():
             acc = sum(int(k) * (px(2 * r + dy, 2 * c + dx) - px(2 * r, 2 * c)) for k, (dy, dx) in zip(f.coefs, CC_TAPS_BIG))
             assert d[r, c] == (acc + 64) >> 7
     pl = _random_payload(rng, (200, 300))
-    pl.cc = [Part(Filter(7, rng.integers(-100, 100, 23))), None]
-    rd = BitReader(write_v2(pl).tobytes())
-    assert rd.u(4) == VERSION_XC
-    back = read_v2(rd, (200, 300), VERSION_XC)
+    pl.cc = [alf.Part(alf.Filter(7, rng.integers(-100, 100, 23))), None]
+    rd = BitReader(alf.write_v2(pl).tobytes())
+    assert rd.u(4) == alf.VERSION_XC
+    back = alf.read_v2(rd, (200, 300), alf.VERSION_XC)
     assert np.array_equal(back.cc[0].filt.coefs, pl.cc[0].filt.coefs) and back.cc[1] is None

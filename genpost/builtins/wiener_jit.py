@@ -155,12 +155,11 @@ def _compile() -> dict:
                 gv, gh, d0, d1 = g[0, i, j], g[1, i, j], g[2, i, j], g[3, i, j]
                 hv_max, hv_min = max(gv, gh), min(gv, gh)
                 d_max, d_min = max(d0, d1), min(d0, d1)
-                if hv_max <= 2 * hv_min and d_max <= 2 * d_min:
-                    direction = 0
-                elif hv_max * d_min > d_max * hv_min:
-                    direction = 2 if 2 * hv_max > 9 * hv_min else 1
-                else:
-                    direction = 4 if 2 * d_max > 9 * d_min else 3
+                direction = 0  # no direction unless a ratio exceeds 2; else the larger ratio's, 9/2 strong
+                if hv_max > 2 * hv_min or d_max > 2 * d_min:
+                    hv = hv_max * d_min > d_max * hv_min
+                    big, small = (hv_max, hv_min) if hv else (d_max, d_min)
+                    direction = (1 if hv else 3) + (1 if 2 * big > 9 * small else 0)
                 cls[i, j] = 5 * direction + table[min((gv + gh) >> act_shift, 15)]
                 tr[i, j] = (1 if gv > gh else 0) + (2 if d0 > d1 else 0)
         return cls, tr
