@@ -24,7 +24,7 @@ from genpost.distributed import session
 def measure(source, output, crf: float, preset: str, workers: int, chunk_frames: int | None, keyint: int | None) -> dict:
     settings = media.EncoderSettings(crf=crf, preset=preset, keyint=keyint)
     start = time.perf_counter()
-    report = pipeline.encode(source, output, settings, [], "sei", workers=workers, chunk_frames=chunk_frames)
+    report = pipeline.encode(source, output, settings, [], "sei", schedule=pipeline.Schedule(workers=workers, chunk_frames=chunk_frames))
     seconds = time.perf_counter() - start
     with media.InputFile(source) as ref, media.InputFile(output, fps=ref.info.rate) as test:
         psnr = metrics.sequence_psnr(ref.frames(), test.frames())

@@ -144,8 +144,8 @@ def encode(
             with _progress("encode", quiet) as progress:
                 report = pipeline.encode(
                     source, output, settings, plugin, carriage, sideinfo, rate, progress, options,
-                    max_errors=max_errors, on_plugin_error=on_plugin_error, resume=resume, chunk_frames=chunk_frames,
-                    workers=workers, ray_address=ray_address,
+                    max_errors=max_errors, on_plugin_error=on_plugin_error,
+                    schedule=pipeline.Schedule(resume=resume, chunk_frames=chunk_frames, workers=workers, ray_address=ray_address),
                 )  # fmt: skip
         if as_json:
             _print_json(report.to_dict())
@@ -233,8 +233,8 @@ def enhance(
             with _progress("enhance", quiet) as progress:
                 report = pipeline.enhance(
                     input, output, settings, plugins, sideinfo, rate, options, progress, max_errors,
-                    on_plugin_error=on_plugin_error, resume=resume, chunk_frames=chunk_frames,
-                    workers=workers, ray_address=ray_address,
+                    on_plugin_error=on_plugin_error,
+                    schedule=pipeline.Schedule(resume=resume, chunk_frames=chunk_frames, workers=workers, ray_address=ray_address),
                 )  # fmt: skip
         for warning in report.warnings:
             _warn(warning)

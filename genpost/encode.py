@@ -26,6 +26,7 @@ from .runner import (
     load_postprocessors,
     no_progress,
 )
+from .schedule import Schedule
 from .types import to_bit_depth
 
 CARRIAGES = ("sei", "nnpfc", "track", "sidecar")
@@ -52,14 +53,6 @@ class EncodeReport:
         return dataclasses.asdict(self)
 
 
-def check_workers(workers: int, resume: bool) -> None:
-    """Before any work: a usable --workers (Ray installed when > 1; --workers 1 never imports it)."""
-    if workers != 1:
-        from .distributed import check_workers as check
-
-        check(workers, resume)
-
-
 def encode(
     source: str | os.PathLike,
     output: str | os.PathLike,
@@ -72,17 +65,14 @@ def encode(
     options: dict[str, str] | None = None,
     max_errors: int | None = 0,
     on_plugin_error: str = "fail",
-    resume: bool = False,
-    chunk_frames: int | None = None,
-    workers: int = 1,
-    ray_address: str | None = None,
+    schedule: Schedule = Schedule(),
 ) -> EncodeReport:
     """Make the x265 base, decode exactly what a decoder will see, run each plugin's ``analyze`` on
     (source, reconstruction) and carry the payloads with the chosen carriage.
 
     Strict by default: any damaged source frame or plugin failure ends the job; ``max_errors`` allows that
     many (damaged frames are concealed, a failing plugin sends no side info for the frame with
-    ``on_plugin_error="skip"``)."""
+    ``on_plugin_error="skip"``). ``schedule``: one pass, resumable chunks or Ray workers (genpost.schedule)."""
     check_policy(on_plugin_error)
     if carriage not in CARRIAGES:
         raise PipelineError(f"unknown carriage {carriage!r}; use one of {', '.join(CARRIAGES)}")
@@ -95,7 +85,6 @@ def encode(
         raise PipelineError("a raw .265 stream has no room for a data track; use --carriage sei or sidecar")
     sidecar = str(sidecar) if sidecar else (default_sidecar(output) if carriage == "sidecar" else None)
     check_paths([source, sidecar], output)
-    check_workers(workers, resume)
     chain = load_postprocessors(list(plugins))
     distributed_stats: dict = {}
 
@@ -114,25 +103,26 @@ def encode(
                 source, base_path, chain, settings, info, carriage, 0, dict(options or {}), fps,
                 max_errors=max_errors, on_error=on_plugin_error, errors=plugin_errors,
             )  # fmt: skip
-            if resume:  # base and analysis in resumable chunks (genpost.resume)
+            if schedule.resume:  # base and analysis in resumable chunks (genpost.resume)
                 from . import resume as resuming
 
-                job = resuming.job_key(source, output, None, fps, settings, chain, options, chunk_frames, "encode")
+                job = resuming.job_key(source, output, None, fps, settings, chain, options, schedule.chunk_frames, "encode")
                 job["carriage"], job["sidecar_out"] = carriage, sidecar
-                chunked = resuming.encode_in_chunks(src, output, analysis, progress, job, chunk_frames)
+                chunked = resuming.encode_in_chunks(src, output, analysis, progress, job, schedule.chunk_frames)
                 frames, records, base_path, pts_index, packets = chunked
-            elif workers > 1:  # closed-GOP chunks encoded and analysed on Ray actors (genpost.distributed)
+            elif schedule.distributed:  # closed-GOP chunks encoded and analysed on Ray actors (genpost.distributed)
                 from .distributed import encode_over_workers
 
                 *chunked, distributed_stats = encode_over_workers(
                     src, workdir, info, settings, list(plugins), carriage, dict(options or {}), progress,
-                    on_plugin_error, max_errors, plugin_errors, chunk_frames, workers, ray_address,
+                    on_plugin_error, max_errors, plugin_errors, schedule.chunk_frames,
+                    schedule.workers, schedule.ray_address,
                 )  # fmt: skip
                 frames, records, base_path, pts_index, packets = chunked
             else:
                 frames = encode_base(src, base_path, info, settings, progress, total)
             damage = src.damage
-        if not resume and workers == 1:
+        if not schedule.resume and not schedule.distributed:
             analysis.total = frames
             records, pts_index = FrameAnalyzer(analysis).run(progress)
             packets = None
@@ -143,7 +133,7 @@ def encode(
                 with atomic_output(sidecar) as side_tmp, open(side_tmp, "wb") as fh:
                     sideinfo.write_sidecar(fh, records)
         base_bytes = os.path.getsize(output)
-        if resume:
+        if schedule.resume:
             resuming.remove_work(output)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -8,11 +8,11 @@ import os
 from fractions import Fraction
 
 from . import declared, media
-from .encode import check_workers
 from .errors import PipelineError
 from .outputs import atomic_output, check_paths, found_sidecar, provenance
 from .postprocessor import Context
 from .runner import EnhanceReport, FrameRestorer, Progress, check_policy, collect_side_info, load_chain, no_progress
+from .schedule import Schedule
 from .types import to_bit_depth
 
 
@@ -27,23 +27,20 @@ def enhance(
     progress: Progress = no_progress,
     max_errors: int | None = None,
     on_plugin_error: str = "skip",
-    resume: bool = False,
-    chunk_frames: int | None = None,
-    workers: int = 1,
-    ray_address: str | None = None,
+    schedule: Schedule = Schedule(),
 ) -> EnhanceReport:
     """Decode, restore each frame with the chosen (or side-info-named) post-processors, re-encode, and
     re-mux with the input's audio/subtitles, timestamps and colour metadata.
 
     Errors (docs/reliability.md): damaged input frames are concealed and counted, a plugin that raises is
     skipped for that frame (``on_plugin_error="skip"``) or ends the job (``"fail"``); more damaged or failed
-    frames than ``max_errors`` (None: no limit) end the job. ``resume`` works in GOP-aligned chunks that a
-    later run with ``resume`` continues (genpost.resume).
+    frames than ``max_errors`` (None: no limit) end the job. ``schedule`` (genpost.schedule): one pass, or
+    with ``resume`` GOP-aligned chunks that a later run with ``resume`` continues (genpost.resume), or Ray
+    workers (genpost.distributed).
     """
     check_policy(on_plugin_error)
     sidecar = found_sidecar(input, sidecar)
     check_paths([input, sidecar], output)
-    check_workers(workers, resume)
     with media.InputFile(input, fps) as inp:
         inp.max_errors = None  # the job's budget covers decode damage and plugin failures together
         index = collect_side_info(inp, sidecar)
@@ -67,23 +64,23 @@ def enhance(
         copy = codec == "copy"
         ctx = Context(stream=info, options=dict(options or {}))  # qp: the base's is unknown here (not the re-encode's)
         restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error, gate)
-        if resume and not copy:
+        if schedule.resume and not copy:
             from . import resume as resuming
 
-            job = resuming.job_key(input, output, sidecar, fps, settings, chain, options, chunk_frames)
+            job = resuming.job_key(input, output, sidecar, fps, settings, chain, options, schedule.chunk_frames)
             resuming.enhance_in_chunks(
-                inp, output, fps, info, settings, restorer, progress, job, chunk_frames, provenance(chain)
+                inp, output, fps, info, settings, restorer, progress, job, schedule.chunk_frames, provenance(chain)
             )
-        elif workers > 1 and not copy:  # keyframe-aligned chunks restored on Ray actors (genpost.distributed)
+        elif schedule.distributed and not copy:  # keyframe-aligned chunks restored on Ray actors (genpost.distributed)
             from .distributed import enhance_over_workers
 
             enhance_over_workers(
-                inp, output, fps, info, settings, restorer, progress, chunk_frames, workers, ray_address,
-                provenance(chain),
+                inp, output, fps, info, settings, restorer, progress, schedule.chunk_frames, schedule.workers,
+                schedule.ray_address, provenance(chain),
             )  # fmt: skip
         else:
-            if resume or workers > 1:
-                flag = "--resume" if resume else "--workers"
+            if schedule.resume or schedule.distributed:
+                flag = "--resume" if schedule.resume else "--workers"
                 report.warnings.append(f"{flag}: packets are copied, which is quick, so the job ran in one pass")
             warn_if_resumable(output, report)
             enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)

@@ -2,7 +2,7 @@
 
 The code lives by role: genpost.encode (``encode``), genpost.enhance (``enhance``, ``inspect``),
 genpost.runner (the per-frame ``FrameRestorer`` and ``FrameAnalyzer``, chain loading, side-info
-collection), genpost.outputs (atomic outputs, path checks, sidecar names) and genpost.errors.
+collection), genpost.schedule (``Schedule``: one pass, resumable chunks or Ray workers), genpost.outputs (atomic outputs, path checks, sidecar names) and genpost.errors.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from .runner import (
     no_progress,
     read_sidecar_index,
 )
+from .schedule import Schedule
 
 __all__ = [
     "CARRIAGES",
@@ -56,6 +57,7 @@ __all__ = [
     "PluginFailure",
     "PluginStats",
     "Progress",
+    "Schedule",
     "analyze_stream",
     "atomic_output",
     "check_paths",

@@ -19,6 +19,7 @@ from . import media
 from .bench import BenchError
 from .enhance import enhance
 from .errors import PipelineError
+from .schedule import Schedule
 
 LINK_GBPS = (1.0, 10.0)  # links the cluster prediction is written for
 PREDICT_NODES = (1, 2, 4, 8, 16, 32, 64)
@@ -47,7 +48,7 @@ def bench_workers(input, plugin: str, counts: str, fps: Fraction | None = None, 
             progress(f"bench: {n} worker{'s' * (n > 1)}")
             start = time.perf_counter()
             report = enhance(input, os.path.join(tmp, f"out{n}.mkv"), settings, plugins or ["none"], fps=fps,
-                                      workers=n, chunk_frames=chunk_frames)  # fmt: skip
+                             schedule=Schedule(workers=n, chunk_frames=chunk_frames))  # fmt: skip
             seconds = time.perf_counter() - start
             row = {"workers": n, "seconds": round(seconds, 3), "fps": round(report.frames / seconds, 3)}
             w = report.workers

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .errors import GenpostError
+from .errors import MediaError
 from .types import ColorInfo, Frame, StreamInfo
 
 MAGIC = b"YUV4MPEG2"
@@ -26,10 +26,8 @@ _RANGE = {"LIMITED": 1, "FULL": 2}
 PROVENANCE_FIELD = "GENPOST_POSTPROCESSORS"  # X field carrying the pipeline.provenance value
 
 
-class Y4MError(GenpostError):
+class Y4MError(MediaError):
     """The y4m stream is malformed or in a format genpost does not handle; one line for the user."""
-
-    exit_code = 3
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install genpo
 
 from genpost import media, pipeline  # noqa: E402
 
+TWO_WORKERS = pipeline.Schedule(workers=2, chunk_frames=8)  # keyed_base's GOPs: one chunk each
+
 
 @pytest.fixture(scope="module")
 def ray_session():
@@ -44,7 +46,7 @@ def test_enhance_on_two_workers_is_frame_identical_to_one(ray_session, keyed_bas
     one = pipeline.enhance(keyed_base, tmp_path / "one.mkv", settings)
     seen = []
     two = pipeline.enhance(
-        keyed_base, tmp_path / "two.mkv", settings, workers=2, chunk_frames=8, progress=lambda d, t: seen.append(d)
+        keyed_base, tmp_path / "two.mkv", settings, progress=lambda d, t: seen.append(d), schedule=TWO_WORKERS
     )
     assert same_frames(decode_all(tmp_path / "one.mkv"), decode_all(tmp_path / "two.mkv"))
     assert two.frames == one.frames == 33 and two.per_plugin == one.per_plugin
@@ -63,8 +65,8 @@ def test_enhance_on_two_workers_is_frame_identical_to_one(ray_session, keyed_bas
 def test_x265_output_on_workers_is_the_resume_paths_byte_for_byte(ray_session, keyed_base, tmp_path):
     """Both cut at the same keyframes and start a fresh encoder per chunk: the same video packets."""
     settings = media.EncoderSettings(preset="ultrafast")
-    pipeline.enhance(keyed_base, tmp_path / "resume.mkv", settings, resume=True, chunk_frames=8)
-    pipeline.enhance(keyed_base, tmp_path / "two.mkv", settings, workers=2, chunk_frames=8)
+    pipeline.enhance(keyed_base, tmp_path / "resume.mkv", settings, schedule=pipeline.Schedule(resume=True, chunk_frames=8))
+    pipeline.enhance(keyed_base, tmp_path / "two.mkv", settings, schedule=TWO_WORKERS)
     with media.InputFile(tmp_path / "resume.mkv") as a, media.InputFile(tmp_path / "two.mkv") as b:
         assert [d for d, _ in a.video_packets()] == [d for d, _ in b.video_packets()]
 
@@ -75,7 +77,7 @@ def test_interrupted_enhance_stops_every_worker_and_leaves_no_output(ray_session
 
     out = tmp_path / "out.mkv"
     with pytest.raises(KeyboardInterrupt):
-        pipeline.enhance(keyed_base, out, media.EncoderSettings(codec="ffv1"), workers=2, chunk_frames=8, progress=ctrl_c)
+        pipeline.enhance(keyed_base, out, media.EncoderSettings(codec="ffv1"), progress=ctrl_c, schedule=TWO_WORKERS)
     assert list(tmp_path.iterdir()) == []  # no destination, no temp file, no work folder
     deadline = time.time() + 20
     while ray.available_resources().get("CPU", 0) < 2 and time.time() < deadline:
@@ -86,7 +88,8 @@ def test_interrupted_enhance_stops_every_worker_and_leaves_no_output(ray_session
 def test_encode_on_two_workers_is_one_valid_stream_with_every_frame_and_its_side_info(ray_session, av_source, tmp_path):
     out = tmp_path / "enc.mkv"
     settings = media.EncoderSettings(qp=37, preset="fast")
-    report = pipeline.encode(av_source, out, settings, ["wiener"], "sei", options=SEND_OFTEN, workers=2, chunk_frames=10)
+    report = pipeline.encode(av_source, out, settings, ["wiener"], "sei", options=SEND_OFTEN,
+                             schedule=pipeline.Schedule(workers=2, chunk_frames=10))
     assert report.frames == 33 and report.workers["chunks"] == 4
     frames = decode_all(out)
     assert len(frames) == 33 and [f.index for f in frames] == list(range(33))
