@@ -22,7 +22,7 @@ from .layout import MAGIC2, MAX_FORMAT_ID, MAX_RECORD_PAYLOAD, MAX_RUN, Record, 
 MAX_BLOCK = 64 << 20
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -32,7 +32,7 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _read_varint(mv: memoryview, pos: int, end: int) -> tuple[int, int]:
+def read_varint(mv: memoryview, pos: int, end: int) -> tuple[int, int]:
     value = shift = 0
     while pos < end and shift <= 35:
         b = mv[pos]
@@ -44,7 +44,7 @@ def _read_varint(mv: memoryview, pos: int, end: int) -> tuple[int, int]:
     raise ValueError("bad varint")
 
 
-def _check(r: Record) -> bytes:
+def check_record(r: Record) -> bytes:
     fid = r.format_id.encode("ascii") if isinstance(r.format_id, str) and r.format_id.isascii() else b""
     if not valid_format_id(fid):
         raise ValueError(f"bad format_id {r.format_id!r}: need 1..{MAX_FORMAT_ID} printable ASCII chars, no spaces")
@@ -66,13 +66,13 @@ def encode_block(records: list[Record]) -> bytes:
     table: dict[bytes, int] = {}
     body = bytearray()
     for r in records:
-        fid = _check(r)
+        fid = check_record(r)
         index = table.setdefault(fid, len(table))
         if index > 255:
             raise ValueError("more than 256 formats in one block")
-        body += bytes([index]) + _varint(r.frame_index) + _varint(r.count) + _varint(len(r.payload)) + bytes(r.payload)
+        body += bytes([index]) + varint(r.frame_index) + varint(r.count) + varint(len(r.payload)) + bytes(r.payload)
     head = bytes([len(table)]) + b"".join(bytes([len(f)]) + f for f in table)
-    block = MAGIC2 + _varint(len(head) + len(body)) + head + bytes(body)
+    block = MAGIC2 + varint(len(head) + len(body)) + head + bytes(body)
     return block + zlib.crc32(block).to_bytes(4, "big")
 
 
@@ -85,7 +85,7 @@ def parse_block(mv: memoryview, pos: int) -> tuple[list[Record] | None, int, int
     """(records or None, end offset, bytes CRC'd) for a block at ``pos``; never raises."""
     n = len(mv)
     try:
-        size, p = _read_varint(mv, pos + len(MAGIC2), n)
+        size, p = read_varint(mv, pos + len(MAGIC2), n)
     except ValueError:
         return None, pos, 0
     end = p + size
@@ -114,9 +114,9 @@ def _records(mv: memoryview, p: int, end: int) -> list[Record]:
     out = []
     while p < end:
         index, p = mv[p], p + 1
-        frame, p = _read_varint(mv, p, end)
-        run, p = _read_varint(mv, p, end)
-        size, p = _read_varint(mv, p, end)
+        frame, p = read_varint(mv, p, end)
+        run, p = read_varint(mv, p, end)
+        size, p = read_varint(mv, p, end)
         if index >= len(formats) or not 1 <= run <= MAX_RUN or frame >= 1 << 32 or size > MAX_RECORD_PAYLOAD or p + size > end:
             raise ValueError("bad record")
         out.append(Record(formats[index], frame, bytes(mv[p : p + size]), run))

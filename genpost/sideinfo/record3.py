@@ -26,7 +26,7 @@ import binascii
 import zlib
 
 from .layout import MAX_RECORD_PAYLOAD, MAX_RUN, Record, valid_format_id
-from .record2 import MAX_BLOCK, _check, _read_varint, _varint
+from .record2 import MAX_BLOCK, check_record, read_varint, varint
 
 VERSION3 = 0x30
 """Header byte of a version-3 unit with CRC-16; ``| FLAG_CRC32`` for CRC-32. 0x30..0x3F mark version 3."""
@@ -75,17 +75,17 @@ def encode_unit(records: list[Record]) -> bytes:
     out = bytearray()
     last = len(records) - 1
     for k, r in enumerate(records):
-        fid = _check(r)
+        fid = check_record(r)
         code = FORMAT_CODES.get(r.format_id, ESCAPE)
         fmt = code | (MORE if k < last else 0) | (RUN if r.count != 1 else 0)
         out.append(fmt)
         if code == ESCAPE:
             out += bytes([len(fid)]) + fid
-        out += _varint(r.frame_index)
+        out += varint(r.frame_index)
         if r.count != 1:
-            out += _varint(r.count)
+            out += varint(r.count)
         if k < last:
-            out += _varint(len(r.payload))
+            out += varint(len(r.payload))
         out += bytes(r.payload)
     wide = len(out) + 1 > CRC16_MAX
     if len(out) + 5 > MAX_BLOCK:
@@ -139,12 +139,12 @@ def _records(mv: memoryview, p: int, end: int) -> tuple[list[Record], int]:
             p += 1 + length
         else:
             fid = FORMATS.get(code)  # None: added to the registry after this reader; the record is skipped
-        frame, p = _read_varint(mv, p, end)
+        frame, p = read_varint(mv, p, end)
         run = 1
         if fmt & RUN:
-            run, p = _read_varint(mv, p, end)
+            run, p = read_varint(mv, p, end)
         if more:
-            size, p = _read_varint(mv, p, end)
+            size, p = read_varint(mv, p, end)
         else:
             size = end - p
         if not 1 <= run <= MAX_RUN or frame >= 1 << 32 or not 0 <= size <= MAX_RECORD_PAYLOAD or p + size > end:
