@@ -51,6 +51,7 @@ FORMAT_CODES: dict[str, int] = {
     "residual-diffusion/1+update": 8,
     "syntax-diffusion/1": 9,
     "syntax-diffusion/1+update": 10,
+    "genpost/chain": 11,  # genpost's own: the chain declaration (genpost.sideinfo.chain)
 }
 """genpost's own formats, one byte each on the wire. Fixed: codes are only ever added, never changed or
 reused. Any other format id is written in full after code 0."""
