@@ -310,3 +310,16 @@ def test_plugin_forces(two_265, tmp_path):
     with _installed(_Lift, _Mark):
         enh, _ = _enhance(two_265, tmp_path / "forced.y4m", ["test-mark"])
     assert enh.plugins == ["test-mark"] and "declared" not in enh.side_info
+
+
+@pytest.mark.parametrize("carriage", ["sei", "sidecar"])
+def test_encode_with_base_declares_the_chain_too(clip, tmp_path, carriage):
+    from genpost.addon import encode_with_base
+
+    base, coded = tmp_path / "base.265", tmp_path / "coded.265"
+    _encode(clip, base, [])
+    with _installed(_Lift):
+        report = encode_with_base(clip, base, coded, ["test-lift"], carriage, fps=FPS)
+        assert report.records == {sideinfo.CHAIN_FORMAT: FRAMES // KEYINT}
+        enh, _ = _enhance(coded, tmp_path / "out.y4m")
+    assert enh.plugins == ["test-lift"] and enh.per_plugin["test-lift"].frames == FRAMES
