@@ -171,7 +171,9 @@ def test_when_the_encoder_declares_the_chain():
 
 def test_mismatch_is_reported_like_nnpfc():
     with _installed(_Lift):
-        found = sideinfo.StreamChain(plugins=[PluginDeclaration("test-lift", "0.9", "test-lift/1", (), {"k": "v"}, None, b"\x01\x02\x03\x04")])
+        found = sideinfo.StreamChain(
+            plugins=[PluginDeclaration("test-lift", "0.9", "test-lift/1", (), {"k": "v"}, None, b"\x01\x02\x03\x04")]
+        )
         plan = declared.chain_plan(found)
     assert plan.names == plan.declared == ["test-lift"] and plan.options == {"test-lift.k": "v"} and plan.by == "chain"
     assert any("test-lift 0.9; installed is 1.0" in w for w in plan.warnings)
@@ -257,7 +259,10 @@ def _rewrite(src, dst, change):
 
 def test_damaged_declaration_falls_back_to_the_records_and_is_counted(two_265, tmp_path):
     def damage(records):
-        return [r if r.format_id != sideinfo.CHAIN_FORMAT else sideinfo.Record(r.format_id, r.frame_index, r.payload[:-1]) for r in records]
+        return [
+            r if r.format_id != sideinfo.CHAIN_FORMAT else sideinfo.Record(r.format_id, r.frame_index, r.payload[:-1])
+            for r in records
+        ]
 
     bad = tmp_path / "bad.265"
     _rewrite(two_265, bad, damage)
@@ -294,7 +299,9 @@ def test_random_access_into_the_middle(two_265, tmp_path):
         units = inp.packet_frames()
     keys = [k for k, (_, _, key) in enumerate(units) if key]
     start = keys[2]  # the third random-access point
-    headers = b"".join(b"\x00\x00\x00\x01" + n for n in units[0][0].split(b"\x00\x00\x00\x01")[1:] if (n[0] >> 1) & 0x3F in (32, 33, 34))
+    headers = b"".join(
+        b"\x00\x00\x00\x01" + n for n in units[0][0].split(b"\x00\x00\x00\x01")[1:] if (n[0] >> 1) & 0x3F in (32, 33, 34)
+    )
     cut = tmp_path / "cut.265"
     cut.write_bytes(headers + b"".join(d for d, _, _ in units[start:]))
     with _installed(_Lift, _Mark):

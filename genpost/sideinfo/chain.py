@@ -142,7 +142,13 @@ class StreamChain:
 
     def to_dict(self) -> dict:
         plugins = [
-            {"name": d.name, "version": d.version, "format": d.side_info, "weights_tag": d.weights_tag.hex(), "options": dict(d.options)}
+            {
+                "name": d.name,
+                "version": d.version,
+                "format": d.side_info,
+                "weights_tag": d.weights_tag.hex(),
+                "options": dict(d.options),
+            }
             for d in self.plugins or ()
         ]
         return {"plugins": plugins, "copies": self.copies, "malformed": self.malformed, "conflicts": self.conflicts}
