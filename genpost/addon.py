@@ -73,7 +73,7 @@ def encode_with_base(
         raise PipelineError("a raw stream has no room for a data track; use --carriage sei, nnpfc or sidecar")
     chain = load_postprocessors(list(plugins))
     records = analyze_stream(source, base, plugins, qp, carriage, fps, options, progress, chain=chain)
-    signalling = declared.ChainSignalling(chain, records, options, info.width, info.height)
+    signalling = declared.ChainSignalling(chain, records, options, info.width, info.height, frames)
     with atomic_output(output) as tmp:
         if out_raw:
             _write_raw(tmp, units, codec, carriage, records, signalling)
@@ -81,6 +81,7 @@ def encode_with_base(
             with media.InputFile(base, fps) as inp:
                 pts_index = {f.pts: f.index for f in inp.frames()}
             mux_with_side_info(base, base, tmp, fps, info, carriage, records, pts_index, None, signalling)
+        records = signalling.chain_written + records  # the chain declarations, counted as records
         if sidecar:
             with atomic_output(sidecar) as side_tmp, open(side_tmp, "wb") as fh:
                 sideinfo.write_sidecar(fh, records)
@@ -97,6 +98,8 @@ def _write_raw(path: str, units, codec: str, carriage: str, records, signalling)
     with open(path, "wb") as fh:
         for k, (data, frame, key) in enumerate(units):
             recs = by_frame.get(frame, []) if frame is not None else []
+            if carriage != "nnpfc":  # the chain declaration record, first in the unit, at each keyframe
+                recs = signalling.chain_records(frame, key or k == 0) + recs
             messages = signalling.messages(frame, key or k == 0) if carriage == "nnpfc" else []
             if recs and carriage in ("sei", "nnpfc"):
                 messages.append(sideinfo.records_message(recs))

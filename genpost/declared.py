@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from . import media, sideinfo
+from .errors import PipelineError
 from .plugins import by_side_info_format, postprocessors
 from .postprocessor import PostProcessor
 
@@ -50,12 +51,16 @@ def declare(proc: PostProcessor, options: dict[str, str], width: int, height: in
 
 
 class ChainSignalling:
-    """Encoder side: the NNPFC/NNPFA messages each access unit gets. A plugin with a default mode
-    (``PostProcessor.default_mode``) is activated once per random-access point with a persistent NNPFA
-    (no per-frame cost); any other plugin by a picture-only NNPFA on each frame a record of it covers, so a
-    frame left without one is the encoder saying "off" for it."""
+    """Encoder side: what declares the chain. With ``--carriage nnpfc``, the NNPFC/NNPFA messages each
+    access unit gets: a plugin with a default mode (``PostProcessor.default_mode``) is activated once per
+    random-access point with a persistent NNPFA (no per-frame cost); any other plugin by a picture-only
+    NNPFA on each frame a record of it covers, so a frame left without one is the encoder saying "off" for
+    it. With the record carriages, a chain declaration record (``genpost/chain``) at every random-access
+    point when records alone would lose the encoder's choice (``declares_chain``)."""
 
-    def __init__(self, chain: list[PostProcessor], records, options: dict[str, str], width: int, height: int):
+    def __init__(
+        self, chain: list[PostProcessor], records, options: dict[str, str], width: int, height: int, frames: int | None = None
+    ):
         self.declared = [(i + 1, declare(p, options, width, height)) for i, p in enumerate(chain)]
         self._always = [i + 1 for i, p in enumerate(chain) if p.default_mode or not p.side_info]
         ids = {p.side_info: i + 1 for i, p in enumerate(chain) if p.side_info}
@@ -64,11 +69,34 @@ class ChainSignalling:
             if r.format_id in ids:
                 for f in r.frames:
                     self._covered.setdefault(f, set()).add(ids[r.format_id])
+        self.declares_chain = len(chain) > 1 or any(
+            frames is None or any(i not in self._covered.get(f, ()) for f in range(frames)) for i in self._always
+        )
+        self.chain_payload = b""
+        if self.declares_chain:
+            try:
+                self.chain_payload = sideinfo.encode_chain([d for _, d in self.declared])
+            except ValueError as exc:
+                raise PipelineError(f"cannot declare the chain in the stream: {exc}") from None
+        self.chain_written: list[sideinfo.Record] = []  # the chain records chain_records handed out
+        self._due = False
 
     def messages(self, frame: int | None, key: bool) -> list[tuple[int, bytes]]:
         covered = self._covered.get(frame, set()) if frame is not None else set()
         active = [i for i, _ in self.declared if i in covered]
         return sideinfo.declaration_messages(self.declared, active, key, self._always)
+
+    def chain_records(self, frame: int | None, key: bool) -> list[sideinfo.Record]:
+        """The chain declaration record for the access unit of ``frame`` (record carriages): one at each
+        random-access point (``key``; the first access unit is one), none when records alone say it all.
+        A random-access point whose picture has no frame index passes it on to the next one that has."""
+        self._due = (self._due or key) and bool(self.chain_payload)
+        if not self._due or frame is None:
+            return []
+        self._due = False
+        record = sideinfo.Record(sideinfo.CHAIN_FORMAT, frame, self.chain_payload)
+        self.chain_written.append(record)
+        return [record]
 
 
 def with_declaration(data: bytes, codec: str, signalling: ChainSignalling, frame: int | None, key: bool, records) -> bytes:
@@ -118,7 +146,9 @@ def shift_records(index: sideinfo.RecordIndex, offset: int) -> sideinfo.RecordIn
 @dataclass
 class DeclaredPlan:
     """What ``enhance`` runs for a declared chain: installed plugin names in chain order, the frames each
-    is activated on, the options the stream gives each, and what could not be run."""
+    is activated on, the options the stream gives each, and what could not be run. ``by``: what declared
+    it, ``nnpfc`` (activation per picture) or ``chain`` (a chain record: every plugin on every frame, in
+    its default mode where a frame has no record of it)."""
 
     names: list[str] = field(default_factory=list)  # activated on at least one frame
     declared: list[str] = field(default_factory=list)  # every installed plugin the stream declares
@@ -126,40 +156,71 @@ class DeclaredPlan:
     options: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    by: str = "nnpfc"
 
     def active(self, name: str, frame: int) -> bool:
-        return frame in self.frames.get(name, ())
+        return (self.by == "chain" and name in self.declared) or frame in self.frames.get(name, ())
+
+    def summary(self) -> dict:
+        """What ``EnhanceReport.side_info["declared"]`` shows."""
+        return {"chain": self.declared, "activated": self.names, "unknown": self.unknown, "by": self.by}
+
+
+def _admit(out: DeclaredPlan, decl: sideinfo.PluginDeclaration | None, label: str, what: str, installed, formats):
+    """The installed plugin class a declaration names (by name; by side-info format as a fallback), added
+    to ``out`` with its options, or None: an unknown plugin (reported and skipped) or one declared twice. A
+    version or weights mismatch is reported and the plugin still runs."""
+    reg = (installed.get(decl.name) or formats.get(decl.side_info)) if decl is not None else None
+    if decl is None or reg is None:
+        out.unknown.append(label)
+        out.warnings.append(f"the stream declares {what} ({label}) but no installed plugin provides it: skipped")
+        return None
+    cls = reg.cls
+    if decl.version and decl.version != cls.version:
+        out.warnings.append(f"the stream declares {decl.name} {decl.version}; installed is {cls.version}")
+    if decl.weights_differ([w.sha256 for w in cls.weights]):
+        out.warnings.append(f"the stream's {decl.name} weights (sha256) differ from the installed plugin's")
+    if cls.name in out.declared:
+        return None
+    out.declared.append(cls.name)
+    out.options.update({f"{cls.name}.{k}": v for k, v in decl.options.items()})
+    return cls
 
 
 def plan(chain: sideinfo.DeclaredChain) -> DeclaredPlan:
     """Map each declared NNPFC to an installed plugin (by name; by side-info format as a fallback); an
     unknown URI, or a version or weights mismatch, is reported, and an unknown one is skipped."""
     out = DeclaredPlan()
-    installed = postprocessors()
-    formats = by_side_info_format()
+    installed, formats = postprocessors(), by_side_info_format()
     activated = chain.active()
     for nnpfc_id, c in chain.filters.items():
         decl = sideinfo.parse_declaration(c)
-        reg = None
-        if decl is not None:
-            reg = installed.get(decl.name) or formats.get(decl.side_info)
-        if reg is None:
-            label = decl.name if decl is not None else (c.uri or c.uri_tag or f"mode {c.mode_idc}")
-            out.unknown.append(label)
-            out.warnings.append(f"the stream declares post-filter {nnpfc_id} ({label}) but no installed plugin provides it: skipped")
+        label = decl.name if decl is not None else (c.uri or c.uri_tag or f"mode {c.mode_idc}")
+        cls = _admit(out, decl, label, f"post-filter {nnpfc_id}", installed, formats)
+        if cls is None:
             continue
-        cls = reg.cls
-        if decl.version and decl.version != cls.version:
-            out.warnings.append(f"the stream declares {decl.name} {decl.version}; installed is {cls.version}")
-        if decl.sha256 and tuple(w.sha256.lower() for w in cls.weights) != decl.sha256:
-            out.warnings.append(f"the stream's {decl.name} weights (sha256) differ from the installed plugin's")
-        if cls.name in out.frames:
-            continue
-        out.declared.append(cls.name)
         out.frames[cls.name] = activated.get(nnpfc_id, set())
         if out.frames[cls.name]:
             out.names.append(cls.name)
         else:
             out.warnings.append(f"the stream declares {cls.name} but activates it on no frame (the encoder chose off)")
-        out.options.update({f"{cls.name}.{k}": v for k, v in decl.options.items()})
+    return out
+
+
+def read_chain(index: sideinfo.RecordIndex) -> sideinfo.StreamChain:
+    """The chain declaration records among a stream's records (every carriage and the sidecar)."""
+    return sideinfo.stream_chain(index.records(sideinfo.CHAIN_FORMAT))
+
+
+def chain_plan(found: sideinfo.StreamChain) -> DeclaredPlan:
+    """What a chain declaration record (``genpost/chain``) runs: every declared plugin that is installed, in
+    the declared order, on every frame (a frame without its record gets the plugin's default mode), with the
+    declared options; unknown plugins and mismatches are reported as for NNPFC (``plan``). Empty when the
+    stream holds no valid declaration (then the records name the plugins)."""
+    out = DeclaredPlan(by="chain")
+    installed, formats = postprocessors(), by_side_info_format()
+    for decl in found.plugins or ():
+        cls = _admit(out, decl, decl.name, "plugin", installed, formats)
+        if cls is not None:
+            out.names.append(cls.name)
     return out

@@ -127,8 +127,9 @@ def encode(
             records, pts_index = FrameAnalyzer(analysis).run(progress)
             packets = None
         with atomic_output(output) as tmp:
-            signalling = declared.ChainSignalling(chain, records, dict(options or {}), info.width, info.height)
+            signalling = declared.ChainSignalling(chain, records, dict(options or {}), info.width, info.height, frames)
             mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets, signalling)
+            records = signalling.chain_written + records  # the chain declarations, counted as records
             if sidecar:
                 with atomic_output(sidecar) as side_tmp, open(side_tmp, "wb") as fh:
                     sideinfo.write_sidecar(fh, records)
@@ -200,7 +201,8 @@ def analyze_stream(
 def mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets=None, signalling=None) -> None:
     """Mux the base's packets (or ``packets``: (bytes, packet) in decode order) with the source's other
     streams, carrying each frame's records as ``carriage`` says (``nnpfc``: with ``signalling``'s
-    NNPFC/NNPFA messages, genpost.declared)."""
+    NNPFC/NNPFA messages; else with its chain declaration record at each keyframe when it has one,
+    genpost.declared; ``sidecar``: the caller writes ``signalling.chain_written`` with the records)."""
     by_frame: dict[int, list[sideinfo.Record]] = {}
     for rec in records:
         by_frame.setdefault(rec.frame_index, []).append(rec)
@@ -220,10 +222,13 @@ def mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts
                     continue
                 frame = pts_index.get(item.pts)
                 recs = by_frame.get(frame, [])
+                key, first = item.is_keyframe or first, False
                 if carriage == "nnpfc":
-                    key, first = item.is_keyframe or first, False
                     out.mux_video(item, declared.with_declaration(data, codec, signalling, frame, key, recs))
-                elif not recs or carriage == "sidecar":
+                    continue
+                if signalling is not None:  # the chain declaration record, first in the unit, at each keyframe
+                    recs = signalling.chain_records(frame, key) + recs
+                if not recs or carriage == "sidecar":
                     out.mux_video(item)
                 elif carriage == "sei":
                     out.mux_video(item, sideinfo.insert_nal(data, sideinfo.sei_nal(codec, recs), codec))

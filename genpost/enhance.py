@@ -46,9 +46,17 @@ def enhance(
         index = collect_side_info(inp, sidecar)
         signalled = declared.read_declared(inp) if plugins is None else None
         plan = declared.plan(signalled) if signalled is not None else None
-        if signalled and signalled.record_offset:  # entered mid-stream: records name the whole stream's frames
+        if signalled is not None and signalled.record_offset:  # entered mid-stream: records name the whole stream's frames
             index = declared.shift_records(index, signalled.record_offset)
+        found = declared.read_chain(index)  # a chain record (record carriages); NNPFC, when there, wins
+        if plugins is None and found.plugins and not (plan is not None and (plan.declared or plan.unknown)):
+            plan = declared.chain_plan(found)
         chain, report = load_chain(index, output, plugins, plan)
+        if plugins is None and found.malformed and not found.plugins:
+            report.warnings.append(
+                f"the stream's chain declaration is damaged ({found.malformed} of {found.copies} copies, none whole): "
+                "the plugins its records name run instead"
+            )
         gate = plan if plan is not None and plan.declared else None  # None: records alone decide
         if gate is not None:
             options = {**gate.options, **dict(options or {})}  # the stream's default mode; the user's word wins
@@ -87,7 +95,8 @@ def enhance(
         restorer.finish()
     report.side_info = index.stats()
     if plan is not None and (plan.declared or plan.unknown):
-        report.side_info["declared"] = {"chain": plan.declared, "activated": plan.names, "unknown": plan.unknown}
+        report.side_info["declared"] = plan.summary()
+    report.side_info["chain"] = found.to_dict()
     if signalled is not None:
         report.side_info["nnpf"] = signalled.stats()
     return report
@@ -137,6 +146,7 @@ def inspect(input: str | os.PathLike, fps: Fraction | None = None, sidecar=None)
         stats = index.stats()
         nnpf = declared.read_declared(inp)
         stats["nnpf"] = nnpf.stats()
+        stats["chain"] = declared.read_chain(index).to_dict()  # the chain a chain record declares
         for entry in stats.get("formats", {}).values():
             entry["kbps"] = round(entry["bytes"] * 8 / duration / 1000, 3) if duration else None
         return {

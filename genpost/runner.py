@@ -91,14 +91,14 @@ def choose_postprocessors(
     index: sideinfo.RecordIndex, plugins: list[str] | None, plan: declared.DeclaredPlan | None = None
 ) -> tuple[list[str], list[str]]:
     """(names, warnings): the post-processors asked for (``none`` dropped), or, when None, the chain the
-    stream declares (``plan``, from NNPFC) or else those whose side-info format ``index`` holds (what
-    ``enhance`` does without ``--plugin``)."""
+    stream declares (``plan``: NNPFC or a chain record) or else those whose side-info format ``index``
+    holds, an update format counting for its plugin (what ``enhance`` does without ``--plugin``)."""
     warnings: list[str] = []
     if plugins is None and plan is not None and (plan.declared or plan.unknown):
         names, warnings = list(plan.names), list(plan.warnings)
     elif plugins is None:
         known = by_side_info_format()
-        formats = list(dict.fromkeys(sideinfo.base_format(f) for f in index.formats()))  # updates: their plugin's
+        formats = list(dict.fromkeys(sideinfo.base_format(f) for f in index.formats() if f != sideinfo.CHAIN_FORMAT))
         names = [known[f].cls.name for f in formats if f in known]
         unknown = [f for f in formats if f not in known]
         if unknown:

@@ -137,7 +137,7 @@ def test_damaged_nnpfc_and_nnpfa_fall_back_and_are_counted(plain_265, tmp_path):
 
 def test_vtm_reference_streams(tmp_path):
     report, frames = _enhance(NNPF / "vtm_nnpfc_known.266", tmp_path, "known.y4m")
-    assert report.side_info["declared"] == {"chain": ["wiener"], "activated": ["wiener"], "unknown": []}
+    assert report.side_info["declared"] == {"chain": ["wiener"], "activated": ["wiener"], "unknown": [], "by": "nnpfc"}
     report, frames = _enhance(NNPF / "vtm_nnpfc_unknown.266", tmp_path, "unknown.y4m")
     assert report.plugins == [] and any("no installed plugin provides it: skipped" in w for w in report.warnings)
     assert report.side_info["declared"]["unknown"] == ["https://example.org/unknown-filter.onnx"]

@@ -80,40 +80,55 @@ class _Brighten(PostProcessor):
         return decoded.with_planes(y, decoded.u, decoded.v)
 
 
+class _Quiet(_Brighten):
+    """Has a side-info format but no default mode (a frame without its record is "off") and never sends a
+    record: the encoder chose off everywhere, so its stream carries nothing, not even a chain declaration
+    (nothing is lost without one); forced, it brightens."""
+
+    name, side_info = "test-quiet", "test-quiet/1"
+    default_mode = False
+
+
 class _Registers:
+    def __init__(self, cls=_Brighten):
+        self.cls = cls
+
     @hookimpl
     def register_postprocessors(self, register):
-        register(_Brighten)
+        register(self.cls)
 
 
 METRIC_KEYS = ("kbps", "psnr_y", "psnr_u", "psnr_v", "psnr_y_mse", "ms_ssim", "xpsnr", "vmaf", "vmaf_neg", "haarpsi", "fsim")
 
 
 def test_no_side_info_at_all_gives_the_anchor_and_forcing_is_named(clip, monkeypatch):
-    """A stream with no side info (no record, no declaration) restores to its base, so eval's point is the
-    anchor's, metric for metric, whatever the plugin's default mode would do; measured (not only reused from
-    the anchor, which eval does for such points). --force-plugin runs it anyway, and the run says so."""
-    with in_process_plugin("test-brighten", _Registers()):
-        user = evaluate.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage="sei")
-        forced = evaluate.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage="sei", force_plugin=True)
+    """A stream with no side info (no record, no declaration: the plugin sent nothing and has no default
+    mode) restores to its base, so eval's point is the anchor's, metric for metric, whatever the plugin would
+    do when forced; measured (not only reused from the anchor, which eval does for such points).
+    --force-plugin runs it anyway, and the run says so."""
+    with in_process_plugin("test-quiet", _Registers(_Quiet)):
+        user = evaluate.evaluate(clip, "test-quiet", QPS, "ultrafast", carriage="sei")
+        forced = evaluate.evaluate(clip, "test-quiet", QPS, "ultrafast", carriage="sei", force_plugin=True)
         monkeypatch.setattr(evaluate, "REUSE_ANCHOR_SCORES", False)
-        measured = evaluate.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage="sei")
+        measured = evaluate.evaluate(clip, "test-quiet", QPS, "ultrafast", carriage="sei")
     assert forced["decoder"] == evaluate.DECODER_FORCED and user["decoder"] == evaluate.DECODER_USER
     for a, g, m, f in zip(user["anchor"], user["genpost"], measured["genpost"], forced["genpost"]):
         assert g["side_info_kbps"] == 0 and g["side_info_records"] == 0 and g["restored_by"] == []
         assert g["base_matches_anchor"] and g["scores_of_anchor"] and not m["scores_of_anchor"]
         for key in METRIC_KEYS:
             assert g[key] == a[key] == m[key], key
-        assert f["restored_by"] == ["test-brighten"] and f["psnr_y"] != a["psnr_y"] and not f["scores_of_anchor"]
+        assert f["restored_by"] == ["test-quiet"] and f["psnr_y"] != a["psnr_y"] and not f["scores_of_anchor"]
     assert all(v is None or abs(v) < 1e-9 for v in user["bd_rate"].values())
 
 
-def test_a_declared_chain_runs_as_declared(clip):
-    """--carriage nnpfc: the stream declares the plugin (no side info of its own: activated on every picture),
-    so the user's enhance runs it, and eval's point equals the forced one, at the declaration's rate."""
+@pytest.mark.parametrize("carriage", ["sei", "nnpfc"])
+def test_a_declared_chain_runs_as_declared(clip, carriage):
+    """The stream declares the plugin (no side info of its own, a default mode: `sei` a chain record at
+    each keyframe, `nnpfc` an NNPFC activated on every picture), so the user's enhance runs it, and eval's
+    point equals the forced one, at the declaration's rate."""
     with in_process_plugin("test-brighten", _Registers()):
-        user = evaluate.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage="nnpfc")
-        forced = evaluate.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage="nnpfc", force_plugin=True)
+        user = evaluate.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage=carriage)
+        forced = evaluate.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage=carriage, force_plugin=True)
     for a, g, f in zip(user["anchor"], user["genpost"], forced["genpost"]):
         assert g["restored_by"] == ["test-brighten"] and g["base_matches_anchor"]
         assert g["side_info_kbps"] > 0 and g["kbps"] == pytest.approx(a["kbps"] + g["side_info_kbps"], rel=1e-12)

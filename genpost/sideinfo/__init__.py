@@ -4,6 +4,7 @@ This package is the only part of genpost that knows these bytes; it is pure Pyth
 be imported, tested and fuzzed without av, numpy or torch. Byte layouts: docs/bitstream.md.
 """
 
+from .chain import CHAIN_FORMAT, StreamChain, decode_chain, encode_chain, stream_chain
 from .declare import DeclaredChain, PluginDeclaration, declaration_messages, parse_declaration
 from .index import RecordIndex
 from .nal import (
@@ -32,6 +33,11 @@ from .record import (
 from .sidecar import read_sidecar, write_sidecar
 
 __all__ = [
+    "CHAIN_FORMAT",
+    "StreamChain",
+    "decode_chain",
+    "encode_chain",
+    "stream_chain",
     "DeclaredChain",
     "PluginDeclaration",
     "declaration_messages",

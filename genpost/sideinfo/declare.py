@@ -28,6 +28,17 @@ URI_TAG = "tag:genpost.example,2026:postprocessor/1"
 """nnpfc_uri_tag of a genpost plugin (RFC 4151 tag URI; ``genpost.example`` is a placeholder authority)."""
 URI_PREFIX = "genpost:postprocessor/"
 
+TAG_BYTES = 4
+
+
+def weights_tag(sha256: Sequence[str]) -> bytes:
+    """The first 4 bytes of the first weights sha256 (hex), or zeros for a plugin without weights."""
+    try:
+        tag = bytes.fromhex(sha256[0][: 2 * TAG_BYTES]) if sha256 else b""
+    except ValueError:
+        tag = b""
+    return tag if len(tag) == TAG_BYTES else bytes(TAG_BYTES)
+
 
 @dataclass
 class PluginDeclaration:
@@ -39,6 +50,17 @@ class PluginDeclaration:
     sha256: tuple[str, ...] = ()
     options: dict[str, str] = field(default_factory=dict)
     properties: NnpfcProperties | None = None
+    weights_tag: bytes = b""  # a chain record's: the first 4 bytes of the first weights sha256 (zeros: none)
+
+    def weights_differ(self, installed: Sequence[str]) -> bool:
+        """Whether the installed plugin's weights (sha256 hex digests) differ from the declared ones: every
+        digest when the declaration has them (NNPFC), else the 4-byte tag (a chain record)."""
+        mine = tuple(s.lower() for s in installed)
+        if self.sha256:
+            return mine != self.sha256
+        if self.weights_tag:
+            return weights_tag(mine) != self.weights_tag
+        return False
 
     @property
     def uri(self) -> str:

@@ -46,7 +46,7 @@ def read_varint(mv: memoryview, pos: int, end: int) -> tuple[int, int]:
     raise ValueError("bad varint")
 
 
-def checked_format_id(r: Record) -> bytes:
+def check_record(r: Record) -> bytes:
     """The record's format id as bytes, after checking every field a reader would reject (ValueError)."""
     fid = r.format_id.encode("ascii") if isinstance(r.format_id, str) and r.format_id.isascii() else b""
     if not valid_format_id(fid):
@@ -69,7 +69,7 @@ def encode_block(records: list[Record]) -> bytes:
     table: dict[bytes, int] = {}
     body = bytearray()
     for r in records:
-        fid = checked_format_id(r)
+        fid = check_record(r)
         index = table.setdefault(fid, len(table))
         if index > 255:
             raise ValueError("more than 256 formats in one block")

@@ -26,7 +26,7 @@ import binascii
 import zlib
 
 from .layout import MAX_RECORD_PAYLOAD, MAX_RUN, Record, valid_format_id
-from .record2 import MAX_BLOCK, checked_format_id, read_varint, varint
+from .record2 import MAX_BLOCK, check_record, read_varint, varint
 
 VERSION3 = 0x30
 """Header byte of a version-3 unit with CRC-16; ``| FLAG_CRC32`` for CRC-32. 0x30..0x3F mark version 3."""
@@ -51,6 +51,7 @@ FORMAT_CODES: dict[str, int] = {
     "residual-diffusion/1+update": 8,
     "syntax-diffusion/1": 9,
     "syntax-diffusion/1+update": 10,
+    "genpost/chain": 11,  # genpost's own: the chain declaration (genpost.sideinfo.chain)
 }
 """genpost's own formats, one byte each on the wire. Fixed: codes are only ever added, never changed or
 reused. Any other format id is written in full after code 0."""
@@ -75,7 +76,7 @@ def encode_unit(records: list[Record]) -> bytes:
     out = bytearray()
     last = len(records) - 1
     for k, r in enumerate(records):
-        fid = checked_format_id(r)
+        fid = check_record(r)
         code = FORMAT_CODES.get(r.format_id, ESCAPE)
         fmt = code | (MORE if k < last else 0) | (RUN if r.count != 1 else 0)
         out.append(fmt)
