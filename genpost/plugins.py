@@ -98,6 +98,28 @@ def in_process_plugin(name: str, plugin: object) -> Iterator[None]:
         del _IN_PROCESS[name]
 
 
+class Registering:
+    """A plugin object whose ``register_postprocessors`` registers the given PostProcessor classes: how a
+    test (or ``genpost.testing``) installs classes it defines itself, with ``in_process_plugin``."""
+
+    def __init__(self, *classes: type) -> None:
+        self.classes = classes
+
+    @hookspecs.hookimpl
+    def register_postprocessors(self, register) -> None:
+        for cls in self.classes:
+            register(cls)
+
+
+@contextlib.contextmanager
+def installed(*classes: type) -> Iterator[None]:
+    """Each PostProcessor class registered in-process under its ``name`` for the block, as if installed."""
+    with contextlib.ExitStack() as stack:
+        for cls in classes:
+            stack.enter_context(in_process_plugin(cls.name, Registering(cls)))  # type: ignore[attr-defined]
+        yield
+
+
 def postprocessors(pm: pluggy.PluginManager | None = None) -> dict[str, Registered]:
     """Every registered PostProcessor class by its ``name``."""
     pm = pm or make_plugin_manager()

@@ -48,7 +48,6 @@ from .contract import (
 )
 from .encode import encode
 from .enhance import enhance
-from .hookspecs import hookimpl
 from .postprocessor import Context, PayloadError, PostProcessor
 from .runner import PluginFailure
 from .types import Frame, StreamInfo, to_bit_depth
@@ -93,15 +92,6 @@ def traced(cls: type[PostProcessor], trace: Trace) -> type[PostProcessor]:
 
     Traced.__name__ = Traced.__qualname__ = f"Traced{cls.__name__}"
     return Traced
-
-
-class _Registers:
-    def __init__(self, cls: type[PostProcessor]):
-        self.cls = cls
-
-    @hookimpl
-    def register_postprocessors(self, register):
-        register(self.cls)
 
 
 @dataclass
@@ -168,7 +158,7 @@ class ContractRunner:
             cls = traced(self.cls, trace)
             out = self._path(f"{bit_depth}bit-{carriage}", ext)
             settings = media.EncoderSettings(qp=self.qp, preset="ultrafast", bit_depth=bit_depth)
-            with plugins.in_process_plugin("genpost-contract", _Registers(cls)), _plugin_errors_as_violations():
+            with plugins.in_process_plugin("genpost-contract", plugins.Registering(cls)), _plugin_errors_as_violations():
                 report = encode(CLIP, out, settings, [cls.name], carriage, options=self.options_for(cls))
             with media.InputFile(out) as inp:
                 stream, decoded = inp.info, list(inp.frames())
@@ -183,7 +173,7 @@ class ContractRunner:
         trace = Trace(enhancing=True)
         cls = traced(self.cls, trace)
         out = self._path("enhanced", ".y4m")
-        with plugins.in_process_plugin("genpost-contract", _Registers(cls)), _plugin_errors_as_violations():
+        with plugins.in_process_plugin("genpost-contract", plugins.Registering(cls)), _plugin_errors_as_violations():
             report = enhance(
                 path, out, media.EncoderSettings(codec="y4m"), [cls.name], sidecar, fps,
                 options=self.options_for(cls), on_plugin_error="fail",

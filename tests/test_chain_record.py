@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from genpost import PostProcessor, cli, declared, evaluate, hookimpl, media, pipeline, sideinfo
-from genpost.plugins import in_process_plugin
+from genpost import PostProcessor, cli, declared, evaluate, media, pipeline, sideinfo
+from genpost.plugins import installed
 from genpost.sideinfo.declare import PluginDeclaration
 
 FPS = Fraction(30000, 1001)
@@ -54,23 +54,6 @@ class _Mark(PostProcessor):
     def restore(self, decoded, payload, ctx):
         return decoded if payload is None else _plus(decoded, payload[0])
 
-
-class _Registers:
-    def __init__(self, cls):
-        self.cls = cls
-
-    @hookimpl
-    def register_postprocessors(self, register):
-        register(self.cls)
-
-
-def _installed(*classes):
-    import contextlib
-
-    stack = contextlib.ExitStack()
-    for cls in classes:
-        stack.enter_context(in_process_plugin(cls.name, _Registers(cls)))
-    return stack
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +153,7 @@ def test_when_the_encoder_declares_the_chain():
 
 
 def test_mismatch_is_reported_like_nnpfc():
-    with _installed(_Lift):
+    with installed(_Lift):
         found = sideinfo.StreamChain(
             plugins=[PluginDeclaration("test-lift", "0.9", "test-lift/1", (), {"k": "v"}, None, b"\x01\x02\x03\x04")]
         )
@@ -189,7 +172,7 @@ def test_default_mode_without_records_still_runs(clip, tmp_path, carriage, ext):
     """Issue 16: `encode --plugin P` where P chose its default mode everywhere (no record), then `enhance`
     with no --plugin runs P (before the chain record it ran nothing)."""
     coded = tmp_path / f"coded{ext}"
-    with _installed(_Lift):
+    with installed(_Lift):
         report = _encode(clip, coded, ["test-lift"], carriage)
         assert report.records == {sideinfo.CHAIN_FORMAT: FRAMES // KEYINT}  # one per keyframe, no plugin record
         enh, frames = _enhance(coded, tmp_path / "out.y4m")
@@ -206,7 +189,7 @@ def test_default_mode_without_records_still_runs(clip, tmp_path, carriage, ext):
 
 def test_chain_runs_in_its_order_with_its_options(clip, tmp_path):
     coded = tmp_path / "two.mkv"
-    with _installed(_Lift, _Mark):
+    with installed(_Lift, _Mark):
         report = _encode(clip, coded, ["test-mark", "test-lift"], options={"test-lift.gain": "1"})
         assert report.records["test-mark/1"] == FRAMES // 2
         enh, frames = _enhance(coded, tmp_path / "out.y4m")
@@ -222,9 +205,9 @@ def test_chain_runs_in_its_order_with_its_options(clip, tmp_path):
 
 def test_unknown_plugin_warns_and_is_skipped(clip, tmp_path):
     coded = tmp_path / "gone.mkv"
-    with _installed(_Lift, _Mark):
+    with installed(_Lift, _Mark):
         _encode(clip, coded, ["test-lift", "test-mark"])
-    with _installed(_Lift):  # test-mark is not installed here
+    with installed(_Lift):  # test-mark is not installed here
         enh, frames = _enhance(coded, tmp_path / "out.y4m")
     assert enh.plugins == ["test-lift"] and enh.side_info["declared"]["unknown"] == ["test-mark"]
     assert sum("test-mark" in w and "skipped" in w for w in enh.warnings) == 1
@@ -237,7 +220,7 @@ def test_unknown_plugin_warns_and_is_skipped(clip, tmp_path):
 def two_265(clip, tmp_path_factory):
     """[test-lift, test-mark] in SEI in a raw .265 stream, a keyframe every 4 frames."""
     out = tmp_path_factory.mktemp("two") / "two.265"
-    with _installed(_Lift, _Mark):
+    with installed(_Lift, _Mark):
         _encode(clip, out, ["test-lift", "test-mark"])
     return out
 
@@ -266,7 +249,7 @@ def test_damaged_declaration_falls_back_to_the_records_and_is_counted(two_265, t
 
     bad = tmp_path / "bad.265"
     _rewrite(two_265, bad, damage)
-    with _installed(_Lift, _Mark):
+    with installed(_Lift, _Mark):
         enh, frames = _enhance(bad, tmp_path / "out.y4m")
     assert enh.side_info["chain"]["malformed"] == enh.side_info["chain"]["copies"] == FRAMES // KEYINT
     assert enh.plugins == ["test-mark"] and "declared" not in enh.side_info  # what the records name
@@ -289,7 +272,7 @@ def test_one_damaged_copy_is_counted_the_next_declares(two_265, tmp_path):
 
     bad = tmp_path / "first.265"
     _rewrite(two_265, bad, damage_first)
-    with _installed(_Lift, _Mark):
+    with installed(_Lift, _Mark):
         enh, _ = _enhance(bad, tmp_path / "out.y4m")
     assert enh.side_info["chain"]["malformed"] == 1 and enh.plugins == ["test-lift", "test-mark"]
 
@@ -304,7 +287,7 @@ def test_random_access_into_the_middle(two_265, tmp_path):
     )
     cut = tmp_path / "cut.265"
     cut.write_bytes(headers + b"".join(d for d, _, _ in units[start:]))
-    with _installed(_Lift, _Mark):
+    with installed(_Lift, _Mark):
         enh, frames = _enhance(cut, tmp_path / "cut.y4m")
         _, full = _enhance(two_265, tmp_path / "full.y4m")
     assert enh.plugins == ["test-lift", "test-mark"] and enh.side_info["declared"]["by"] == "chain"
@@ -314,7 +297,7 @@ def test_random_access_into_the_middle(two_265, tmp_path):
 
 
 def test_plugin_forces(two_265, tmp_path):
-    with _installed(_Lift, _Mark):
+    with installed(_Lift, _Mark):
         enh, _ = _enhance(two_265, tmp_path / "forced.y4m", ["test-mark"])
     assert enh.plugins == ["test-mark"] and "declared" not in enh.side_info
 
@@ -325,7 +308,7 @@ def test_encode_with_base_declares_the_chain_too(clip, tmp_path, carriage):
 
     base, coded = tmp_path / "base.265", tmp_path / "coded.265"
     _encode(clip, base, [])
-    with _installed(_Lift):
+    with installed(_Lift):
         report = encode_with_base(clip, base, coded, ["test-lift"], carriage, fps=FPS)
         assert report.records == {sideinfo.CHAIN_FORMAT: FRAMES // KEYINT}
         enh, _ = _enhance(coded, tmp_path / "out.y4m")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import CARPHONE, decode_all
 
-from genpost import PostProcessor, cli, evaluate, hookimpl, metrics, pipeline
-from genpost.plugins import in_process_plugin
+from genpost import PostProcessor, cli, evaluate, metrics, pipeline
+from genpost.plugins import Registering, in_process_plugin
 
 QPS = (32, 42)
 USER_QP = 42
@@ -89,14 +89,6 @@ class _Quiet(_Brighten):
     default_mode = False
 
 
-class _Registers:
-    def __init__(self, cls=_Brighten):
-        self.cls = cls
-
-    @hookimpl
-    def register_postprocessors(self, register):
-        register(self.cls)
-
 
 METRIC_KEYS = ("kbps", "psnr_y", "psnr_u", "psnr_v", "psnr_y_mse", "ms_ssim", "xpsnr", "vmaf", "vmaf_neg", "haarpsi", "fsim")
 
@@ -106,7 +98,7 @@ def test_no_side_info_at_all_gives_the_anchor_and_forcing_is_named(clip, monkeyp
     mode) restores to its base, so eval's point is the anchor's, metric for metric, whatever the plugin would
     do when forced; measured (not only reused from the anchor, which eval does for such points).
     --force-plugin runs it anyway, and the run says so."""
-    with in_process_plugin("test-quiet", _Registers(_Quiet)):
+    with in_process_plugin("test-quiet", Registering(_Quiet)):
         user = evaluate.evaluate(clip, "test-quiet", QPS, "ultrafast", carriage="sei")
         forced = evaluate.evaluate(clip, "test-quiet", QPS, "ultrafast", carriage="sei", force_plugin=True)
         monkeypatch.setattr(evaluate, "REUSE_ANCHOR_SCORES", False)
@@ -126,7 +118,7 @@ def test_a_declared_chain_runs_as_declared(clip, carriage):
     """The stream declares the plugin (no side info of its own, a default mode: `sei` a chain record at
     each keyframe, `nnpfc` an NNPFC activated on every picture), so the user's enhance runs it, and eval's
     point equals the forced one, at the declaration's rate."""
-    with in_process_plugin("test-brighten", _Registers()):
+    with in_process_plugin("test-brighten", Registering(_Brighten)):
         user = evaluate.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage=carriage)
         forced = evaluate.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage=carriage, force_plugin=True)
     for a, g, f in zip(user["anchor"], user["genpost"], forced["genpost"]):

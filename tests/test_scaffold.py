@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from conftest import decode_all
 
-from genpost import PostProcessor, __api_version__, hookimpl
+from genpost import PostProcessor, __api_version__
 from genpost.plugins import (
     PluginError,
+    Registering,
     in_process_plugin,
     make_plugin_manager,
     postprocessors,
@@ -192,22 +193,14 @@ class _FutureFilter(PostProcessor):
         return decoded
 
 
-class _Registers:
-    def __init__(self, cls):
-        self.cls = cls
-
-    @hookimpl
-    def register_postprocessors(self, register):
-        register(self.cls)
-
 
 def test_api_version_on_the_postprocessor_class_is_checked():
     with (
-        in_process_plugin("future", _Registers(_FutureFilter)),
+        in_process_plugin("future", Registering(_FutureFilter)),
         pytest.raises(PluginError, match=r"post-processor 'future-filter' \(future\) is written for .* API 2"),
     ):
         postprocessors(make_plugin_manager())
     current = type("Current", (_FutureFilter,), {"name": "current-filter", "api_version": __api_version__})
-    with in_process_plugin("current", _Registers(current)):
+    with in_process_plugin("current", Registering(current)):
         assert postprocessors(make_plugin_manager())["current-filter"].cls is current
     assert "current-filter" not in postprocessors(make_plugin_manager())
