@@ -72,8 +72,9 @@ def encode_with_base(
     if carriage == "track" and out_raw:
         raise PipelineError("a raw stream has no room for a data track; use --carriage sei, nnpfc or sidecar")
     chain = load_postprocessors(list(plugins))
-    records = analyze_stream(source, base, plugins, qp, carriage, fps, options, progress, chain=chain)
-    signalling = declared.ChainSignalling(chain, records, options, info.width, info.height, frames)
+    acts: set[str] = set()
+    records = analyze_stream(source, base, plugins, qp, carriage, fps, options, progress, chain=chain, default_acts=acts)
+    signalling = declared.ChainSignalling(chain, records, options, info.width, info.height, frames, acts)
     with atomic_output(output) as tmp:
         if out_raw:
             _write_raw(tmp, units, codec, carriage, records, signalling)

@@ -56,13 +56,21 @@ class ChainSignalling:
     random-access point with a persistent NNPFA (no per-frame cost); any other plugin by a picture-only
     NNPFA on each frame a record of it covers, so a frame left without one is the encoder saying "off" for
     it. With the record carriages, a chain declaration record (``genpost/chain``) at every random-access
-    point when records alone would lose the encoder's choice (``declares_chain``)."""
+    point when records alone would lose the encoder's choice (``declares_chain``): a chain of several
+    plugins, or a default mode that changes a frame the encoder left without a record."""
 
     def __init__(
-        self, chain: list[PostProcessor], records, options: dict[str, str], width: int, height: int, frames: int | None = None
-    ):
+        self, chain: list[PostProcessor], records, options: dict[str, str], width: int, height: int,
+        frames: int | None = None, default_acts: set[str] | None = None,
+    ):  # fmt: skip
+        """``default_acts``: the plugins whose default mode changed a frame left without a record (the
+        encoder's analysis says; None: unknown, any default mode counts)."""
         self.declared = [(i + 1, declare(p, options, width, height)) for i, p in enumerate(chain)]
         self._always = [i + 1 for i, p in enumerate(chain) if p.default_mode or not p.side_info]
+        acting = [
+            i + 1 for i, p in enumerate(chain)
+            if not p.side_info or (p.default_mode and (default_acts is None or p.name in default_acts))
+        ]  # fmt: skip
         ids = {p.side_info: i + 1 for i, p in enumerate(chain) if p.side_info}
         self._covered: dict[int, set[int]] = {}
         for r in records:
@@ -70,7 +78,7 @@ class ChainSignalling:
                 for f in r.frames:
                     self._covered.setdefault(f, set()).add(ids[r.format_id])
         self.declares_chain = len(chain) > 1 or any(
-            frames is None or any(i not in self._covered.get(f, ()) for f in range(frames)) for i in self._always
+            frames is None or any(i not in self._covered.get(f, ()) for f in range(frames)) for i in acting
         )
         self.chain_payload = b""
         if self.declares_chain:

@@ -127,7 +127,9 @@ def encode(
             records, pts_index = FrameAnalyzer(analysis).run(progress)
             packets = None
         with atomic_output(output) as tmp:
-            signalling = declared.ChainSignalling(chain, records, dict(options or {}), info.width, info.height, frames)
+            signalling = declared.ChainSignalling(
+                chain, records, dict(options or {}), info.width, info.height, frames, analysis.default_acts
+            )
             mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets, signalling)
             records = signalling.chain_written + records  # the chain declarations, counted as records
             if sidecar:
@@ -185,15 +187,18 @@ def analyze_stream(
     options: dict[str, str] | None = None,
     progress: Progress = no_progress,
     chain: list[PostProcessor] | None = None,
+    default_acts: set[str] | None = None,
 ) -> list[sideinfo.Record]:
     """Side-info records for a base someone else encoded (e.g. a VTM .266): each plugin's ``analyze`` on
     (source, the base's decode), with the same runs and overhead accounting as ``encode`` (genpost eval,
-    ``encode --base``). ``chain``: the plugins already loaded (else loaded from ``plugins``)."""
+    ``encode --base``). ``chain``: the plugins already loaded (else loaded from ``plugins``);
+    ``default_acts``: a set to fill with the plugins whose default mode acted (``AnalysisJob``)."""
     chain = load_postprocessors(list(plugins)) if chain is None else chain
     with media.InputFile(base, fps) as inp:
         info = inp.info
     settings = media.EncoderSettings(qp=qp, bit_depth=info.bit_depth)
     job = AnalysisJob(source, base, chain, settings, info, carriage, info.frames or 0, dict(options or {}))
+    job.default_acts = default_acts
     records, _ = FrameAnalyzer(job).run(progress)
     return records
 

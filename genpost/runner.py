@@ -291,11 +291,24 @@ class AnalysisJob:
     on_error: str = "fail"
     errors: dict[str, int] = field(default_factory=dict)
     damage: Any = None  # genpost.damage.DecodeDamage of frames given to ``run`` (else the source file's)
+    # plugins whose default mode changed a frame the encoder left without a record: only for them must a
+    # record carriage declare the chain (genpost.declared); None until ``FrameAnalyzer.run`` has looked
+    default_acts: set[str] | None = None
 
     @property
     def qp(self) -> int | None:
         s = self.settings
         return s.qp if s.qp is not None else (None if s.crf is None else int(round(s.crf)))
+
+
+def default_mode_acts(proc: PostProcessor, decoded: Frame, ctx: Context) -> bool:
+    """Whether ``proc``'s default mode (restore without a payload) changes ``decoded``: a frame the encoder
+    left without a record needs the chain declared only then. A plugin that raises counts as acting."""
+    try:
+        out = proc.restore(decoded, None, ctx)
+    except Exception:  # the decoder would run it; declare it
+        return True
+    return out is not decoded and any(not np.array_equal(a, b) for a, b in zip(out.planes, decoded.planes))
 
 
 class FrameAnalyzer:
@@ -327,6 +340,7 @@ class FrameAnalyzer:
         current: dict[str, list] = {}
         pts_index: dict[int, int] = {}
         total, info, options, qp = job.total, job.info, job.options, job.qp
+        acts = job.default_acts = set() if job.default_acts is None else job.default_acts  # across chunks (resume)
 
         base_bits = None  # the base's mean bits per frame, where its file is at hand
         if job.base_path is not None and os.path.isfile(job.base_path) and total:
@@ -376,6 +390,8 @@ class FrameAnalyzer:
                         payload = b""
                     if not payload:
                         current.pop(proc.side_info, None)
+                        if proc.default_mode and proc.name not in acts and default_mode_acts(proc, decoded, ctx):
+                            acts.add(proc.name)
                     elif live and payload == run[2]:
                         run[3] += 1
                     else:

@@ -42,6 +42,19 @@ class _Lift(PostProcessor):
         return _plus(decoded, 1 if payload is None else payload[0])
 
 
+class _Idle(PostProcessor):
+    """A default mode that leaves frames as decoded under its options (as gan-enhance's strength 0)."""
+
+    name, version, api_version, side_info = "test-idle", "1.0", 1, "test-idle/1"
+    default_mode = True
+
+    def analyze(self, source, decoded, ctx):
+        return b""
+
+    def restore(self, decoded, payload, ctx):
+        return decoded
+
+
 class _Mark(PostProcessor):
     """No default mode; a record on even frames: +2 luma there."""
 
@@ -150,6 +163,17 @@ def test_when_the_encoder_declares_the_chain():
     assert declares([lift], []) and declares([lift], [sideinfo.Record("test-lift/1", 0, b"\x01", 3)])  # frame 3
     assert not declares([lift], rec) and not declares([mark], []) and not declares([wiener], [])
     assert declares([wiener, mark], []) and declares([mark, lift], rec)
+    # the encoder's analysis says whose default mode acted: an idle one needs no declaration
+    assert not declared.ChainSignalling([lift], [], {}, 176, 144, 4, default_acts=set()).declares_chain
+    assert declared.ChainSignalling([lift], [], {}, 176, 144, 4, default_acts={"test-lift"}).declares_chain
+
+
+def test_a_default_mode_that_changes_nothing_is_not_declared(clip, tmp_path):
+    """A default-mode plugin that chose its default mode everywhere, where that mode leaves the frames as
+    decoded: the stream gets no chain record (it would be bytes for nothing: worse than the base)."""
+    with installed(_Idle):
+        report = _encode(clip, tmp_path / "idle.mkv", ["test-idle"], "sei")
+    assert report.records == {}
 
 
 def test_mismatch_is_reported_like_nnpfc():
