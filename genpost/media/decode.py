@@ -411,7 +411,8 @@ def concat_packets(paths: Sequence[str | os.PathLike]) -> Iterator[tuple[float, 
     joining segments that each had their own encoder. Such an encoder started afresh, so a segment's first
     packets may carry a dts at or before the previous segment's last one: that dts is moved one tick past
     it (a packet without dts gets its pts first); pts and time_base are kept. PipelineError (the job's
-    own chunks cannot be joined) where a moved dts would pass its packet's pts."""
+    own chunks cannot be joined) where a dts, moved or as read, is past its packet's pts (the muxer would
+    refuse it)."""
     last: Fraction | None = None
     for path in paths:
         with InputFile(path) as seg:
@@ -423,7 +424,7 @@ def concat_packets(paths: Sequence[str | os.PathLike]) -> Iterator[tuple[float, 
                 if last is not None and dts <= last:
                     packet.dts = int(last / tb) + 1
                     dts = packet.dts * tb
-                    if packet.pts is not None and packet.pts < packet.dts:
-                        raise PipelineError(f"cannot join chunk {Path(path).name}: no room for its decode timestamps")
+                if packet.pts is not None and packet.pts < packet.dts:  # moved, or so in the chunk file
+                    raise PipelineError(f"cannot join chunk {Path(path).name}: no room for its decode timestamps")
                 last = dts
                 yield float(dts), data, packet

@@ -3,6 +3,7 @@ input's other streams copied untouched, and side info as new packet bytes, a dat
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 import time
@@ -81,6 +82,9 @@ class OutputFile:
             raise
         self._frames_in = 0
         self._offset: int | None = None
+        self._in_times: list[Fraction] = []  # the pts (seconds) of the frames given to the encoder, in order
+        self._out_packets = 0  # packets the encoder has returned
+        self._last_dts: Fraction | None = None  # seconds
         self.seconds = {"encode": 0.0, "mux": 0.0}  # time spent encoding and muxing (genpost bench)
 
     def _add_video(self, copy_from: InputFile | None):
@@ -173,7 +177,11 @@ class OutputFile:
         start = time.perf_counter() if start is None else start
         if vf is not None:
             self._frames_in += 1
+            if vf.pts is not None and vf.time_base:
+                self._in_times.append(vf.pts * vf.time_base)
         packets = self.video.encode(vf)
+        for packet in packets:
+            self._encoder_dts(packet)
         encoded = time.perf_counter()
         self._mux(packets)
         self.seconds["encode"] += encoded - start
@@ -209,6 +217,31 @@ class OutputFile:
         pkt.duration = video_packet.duration
         pkt.stream = self.data_stream
         self._mux([pkt])
+
+    def _encoder_dts(self, packet) -> None:
+        """Keep the encoder's dts where it can be one, else derive it. x265 sets the dts of a stream's first
+        packets from its B-frame delay, which is never measured when fewer frames than that delay were given:
+        a one-frame chunk then gets an uninitialised dts (hours before or after its pts), which the 33-bit
+        MPEG-TS timestamps of a chunk file turn into a dts past its pts or a pts shifted by 2**33 ticks.
+        Packet n (decode order) of a stream whose frames came in presentation order s_0, s_1, ... can have a
+        dts no later than its pts and no earlier than s_n less the span the encoder has seen (its delay
+        is at most that); outside that, or not after the previous dts, it gets the earliest valid value."""
+        n, times = self._out_packets, self._in_times
+        self._out_packets += 1
+        tb = packet.time_base
+        if packet.pts is None or not tb or len(times) != self._frames_in or n >= len(times):
+            return  # frames without time (y4m) or an encoder that adds packets: left as they are
+        pts = packet.pts * tb
+        lowest = times[n] - (times[-1] - times[0])
+        if self._last_dts is not None:
+            lowest = max(lowest, self._last_dts + tb)
+        dts = None if packet.dts is None else packet.dts * tb
+        if dts is None or not lowest <= dts <= pts:
+            if lowest > pts:
+                raise MediaError(f"{self.path}: the encoder's packets cannot be given increasing decode times")
+            packet.dts = math.ceil(lowest / tb)
+            dts = packet.dts * tb
+        self._last_dts = dts
 
     def _dts_offset(self, video_packet) -> int:
         if self._offset is None:

@@ -150,3 +150,64 @@ def test_encode_killed_in_analyze_resumes_to_the_same_stream(av_source, tmp_path
     assert video(out) == video(whole)
     assert other_packets(out) == other_packets(av_source)
     assert not work(out).exists()
+
+
+def _one_frame_segments(av_source, folder, n):
+    """``n`` one-frame x265 chunk files (MPEG-TS, as --resume and --workers write them), like the last
+    chunk of a 33-frame input cut every 8 frames: its one frame at 1068 ms."""
+    from dataclasses import replace
+    from fractions import Fraction
+
+    from genpost import resume
+
+    with media.InputFile(av_source) as inp:
+        info = replace(inp.info, time_base=Fraction(1, 1000))
+        frame = next(iter(inp.frames())).replace(pts=1068, time_base=Fraction(1, 1000))
+    muxer, ext = resume.segment_format("libx265")
+    settings = media.EncoderSettings(codec="libx265", crf=18.0, preset="ultrafast")
+    paths = []
+    for i in range(n):
+        segment = resume.Segment(folder / f"chunk-{i}.{ext}", 32, info, settings, muxer)
+        segment.encode(frame)
+        segment.out.close()
+        paths.append(segment.part)
+    return paths
+
+
+def test_a_one_frame_x265_chunk_keeps_its_pts_and_a_dts_at_or_before_it(av_source, tmp_path):
+    """x265 never measures its B-frame delay on fewer frames than that delay, so the dts of a one-frame
+    chunk's packet was uninitialised memory (most runs): stored in the chunk's 33-bit TS timestamps it
+    came back as a dts past the pts (the muxer then refused the join) or a pts 2**33 ticks off."""
+    import av
+
+    for path in _one_frame_segments(av_source, tmp_path, 8):
+        with av.open(str(path)) as c:
+            timing = [(p.pts, p.dts) for p in c.demux(c.streams.video[0]) if p.size]
+        assert len(timing) == 1 and timing[0][0] == 1068 * 90 and timing[0][1] <= timing[0][0], (path.name, timing)
+
+
+def test_a_chunk_file_whose_dts_is_past_its_pts_fails_with_one_line_not_a_mux_error(av_source, tmp_path):
+    """The situation of the failing join, made by hand: a chunk whose packet reads back with dts 3 ms past
+    its pts (an encoder's dts 2**33 ticks early wraps to that in MPEG-TS). The job's own error, named."""
+    import av
+    import pytest
+
+    from genpost import resume
+    from genpost.errors import PipelineError
+
+    good, bad = _one_frame_segments(av_source, tmp_path, 2)
+    with av.open(str(good)) as src:
+        packets = [(bytes(p), p.pts, p.is_keyframe) for p in src.demux(src.streams.video[0]) if p.size]
+        with av.open(str(bad), "w", format="mpegts", options={"avoid_negative_ts": "disabled"}) as out:
+            stream = out.add_stream_from_template(src.streams.video[0])
+            for data, pts, key in packets:
+                packet = av.Packet(data)
+                packet.pts, packet.dts, packet.time_base = pts, pts + 270 - (1 << 33), stream.time_base
+                packet.is_keyframe, packet.stream = key, stream
+                out.mux(packet)
+    with av.open(str(bad)) as c:
+        assert [(p.pts, p.dts) for p in c.demux(c.streams.video[0]) if p.size] == [(96120, 96390)]
+    with media.InputFile(av_source) as inp:
+        info = inp.info
+    with pytest.raises(PipelineError, match=f"cannot join chunk {bad.name}: no room for its decode timestamps"):
+        resume.assemble(av_source, None, [bad], tmp_path / "out.mkv", info, {})
