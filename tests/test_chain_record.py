@@ -34,25 +34,22 @@ class _Lift(PostProcessor):
 
     name, version, api_version, side_info = "test-lift", "1.0", 1, "test-lift/1"
     default_mode = True
+    lift = 1  # what the default mode adds to the luma
 
     def analyze(self, source, decoded, ctx):
         return b""
 
     def restore(self, decoded, payload, ctx):
-        return _plus(decoded, 1 if payload is None else payload[0])
+        if payload is None and not self.lift:
+            return decoded
+        return _plus(decoded, self.lift if payload is None else payload[0])
 
 
-class _Idle(PostProcessor):
+class _Idle(_Lift):
     """A default mode that leaves frames as decoded under its options (as gan-enhance's strength 0)."""
 
-    name, version, api_version, side_info = "test-idle", "1.0", 1, "test-idle/1"
-    default_mode = True
-
-    def analyze(self, source, decoded, ctx):
-        return b""
-
-    def restore(self, decoded, payload, ctx):
-        return decoded
+    name, side_info = "test-idle", "test-idle/1"
+    lift = 0
 
 
 class _Mark(PostProcessor):
