@@ -334,6 +334,10 @@ def eval_(
     ),
     markdown: Optional[str] = typer.Option(None, "--markdown", help="Write the BD-rate tables as Markdown to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    jobs: int = typer.Option(
+        0, "--jobs", "-j", help="Points (an anchor or a plugin at one QP of one clip) measured at a time, in worker "
+        "processes; 0: one per core (at most 4); 1: all in this process (docs/evaluation.md)."
+    ),
 ):
     """Rate-distortion of an anchor ladder vs genpost (every side-info bit counted) and the BD-rates, for one
     clip and plugin or a whole test set. genpost's points are the user's flow: encode --plugin, then enhance
@@ -357,6 +361,8 @@ def eval_(
             check_encoder("libx265", q, None, preset)
         check_encoder("libx265", None, None, preset)
         _check(frames=frames)
+        if jobs < 0:
+            _fail(f"--jobs must be 0 (one per core) or more, got {jobs}", 2)
         options = _options(option)
         rate = _fps(fps)
         clips = evalset.collect_sources(sources)
@@ -371,13 +377,13 @@ def eval_(
         if single:
             result = evaluate(
                 clips[0], plugin[0], qps, preset, bit_depth, options, say, streams=anchors or None,
-                fps=rate, frames=frames, carriage=carriage, force_plugin=force_plugin,
+                fps=rate, frames=frames, carriage=carriage, force_plugin=force_plugin, jobs=jobs,
             )  # fmt: skip
             full: dict = {"runs": [result], "summary": evalset.summarize([result], plugin), "failures": []}
             full["unavailable"] = result["unavailable"]
         else:
             full = evalset.evaluate_set(
-                clips, plugin, qps, preset, bit_depth, options, say, rate, frames, carriage, force_plugin
+                clips, plugin, qps, preset, bit_depth, options, say, rate, frames, carriage, force_plugin, jobs
             )  # fmt: skip
             result = full
         wrote = []  # said last, after the results, so the paths are not lost among the progress lines

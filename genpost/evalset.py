@@ -1,17 +1,20 @@
 """`genpost eval` over a test set: many clips x many plugins in one run, a summary, and a Markdown table.
 
-Each clip goes through ``evaluate.evaluate_clip`` (its anchors encoded and measured once for all plugins).
+All clips' points go through ``evaluate.run_ladders`` together (each anchor encoded and measured once for
+all plugins; with ``jobs`` > 1 several points at a time, across clips).
 A clip that fails is reported under ``failures`` and the others go on; so does a plugin that fails on one
 clip. The summary averages each BD-rate over the clips where it is defined and counts "never worse" losses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 from typing import Callable
 
-from . import deepmetrics, pipeline
+from . import evalpool, pipeline
 from .errors import PipelineError
 from .evaluate import (
     BD_METRICS,
@@ -20,7 +23,10 @@ from .evaluate import (
     DEFAULT_QPS,
     PLANES,
     check_ladder,
-    evaluate_clip,
+    deep_metrics,
+    prepare_clip,
+    run_ladders,
+    runs_of,
     versions,
 )
 from .outputs import atomic_output
@@ -57,27 +63,30 @@ def collect_sources(paths: list[str]) -> list[str]:
 def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset: str = "medium",
                  bit_depth: int | None = None, options: dict[str, str] | None = None,
                  progress: Callable[[str], None] = lambda msg: None, fps=None, frames: int | None = None,
-                 carriage: str = pipeline.DEFAULT_CARRIAGE, force_plugin: bool = False) -> dict:  # fmt: skip
+                 carriage: str = pipeline.DEFAULT_CARRIAGE, force_plugin: bool = False, jobs: int = 1) -> dict:  # fmt: skip
     """``{"runs": [one per clip x plugin], "summary": {plugin: ...}, "failures": [...], ...}``; genpost's
-    points are the user's flow (``evaluate``), or with ``force_plugin`` the plugin forced at the decoder."""
-    check_ladder(qps, None, frames, carriage)
+    points are the user's flow (``evaluate``), or with ``force_plugin`` the plugin forced at the decoder.
+    ``jobs`` points run at a time (0: one per core, ``evalpool``), across clips."""
+    check_ladder(qps, None, frames, carriage, jobs)
     pipeline.load_postprocessors(plugins)  # unknown plugins fail before any clip
-    deep = deepmetrics.load()
-    runs, failures = [], []
-    for i, source in enumerate(sources):
-        label = f"[{i + 1}/{len(sources)}] {Path(source).name}: "
-        try:
-            clip_runs, clip_failures = evaluate_clip(
-                source, plugins, qps, preset, bit_depth, options, progress, fps=fps, frames=frames, deep=deep,
-                label=label, carriage=carriage, force_plugin=force_plugin,
-            )  # fmt: skip
-        except Exception as exc:  # one clip's failure is reported; the set goes on
-            error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            progress(f"{label}failed: {error}")
-            failures.append({"source": source, "plugin": None, "error": error})
+    failures, clips = [], []
+    with contextlib.ExitStack() as stack:
+        for i, source in enumerate(sources):
+            label = f"[{i + 1}/{len(sources)}] {Path(source).name}: "
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="genpost-eval-"))
+            try:
+                clips.append(prepare_clip(source, tmp, plugins, qps, preset, bit_depth, options, None, fps, frames,
+                                          carriage, force_plugin, label))  # fmt: skip
+            except Exception as exc:  # one clip's failure is reported; the set goes on
+                failures.append(_failed(source, None, evalpool.one_line(exc), label, progress))
+        ladders = run_ladders(clips, evalpool.auto_jobs() if jobs == 0 else jobs, progress)
+    runs = []
+    for lad in ladders:
+        if lad.error is not None:
+            failures.append({"source": lad.clip.name, "plugin": None, "error": lad.error})
             continue
-        runs += clip_runs
-        failures += [{"source": source, "plugin": p, "error": e} for p, e in clip_failures.items()]
+        runs += runs_of(lad)
+        failures += [{"source": lad.clip.name, "plugin": p, "error": e} for p, e in lad.failures.items()]
     return {
         "clips": sources,
         "plugins": plugins,
@@ -88,9 +97,14 @@ def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset
         "runs": runs,
         "summary": summarize(runs, plugins),
         "failures": failures,
-        "unavailable": {n: s for n, s in deep.items() if not callable(s)},
+        "unavailable": {n: s for n, s in deep_metrics().items() if not callable(s)},
         "versions": versions(),
     }
+
+
+def _failed(source: str, plugin: str | None, error: str, label: str, progress: Callable[[str], None]) -> dict:
+    progress(f"{label}failed: {error}")
+    return {"source": source, "plugin": plugin, "error": error}
 
 
 def summarize(runs: list[dict], plugins: list[str]) -> dict:

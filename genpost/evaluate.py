@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -32,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import addon, deepmetrics, ffmpeg, media, metrics, perceptual, pipeline, sideinfo
+from . import addon, deepmetrics, evalpool, ffmpeg, media, metrics, perceptual, pipeline, sideinfo
 from .errors import PipelineError
 from .types import to_bit_depth
 
@@ -214,49 +215,59 @@ def _base_of(path) -> tuple[int, str]:
     return os.path.getsize(path) - stripped, digest.hexdigest()
 
 
-def _scores(lad: Ladder, plugin: str, restored: str, enhanced, base: str, anchor: dict) -> dict:
-    """The restored point's metrics. When the decoder ran nothing on a base identical to the anchor's (the
-    plugin sent nothing the stream asks to run), its pictures are the anchor's decode: the anchor's scores
-    are reused (the same numbers, one measurement less) and the point says so (``scores_of_anchor``)."""
-    if REUSE_ANCHOR_SCORES and not enhanced.plugins and base == anchor["base_sha256"]:
-        return {**anchor["scores"], "scores_of_anchor": True}
-    with lad.timed(plugin, "measure"):
-        return {**measure(lad.ref, restored, lad.tmp), "scores_of_anchor": False}
-
-
 REUSE_ANCHOR_SCORES = True  # False: measure such points anyway (tests compare the two)
 EVAL_CARRIAGES = ("sei", "nnpfc")  # what a raw .265/.266 stream can carry in-band
 
 
-def restore(lad: Ladder, coded: str, restored: str, plugin: str) -> pipeline.EnhanceReport:
-    """``coded`` restored to a y4m as ``genpost enhance coded -o restored.y4m`` does with no plugin named and
-    no --option (what the stream declares or its records name); with ``lad.force`` as
-    ``enhance --plugin PLUGIN --option ...`` (the plugin forced on every frame)."""
-    y4m = media.EncoderSettings(codec="y4m")
-    if lad.force:
-        return pipeline.enhance(coded, restored, y4m, [plugin], fps=lad.rate, options=lad.options)
-    return pipeline.enhance(coded, restored, y4m, None, fps=lad.rate)
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """One clip's evaluation as a point needs it, in this process or a worker's (it pickles): the prepared
+    reference, the ladder (x265 QPs or external streams), the plugins and how genpost's points are made."""
+
+    name: str  # the clip as given (what the report calls it)
+    source: str  # what gets encoded: the clip, or its first --frames frames
+    frames: int
+    y4m: str  # the reference every VMAF run reads
+    rate: Fraction
+    depth: int  # the source's bit depth
+    tmp: str  # each point works in a folder of its own under here
+    plugins: tuple[str, ...]
+    qps: tuple[int, ...] = DEFAULT_QPS
+    streams: tuple[str, ...] = ()  # external anchors instead of the x265 ladder
+    preset: str = "medium"
+    bit_depth: int | None = None
+    options: dict | None = None
+    carriage: str = pipeline.DEFAULT_CARRIAGE  # how genpost's points carry side info (encode --carriage)
+    force: bool = False  # restore with the plugin forced (enhance --plugin), not as the stream says
+    label: str = ""  # how progress names the clip
+
+    @property
+    def points(self) -> int:
+        return len(self.streams) if self.streams else len(self.qps)
+
+    def where(self, index: int) -> str:
+        """How progress names a point of the ladder: its QP or its stream."""
+        return Path(self.streams[index]).name if self.streams else f"QP {self.qps[index]}"
 
 
 @dataclasses.dataclass
-class Ladder:
-    """What the ladders share: the prepared reference, the plugins, their options, the rate, a scratch dir."""
+class Point:
+    """A finished point: its entry in the ladder, for an anchor what its plugins' points compare with, and
+    the wall seconds per stage (``"anchor"`` or the plugin -> stage -> seconds)."""
 
-    ref: Reference
-    plugins: list[str]
-    options: dict | None
-    rate: Fraction
-    tmp: str
-    progress: Callable[[str], None]
-    failures: dict = dataclasses.field(default_factory=dict)  # plugin -> the first error it raised
-    seconds: dict = dataclasses.field(default_factory=dict)  # "anchor" or plugin -> stage -> wall seconds
-    stop_on_error: bool = False  # one clip and one plugin: its error is the command's error
-    carriage: str = pipeline.DEFAULT_CARRIAGE  # how genpost's points carry side info (encode --carriage)
-    force: bool = False  # restore with the plugin forced (enhance --plugin), not as the stream says
+    entry: dict
+    seconds: dict[str, dict[str, float]]
+    same: dict | None = None  # an anchor's scores and base hash
+
+
+class Clock:
+    """Wall seconds per (who, stage) of one point."""
+
+    def __init__(self):
+        self.seconds: dict[str, dict[str, float]] = {}
 
     @contextlib.contextmanager
     def timed(self, who: str, stage: str):
-        """Add the wall time of the block to ``seconds[who][stage]`` (the speed report of a run)."""
         start = time.perf_counter()
         try:
             yield
@@ -264,55 +275,44 @@ class Ladder:
             entry = self.seconds.setdefault(who, {})
             entry[stage] = entry.get(stage, 0.0) + time.perf_counter() - start
 
-    def each_plugin(self, step: str, work: Callable[[str], dict]) -> dict[str, dict]:
-        """Run ``work(plugin)`` for every plugin that has not failed yet; a failure drops that plugin only."""
-        out = {}
-        for plugin in self.plugins:
-            if plugin in self.failures:
-                continue
-            self.progress(f"{step}: {plugin}: encode/analyze, enhance, metrics")
-            try:
-                out[plugin] = work(plugin)
-            except Exception as exc:  # reported in the result; the other plugins go on
-                if self.stop_on_error:
-                    raise
-                self.failures[plugin] = f"{step}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                self.progress(f"{step}: {plugin} failed: {self.failures[plugin]}")
-        return out
+
+_REFERENCES: dict[str, Reference] = {}  # y4m -> Reference with its per-frame caches, this process's last clips
+KEEP_REFERENCES = 2
 
 
-def _x265_ladder(lad: Ladder, qps, preset, bit_depth, label):
-    anchor, genpost = [], {p: [] for p in lad.plugins}
-    frames, rate, tmp = lad.ref.frames, lad.rate, lad.tmp
-    for qp in qps:
-        lad.progress(f"{label}QP {qp}: x265 anchor, metrics")
-        settings = media.EncoderSettings(qp=qp, preset=preset, bit_depth=bit_depth or 0)
-        plain = os.path.join(tmp, f"anchor_{qp}.265")
-        with lad.timed("anchor", "encode"):
-            pipeline.encode(lad.ref.source, plain, settings)
-        with lad.timed("anchor", "measure"):
-            scores = measure(lad.ref, plain, tmp, rate)
-        anchor.append({"qp": qp, "kbps": _kbps(os.path.getsize(plain), frames, rate), "side_info_kbps": 0.0,
-                       **scores})  # fmt: skip
-        same = {"scores": scores, "base_sha256": _base_of(plain)[1]}
+def reference_of(clip: Clip) -> Reference:
+    """The clip's Reference, kept between the points this process measures (its source-side caches)."""
+    ref = _REFERENCES.pop(clip.y4m, None) or Reference(clip.source, clip.frames, clip.y4m, deep_metrics())
+    _REFERENCES[clip.y4m] = ref
+    while len(_REFERENCES) > KEEP_REFERENCES:
+        del _REFERENCES[next(iter(_REFERENCES))]
+    return ref
 
-        def point(plugin, qp=qp, settings=settings, plain=plain, same=same):
-            coded = os.path.join(tmp, f"genpost_{qp}.265")
-            with lad.timed(plugin, "encode"):
-                report = pipeline.encode(lad.ref.source, coded, settings, [plugin], lad.carriage, options=lad.options)
-            restored = os.path.join(tmp, f"restored_{qp}.y4m")
-            with lad.timed(plugin, "enhance"):
-                enhanced = restore(lad, coded, restored, plugin)
-            side, base = _base_of(coded)
-            scores = _scores(lad, plugin, restored, enhanced, base, same)
-            return {"qp": qp, "kbps": _kbps(os.path.getsize(coded), frames, rate),
-                    "side_info_kbps": _kbps(side, frames, rate), "side_info_records": sum(report.records.values()),
-                    "base_matches_anchor": base == same["base_sha256"],
-                    "restored_by": enhanced.plugins, **scores}  # fmt: skip
 
-        for plugin, pt in lad.each_plugin(f"{label}QP {qp}", point).items():
-            genpost[plugin].append(pt)
-    return anchor, genpost
+@functools.cache
+def deep_metrics() -> dict:
+    """The learned metrics that can run here (``deepmetrics.load``), loaded once per process."""
+    return deepmetrics.load()
+
+
+def _scores(clock: Clock, ref: Reference, plugin: str, restored: str, enhanced, base: str, anchor: dict, tmp: str) -> dict:
+    """The restored point's metrics. When the decoder ran nothing on a base identical to the anchor's (the
+    plugin sent nothing the stream asks to run), its pictures are the anchor's decode: the anchor's scores
+    are reused (the same numbers, one measurement less) and the point says so (``scores_of_anchor``)."""
+    if REUSE_ANCHOR_SCORES and not enhanced.plugins and base == anchor["base_sha256"]:
+        return {**anchor["scores"], "scores_of_anchor": True}
+    with clock.timed(plugin, "measure"):
+        return {**measure(ref, restored, tmp), "scores_of_anchor": False}
+
+
+def restore(clip: Clip, coded: str, restored: str, plugin: str) -> pipeline.EnhanceReport:
+    """``coded`` restored to a y4m as ``genpost enhance coded -o restored.y4m`` does with no plugin named and
+    no --option (what the stream declares or its records name); with ``clip.force`` as
+    ``enhance --plugin PLUGIN --option ...`` (the plugin forced on every frame)."""
+    y4m = media.EncoderSettings(codec="y4m")
+    if clip.force:
+        return pipeline.enhance(coded, restored, y4m, [plugin], fps=clip.rate, options=clip.options)
+    return pipeline.enhance(coded, restored, y4m, None, fps=clip.rate)
 
 
 def stream_qp(path) -> int | None:
@@ -330,40 +330,141 @@ def stream_qp(path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _stream_ladder(lad: Ladder, streams, label):
-    anchor, genpost = [], {p: [] for p in lad.plugins}
-    rate, tmp = lad.rate, lad.tmp
-    for stream in streams:
-        lad.progress(f"{label}{stream}: anchor metrics")
-        frames = _frame_count(stream, rate)
-        if frames != lad.ref.frames:
-            raise EvalError(f"{stream} has {frames} frames, {streams[0]} {lad.ref.frames}: give streams of one length")
-        qp = stream_qp(stream)
-        kbps = _kbps(os.path.getsize(stream), frames, rate)
-        common = {"qp": qp, "stream": str(stream)}
-        with lad.timed("anchor", "measure"):
-            scores = measure(lad.ref, stream, tmp, rate)
-        anchor.append({**common, "kbps": kbps, "side_info_kbps": 0.0, **scores})
-        same = {"scores": scores, "base_sha256": _base_of(stream)[1]}
+def anchor_point(clip: Clip, index: int) -> Point:
+    """The anchor at one rung of the ladder: plain x265 at a QP, or an external stream, measured."""
+    ref, clock = reference_of(clip), Clock()
+    with tempfile.TemporaryDirectory(prefix="anchor-", dir=clip.tmp) as tmp:
+        if clip.streams:
+            stream = clip.streams[index]
+            frames = _frame_count(stream, clip.rate)
+            if frames != clip.frames:
+                raise EvalError(f"{stream} has {frames} frames, {clip.streams[0]} {clip.frames}: give streams of one length")
+            coded, common = stream, {"qp": stream_qp(stream), "stream": str(stream)}
+        else:
+            qp = clip.qps[index]
+            coded, common = os.path.join(tmp, f"anchor_{qp}.265"), {"qp": qp}
+            settings = media.EncoderSettings(qp=qp, preset=clip.preset, bit_depth=clip.bit_depth or 0)
+            with clock.timed("anchor", "encode"):
+                pipeline.encode(clip.source, coded, settings)
+        with clock.timed("anchor", "measure"):
+            scores = measure(ref, coded, tmp, clip.rate)
+        entry = {**common, "kbps": _kbps(os.path.getsize(coded), clip.frames, clip.rate), "side_info_kbps": 0.0, **scores}
+        return Point(entry, clock.seconds, {"scores": scores, "base_sha256": _base_of(coded)[1]})
 
-        def point(plugin, stream=stream, qp=qp, common=common, same=same, frames=frames):
-            # genpost encode SOURCE --base STREAM -o coded: the stream's own packets plus the side info
-            coded = os.path.join(tmp, "genpost_stream" + Path(stream).suffix)
-            with lad.timed(plugin, "encode"):
-                report = addon.encode_with_base(lad.ref.y4m, stream, coded, [plugin], lad.carriage, qp=qp, fps=rate,
-                                                options=lad.options)  # fmt: skip
+
+def plugin_point(clip: Clip, index: int, plugin: str, same: dict) -> Point:
+    """genpost's point at one rung: ``encode --plugin`` (or ``encode --base STREAM``), ``enhance``, measured."""
+    ref, clock = reference_of(clip), Clock()
+    with tempfile.TemporaryDirectory(prefix="point-", dir=clip.tmp) as tmp:
+        restored = os.path.join(tmp, "restored.y4m")
+        if clip.streams:
+            stream = clip.streams[index]
+            coded, common = os.path.join(tmp, "genpost" + Path(stream).suffix), {"qp": stream_qp(stream), "stream": str(stream)}
+            with clock.timed(plugin, "encode"):
+                report = addon.encode_with_base(ref.y4m, stream, coded, [plugin], clip.carriage, qp=common["qp"],
+                                                fps=clip.rate, options=clip.options)  # fmt: skip
             side = os.path.getsize(coded) - os.path.getsize(stream)
-            restored = os.path.join(tmp, "restored_stream.y4m")
-            with lad.timed(plugin, "enhance"):
-                enhanced = restore(lad, coded, restored, plugin)
-            scores = _scores(lad, plugin, restored, enhanced, _base_of(coded)[1], same)
-            return {**common, "kbps": _kbps(os.path.getsize(coded), frames, rate),
-                    "side_info_kbps": _kbps(side, frames, rate), "side_info_records": sum(report.records.values()),
-                    "restored_by": enhanced.plugins, **scores}  # fmt: skip
+        else:
+            qp = clip.qps[index]
+            coded, common = os.path.join(tmp, f"genpost_{qp}.265"), {"qp": qp}
+            settings = media.EncoderSettings(qp=qp, preset=clip.preset, bit_depth=clip.bit_depth or 0)
+            with clock.timed(plugin, "encode"):
+                report = pipeline.encode(clip.source, coded, settings, [plugin], clip.carriage, options=clip.options)
+        with clock.timed(plugin, "enhance"):
+            enhanced = restore(clip, coded, restored, plugin)
+        side_bytes, base = _base_of(coded)
+        if not clip.streams:
+            side = side_bytes
+            common["base_matches_anchor"] = base == same["base_sha256"]
+        scores = _scores(clock, ref, plugin, restored, enhanced, base, same, tmp)
+        entry = {**common, "kbps": _kbps(os.path.getsize(coded), clip.frames, clip.rate),
+                 "side_info_kbps": _kbps(side, clip.frames, clip.rate),
+                 "side_info_records": sum(report.records.values()), "restored_by": enhanced.plugins, **scores}  # fmt: skip
+        return Point(entry, clock.seconds)
 
-        for plugin, pt in lad.each_plugin(f"{label}{Path(stream).name}", point).items():
-            genpost[plugin].append(pt)
-    return anchor, genpost
+
+@dataclasses.dataclass
+class Ladders:
+    """One clip's finished points as they come in, in ladder order, and what failed."""
+
+    clip: Clip
+    anchor: list = dataclasses.field(default_factory=list)
+    genpost: dict = dataclasses.field(default_factory=dict)  # plugin -> points
+    failures: dict = dataclasses.field(default_factory=dict)  # plugin -> the first error it raised
+    seconds: dict = dataclasses.field(default_factory=dict)  # "anchor" or plugin -> stage -> wall seconds
+    error: str | None = None  # the clip itself failed (its anchor)
+
+    def __post_init__(self):
+        self.anchor = [None] * self.clip.points
+        self.genpost = {p: [None] * self.clip.points for p in self.clip.plugins}
+
+    def add_seconds(self, seconds: dict[str, dict[str, float]]) -> None:
+        for who, stages in seconds.items():
+            entry = self.seconds.setdefault(who, {})
+            for stage, s in stages.items():
+                entry[stage] = entry.get(stage, 0.0) + s
+
+
+def run_ladders(clips: list[Clip], jobs: int = 1, progress: Callable[[str], None] = lambda msg: None,
+                stop_on_error: bool = False) -> list[Ladders]:  # fmt: skip
+    """Every point of every clip, ``jobs`` at a time: the anchors first, each rung's plugin points as soon
+    as its anchor is in. A plugin that fails on a clip is dropped for that clip; a clip whose anchor fails is
+    reported and the others go on; with ``stop_on_error`` the first failure is the evaluation's error."""
+    out = [Ladders(clip) for clip in clips]
+    pending = 0
+    with evalpool.executor(jobs) as ex:
+
+        def submit(n: int, index: int, plugin: str | None, *args) -> None:
+            nonlocal pending
+            clip = clips[n]
+            what = "x265 anchor, metrics" if plugin is None else f"{plugin}: encode/analyze, enhance, metrics"
+            progress(f"{clip.label}{clip.where(index)}: {what}")
+            pending += 1
+            if plugin is None:
+                ex.submit((n, index, None), anchor_point, clip, index)
+            else:
+                ex.submit((n, index, plugin), plugin_point, clip, index, plugin, *args)
+
+        for n, clip in enumerate(clips):
+            for index in range(clip.points):
+                submit(n, index, None)
+        while pending:
+            (n, index, plugin), point = ex.next_done()
+            pending -= 1
+            lad, clip = out[n], clips[n]
+            if lad.error is not None or plugin in lad.failures:
+                continue
+            if isinstance(point, evalpool.Failed):
+                point = PointFailed(point.error, point.exit_code)
+            if isinstance(point, BaseException):
+                if stop_on_error:
+                    raise point
+                error = point.args[0] if isinstance(point, PointFailed) else evalpool.one_line(point)
+                if plugin is None:
+                    lad.error = error
+                    progress(f"{clip.label}failed: {error}")
+                else:
+                    lad.failures[plugin] = f"{clip.label}{clip.where(index)}: {error}"
+                    progress(f"{clip.label}{clip.where(index)}: {plugin} failed: {error}")
+                continue
+            lad.add_seconds(point.seconds)
+            if plugin is None:
+                lad.anchor[index] = point.entry
+                for p in clip.plugins:
+                    if p not in lad.failures:
+                        submit(n, index, p, point.same)
+            else:
+                lad.genpost[plugin][index] = point.entry
+    return out
+
+
+class PointFailed(PipelineError):
+    """A point failed in a worker process: its error line and its exit code come back, not its object."""
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
 
 
 # ---------------------------------------------------------------- the evaluation
@@ -373,7 +474,7 @@ DECODER_USER = "as the stream says (genpost enhance with no plugin named)"
 DECODER_FORCED = "forced (genpost enhance --plugin NAME with the --option values)"
 
 
-def check_ladder(qps, streams, frames, carriage: str = pipeline.DEFAULT_CARRIAGE) -> None:
+def check_ladder(qps, streams, frames, carriage: str = pipeline.DEFAULT_CARRIAGE, jobs: int = 1) -> None:
     """Refuse a ladder that cannot give a BD-rate before any work starts."""
     if carriage not in EVAL_CARRIAGES:
         raise EvalError(f"eval carries side info in the raw stream: --carriage must be one of {', '.join(EVAL_CARRIAGES)}")
@@ -385,63 +486,77 @@ def check_ladder(qps, streams, frames, carriage: str = pipeline.DEFAULT_CARRIAGE
         raise EvalError("a BD-rate needs at least 2 QPs")
     if streams and len(streams) < 2:
         raise EvalError("a BD-rate needs at least 2 --stream files")
+    if jobs < 0:
+        raise EvalError(f"--jobs must be 0 (one per core) or more, got {jobs}")
 
 
 def evaluate(source, plugin: str, qps=DEFAULT_QPS, preset: str = "medium", bit_depth: int | None = None,
              options: dict[str, str] | None = None, progress: Callable[[str], None] = lambda msg: None,
              streams: list[str | os.PathLike] | None = None, fps: Fraction | None = None,
              frames: int | None = None, carriage: str = pipeline.DEFAULT_CARRIAGE,
-             force_plugin: bool = False) -> dict:  # fmt: skip
+             force_plugin: bool = False, jobs: int = 1) -> dict:  # fmt: skip
     """Anchor and genpost points for each QP (or each external stream), and the BD-rates between them."""
     runs, _ = evaluate_clip(source, [plugin], qps, preset, bit_depth, options, progress, streams, fps, frames,
-                            stop_on_error=True, carriage=carriage, force_plugin=force_plugin)  # fmt: skip
+                            stop_on_error=True, carriage=carriage, force_plugin=force_plugin, jobs=jobs)  # fmt: skip
     return runs[0]
 
 
 def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "medium", bit_depth: int | None = None,
                   options: dict[str, str] | None = None, progress: Callable[[str], None] = lambda msg: None,
-                  streams=None, fps: Fraction | None = None, frames: int | None = None, deep: dict | None = None,
+                  streams=None, fps: Fraction | None = None, frames: int | None = None,
                   label: str = "", stop_on_error: bool = False, carriage: str = pipeline.DEFAULT_CARRIAGE,
-                  force_plugin: bool = False) -> tuple[list[dict], dict[str, str]]:  # fmt: skip
+                  force_plugin: bool = False, jobs: int = 1) -> tuple[list[dict], dict[str, str]]:  # fmt: skip
     """One run per plugin that succeeded (each shaped as ``evaluate``'s result), and plugin -> error for the
     others. Each anchor point is encoded, decoded and measured once for all plugins."""
-    check_ladder(qps, streams, frames, carriage)
-    procs = pipeline.load_postprocessors(plugins)  # an unknown plugin or a missing ffmpeg fail before encoding
-    deep = deep if deep is not None else deepmetrics.load()
+    check_ladder(qps, streams, frames, carriage, jobs)
+    pipeline.load_postprocessors(plugins)  # an unknown plugin or a missing ffmpeg fail before encoding
+    with tempfile.TemporaryDirectory(prefix="genpost-eval-") as tmp:
+        clip = prepare_clip(source, tmp, plugins, qps, preset, bit_depth, options, streams, fps, frames, carriage,
+                            force_plugin, label)  # fmt: skip
+        (lad,) = run_ladders([clip], evalpool.auto_jobs() if jobs == 0 else jobs, progress, stop_on_error)
+    if lad.error is not None:
+        raise PointFailed(lad.error)
+    return runs_of(lad), dict(lad.failures)
+
+
+def prepare_clip(source, tmp: str, plugins, qps=DEFAULT_QPS, preset: str = "medium", bit_depth: int | None = None,
+                 options=None, streams=None, fps: Fraction | None = None, frames: int | None = None,
+                 carriage: str = pipeline.DEFAULT_CARRIAGE, force: bool = False, label: str = "") -> Clip:  # fmt: skip
+    """The clip's reference y4m written once in ``tmp`` (its first ``frames`` frames with --frames; with
+    external streams as many frames as they have) and everything its points need."""
     with media.InputFile(source) as inp:
-        rate = fps or inp.info.rate
-        depth = inp.info.bit_depth
+        rate, depth = fps or inp.info.rate, inp.info.bit_depth
     if rate is None:
         raise PipelineError(f"{source} has no frame rate; give --fps")
-    with tempfile.TemporaryDirectory(prefix="genpost-eval-") as tmp:
-        count = _frame_count(streams[0], rate) if streams else frames
-        ref = prepare_reference(source, tmp, count, trim=bool(frames), deep=deep)
-        lad = Ladder(ref, list(plugins), options, rate, tmp, progress, stop_on_error=stop_on_error,
-                     carriage=carriage, force=force_plugin)  # fmt: skip
-        if streams:
-            anchor, genpost = _stream_ladder(lad, streams, label)
-        else:
-            anchor, genpost = _x265_ladder(lad, qps, preset, bit_depth, label)
-    tools = versions()
+    count = _frame_count(streams[0], rate) if streams else frames
+    ref = prepare_reference(source, tmp, count, trim=bool(frames))
+    return Clip(str(source), str(ref.source), ref.frames, ref.y4m, rate, depth, tmp, tuple(plugins), tuple(qps),
+                tuple(str(s) for s in streams or ()), preset, bit_depth, options, carriage, force, label)  # fmt: skip
+
+
+def runs_of(lad: Ladders) -> list[dict]:
+    """One run per plugin that did not fail, each shaped as ``evaluate``'s result."""
+    clip, tools, deep = lad.clip, versions(), deep_metrics()
     runs = []
-    for proc, plugin in zip(procs, plugins):
+    for proc in pipeline.load_postprocessors(list(clip.plugins)):
+        plugin = proc.name
         if plugin in lad.failures:
             continue
         runs.append({
-            "source": str(source), "plugin": plugin, "anchor_kind": "external streams" if streams else "x265",
-            "preset": None if streams else preset, "bit_depth": depth, "frames": ref.frames, "fps": str(rate),
-            "carriage": carriage, "decoder": DECODER_FORCED if force_plugin else DECODER_USER,
-            "anchor": anchor, "genpost": genpost[plugin],
-            "bd_rate": bd_rates(anchor, genpost[plugin]),
+            "source": clip.name, "plugin": plugin, "anchor_kind": "external streams" if clip.streams else "x265",
+            "preset": None if clip.streams else clip.preset, "bit_depth": clip.depth, "frames": clip.frames,
+            "fps": str(clip.rate), "carriage": clip.carriage, "decoder": DECODER_FORCED if clip.force else DECODER_USER,
+            "anchor": lad.anchor, "genpost": lad.genpost[plugin],
+            "bd_rate": bd_rates(lad.anchor, lad.genpost[plugin]),
             "bd_rate_method": "PCHIP (Fritsch-Carlson) of log10(kbps) over quality, integrated exactly over the "
             "overlapping quality range; MS-SSIM on -10*log10(1-MS-SSIM); LPIPS and DISTS negated",
             "unavailable": {n: s for n, s in deep.items() if not callable(s)},
-            "vs_anchor": vs_anchor(anchor, genpost[plugin]),
+            "vs_anchor": vs_anchor(lad.anchor, lad.genpost[plugin]),
             "seconds": {"anchor (shared)": _rounded(lad.seconds.get("anchor", {})),
                         "genpost": _rounded(lad.seconds.get(plugin, {}))},
             "versions": {**tools, "plugin": f"{proc.name} {proc.version}"},
         })  # fmt: skip
-    return runs, dict(lad.failures)
+    return runs
 
 
 def _rounded(times: dict[str, float]) -> dict[str, float]:
@@ -463,7 +578,7 @@ def bd_rates(anchor: list[dict], genpost: list[dict]) -> dict[str, float | None]
 
 
 def vs_anchor(anchor: list[dict], genpost: list[dict]) -> list[dict]:
-    """"Never worse", per QP and plane: restored minus anchor PSNR (dB, from the sequence's mean MSE) at the
+    """ "Never worse", per QP and plane: restored minus anchor PSNR (dB, from the sequence's mean MSE) at the
     same base, and the planes where it is negative."""
     out = []
     for a, g in zip(anchor, genpost):

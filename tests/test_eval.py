@@ -14,6 +14,7 @@ import pytest
 from conftest import CARPHONE, VVC, decode_all
 
 from genpost import evalset, evaluate, media, metrics, perceptual, pipeline
+from genpost.errors import PipelineError
 from genpost.types import StreamInfo
 
 POINT_KEYS = {"qp", "kbps", "side_info_kbps", "psnr_y", "psnr_u", "psnr_v", "ms_ssim", "xpsnr", "vmaf_neg"}
@@ -278,3 +279,37 @@ def test_cli_eval_set_errors_come_before_any_work(tmp_path, make, extra, code):
     assert res.returncode == code, res.stderr
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("genpost: error:"), res.stderr
+
+
+# ---------------------------------------------------------------- points in worker processes
+
+
+def test_points_in_worker_processes_give_the_same_numbers(clip_dir):
+    """--jobs 2 runs the points of both clips in two spawned workers: the same runs as in this process
+    (wiener's encoder is integer arithmetic), apart from the wall seconds."""
+    one, two = (
+        evalset.evaluate_set(sorted(map(str, clip_dir.iterdir())), ["wiener"], (32, 42), "ultrafast", jobs=jobs,
+                             options=FORCE_SIDE_INFO)  # fmt: skip
+        for jobs in (1, 2)
+    )
+    for result in (one, two):
+        for r in result["runs"]:
+            del r["seconds"]
+    assert one["runs"] == two["runs"] and len(one["runs"]) == 2 and one["failures"] == two["failures"] == []
+    assert any(p["side_info_kbps"] > 0 for r in two["runs"] for p in r["genpost"])
+
+
+def test_a_point_failing_in_a_worker_keeps_its_message_and_exit_code(tmp_path):
+    """An external anchor shorter than the first fails in the worker that measures it; the error line and
+    its exit code (2, a bad ladder) come back to this process."""
+    short = tmp_path / "short.265"
+    evaluate._trim(CARPHONE, tmp_path / "two.y4m", 2)
+    pipeline.encode(tmp_path / "two.y4m", short, media.EncoderSettings(qp=42, preset="ultrafast"))
+    with pytest.raises(PipelineError) as caught:
+        evaluate.evaluate(CARPHONE, "wiener", streams=[LD[0], short], fps=Fraction(30000, 1001), jobs=2)
+    assert caught.value.exit_code == 2 and "give streams of one length" in str(caught.value)
+
+
+def test_cli_jobs_must_not_be_negative():
+    res = run("eval", CARPHONE, "--plugin", "wiener", "--jobs", "-1")
+    assert res.returncode == 2 and "--jobs" in res.stderr and "Traceback" not in res.stderr
