@@ -34,7 +34,7 @@ import numpy as np
 
 from . import addon, deepmetrics, ffmpeg, media, metrics, perceptual, pipeline, sideinfo
 from .errors import PipelineError
-from .types import to_bit_depth
+from .types import ColorInfo, Frame, to_bit_depth
 
 DEFAULT_QPS = (27, 32, 37, 42)
 VMAF_MODELS = {"vmaf": "vmaf_v0.6.1", "vmaf_neg": ffmpeg.VMAF_NEG}
@@ -57,7 +57,7 @@ BD_METRICS = {
     "dists": "-dists",
 }
 PLANES = ("y", "u", "v")
-SOURCE_CACHE_BYTES = 2 << 30  # source-side metric features kept per clip (about 40 MB a 720p frame, 5 MB a 416x240 one)
+SOURCE_CACHE_BYTES = 2 << 30  # source-side metric features kept per clip (about 39 MiB a 720p frame, 7 MiB a 416x240 one)
 
 
 class EvalError(PipelineError):
@@ -94,7 +94,7 @@ class Reference:
     source_cache: dict = dataclasses.field(default_factory=dict)  # frame number -> SourceFrame
     cached_bytes: int = 0
 
-    def source_frame(self, n: int, frame, color) -> SourceFrame:
+    def source_frame(self, n: int, frame: Frame, color: ColorInfo) -> SourceFrame:
         """Frame ``n``'s source side, kept for the next measurement while the cache is within
         SOURCE_CACHE_BYTES (the same numbers as computing it again: only the time differs)."""
         if n in self.source_cache:
