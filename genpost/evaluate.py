@@ -35,7 +35,7 @@ import numpy as np
 
 from . import addon, deepmetrics, evalpool, ffmpeg, media, metrics, perceptual, pipeline, sideinfo
 from .errors import PipelineError
-from .types import to_bit_depth
+from .types import ColorInfo, Frame, to_bit_depth
 
 DEFAULT_QPS = (27, 32, 37, 42)
 VMAF_MODELS = {"vmaf": "vmaf_v0.6.1", "vmaf_neg": ffmpeg.VMAF_NEG}
@@ -58,7 +58,7 @@ BD_METRICS = {
     "dists": "-dists",
 }
 PLANES = ("y", "u", "v")
-FSIM_CACHE_BYTES = 256 << 20  # source-side FSIM features kept per clip (3.2 MB a 416x240 or 720p frame)
+SOURCE_CACHE_BYTES = 2 << 30  # source-side metric features kept per clip (about 39 MiB a 720p frame, 7 MiB a 416x240 one)
 
 
 class EvalError(PipelineError):
@@ -70,6 +70,19 @@ class EvalError(PipelineError):
 # ---------------------------------------------------------------- measuring one point
 
 
+@dataclasses.dataclass(frozen=True)
+class SourceFrame:
+    """One source frame's half of each metric that compares pictures (``metrics.ms_ssim_features``,
+    ``perceptual.picture_features``): computed once, compared with every test picture of the clip."""
+
+    ms_ssim: metrics.MsSsimFeatures
+    perceptual: perceptual.PictureFeatures
+
+    @property
+    def nbytes(self) -> int:
+        return self.ms_ssim.nbytes + self.perceptual.nbytes
+
+
 @dataclasses.dataclass
 class Reference:
     """A clip prepared once for every measurement: the source to encode and compare (the clip, or its first
@@ -79,16 +92,21 @@ class Reference:
     frames: int
     y4m: str
     deep: dict  # deepmetrics.load(): name -> scorer, or the reason it is unavailable
-    fsim_cache: dict = dataclasses.field(default_factory=dict)  # frame number -> perceptual.fsim_features
+    source_cache: dict = dataclasses.field(default_factory=dict)  # frame number -> SourceFrame
+    cached_bytes: int = 0
 
-    def fsim_features(self, n: int, rgb: np.ndarray) -> np.ndarray:
-        """The source frame's half of FSIM, kept for the next measurement while within FSIM_CACHE_BYTES
-        (the same numbers as computing it again: only the time differs)."""
-        if n in self.fsim_cache:
-            return self.fsim_cache[n]
-        features = perceptual.fsim_features(rgb)
-        if (len(self.fsim_cache) + 1) * features.nbytes <= FSIM_CACHE_BYTES:
-            self.fsim_cache[n] = features
+    def source_frame(self, n: int, frame: Frame, color: ColorInfo) -> SourceFrame:
+        """Frame ``n``'s source side, kept for the next measurement while the cache is within
+        SOURCE_CACHE_BYTES (the same numbers as computing it again: only the time differs)."""
+        if n in self.source_cache:
+            return self.source_cache[n]
+        features = SourceFrame(
+            metrics.ms_ssim_features(frame.y, frame.bit_depth),
+            perceptual.picture_features(perceptual.metric_rgb(frame, color)),
+        )
+        if self.cached_bytes + features.nbytes <= SOURCE_CACHE_BYTES:
+            self.source_cache[n] = features
+            self.cached_bytes += features.nbytes
         return features
 
 
@@ -108,12 +126,14 @@ def measure(ref: Reference, test: str | os.PathLike, workdir: str | os.PathLike,
 
     The test is brought to the source's bit depth first (``types.to_bit_depth``: left shift up,
     ``(x + 2^(s-1)) >> s`` clipped down); perceptual metrics see both through ``perceptual.metric_rgb``.
+    The source's half of MS-SSIM, HaarPSI and FSIM comes from ``ref.source_frame`` (cached per frame).
     """
     frames = ref.frames
     test_y4m = Path(workdir) / "test.y4m"
     mse, psnr_sum, ssim_sum, xpsnr = np.zeros(3), np.zeros(3), 0.0, {p: [] for p in PLANES}
     perfect = 0
-    perceived = {"haarpsi": 0.0, "fsim": 0.0, **{n: 0.0 for n, s in ref.deep.items() if callable(s)}}
+    deep = {name: scorer for name, scorer in ref.deep.items() if callable(scorer)}
+    perceived = {"haarpsi": 0.0, "fsim": 0.0, **dict.fromkeys(deep, 0.0)}
     with media.InputFile(ref.source) as src, media.InputFile(test, test_fps) as tst:
         info = dataclasses.replace(src.info, frames=frames)
         depth, color = info.bit_depth, info.color
@@ -134,13 +154,14 @@ def measure(ref: Reference, test: str | os.PathLike, workdir: str | os.PathLike,
                 mse += frame_mse
                 psnr_sum += frame_psnr
                 perfect += frame_mse[0] == 0
-                ssim_sum += metrics.ms_ssim(r.y, out.y, depth)
-                rgb_ref, rgb_out = perceptual.metric_rgb(r, color), perceptual.metric_rgb(out, color)
-                perceived["haarpsi"] += perceptual.haarpsi(rgb_ref, rgb_out)
-                perceived["fsim"] += perceptual.fsim_compare(ref.fsim_features(n, rgb_ref), perceptual.fsim_features(rgb_out))
-                for name, scorer in ref.deep.items():
-                    if callable(scorer):
-                        perceived[name] += scorer(rgb_ref, rgb_out)
+                source = ref.source_frame(n, r, color)
+                ssim_sum += metrics.ms_ssim_compare(source.ms_ssim, metrics.ms_ssim_features(out.y, depth))
+                rgb_out = perceptual.metric_rgb(out, color)
+                for name, value in perceptual.scores(source.perceptual, perceptual.picture_features(rgb_out)).items():
+                    perceived[name] += value
+                rgb_ref = perceptual.metric_rgb(r, color) if deep else None  # learned metrics: pictures, not features
+                for name, scorer in deep.items():
+                    perceived[name] += scorer(rgb_ref, rgb_out)
                 if compare is None:
                     for plane, value in zip(PLANES, frame_psnr):
                         xpsnr[plane].append(value)

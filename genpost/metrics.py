@@ -1,12 +1,15 @@
 """Objective metrics on genpost Frames at the reference's bit depth (peak = 2^bitdepth - 1), and BD-rate.
 
 PSNR and MS-SSIM are computed here in numpy; XPSNR comes from FFmpeg's ``xpsnr`` filter (through
-``media.CompareFilter``) and VMAF from the ffmpeg binary (``genpost.ffmpeg``). The definitions, sequence
-pooling and rounding are written down in docs/evaluation.md; change them there too.
+``media.CompareFilter``) and VMAF from the ffmpeg binary (``genpost.ffmpeg``). MS-SSIM is also split into
+``ms_ssim_features`` of one plane and ``ms_ssim_compare`` of two, so that eval computes a source frame's half
+once for all its test streams. The definitions, sequence pooling and rounding are written down in
+docs/evaluation.md; change them there too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Iterable, Sequence
 
@@ -64,12 +67,39 @@ def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.nd
     return g / g.sum()
 
 
+FILTER_STRIPE = 32  # rows per pass of _filter_valid: its temporaries stay in the CPU cache
+
+
 def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Separable 'valid' correlation with the symmetric 1-D window ``g`` along both axes."""
+    """Separable 'valid' correlation with the symmetric 1-D window ``g`` along both axes.
+
+    Taps k and n-1-k are added before their one multiply, in stripes of FILTER_STRIPE output rows whose
+    temporaries stay in cache: 3x the speed of whole-plane shifted sums, the same sums to ~1e-16.
+    """
     n = len(g)
     h, w = x.shape[0] - n + 1, x.shape[1] - n + 1
-    rows = sum(g[k] * x[k : k + h, :] for k in range(n))
-    return sum(g[k] * rows[:, k : k + w] for k in range(n))
+    out = np.empty((h, w))
+    rows = np.empty((min(FILTER_STRIPE, h), x.shape[1]))
+    tmp, tmp_out = np.empty_like(rows), np.empty((rows.shape[0], w))
+    for top in range(0, h, FILTER_STRIPE):
+        m = min(FILTER_STRIPE, h - top)
+        _taps(lambda k: x[top + k : top + k + m], g, rows[:m], tmp[:m])
+        _taps(lambda k: rows[:m, k : k + w], g, out[top : top + m], tmp_out[:m])
+    return out
+
+
+def _taps(shifted, g: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> None:
+    """out = sum_k g[k] * shifted(k) for a symmetric ``g``, the mirrored taps paired."""
+    n = len(g)
+    half = n // 2
+    if n % 2:
+        np.multiply(shifted(half), g[half], out=out)
+    else:
+        out.fill(0.0)
+    for k in range(half):
+        np.add(shifted(k), shifted(n - 1 - k), out=tmp)
+        tmp *= g[k]
+        out += tmp
 
 
 def _pad_to_window(x: np.ndarray, n: int) -> np.ndarray:
@@ -80,17 +110,73 @@ def _pad_to_window(x: np.ndarray, n: int) -> np.ndarray:
     return np.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), mode="symmetric")
 
 
-def _ssim_cs(x: np.ndarray, y: np.ndarray, peak: float, g: np.ndarray) -> tuple[float, float]:
-    """Mean SSIM and mean contrast-structure term over all 'valid' windows (Wang's ssim_index)."""
+@dataclasses.dataclass(frozen=True)
+class SsimScale:
+    """One picture at one MS-SSIM scale: the plane (padded to the window; the input's integers at scale 1),
+    its Gaussian mean and variance over the 'valid' windows."""
+
+    plane: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class MsSsimFeatures:
+    """What MS-SSIM needs of one picture (``ms_ssim_features``): all but the cross term, per scale."""
+
+    peak: float
+    scales: tuple[SsimScale, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.plane.nbytes + s.mean.nbytes + s.var.nbytes for s in self.scales)
+
+
+def _scale(plane: np.ndarray, g: np.ndarray) -> tuple[SsimScale, np.ndarray]:
+    """The scale's statistics and the float64 plane (unpadded) the next scale is downsampled from."""
+    x = plane.astype(np.float64, copy=False)
+    padded = _pad_to_window(plane, len(g))
+    xp = x if padded is plane else padded.astype(np.float64, copy=False)
+    mean = _filter_valid(xp, g)
+    var = _filter_valid(xp * xp, g)
+    var -= mean * mean
+    return SsimScale(padded, mean, var), x
+
+
+def ms_ssim_features(plane: np.ndarray, bit_depth: int, scales: int = len(MS_SSIM_WEIGHTS)) -> MsSsimFeatures:
+    """One picture's half of MS-SSIM: its pyramid and per-scale means and variances. Half of ``ms_ssim``'s
+    work; eval computes it once per source frame and compares it with every test picture."""
+    g = gaussian_window()
+    out = []
+    x = np.array(plane)  # kept (scale 1 holds the input's samples): a copy the caller cannot change
+    for level in range(scales):
+        scale, xf = _scale(x, g)
+        out.append(scale)
+        if level < scales - 1:
+            x = _downsample(xf)
+    return MsSsimFeatures(float((1 << bit_depth) - 1), tuple(out))
+
+
+def _cross(sx: SsimScale, sy: SsimScale, peak: float, g: np.ndarray, with_ssim: bool) -> tuple[float, float]:
+    """Mean SSIM (NaN unless ``with_ssim``) and mean contrast-structure term of two pictures at one scale."""
     c1, c2 = (SSIM_K[0] * peak) ** 2, (SSIM_K[1] * peak) ** 2
-    x, y = _pad_to_window(x, len(g)), _pad_to_window(y, len(g))
-    mx, my = _filter_valid(x, g), _filter_valid(y, g)
-    sxx = _filter_valid(x * x, g) - mx * mx
-    syy = _filter_valid(y * y, g) - my * my
-    sxy = _filter_valid(x * y, g) - mx * my
-    cs = (2 * sxy + c2) / (sxx + syy + c2)
+    mx, my = sx.mean, sy.mean
+    sxy = _filter_valid(np.multiply(sx.plane, sy.plane, dtype=np.float64), g)
+    sxy -= mx * my
+    cs = 2 * sxy
+    cs += c2
+    den = sx.var + sy.var
+    den += c2
+    cs /= den
+    if not with_ssim:
+        return math.nan, float(cs.mean())
     ssim = (2 * mx * my + c1) / (mx * mx + my * my + c1) * cs
     return float(ssim.mean()), float(cs.mean())
+
+
+def _ssim_cs(x: np.ndarray, y: np.ndarray, peak: float, g: np.ndarray) -> tuple[float, float]:
+    """Mean SSIM and mean contrast-structure term over all 'valid' windows (Wang's ssim_index)."""
+    return _cross(_scale(x, g)[0], _scale(y, g)[0], peak, g, True)
 
 
 def _downsample(x: np.ndarray) -> np.ndarray:
@@ -115,16 +201,22 @@ def ms_ssim(
     """
     if reference.shape != test.shape:
         raise ValueError(f"plane shapes differ: {reference.shape} vs {test.shape}")
+    n = len(weights)
+    return ms_ssim_compare(ms_ssim_features(reference, bit_depth, n), ms_ssim_features(test, bit_depth, n), weights)
+
+
+def ms_ssim_compare(reference: MsSsimFeatures, test: MsSsimFeatures, weights: Sequence[float] = MS_SSIM_WEIGHTS) -> float:
+    """MS-SSIM from two pictures' ``ms_ssim_features`` (the same numbers as ``ms_ssim`` on the planes)."""
+    if reference.scales[0].plane.shape != test.scales[0].plane.shape:
+        raise ValueError(f"plane shapes differ: {reference.scales[0].plane.shape} vs {test.scales[0].plane.shape}")
+    if not (len(reference.scales) == len(test.scales) == len(weights)) or reference.peak != test.peak:
+        raise ValueError("features of different depths or scale counts")
     g = gaussian_window()
-    peak = float((1 << bit_depth) - 1)
-    x, y = reference.astype(np.float64), test.astype(np.float64)
     out = 1.0
     for level, weight in enumerate(weights):
-        ssim, cs = _ssim_cs(x, y, peak, g)
         last = level == len(weights) - 1
+        ssim, cs = _cross(reference.scales[level], test.scales[level], reference.peak, g, last)
         out *= max(ssim if last else cs, 0.0) ** weight
-        if not last:
-            x, y = _downsample(x), _downsample(y)
     return float(out)
 
 

@@ -2,11 +2,14 @@
 
 Both metrics are ports of ``piq`` 0.8 (the reference the tests compare against) so that ``genpost eval``
 does not need torch. They take float RGB pictures in [0, 1], shape (H, W, 3), as piq does with
-``data_range=1``; ``metric_rgb`` makes those from a genpost Frame. docs/evaluation.md has the definitions.
+``data_range=1``; ``metric_rgb`` makes those from a genpost Frame. Each is also split into ``*_features`` of
+one picture and ``*_compare`` of two, so that eval computes a source frame's half once for all its test
+streams (``picture_features``/``scores`` do both metrics). docs/evaluation.md has the definitions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -30,48 +33,104 @@ def metric_rgb(frame: Frame, color: ColorInfo | None = None) -> np.ndarray:
 
     Chroma is upsampled by sample repetition (2x2, the 4:2:0 grid's nearest neighbour); the matrix is
     the stream's (BT.709, BT.2020) or BT.601 when unspecified; limited range unless the stream says full.
-    No rounding to 8 bits happens anywhere: a 10-bit frame keeps its precision.
+    No rounding to 8 bits happens anywhere: a 10-bit frame keeps its precision. The array is a view of
+    (3, H, W) planes, the layout the metrics read (``np.moveaxis(rgb, -1, 0)`` is contiguous).
     """
     color = color or ColorInfo()
     kr, kb = MATRIX_K.get(color.matrix, BT601_K)
     scale = float(1 << (frame.bit_depth - 8))
-    h, w = frame.y.shape
-    up = [np.repeat(np.repeat(p, 2, axis=0), 2, axis=1)[:h, :w].astype(np.float64) for p in (frame.u, frame.v)]
+    cb, cr = (p.astype(np.float64) for p in (frame.u, frame.v))  # at chroma resolution: upsampled once added
     if color.range == 2:
         peak = float((1 << frame.bit_depth) - 1)
         y = frame.y.astype(np.float64) / peak
-        cb, cr = ((p - (1 << (frame.bit_depth - 1))) / peak for p in up)
+        cb, cr = ((p - (1 << (frame.bit_depth - 1))) / peak for p in (cb, cr))
     else:
         y = (frame.y.astype(np.float64) / scale - 16.0) / 219.0
-        cb, cr = ((p / scale - 128.0) / 224.0 for p in up)
-    r = y + 2.0 * (1.0 - kr) * cr
-    b = y + 2.0 * (1.0 - kb) * cb
-    g = (y - kr * r - kb * b) / (1.0 - kr - kb)
-    return np.clip(np.stack([r, g, b], axis=-1), 0.0, 1.0)
+        cb, cr = ((p / scale - 128.0) / 224.0 for p in (cb, cr))
+    out = np.empty((3, *y.shape))
+    _add_upsampled(y, 2.0 * (1.0 - kr) * cr, out[0])
+    _add_upsampled(y, 2.0 * (1.0 - kb) * cb, out[2])
+    tmp = kr * out[0]
+    np.subtract(y, tmp, out=out[1])
+    np.multiply(kb, out[2], out=tmp)
+    out[1] -= tmp
+    out[1] /= 1.0 - kr - kb
+    np.clip(out, 0.0, 1.0, out=out)
+    return np.moveaxis(out, 0, -1)
 
 
-def _yiq(rgb: np.ndarray) -> np.ndarray:
-    """(3, H, W) YIQ of an (H, W, 3) RGB picture in [0, 255]."""
-    return np.einsum("ij,hwj->ihw", YIQ, rgb)
+def _add_upsampled(y: np.ndarray, c: np.ndarray, out: np.ndarray) -> None:
+    """out = y + c repeated 2x2 and cropped to y's size (broadcast, no full-size copy, for even sizes)."""
+    h, w = y.shape
+    if h % 2 or w % 2:
+        np.add(y, np.repeat(np.repeat(c, 2, axis=0), 2, axis=1)[:h, :w], out=out)
+    else:
+        np.add(y.reshape(h // 2, 2, w // 2, 2), c[:, None, :, None], out=out.reshape(h // 2, 2, w // 2, 2))
+
+
+def _planes(rgb: np.ndarray) -> np.ndarray:
+    """(3, H, W) view of an (H, W, 3) picture."""
+    return np.moveaxis(rgb, -1, 0)
+
+
+def _yiq(planes: np.ndarray) -> np.ndarray:
+    """(3, H, W) YIQ of (3, H, W) RGB planes in [0, 1], scaled to [0, 255] as the metrics' authors use it."""
+    return np.tensordot(YIQ * 255.0, planes, axes=1)
 
 
 def _similarity(a: np.ndarray, b: np.ndarray, c: float) -> np.ndarray:
-    return (2.0 * a * b + c) / (a * a + b * b + c)
+    """(2ab + c) / (a^2 + b^2 + c), with two temporaries."""
+    num = a * b
+    num *= 2.0
+    num += c
+    den = a * a
+    den += b * b
+    den += c
+    num /= den
+    return num
 
 
 def _avg_pool(x: np.ndarray, k: int) -> np.ndarray:
-    """k x k mean with stride k over the last two axes, dropping an incomplete last row/column."""
+    """k x k mean with stride k over the last two axes, dropping an incomplete last row/column (rows first:
+    contiguous reads)."""
     if k == 1:
         return x
     h, w = x.shape[-2] // k * k, x.shape[-1] // k * k
-    x = x[..., :h, :w]
-    return x.reshape(*x.shape[:-2], h // k, k, w // k, k).mean(axis=(-3, -1))
+    rows = x[..., 0:h:k, :w] + x[..., 1:h:k, :w]
+    for i in range(2, k):
+        rows += x[..., i:h:k, :w]
+    cols = rows.reshape(*rows.shape[:-1], w // k, k)
+    out = cols[..., 0] + cols[..., 1]
+    for i in range(2, k):
+        out += cols[..., i]
+    out /= k * k
+    return out
 
 
-def _box_rows(x: np.ndarray, n: int) -> np.ndarray:
-    """Sums of n consecutive rows ('valid')."""
-    c = np.cumsum(np.concatenate([np.zeros((1, x.shape[1])), x]), axis=0)
-    return c[n:] - c[:-n]
+# ---------------------------------------------------------------- both metrics on one picture
+
+
+@dataclasses.dataclass(frozen=True)
+class PictureFeatures:
+    """One picture's halves of HaarPSI and FSIM (``picture_features``), what eval caches per source frame."""
+
+    haarpsi: np.ndarray
+    fsim: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.haarpsi.nbytes + self.fsim.nbytes
+
+
+def picture_features(rgb: np.ndarray) -> PictureFeatures:
+    """``haarpsi_features`` and ``fsim_features`` of one picture, its planes read once."""
+    planes = _planes(rgb)
+    return PictureFeatures(_haarpsi_features(planes), _fsim_features(planes))
+
+
+def scores(reference: PictureFeatures, test: PictureFeatures) -> dict[str, float]:
+    """{"haarpsi": ..., "fsim": ...} of two pictures' ``picture_features``."""
+    return {"haarpsi": haarpsi_compare(reference.haarpsi, test.haarpsi), "fsim": fsim_compare(reference.fsim, test.fsim)}
 
 
 # ---------------------------------------------------------------- HaarPSI
@@ -85,42 +144,74 @@ def haarpsi(reference: np.ndarray, test: np.ndarray, scales: int = 3, c: float =
     a logistic with ``alpha``; the pooled value goes back through the logit and is squared. 1 = identical.
     Two flat pictures (all coefficients 0) give 1, where piq divides by zero.
     """
-    x, y = _yiq(reference * 255.0), _yiq(test * 255.0)
-    pad = max(x.shape[1] % 2, x.shape[2] % 2)
-    x, y = (_avg_pool(np.pad(p, ((0, 0), (0, pad), (0, pad))), 2) for p in (x, y))
-    coeff_x, coeff_y = _haar(x[0], scales), _haar(y[0], scales)
-    weights = [np.maximum(np.abs(coeff_x[2 * (scales - 1) + o]), np.abs(coeff_y[2 * (scales - 1) + o])) for o in (0, 1)]
-    sims = []
+    return haarpsi_compare(haarpsi_features(reference, scales), haarpsi_features(test, scales), c, alpha)
+
+
+def haarpsi_features(rgb: np.ndarray, scales: int = 3) -> np.ndarray:
+    """What HaarPSI needs of one picture, (2 * scales + 2, H', W'): the magnitudes of the luma's Haar
+    coefficients (per scale: horizontal-edge, vertical-edge) and of the two pooled chroma maps."""
+    return _haarpsi_features(_planes(rgb), scales)
+
+
+def _haarpsi_features(planes: np.ndarray, scales: int = 3) -> np.ndarray:
+    pad = max(planes.shape[1] % 2, planes.shape[2] % 2)
+    if pad:
+        planes = np.pad(planes, ((0, 0), (0, pad), (0, pad)))
+    x = _yiq(_avg_pool(planes, 2))  # pooling first: the mean commutes with the (linear) colour matrix
+    out = np.empty((2 * scales + 2, *x.shape[1:]))
+    _haar_magnitudes(x[0], scales, out)
+    chroma = np.pad(x[1:], ((0, 0), (0, 1), (0, 1)))
+    np.abs(0.25 * (chroma[:, :-1, :-1] + chroma[:, 1:, :-1] + chroma[:, :-1, 1:] + chroma[:, 1:, 1:]), out=out[-2:])
+    return out
+
+
+def haarpsi_compare(fx: np.ndarray, fy: np.ndarray, c: float = 30.0, alpha: float = 4.2) -> float:
+    """HaarPSI from two pictures' ``haarpsi_features``."""
+    coarse = fx.shape[0] - 4  # the last scale's horizontal-edge magnitudes
+    w, s = np.empty((3, *fx.shape[1:])), np.empty((3, *fx.shape[1:]))
     for o in (0, 1):
-        s = sum(_similarity(np.abs(coeff_x[2 * k + o]), np.abs(coeff_y[2 * k + o]), c) for k in (0, 1))
-        sims.append(s / 2)
-    chroma = [np.abs(_avg_pool2_stride1(np.pad(p[1:], ((0, 0), (0, 1), (0, 1))))) for p in (x, y)]
-    sims.append(sum(_similarity(chroma[0][i], chroma[1][i], c) for i in (0, 1)) / 2)
-    weights.append((weights[0] + weights[1]) / 2)
-    w, s = np.stack(weights), np.stack(sims)
+        np.maximum(fx[coarse + o], fy[coarse + o], out=w[o])
+        np.add(_similarity(fx[o], fy[o], c), _similarity(fx[2 + o], fy[2 + o], c), out=s[o])
+    np.add(_similarity(fx[-2], fy[-2], c), _similarity(fx[-1], fy[-1], c), out=s[2])
+    s /= 2
+    np.add(w[0], w[1], out=w[2])
+    w[2] /= 2
     if not np.any(w):  # both pictures flat (e.g. black): no structure to differ in; piq returns inf here
         return 1.0
     score = (np.sum(w / (1.0 + np.exp(-alpha * s))) + EPS) / (np.sum(w) + EPS)
     return float((math.log(score / (1.0 - score)) / alpha) ** 2)
 
 
-def _haar(plane: np.ndarray, scales: int) -> list[np.ndarray]:
-    """[horizontal-edge, vertical-edge] coefficients per scale, same size as the plane, zero padded
-    top/left by k/2 - 1 and bottom/right by k/2 (MATLAB's conv2 'same' with an even kernel)."""
-    out = []
-    for scale in range(scales):
-        k = 2 ** (scale + 1)
-        p = np.pad(plane, ((k // 2 - 1, k // 2), (k // 2 - 1, k // 2)))
-        for q in (p, p.T):  # the kernel and its transpose
-            cols = _box_rows(q.T, k).T / k  # mean over k columns
-            half = _box_rows(cols, k // 2)
-            coeff = half[: -k // 2] - half[k // 2 :]  # top half minus bottom half of each k x k window
-            out.append(coeff if q is p else coeff.T)
-    return out
+def _haar_magnitudes(plane: np.ndarray, scales: int, out: np.ndarray) -> None:
+    """|horizontal-edge| and |vertical-edge| Haar coefficients per scale into out[2 * scale + (0, 1)], same
+    size as the plane, zero padded top/left by k/2 - 1 and bottom/right by k/2 for a k x k kernel (MATLAB's
+    conv2 'same' with an even kernel). Box sums of 2, 4, 8 ... samples are built from each other."""
+    h, w = plane.shape
+    big = 2**scales // 2  # half the largest kernel
+    q = np.pad(plane, ((big - 1, big), (big - 1, big)))
+    for diff_axis in (0, 1):  # horizontal edges: mean across columns, top minus bottom half of the rows
+        box = _along(1 - diff_axis)
+        along = _along(diff_axis)
+        n_box, n_diff = (w, h) if diff_axis == 0 else (h, w)
+        sums = q
+        for scale in range(scales):
+            k = 2 ** (scale + 1)
+            sums = box(sums, 0, -(k // 2)) + box(sums, k // 2, None)  # sums of k samples along the box axis
+            o = big - k // 2
+            part = along(box(sums, o, o + n_box), o, o + n_diff + k - 1)
+            for m in (2**i for i in range(scale)):  # sums of k/2 samples along the difference axis
+                part = along(part, 0, -m) + along(part, m, None)
+            dst = out[2 * scale + diff_axis]
+            np.subtract(along(part, 0, n_diff), along(part, k // 2, k // 2 + n_diff), out=dst)
+            np.abs(dst, out=dst)
+            dst *= 1.0 / k
 
 
-def _avg_pool2_stride1(x: np.ndarray) -> np.ndarray:
-    return 0.25 * (x[..., :-1, :-1] + x[..., 1:, :-1] + x[..., :-1, 1:] + x[..., 1:, 1:])
+def _along(axis: int):
+    """A slicer of [start:stop] along ``axis`` of a 2-D array."""
+    if axis == 0:
+        return lambda a, start, stop: a[start:stop]
+    return lambda a, start, stop: a[:, start:stop]
 
 
 # ---------------------------------------------------------------- FSIM
@@ -142,8 +233,11 @@ def fsim(reference: np.ndarray, test: np.ndarray) -> float:
 def fsim_features(rgb: np.ndarray) -> np.ndarray:
     """What FSIM needs of one picture, (4, H', W'): phase congruency, gradient magnitude, I, Q. Half of
     ``fsim``'s work; eval computes it once per source frame and compares it with every test picture."""
-    x = rgb * 255.0
-    yiq = _avg_pool(_yiq(x), max(1, round(min(x.shape[:2]) / 256)))
+    return _fsim_features(_planes(rgb))
+
+
+def _fsim_features(planes: np.ndarray) -> np.ndarray:
+    yiq = _yiq(_avg_pool(planes, max(1, round(min(planes.shape[1:]) / 256))))
     return np.stack([_phase_congruency(yiq[0], *_filter_bank(*yiq.shape[1:])), _gradient(yiq[0]), yiq[1], yiq[2]])
 
 
@@ -161,14 +255,16 @@ def _grid(n: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _filter_bank(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _filter_bank(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The log-Gabor filters of a picture size and, per orientation, the sums the noise estimate needs:
-    of the squared spatial filters, and of products of neighbouring scales (cached: same for every frame)."""
+    of the squared spatial filters, of products of neighbouring scales, and of the finest filter's squared
+    frequency response (cached: same for every frame)."""
     filters = _log_gabor_filters(h, w)
     spatial = np.fft.ifft2(filters).real * math.sqrt(h * w)
     sum_an2 = (spatial**2).sum(axis=(1, 2, 3))
     pairs = sum((spatial[:, s : s + 1] * spatial[:, s + 1 :]).sum(axis=(1, 2, 3)) for s in range(filters.shape[1] - 1))
-    return filters.astype(FSIM_DTYPE), sum_an2, pairs
+    filters = filters.astype(FSIM_DTYPE)
+    return filters, sum_an2, pairs, (filters[:, 0] ** 2).sum(axis=(-2, -1))
 
 
 def _log_gabor_filters(h: int, w: int, scales=4, orientations=4, min_length=6, mult=2, sigma_f=0.55, delta_theta=1.2):
@@ -196,19 +292,23 @@ def _log_gabor_filters(h: int, w: int, scales=4, orientations=4, min_length=6, m
     return out
 
 
-def _phase_congruency(plane, filters, sum_an2, sum_ai_aj, k: float = 2.0) -> np.ndarray:
+def _phase_congruency(plane, filters, sum_an2, sum_ai_aj, em_n, k: float = 2.0) -> np.ndarray:
     """Kovesi's phase congruency (PC_2 with noise compensation), as in piq's ``_phase_congruency``."""
-    orientations, scales, h, w = filters.shape
-    eo = np.fft.ifft2(np.fft.fft2(plane.astype(FSIM_DTYPE)) * filters)
-    even, odd = eo.real, eo.imag
+    orientations = filters.shape[0]
+    eo = np.fft.ifft2(np.fft.fft2(plane.astype(FSIM_DTYPE)) * filters)  # even + i odd
     amplitude = np.abs(eo)
-    sum_e, sum_o = even.sum(axis=1, keepdims=True), odd.sum(axis=1, keepdims=True)
+    sum_eo = eo.sum(axis=1, keepdims=True)
+    sum_e, sum_o = sum_eo.real, sum_eo.imag
     norm = np.sqrt(sum_e**2 + sum_o**2) + EPS
-    mean_e, mean_o = sum_e / norm, sum_o / norm
-    energy = (even * mean_e + odd * mean_o - np.abs(even * mean_o - odd * mean_e)).sum(axis=1)
-    em_n = (filters[:, 0] ** 2).sum(axis=(-2, -1))
-    e2 = np.sort((amplitude[:, 0] ** 2).reshape(orientations, -1), axis=1)
-    median = e2[:, (e2.shape[1] - 1) // 2]  # torch.median: the lower middle value
+    mean = np.empty_like(sum_eo)  # conj of the mean direction: eo * mean = (e me + o mo) - i (e mo - o me)
+    mean.real, mean.imag = sum_e / norm, -(sum_o / norm)
+    proj = np.multiply(eo, mean, out=eo)
+    energy = np.abs(proj.imag)
+    np.subtract(proj.real, energy, out=energy)
+    energy = energy.sum(axis=1)
+    e2 = (amplitude[:, 0] ** 2).reshape(orientations, -1)
+    middle = (e2.shape[1] - 1) // 2  # torch.median: the lower middle value
+    median = np.partition(e2, middle, axis=1)[:, middle]
     noise_power = -median / math.log(0.5) / em_n
     tau = np.sqrt((2 * noise_power * sum_an2 + 4 * noise_power * sum_ai_aj) / 2)
     threshold = (tau * math.sqrt(math.pi / 2) + k * np.sqrt((2 - math.pi / 2) * tau**2)) / 1.7

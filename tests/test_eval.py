@@ -246,20 +246,24 @@ def test_vs_anchor_flags_each_worse_plane_and_the_summary_counts_them():
     assert summary["bd_rate"]["lpips"] is None and summary["bd_rate_clips"]["lpips"] == 0
 
 
-def test_measure_perceptual_metrics_and_the_source_side_cache(tmp_path):
+def test_measure_perceptual_metrics_and_the_source_side_cache(tmp_path, monkeypatch):
     """HaarPSI/FSIM of a point equal the per-frame means computed directly; a second measurement, which
-    takes the source's FSIM half from the cache, gives the very same numbers."""
+    takes the source's half of MS-SSIM, HaarPSI and FSIM from the cache, gives the very same numbers."""
     source = tmp_path / "three.y4m"
     evaluate._trim(CARPHONE, source, 3)
     coded = tmp_path / "coded.265"
     pipeline.encode(source, coded, media.EncoderSettings(qp=42, preset="ultrafast"))
     ref = evaluate.prepare_reference(source, tmp_path)
     first = evaluate.measure(ref, coded, tmp_path, Fraction(30000, 1001))
-    assert len(ref.fsim_cache) == 3
+    assert len(ref.source_cache) == 3
     again = evaluate.measure(ref, coded, tmp_path, Fraction(30000, 1001))
     assert again == first
-    pairs = [(perceptual.metric_rgb(s), perceptual.metric_rgb(d))
-             for s, d in zip(decode_all(source), decode_all(coded, Fraction(30000, 1001)))]  # fmt: skip
+    monkeypatch.setattr(evaluate, "SOURCE_CACHE_BYTES", 0)  # nothing kept: every source half computed again
+    uncached = evaluate.prepare_reference(source, tmp_path)
+    assert evaluate.measure(uncached, coded, tmp_path, Fraction(30000, 1001)) == first and not uncached.source_cache
+    frames = list(zip(decode_all(source), decode_all(coded, Fraction(30000, 1001))))
+    assert first["ms_ssim"] == pytest.approx(np.mean([metrics.ms_ssim(s.y, d.y, 8) for s, d in frames]), abs=1e-12)
+    pairs = [(perceptual.metric_rgb(s), perceptual.metric_rgb(d)) for s, d in frames]
     assert first["fsim"] == pytest.approx(np.mean([perceptual.fsim(*p) for p in pairs]), abs=1e-12)
     assert first["haarpsi"] == pytest.approx(np.mean([perceptual.haarpsi(*p) for p in pairs]), abs=1e-12)
     assert first["lpips"] is None and first["dists"] is None  # not requested here
