@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import heapq
 import itertools
 import json
 import os
@@ -58,7 +59,9 @@ BD_METRICS = {
     "dists": "-dists",
 }
 PLANES = ("y", "u", "v")
-SOURCE_CACHE_BYTES = 2 << 30  # source-side metric features kept per clip (about 39 MiB a 720p frame, 7 MiB a 416x240 one)
+SOURCE_CACHE_BYTES = (
+    2 << 30
+)  # source-side metric features kept per clip and process (about 39 MiB a 720p frame, 7 MiB a 416x240 one)
 
 
 class EvalError(PipelineError):
@@ -297,8 +300,8 @@ class Clock:
             entry[stage] = entry.get(stage, 0.0) + time.perf_counter() - start
 
 
-_REFERENCES: dict[str, Reference] = {}  # y4m -> Reference with its per-frame caches, this process's last clips
-KEEP_REFERENCES = 2
+_REFERENCES: dict[str, Reference] = {}  # y4m -> Reference with its per-frame caches, this process's last clip
+KEEP_REFERENCES = 1  # points run clip by clip (run_ladders), so one clip's caches are what a process needs
 
 
 def reference_of(clip: Clip) -> Reference:
@@ -432,29 +435,32 @@ def run_ladders(clips: list[Clip], jobs: int = 1, progress: Callable[[str], None
     as its anchor is in. A plugin that fails on a clip is dropped for that clip; a clip whose anchor fails is
     reported and the others go on; with ``stop_on_error`` the first failure is the evaluation's error."""
     out = [Ladders(clip) for clip in clips]
-    pending = 0
+    ready: list[tuple[int, int, int]] = []  # (clip, rung, 0 for the anchor or 1 + plugin number): a heap
+    anchors: dict[tuple[int, int], dict] = {}  # (clip, rung) -> what the anchor's plugin points compare with
+    for n, clip in enumerate(clips):
+        ready += [(n, index, 0) for index in range(clip.points)]
+    heapq.heapify(ready)
+    running = 0
     with evalpool.executor(jobs) as ex:
-
-        def submit(n: int, index: int, plugin: str | None, *args) -> None:
-            nonlocal pending
-            clip = clips[n]
-            what = "x265 anchor, metrics" if plugin is None else f"{plugin}: encode/analyze, enhance, metrics"
-            progress(f"{clip.label}{clip.where(index)}: {what}")
-            pending += 1
-            if plugin is None:
-                ex.submit((n, index, None), anchor_point, clip, index)
-            else:
-                ex.submit((n, index, plugin), plugin_point, clip, index, plugin, *args)
-
-        for n, clip in enumerate(clips):
-            for index in range(clip.points):
-                submit(n, index, None)
-        while pending:
+        while ready or running:
+            while ready and running < max(1, jobs):  # the earliest clip's work first: its source caches are warm
+                n, index, order = heapq.heappop(ready)
+                clip = clips[n]
+                plugin = clip.plugins[order - 1] if order else None
+                if out[n].error is not None or plugin in out[n].failures:
+                    continue
+                what = f"{plugin}: encode/analyze, enhance, metrics" if plugin else "x265 anchor, metrics"
+                progress(f"{clip.label}{clip.where(index)}: {what}")
+                if plugin is None:
+                    ex.submit((n, index, plugin), anchor_point, clip, index)
+                else:
+                    ex.submit((n, index, plugin), plugin_point, clip, index, plugin, anchors[n, index])
+                running += 1
+            if not running:
+                break
             (n, index, plugin), point = ex.next_done()
-            pending -= 1
+            running -= 1
             lad, clip = out[n], clips[n]
-            if lad.error is not None or plugin in lad.failures:
-                continue
             if isinstance(point, evalpool.Failed):
                 point = PointFailed(point.error, point.exit_code)
             if isinstance(point, BaseException):
@@ -464,16 +470,15 @@ def run_ladders(clips: list[Clip], jobs: int = 1, progress: Callable[[str], None
                 if plugin is None:
                     lad.error = error
                     progress(f"{clip.label}failed: {error}")
-                else:
+                elif plugin not in lad.failures:
                     lad.failures[plugin] = f"{clip.label}{clip.where(index)}: {error}"
                     progress(f"{clip.label}{clip.where(index)}: {plugin} failed: {error}")
                 continue
             lad.add_seconds(point.seconds)
             if plugin is None:
-                lad.anchor[index] = point.entry
-                for p in clip.plugins:
-                    if p not in lad.failures:
-                        submit(n, index, p, point.same)
+                lad.anchor[index], anchors[n, index] = point.entry, point.same
+                for order in range(1, len(clip.plugins) + 1):
+                    heapq.heappush(ready, (n, index, order))
             else:
                 lad.genpost[plugin][index] = point.entry
     return out
