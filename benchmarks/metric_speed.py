@@ -9,7 +9,7 @@ median over frames of ``time.thread_time``:
 
 * ``one_shot``: ``metrics.ms_ssim``, ``perceptual.metric_rgb`` (both pictures), ``perceptual.haarpsi``,
   ``perceptual.fsim`` -- what a caller comparing one pair pays;
-* ``cached_source``: what ``evaluate.measure`` pays per test picture once the source frame's side is cached
+* ``cached_source``: what ``evalmeasure.measure`` pays per test picture once the source frame's side is cached
   (``source_ms``: that side, paid once per source frame); a checkout without the per-metric source features
   is timed as its measure ran (the source RGB and HaarPSI/MS-SSIM computed again, FSIM's source half cached).
 

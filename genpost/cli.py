@@ -334,10 +334,7 @@ def eval_(
     ),
     markdown: Optional[str] = typer.Option(None, "--markdown", help="Write the BD-rate tables as Markdown to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    jobs: int = typer.Option(
-        0, "--jobs", "-j", help="Points (an anchor or a plugin at one QP of one clip) measured at a time, in worker "
-        "processes; 0: one per core (at most 4); 1: all in this process (docs/evaluation.md)."
-    ),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Points (an anchor or a plugin at one QP of one clip) at a time, in worker processes; 0: one per core (at most 4); 1: all in this process."),
 ):
     """Rate-distortion of an anchor ladder vs genpost (every side-info bit counted) and the BD-rates, for one
     clip and plugin or a whole test set. genpost's points are the user's flow: encode --plugin, then enhance
@@ -361,7 +358,7 @@ def eval_(
             check_encoder("libx265", q, None, preset)
         check_encoder("libx265", None, None, preset)
         _check(frames=frames)
-        if jobs < 0:
+        if jobs < 0:  # fmt: skip
             _fail(f"--jobs must be 0 (one per core) or more, got {jobs}", 2)
         options = _options(option)
         rate = _fps(fps)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import CARPHONE, VVC, decode_all
 
-from genpost import evalset, evaluate, media, metrics, perceptual, pipeline
+from genpost import evalmeasure, evalset, evaluate, media, metrics, perceptual, pipeline
 from genpost.errors import PipelineError
 from genpost.types import StreamInfo
 
@@ -63,7 +63,7 @@ def test_x265_ladder_counts_every_side_info_bit(x265_result):
 def test_x265_anchor_point_matches_an_independent_encode(x265_result, tmp_path):
     """Re-encode QP 42 by hand and measure with numpy: the anchor point's rate and PSNR are reproduced."""
     source = tmp_path / "six.y4m"
-    evaluate._trim(CARPHONE, source, 6)
+    evalmeasure.trim_to(CARPHONE, source, 6)
     plain = tmp_path / "plain.265"
     pipeline.encode(source, plain, media.EncoderSettings(qp=42, preset="ultrafast"))
     rate = 30000 / 1001
@@ -140,8 +140,8 @@ def test_stream_qp_from_manifest_then_name(tmp_path):
 def clip_dir(tmp_path_factory):
     """Two short clips in a folder: carphone (8-bit 176x144) and the 10-bit VTM decode of BBB (416x240)."""
     folder = tmp_path_factory.mktemp("set")
-    evaluate._trim(CARPHONE, folder / "carphone.y4m", 3)
-    evaluate._trim(VVC / "bigbuckbunny_416x240_25_ra_qp27.266", folder / "bbb10.y4m", 3)
+    evalmeasure.trim_to(CARPHONE, folder / "carphone.y4m", 3)
+    evalmeasure.trim_to(VVC / "bigbuckbunny_416x240_25_ra_qp27.266", folder / "bbb10.y4m", 3)
     return folder
 
 
@@ -193,7 +193,7 @@ def test_eval_set_reports_a_failing_clip_and_goes_on(tmp_path):
     broken = tmp_path / "broken.y4m"
     broken.write_bytes(b"YUV4MPEG2 W176 H144 F30000:1001 C420\nFRAME\n" + b"\x10" * 1000)  # a truncated frame
     good = tmp_path / "good.y4m"
-    evaluate._trim(CARPHONE, good, 3)  # (2 frames: the x265 base .mp4 mux fails, a pipeline limit)
+    evalmeasure.trim_to(CARPHONE, good, 3)  # (2 frames: the x265 base .mp4 mux fails, a pipeline limit)
     messages = []
     result = evalset.evaluate_set([str(broken), str(good)], ["wiener"], (32, 42), "ultrafast", progress=messages.append)
     assert [r["source"] for r in result["runs"]] == [str(good)]
@@ -216,8 +216,8 @@ def test_black_frames_psnr_both_ways(tmp_path):
     out.close()
     coded = tmp_path / "coded.265"
     pipeline.encode(source, coded, media.EncoderSettings(qp=37, preset="ultrafast"))
-    ref = evaluate.prepare_reference(source, tmp_path)
-    point = evaluate.measure(ref, coded, tmp_path, Fraction(30000, 1001))
+    ref = evalmeasure.prepare_reference(source, tmp_path)
+    point = evalmeasure.measure(ref, coded, tmp_path, Fraction(30000, 1001))
     decoded = decode_all(coded, Fraction(30000, 1001))
     mse = np.array([metrics.frame_mse(r, d) for r, d in zip(black + real, decoded)])
     assert mse[:2].max() == 0 and mse[2:, 0].min() > 0 and point["perfect_frames"] == 2
@@ -250,17 +250,17 @@ def test_measure_perceptual_metrics_and_the_source_side_cache(tmp_path, monkeypa
     """HaarPSI/FSIM of a point equal the per-frame means computed directly; a second measurement, which
     takes the source's half of MS-SSIM, HaarPSI and FSIM from the cache, gives the very same numbers."""
     source = tmp_path / "three.y4m"
-    evaluate._trim(CARPHONE, source, 3)
+    evalmeasure.trim_to(CARPHONE, source, 3)
     coded = tmp_path / "coded.265"
     pipeline.encode(source, coded, media.EncoderSettings(qp=42, preset="ultrafast"))
-    ref = evaluate.prepare_reference(source, tmp_path)
-    first = evaluate.measure(ref, coded, tmp_path, Fraction(30000, 1001))
+    ref = evalmeasure.prepare_reference(source, tmp_path)
+    first = evalmeasure.measure(ref, coded, tmp_path, Fraction(30000, 1001))
     assert len(ref.source_cache) == 3
-    again = evaluate.measure(ref, coded, tmp_path, Fraction(30000, 1001))
+    again = evalmeasure.measure(ref, coded, tmp_path, Fraction(30000, 1001))
     assert again == first
-    monkeypatch.setattr(evaluate, "SOURCE_CACHE_BYTES", 0)  # nothing kept: every source half computed again
-    uncached = evaluate.prepare_reference(source, tmp_path)
-    assert evaluate.measure(uncached, coded, tmp_path, Fraction(30000, 1001)) == first and not uncached.source_cache
+    monkeypatch.setattr(evalmeasure, "SOURCE_CACHE_BYTES", 0)  # nothing kept: every source half computed again
+    uncached = evalmeasure.prepare_reference(source, tmp_path)
+    assert evalmeasure.measure(uncached, coded, tmp_path, Fraction(30000, 1001)) == first and not uncached.source_cache
     frames = list(zip(decode_all(source), decode_all(coded, Fraction(30000, 1001))))
     assert first["ms_ssim"] == pytest.approx(np.mean([metrics.ms_ssim(s.y, d.y, 8) for s, d in frames]), abs=1e-12)
     pairs = [(perceptual.metric_rgb(s), perceptual.metric_rgb(d)) for s, d in frames]
@@ -307,7 +307,7 @@ def test_a_point_failing_in_a_worker_keeps_its_message_and_exit_code(tmp_path):
     """An external anchor shorter than the first fails in the worker that measures it; the error line and
     its exit code (2, a bad ladder) come back to this process."""
     short = tmp_path / "short.265"
-    evaluate._trim(CARPHONE, tmp_path / "two.y4m", 2)
+    evalmeasure.trim_to(CARPHONE, tmp_path / "two.y4m", 2)
     pipeline.encode(tmp_path / "two.y4m", short, media.EncoderSettings(qp=42, preset="ultrafast"))
     with pytest.raises(PipelineError) as caught:
         evaluate.evaluate(CARPHONE, "wiener", streams=[LD[0], short], fps=Fraction(30000, 1001), jobs=2)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import CARPHONE, decode_all
 
-from genpost import PostProcessor, cli, evaluate, metrics, pipeline
+from genpost import PostProcessor, cli, evalmeasure, evaluate, metrics, pipeline
 from genpost.plugins import Registering, in_process_plugin
 
 QPS = (32, 42)
@@ -28,7 +28,7 @@ def run(*args):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("flow") / "clip.y4m"
-    evaluate._trim(CARPHONE, path, FRAMES)
+    evalmeasure.trim_to(CARPHONE, path, FRAMES)
     return path
 
 
