@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import queue
 import signal
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator
 
@@ -67,20 +68,28 @@ class Inline:
 
 
 class Workers:
-    """A pool of spawned worker processes; a point's exception comes back as ``Failed``."""
+    """A pool of spawned worker processes; a point's exception comes back as ``Failed``, and a worker that
+    dies (killed, out of memory) fails its point instead of leaving the evaluation waiting."""
 
     def __init__(self, jobs: int):
         context = multiprocessing.get_context("spawn")
-        self.pool = context.Pool(jobs, _start_worker, (max(1, cores() // jobs),))
+        self.pool = ProcessPoolExecutor(jobs, context, _start_worker, (max(1, cores() // jobs),))
         self.done: queue.SimpleQueue = queue.SimpleQueue()
 
     def submit(self, key: Hashable, fn: Callable, *args) -> None:
-        self.pool.apply_async(_guarded, (fn, *args), callback=lambda result: self.done.put((key, result)),
-                              error_callback=lambda exc: self.done.put((key, exc)))  # fmt: skip
+        future = self.pool.submit(_guarded, fn, *args)
+        future.add_done_callback(lambda f: self.done.put((key, f.exception() or f.result())))
 
     def next_done(self) -> tuple[Hashable, Any]:
         """(key, result, ``Failed`` or exception) of the next point to finish."""
         return self.done.get()
+
+    def kill(self) -> None:
+        """End the workers now, running points included (the pool's shutdown would wait for them)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for process in multiprocessing.active_children():
+            process.terminate()
+            process.join()
 
 
 @contextlib.contextmanager
@@ -94,11 +103,9 @@ def executor(jobs: int) -> Iterator[Inline | Workers]:
     try:
         yield workers
     except BaseException:
-        workers.pool.terminate()
-        workers.pool.join()
+        workers.kill()
         raise
-    workers.pool.close()
-    workers.pool.join()
+    workers.pool.shutdown()
 
 
 def _start_worker(threads: int) -> None:
