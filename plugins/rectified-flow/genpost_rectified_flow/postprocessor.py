@@ -40,7 +40,7 @@ OPTIONS = (
     opt.number("lambda_scale", "1.0", 0.0, 1e6, "encoder: multiplier on ctx.lagrangian"),
     opt.number("perception_weight", "0.0", 0.0, 1e6, "encoder: mu in D = SSE + mu * texture-energy loss"),
     opt.number("record_frames", "8", 1.0, 1e4, "encoder: a new frame-level payload is charged its bits / this"),
-    opt.choice("search", "full", ("full", "fast"), "encoder: how many sampler settings analyze tries"),
+    opt.choice("search", "fast", ("full", "fast"), "encoder: how many sampler settings analyze tries (fast: 3, full: 7)"),
     opt.integer("seeds", "2", 1, 256, "encoder: seeds tried per noisy setting (full search)"),
     opt.choice("guidance", "1", ("0", "1"), "encoder: 1 also tries a per-plane guidance vector"),
     *ADAPT_OPTIONS,  # content adaptation per period (genpost.learned.adaptive)
