@@ -46,6 +46,7 @@ from .. import options as opt
 from ..postprocessor import Context, PayloadError, PostProcessor
 from ..types import Frame
 from .wiener_alf import (
+    VERSION_ALT,
     VERSION_REF,
     VERSION_XC,
     Part,
@@ -65,7 +66,8 @@ from .wiener_alf import (
     xc_delta,
 )
 from .wiener_bits import BitReader
-from .wiener_fit import Fit, ctu_sse, fit_cc, fit_chroma, fit_luma, fit_period, fit_xc
+from .wiener_chroma import ACC_SHIFT, alf_acc, cc_acc, xc_acc
+from .wiener_fit import Fit, ctu_sse, fit_cc, fit_chroma, fit_luma, fit_period, fit_xc, lifted, out_of
 from .wiener_joint import improve_period
 from .wiener_v1 import restore_v1
 
@@ -102,7 +104,7 @@ def restore_planes(planes, payload: bytes, bit_depth: int, update: bytes | None 
     version = rd.u(4)
     if version == 1:
         return restore_v1(rd, planes, (1 << bit_depth) - 1)
-    if version in (2, VERSION_REF, VERSION_XC):
+    if version in (2, VERSION_REF, VERSION_XC, VERSION_ALT):
         return apply_v2(planes, _parse(bytes(payload), None if update is None else bytes(update), planes[0].shape), bit_depth)
     raise PayloadError(f"wiener: unsupported payload version {version}")
 
@@ -136,7 +138,7 @@ def frame_payloads(source: Frame, decoded: Frame, lam: float, xc: bool = True) -
             _, part, _ = fit.decide(lam, allow_flags)
             key = (plane, part is None, None if part is None or part.flags is None else part.flags.tobytes())
             if key not in cc_fits:  # CC-ALF refines the chroma ALF output in force
-                base = c.astype(np.int32)
+                base = lifted(c)
                 if part is not None:
                     base = base + masked(fit.delta.copy(), part.flags, ctu // 2)
                 cc_fits[key] = (base, fit_cc(y, base, s, bd, lam, ctu // 2, big=xc))
@@ -152,7 +154,7 @@ def frame_payloads(source: Frame, decoded: Frame, lam: float, xc: bool = True) -
             cc_parts.append(cc_part)
             xc_parts.append(xc_part)
             sse.append(float(cc_sse.sum()))
-        payload = PayloadV2(ctu.bit_length() - 1, luma_part, alf_parts, cc_parts, xc_parts)
+        payload = PayloadV2(ctu.bit_length() - 1, luma_part, alf_parts, cc_parts, xc_parts, joint=True)
         if luma_part is not None or any(alf_parts) or any(cc_parts) or any(xc_parts):
             out.append((sse, write_v2(payload).tobytes()))
     return out
@@ -173,11 +175,8 @@ def reference_payloads(source: Frame, decoded: Frame, update: bytes, lam: float)
     if have[0] is not None:
         d = luma_delta(y, have[0].filt, bd)
         luma_fit = Fit(have[0].filt, ctu_sse(np.clip(y + d, 0, maxv), src[0], ctu), ctu_sse(y, src[0], ctu), 0, d)
-    deltas = {}
-    for i, c in enumerate(decoded.planes[1:]):
-        alf, cc, xc = have[1 + 3 * i: 4 + 3 * i]
-        deltas[i] = (chroma_delta(c, alf.filt, bd) if alf else None, cc_delta(y, c.shape, cc.filt) if cc else None,
-                     xc_delta(decoded.planes[2 - i], xc.filt, bd) if xc else None)
+    deltas = {i: part_sums(y, c, decoded.planes[2 - i], have[1 + 3 * i: 4 + 3 * i], bd, upl.joint)
+              for i, c in enumerate(decoded.planes[1:])}
     out = []
     for allow in (True, False):
         parts, sse = [None] * 7, []
@@ -188,12 +187,12 @@ def reference_payloads(source: Frame, decoded: Frame, update: bytes, lam: float)
             sse.append(_plane_sse(y, source.planes[0]))
         for i, c in enumerate(decoded.planes[1:]):
             s = src[1 + i]
-            base = c.astype(np.int32)
+            base = lifted(c)
             cur = ctu_sse(c, s, ctu // 2)
             for k, d in enumerate(deltas[i]):  # type: ignore[assignment]
                 if d is None:
                     continue
-                f = Fit(have[1 + 3 * i + k].filt, ctu_sse(np.clip(base + d, 0, maxv), s, ctu // 2), cur, 0)
+                f = Fit(have[1 + 3 * i + k].filt, ctu_sse(out_of(base + d, maxv), s, ctu // 2), cur, 0)
                 _, part, cur = f.decide(lam, allow)
                 parts[1 + 3 * i + k] = part
                 if part is not None:
@@ -202,6 +201,19 @@ def reference_payloads(source: Frame, decoded: Frame, update: bytes, lam: float)
         if any(p is not None for p in parts):
             out.append((sse, write_ref(upl, update_tag(update), parts).tobytes()))
     return out
+
+
+def part_sums(y, c, other, parts, bit_depth: int, joint: bool) -> list:
+    """A chroma plane's [ALF, CC, cross-chroma] sums in 2^-8 units (None where a part is absent): version
+    5's unrounded sums, or for versions 2 and 4 each part's rounded correction scaled up (the same output
+    through ``wiener_fit.out_of``)."""
+    alf, cc, xc = parts
+    if joint:
+        return [alf and alf_acc(c, alf.filt, bit_depth), cc and cc_acc(y, c.shape, cc.filt),
+                xc and xc_acc(other, xc.filt, bit_depth)]
+    legacy = [alf and chroma_delta(c, alf.filt, bit_depth), cc and cc_delta(y, c.shape, cc.filt),
+              xc and xc_delta(other, xc.filt, bit_depth)]
+    return [None if d is None else d << ACC_SHIFT for d in legacy]
 
 
 class WienerFilter(PostProcessor):
@@ -276,7 +288,7 @@ class WienerFilter(PostProcessor):
         ctu = 128 if decoded0.y.size >= 1920 * 1080 else 64
         luma, chroma, sums = fit_period(pairs, decoded0.bit_depth, lam / weight, ctu)
         chroma, sums = improve_period(pairs, chroma, sums, decoded0.bit_depth, lam / weight, ctu // 2)
-        pl = PayloadV2(ctu.bit_length() - 1, luma, chroma[0::3], chroma[1::3], chroma[2::3])
+        pl = PayloadV2(ctu.bit_length() - 1, luma, chroma[0::3], chroma[1::3], chroma[2::3], joint=True)
         parts = parts_of(pl)
         if all(p is None for p in parts):
             return b""

@@ -17,13 +17,11 @@ from .wiener_alf import (
     CHROMA_PAIRS,
     Filter,
     Part,
-    cc_delta,
     cc_features,
-    chroma_delta,
     clip_value,
-    xc_delta,
 )
-from .wiener_fit import ctu_sse, filter_bits, fit_filter, phases, sampled_pairs, solve
+from .wiener_chroma import alf_acc, cc_acc, xc_acc
+from .wiener_fit import ctu_sse, filter_bits, fit_filter, lifted, out_of, phases, sampled_pairs, solve
 
 # the parts' feature counts in the joint vector: ALF pairs, CC taps (6 or 23), cross-chroma pairs
 ALF_K = XC_K = len(CHROMA_PAIRS)
@@ -97,7 +95,7 @@ def chain(frames, filters: list[Filter | None], bit_depth: int, lam: float, ctu:
     """[ALF, CC, cross-chroma] parts kept in turn, each where ``SSE + lam * (its bits + 2)`` falls, on the
     decoder's integer output over ``frames``; (parts, SSE, J). The rule ``fit_period`` applies as it fits."""
     maxv = (1 << bit_depth) - 1
-    bases = [c.astype(np.int32) for c, _, _, _ in frames]
+    bases = [lifted(c) for c, _, _, _ in frames]
     cur = sum(float(ctu_sse(c, s, ctu).sum()) for c, s, _, _ in frames)
     parts: list[Part | None] = [None, None, None]
     bits = 0
@@ -105,13 +103,13 @@ def chain(frames, filters: list[Filter | None], bit_depth: int, lam: float, ctu:
         if f is None:
             continue
         if k == 0:
-            ds, fb = [chroma_delta(c, f, bit_depth) for c, _, _, _ in frames], filter_bits(f, True)
+            ds, fb = [alf_acc(c, f, bit_depth) for c, _, _, _ in frames], filter_bits(f, True)
         elif k == 1:
-            ds = [cc_delta(y, c.shape, f) for c, _, y, _ in frames]
+            ds = [cc_acc(y, c.shape, f) for c, _, y, _ in frames]
             fb = filter_bits(f, False) + (len(f.coefs) == len(CC_TAPS_BIG))
         else:
-            ds, fb = [xc_delta(o, f, bit_depth) for _, _, _, o in frames], filter_bits(f, False)
-        on = sum(float(ctu_sse(np.clip(b + d, 0, maxv), s, ctu).sum()) for b, d, (_, s, _, _) in zip(bases, ds, frames))
+            ds, fb = [xc_acc(o, f, bit_depth) for _, _, _, o in frames], filter_bits(f, False)
+        on = sum(float(ctu_sse(out_of(b + d, maxv), s, ctu).sum()) for b, d, (_, s, _, _) in zip(bases, ds, frames))
         if on + lam * (2 + fb) < cur:
             parts[k], cur, bits = Part(f), on, bits + 2 + fb
             bases = [b + d for b, d in zip(bases, ds)]
