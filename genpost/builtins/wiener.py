@@ -1,10 +1,12 @@
 """``wiener``: an RD-optimised ALF-class loop filter for streams that lack one (x265/HEVC).
 
 The encoder fits VVC-style adaptive loop filters from the decoded frames towards the source and sends them
-as side info (payload versions 2-4, specified in ``wiener_alf``): luma filters for 25 gradient classes
-merged into up to 8, with geometric transforms and non-linear clipping; one chroma filter per chroma
-plane; a cross-component filter per chroma plane refining it from luma; a cross-chroma filter per chroma
-plane refining it from the other chroma plane (version 4); and per-CTU on/off flags for each part.
+as side info (payload versions 2-5, specified in ``wiener_alf`` and ``wiener_chroma``): luma filters for 25
+gradient classes merged into up to 8, with geometric transforms and non-linear clipping; a chroma filter per
+chroma plane, in a period set up to 4 alternatives chosen per block by a coded map (version 5,
+``wiener_alts``); a cross-component filter per chroma plane refining it from luma; a cross-chroma filter per
+chroma plane refining it from the other chroma plane (version 4); and per-CTU on/off flags for each part.
+Version 5 sums a chroma plane's parts unrounded and rounds once.
 Version-1 payloads (``wiener_v1``, one diamond per plane) still decode. The format id stays ``wiener/1``:
 the payload's first 4 bits are its version.
 
@@ -13,7 +15,10 @@ sends it once as ``wiener/1+update`` when, charged with its record, it pays over
 the keyframe would take it; frames then reference it with a version-3 payload (a tag, per part on/off
 and CTU flags: 3 bytes when all is on), which extends as one record while it stays the same. A set's
 chroma filters (ALF, CC-ALF, cross-chroma) are also fitted jointly (``wiener_joint``, version 2.2), and
-the joint fit replaces the one fitted in turn where it costs less.
+the joint fit replaces the one fitted in turn where it costs less (each judged as a whole: the best subset of
+its parts). Then each chroma plane tries ALF alternatives (``wiener_alts``) and keeps them where they cost
+less at ``alternatives * lambda`` (option ``wiener.alternatives``, 10: every bit must buy ten times what
+HM's lambda asks, since a chroma bit costs luma's BD-rate too; 0 turns them off).
 
 Choice per frame, by ``J = SSE (Y+U+V) + lambda * bits`` with ``lambda = ctx.lagrangian *
 lambda_scale`` (option ``wiener.lambda_scale``):
@@ -65,10 +70,11 @@ from .wiener_alf import (
     write_v2,
     xc_delta,
 )
+from .wiener_alts import improve_alternatives
 from .wiener_bits import BitReader
 from .wiener_chroma import ACC_SHIFT, alf_acc, cc_acc, xc_acc
-from .wiener_fit import Fit, ctu_sse, fit_cc, fit_chroma, fit_luma, fit_period, fit_xc, lifted, out_of
-from .wiener_joint import improve_period
+from .wiener_fit import Fit, ctu_sse, fit_cc, fit_chroma, fit_luma, fit_period, fit_xc, lifted
+from .wiener_joint import choose_parts, improve_period
 from .wiener_v1 import restore_v1
 
 MAX_PAYLOAD = 1 << 16  # bytes; far above any real payload
@@ -162,8 +168,8 @@ def frame_payloads(source: Frame, decoded: Frame, lam: float, xc: bool = True) -
 
 def reference_payloads(source: Frame, decoded: Frame, update: bytes, lam: float) -> list[tuple[list[float], bytes]]:
     """Version-3 candidates (this frame uses the period's set ``update``) as (per-plane SSE, bytes): per
-    part on/off and CTU flags by ``SSE + lam * bits`` (ALF, then CC-ALF, then cross-chroma, each on the
-    output of those before it), then the same without CTU flags."""
+    part on/off and CTU flags by ``SSE + lam * bits`` (a chroma plane's parts judged together,
+    ``wiener_joint.choose_parts``), then the same without CTU flags."""
     bd = decoded.bit_depth
     maxv = (1 << bd) - 1
     upl = read_update(update, decoded.y.shape)
@@ -186,17 +192,8 @@ def reference_payloads(source: Frame, decoded: Frame, update: bytes, lam: float)
         else:
             sse.append(_plane_sse(y, source.planes[0]))
         for i, c in enumerate(decoded.planes[1:]):
-            s = src[1 + i]
-            base = lifted(c)
-            cur = ctu_sse(c, s, ctu // 2)
-            for k, d in enumerate(deltas[i]):  # type: ignore[assignment]
-                if d is None:
-                    continue
-                f = Fit(have[1 + 3 * i + k].filt, ctu_sse(out_of(base + d, maxv), s, ctu // 2), cur, 0)
-                _, part, cur = f.decide(lam, allow)
-                parts[1 + 3 * i + k] = part
-                if part is not None:
-                    base = base + masked(d.copy(), part.flags, ctu // 2)
+            filters = [p and p.filt for p in have[1 + 3 * i: 4 + 3 * i]]
+            parts[1 + 3 * i: 4 + 3 * i], cur = choose_parts(c, src[1 + i], deltas[i], filters, lam, ctu // 2, allow, bd)
             sse.append(float(cur.sum()))
         if any(p is not None for p in parts):
             out.append((sse, write_ref(upl, update_tag(update), parts).tobytes()))
@@ -220,15 +217,17 @@ class WienerFilter(PostProcessor):
     """VVC-style adaptive loop filter (classified luma, chroma, cross-component; per-CTU flags)."""
 
     name = "wiener"
-    version = "2.2"
+    version = "2.3"
     side_info = "wiener/1"
-    description = "RD-optimised ALF-class loop filter (25 luma classes, clipping, chroma, CC-ALF, cross-chroma, CTU flags, period sets)"
+    description = "RD-optimised ALF-class loop filter (25 luma classes, clipping, chroma alternatives, CC-ALF, cross-chroma, CTU flags, period sets)"
     default_mode = False  # restore without a payload is the base: no payload means the encoder chose off
     lambda_scale = 1.0  # times ctx.lagrangian (HM); option wiener.lambda_scale
     record_frames = 8.0  # frames a new set is charged over (best of 1, 8, 16, 32 measured); wiener.record_frames
+    alternatives = 10.0  # lambda multiplier for chroma ALF alternatives (1, 3, 5, 10, 30 measured); wiener.alternatives
     options = (
         opt.number("lambda_scale", "1.0", 0.0, 1e12, "encoder: multiplier on HM's lambda"),
         opt.number("record_frames", "8.0", 1.0, 1000.0, "encoder: frames a new filter set is charged over"),
+        opt.number("alternatives", "10", 0.0, 1e6, "encoder: lambda multiplier for chroma ALF alternatives (0: none)"),
     )
 
     def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
@@ -288,6 +287,8 @@ class WienerFilter(PostProcessor):
         ctu = 128 if decoded0.y.size >= 1920 * 1080 else 64
         luma, chroma, sums = fit_period(pairs, decoded0.bit_depth, lam / weight, ctu)
         chroma, sums = improve_period(pairs, chroma, sums, decoded0.bit_depth, lam / weight, ctu // 2)
+        if alt_scale := ctx.number("wiener", "alternatives", str(self.alternatives), 0.0, 1e6):
+            chroma, sums = improve_alternatives(pairs, chroma, sums, decoded0.bit_depth, lam / weight, alt_scale)
         pl = PayloadV2(ctu.bit_length() - 1, luma, chroma[0::3], chroma[1::3], chroma[2::3], joint=True)
         parts = parts_of(pl)
         if all(p is None for p in parts):

@@ -29,6 +29,9 @@ Syntax (MSB-first, zero-padded to a byte; the caller reads ``version u(4) = 2``)
                  cc_on u(1);  if on: shift u(2), eg_k u(2), 7 x coef, ctu flags
     coef:        |c| as ue(eg_k), then a sign bit if c != 0; |c| <= 2^S
     ctu flags:   all_on u(1); if 0: ``wiener_bits.write_flags`` over the CTUs in raster order
+
+Version 4 adds ``cc_big u(1)`` and a cross-chroma part per chroma plane; version 5 (``wiener_chroma``) also
+sums a chroma plane's parts unrounded and rounds once, and lets its ALF hold alternatives chosen by a map.
 """
 
 from __future__ import annotations
@@ -144,7 +147,7 @@ class LumaSet:
 class Part:
     """One of the five filters of a payload and its CTU flags (None: on everywhere)."""
 
-    filt: LumaSet | Filter
+    filt: LumaSet | Filter | AltFilter
     flags: np.ndarray | None = None
 
 

@@ -149,7 +149,8 @@ def rounded(x: np.ndarray, acc: np.ndarray, bit_depth: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- alternative map syntax
 
 
-def _candidates(m: np.ndarray, i: int, j: int, n: int) -> list[int]:
+def candidates(m: np.ndarray, i: int, j: int, n: int) -> list[int]:
+    """The values of map ``m`` in the order block (i, j) codes them: left, above, then the rest."""
     first = []
     if j > 0:
         first.append(int(m[i, j - 1]))
@@ -165,14 +166,14 @@ def symbol_bits(position: int, count: int) -> int:
 
 def map_bits(m: np.ndarray, n: int) -> int:
     """Bits ``write_map`` spends on map ``m`` with ``n`` alternatives."""
-    return sum(symbol_bits(_candidates(m, i, j, n).index(int(m[i, j])), n + 1)
+    return sum(symbol_bits(candidates(m, i, j, n).index(int(m[i, j])), n + 1)
                for i in range(m.shape[0]) for j in range(m.shape[1]))
 
 
 def write_map(w: BitWriter, m: np.ndarray, n: int) -> None:
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
-            pos = _candidates(m, i, j, n).index(int(m[i, j]))
+            pos = candidates(m, i, j, n).index(int(m[i, j]))
             w.u((1 << pos) - 1, pos)
             if pos < n:
                 w.u(0, 1)
@@ -185,7 +186,7 @@ def read_map(rd: BitReader, g: tuple[int, int], n: int) -> np.ndarray:
             pos = 0
             while pos < n and rd.u(1):
                 pos += 1
-            m[i, j] = _candidates(m, i, j, n)[pos]
+            m[i, j] = candidates(m, i, j, n)[pos]
     return m
 
 
