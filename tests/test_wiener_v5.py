@@ -182,20 +182,25 @@ def _two_region_frames(n=3, shape=(64, 96)):
     return out
 
 
-def test_alternatives_pay_where_regions_differ_and_restore_bit_exactly():
+@pytest.mark.parametrize("bit_depth,shape", [(8, (64, 96)), (10, (38, 70))])
+def test_alternatives_pay_where_regions_differ_and_restore_bit_exactly(bit_depth, shape):
     """A period set on two-region chroma takes ALF alternatives on both planes; the per-plane SSE the
-    encoder charged is what restore gives, and a frame referencing the set matches its candidates."""
-    pairs = _two_region_frames()
+    encoder charged is what restore gives, and a frame referencing the set matches its candidates
+    (8-bit, and 10-bit with ragged map blocks)."""
+    pairs = _two_region_frames(3, shape)
+    if bit_depth == 10:
+        pairs = [(Frame(*[(p.astype(np.uint16) << 2) | 1 for p in s.planes], bit_depth=10, index=s.index),
+                  Frame(*[p.astype(np.uint16) << 2 for p in d.planes], bit_depth=10, index=d.index)) for s, d in pairs]
     dec0 = pairs[0][1]
-    ctx = Context(stream=StreamInfo(dec0.width, dec0.height, 8, "hevc", None, None), qp=32,
+    ctx = Context(stream=StreamInfo(dec0.width, dec0.height, bit_depth, "hevc", None, None), qp=32,
                   period_frames=30, record_overhead_bits=8 * 30)
     update = WienerFilter().adapt(pairs, ctx)
     assert update and update[0] >> 4 == alf.VERSION_ALT
     upl = alf.read_update(update, dec0.y.shape)
     assert all(isinstance(p.filt, chroma.AltFilter) for p in (upl.chroma[0], upl.chroma[1]))
     for src, dec in pairs:
-        for sse, payload in reference_payloads(src, dec, update, 20.0):
-            out = restore_planes(dec.planes, payload, 8, update)
+        for sse, payload in reference_payloads(src, dec, update, 20.0 * (1 << 2 * (bit_depth - 8))):
+            out = restore_planes(dec.planes, payload, bit_depth, update)
             assert [float(np.sum((o.astype(np.int64) - s) ** 2)) for o, s in zip(out, src.planes)] == sse
             assert all(a <= float(np.sum((d.astype(np.int64) - s) ** 2)) for a, d, s in zip(sse, dec.planes, src.planes))
 
