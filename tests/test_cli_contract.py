@@ -53,7 +53,7 @@ CASES = {
     "option-out-of-range": (ENHANCE + ["--option", "rectified-flow.steps=9"], 2, "an integer in 1..4"),
     "option-not-an-integer": (ENHANCE + ["--option", "residual-diffusion.steps=1.5"], 2, "an integer in 0..8"),
     "option-misspelled-key": (ENHANCE + ["-p", "wiener", "--option", "wiener.lamda_scale=3"], 2,
-                              "wiener has no option 'lamda_scale' (it takes: lambda_scale, record_frames)"),
+                              "wiener has no option 'lamda_scale' (it takes: alternatives, lambda_scale, record_frames)"),
     "option-unknown-plugin": (ENHANCE + ["--option", "nosuch.key=1"], 2, "no plugin 'nosuch'"),
     "option-bare-unknown": (ENHANCE + ["--option", "strenght=1"], 2, "no installed plugin takes 'strenght'"),
     "option-bare-bad": (ENHANCE + ["--option", "strength=3"], 2, "gan-enhance.strength must be a number in 0..2"),
@@ -162,7 +162,7 @@ def test_mp4_is_hvc1_with_provenance(base, tmp_path):
         assert run("enhance", base, "-o", out, "-q", *args).returncode == 0
         with media.InputFile(out) as inp:
             assert inp.video.codec_context.codec_tag == "hvc1"
-            assert inp.tags.get("genpost_postprocessors") == ("wiener/2.2" if args[1] == "wiener" else None)
+            assert inp.tags.get("genpost_postprocessors") == ("wiener/2.3" if args[1] == "wiener" else None)
 
 
 def test_plugins_list_their_declared_options():

@@ -113,7 +113,9 @@ def test_damaged_nnpfc_and_nnpfa_fall_back_and_are_counted(plain_265, tmp_path):
     records = pipeline.analyze_stream(CARPHONE, plain_265, ["wiener"], 37, "nnpfc", FPS, SEND_OFTEN)
     chain = pipeline.load_postprocessors(["wiener"])
     signalling = declared.ChainSignalling(chain, records, SEND_OFTEN, 176, 144)
-    by_frame = {r.frame_index: [r] for r in records}
+    by_frame: dict[int, list] = {}  # every record of a frame: a period's set and its first frame's payload share one
+    for r in records:
+        by_frame.setdefault(r.frame_index, []).append(r)
     with media.InputFile(plain_265) as inp:
         units = inp.packet_frames()
     out = bytearray()

@@ -93,7 +93,7 @@ def test_corrupted_records_fall_back_to_the_base_and_are_counted(wiener_mkv, tmp
             data = bytearray(bytes(packet))
             at = bytes(data).find(sideinfo.GENPOST_UUID)
             if at >= 0 and i % 3 == 0:
-                data[at + 16 + 20] ^= 0x55  # inside the record, after the UUID
+                data[at + 16 + 5] ^= 0x55  # inside the record, after the UUID (a 3-byte payload spans bytes 4-6)
                 flipped += 1
             new = av.Packet(bytes(data))
             new.pts, new.dts, new.time_base, new.is_keyframe = packet.pts, packet.dts, packet.time_base, packet.is_keyframe

@@ -13,7 +13,7 @@ import pytest
 from conftest import CARPHONE, decode_all
 
 from genpost import ffmpeg as gp_ffmpeg
-from genpost import media, metrics, pipeline, preview
+from genpost import media, metrics, pipeline, preview, sideinfo
 from genpost.postprocessor import Context
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
@@ -62,7 +62,8 @@ def test_side_by_side_with_reference(coded, tmp_path):
     base = decode_all(coded)[FRAME]
     source = decode_all(CARPHONE)[FRAME]
     with media.InputFile(coded) as inp:
-        index, ctx = pipeline.collect_side_info(inp), Context(stream=inp.info)
+        index = pipeline.collect_side_info(inp)  # the frame may reference the period's filter set: give it
+        ctx = Context(stream=inp.info, update=index.get(sideinfo.update_format("wiener/1"), FRAME))
     restored = pipeline.load_postprocessors(["wiener"])[0].restore(base, index.get("wiener/1", FRAME), ctx)
     assert not np.array_equal(restored.y, base.y)
 
@@ -86,13 +87,13 @@ def test_side_by_side_with_reference(coded, tmp_path):
     text = png_text(out)
     assert json.loads(text["genpost"])["base"] == result["base"]
     assert f"PSNR-Y {result['restored']['psnr_y']:.2f} DB" in text["Comment"]
-    assert "VMAF-NEG" in text["Comment"] and "WIENER/2.2" in text["Comment"].upper()
+    assert "VMAF-NEG" in text["Comment"] and "WIENER/2.3" in text["Comment"].upper()
 
 
 def test_split_crop_zoom_without_reference(coded, tmp_path):
     out = tmp_path / "split.png"
     result = preview.preview(coded, out, FRAME, mode="split", crop="40x30+20+10", zoom=3, with_vmaf=False)
-    assert result["plugins"] == ["wiener/2.2"]  # picked from the side info
+    assert result["plugins"] == ["wiener/2.3"]  # picked from the side info
     assert result["reference"] == "base" and "vmaf_neg" not in result["restored_vs_base"]
     image = png_rgb(out)
     assert image.shape[1] == 120  # one 40-pixel crop, zoomed 3x
@@ -111,7 +112,8 @@ def test_diff_mode_shows_amplified_differences(coded, tmp_path):
     image = png_rgb(out)
     base, source = decode_all(coded)[FRAME], decode_all(CARPHONE)[FRAME]
     with media.InputFile(coded) as inp:
-        index, ctx = pipeline.collect_side_info(inp), Context(stream=inp.info)
+        index = pipeline.collect_side_info(inp)  # the frame may reference the period's filter set: give it
+        ctx = Context(stream=inp.info, update=index.get(sideinfo.update_format("wiener/1"), FRAME))
     restored = pipeline.load_postprocessors(["wiener"])[0].restore(base, index.get("wiener/1", FRAME), ctx)
     top = preview.text_bar(["X"], 176, 1).shape[0]
     left, right = image[top : top + 144, :176].astype(int), image[top : top + 144, 180:356].astype(int)

@@ -150,7 +150,7 @@ def test_malformed_payloads_raise(pairs, payloads):
     dec, payload = pairs[1][1], max(payloads, key=len)
     wf = WienerFilter()
     with pytest.raises(PayloadError, match="version"):
-        wf.restore(dec, bytes([0x50 | (payload[0] & 0x0F)]) + payload[1:], ctx_for(dec))
+        wf.restore(dec, bytes([0x60 | (payload[0] & 0x0F)]) + payload[1:], ctx_for(dec))  # 6: no such version
     with pytest.raises(PayloadError, match="exceeds"):
         wf.restore(dec, b"\x10" * (1 << 17), ctx_for(dec))
     with pytest.raises(PayloadError, match="trailing"):

@@ -67,7 +67,7 @@ def test_quantised_joint_filters_are_valid_and_fit_a_planted_model():
 
 def test_improve_period_keeps_or_lowers_the_cost(frames_32):
     """On real x265 frames: the sequential parts' J is reproduced by ``chain`` (the same rule), and the
-    parts ``improve_period`` returns cost no more, with their SSE in ``sums``."""
+    parts ``improve_period`` returns cost no more, judged together, with their SSE in ``sums``."""
     bd, lam, ctu = 8, 40.0, 64
     luma, chroma, sums = fit_period(frames_32, bd, lam, ctu)
     new_chroma, new_sums = joint.improve_period(frames_32, chroma, sums, bd, lam, ctu // 2)
@@ -75,13 +75,13 @@ def test_improve_period_keeps_or_lowers_the_cost(frames_32):
     for plane in (1, 2):
         fr = [(d.planes[plane], s.planes[plane].astype(np.int32), d.planes[0], d.planes[3 - plane]) for s, d in frames_32]
 
-        def cost(parts):
-            return joint.chain(fr, [p.filt if p is not None else None for p in parts], bd, lam, ctu // 2)
+        def filters(parts):
+            return [p.filt if p is not None else None for p in parts]
 
-        old = cost(chroma[3 * plane - 3: 3 * plane])
-        new = cost(new_chroma[3 * plane - 3: 3 * plane])
+        old = joint.chain(fr, filters(chroma[3 * plane - 3: 3 * plane]), bd, lam, ctu // 2)
+        new = joint.best_subset(fr, filters(new_chroma[3 * plane - 3: 3 * plane]), bd, lam, ctu // 2)
         assert old[1] == pytest.approx(sums[plane][0])  # chain is fit_period's own rule
-        assert new[2] <= old[2]
+        assert new[2] <= old[2]  # jointly fitted parts are judged together (best_subset)
         assert new[1] == pytest.approx(new_sums[plane][0])
         assert new_sums[plane][0] <= new_sums[plane][1] + 1e-9  # never worse than the decode
 

@@ -1,10 +1,12 @@
 """``wiener``: an RD-optimised ALF-class loop filter for streams that lack one (x265/HEVC).
 
 The encoder fits VVC-style adaptive loop filters from the decoded frames towards the source and sends them
-as side info (payload versions 2-4, specified in ``wiener_alf``): luma filters for 25 gradient classes
-merged into up to 8, with geometric transforms and non-linear clipping; one chroma filter per chroma
-plane; a cross-component filter per chroma plane refining it from luma; a cross-chroma filter per chroma
-plane refining it from the other chroma plane (version 4); and per-CTU on/off flags for each part.
+as side info (payload versions 2-5, specified in ``wiener_alf`` and ``wiener_chroma``): luma filters for 25
+gradient classes merged into up to 8, with geometric transforms and non-linear clipping; a chroma filter per
+chroma plane, in a period set up to 4 alternatives chosen per block by a coded map (version 5,
+``wiener_alts``); a cross-component filter per chroma plane refining it from luma; a cross-chroma filter per
+chroma plane refining it from the other chroma plane (version 4); and per-CTU on/off flags for each part.
+Version 5 sums a chroma plane's parts unrounded and rounds once.
 Version-1 payloads (``wiener_v1``, one diamond per plane) still decode. The format id stays ``wiener/1``:
 the payload's first 4 bits are its version.
 
@@ -13,7 +15,10 @@ sends it once as ``wiener/1+update`` when, charged with its record, it pays over
 the keyframe would take it; frames then reference it with a version-3 payload (a tag, per part on/off
 and CTU flags: 3 bytes when all is on), which extends as one record while it stays the same. A set's
 chroma filters (ALF, CC-ALF, cross-chroma) are also fitted jointly (``wiener_joint``, version 2.2), and
-the joint fit replaces the one fitted in turn where it costs less.
+the joint fit replaces the one fitted in turn where it costs less (each judged as a whole: the best subset of
+its parts). Then each chroma plane tries ALF alternatives (``wiener_alts``) and keeps them where they cost
+less at ``alternatives * lambda`` (option ``wiener.alternatives``, 10: every bit must buy ten times what
+HM's lambda asks, since a chroma bit costs luma's BD-rate too; 0 turns them off).
 
 Choice per frame, by ``J = SSE (Y+U+V) + lambda * bits`` with ``lambda = ctx.lagrangian *
 lambda_scale`` (option ``wiener.lambda_scale``):
@@ -46,6 +51,7 @@ from .. import options as opt
 from ..postprocessor import Context, PayloadError, PostProcessor
 from ..types import Frame
 from .wiener_alf import (
+    VERSION_ALT,
     VERSION_REF,
     VERSION_XC,
     Part,
@@ -64,9 +70,11 @@ from .wiener_alf import (
     write_v2,
     xc_delta,
 )
+from .wiener_alts import improve_alternatives
 from .wiener_bits import BitReader
-from .wiener_fit import Fit, ctu_sse, fit_cc, fit_chroma, fit_luma, fit_period, fit_xc
-from .wiener_joint import improve_period
+from .wiener_chroma import ACC_SHIFT, alf_acc, cc_acc, xc_acc
+from .wiener_fit import Fit, ctu_sse, fit_cc, fit_chroma, fit_luma, fit_period, fit_xc, lifted
+from .wiener_joint import choose_parts, improve_period
 from .wiener_v1 import restore_v1
 
 MAX_PAYLOAD = 1 << 16  # bytes; far above any real payload
@@ -102,7 +110,7 @@ def restore_planes(planes, payload: bytes, bit_depth: int, update: bytes | None 
     version = rd.u(4)
     if version == 1:
         return restore_v1(rd, planes, (1 << bit_depth) - 1)
-    if version in (2, VERSION_REF, VERSION_XC):
+    if version in (2, VERSION_REF, VERSION_XC, VERSION_ALT):
         return apply_v2(planes, _parse(bytes(payload), None if update is None else bytes(update), planes[0].shape), bit_depth)
     raise PayloadError(f"wiener: unsupported payload version {version}")
 
@@ -136,7 +144,7 @@ def frame_payloads(source: Frame, decoded: Frame, lam: float, xc: bool = True) -
             _, part, _ = fit.decide(lam, allow_flags)
             key = (plane, part is None, None if part is None or part.flags is None else part.flags.tobytes())
             if key not in cc_fits:  # CC-ALF refines the chroma ALF output in force
-                base = c.astype(np.int32)
+                base = lifted(c)
                 if part is not None:
                     base = base + masked(fit.delta.copy(), part.flags, ctu // 2)
                 cc_fits[key] = (base, fit_cc(y, base, s, bd, lam, ctu // 2, big=xc))
@@ -152,7 +160,7 @@ def frame_payloads(source: Frame, decoded: Frame, lam: float, xc: bool = True) -
             cc_parts.append(cc_part)
             xc_parts.append(xc_part)
             sse.append(float(cc_sse.sum()))
-        payload = PayloadV2(ctu.bit_length() - 1, luma_part, alf_parts, cc_parts, xc_parts)
+        payload = PayloadV2(ctu.bit_length() - 1, luma_part, alf_parts, cc_parts, xc_parts, joint=True)
         if luma_part is not None or any(alf_parts) or any(cc_parts) or any(xc_parts):
             out.append((sse, write_v2(payload).tobytes()))
     return out
@@ -160,8 +168,8 @@ def frame_payloads(source: Frame, decoded: Frame, lam: float, xc: bool = True) -
 
 def reference_payloads(source: Frame, decoded: Frame, update: bytes, lam: float) -> list[tuple[list[float], bytes]]:
     """Version-3 candidates (this frame uses the period's set ``update``) as (per-plane SSE, bytes): per
-    part on/off and CTU flags by ``SSE + lam * bits`` (ALF, then CC-ALF, then cross-chroma, each on the
-    output of those before it), then the same without CTU flags."""
+    part on/off and CTU flags by ``SSE + lam * bits`` (a chroma plane's parts judged together,
+    ``wiener_joint.choose_parts``), then the same without CTU flags."""
     bd = decoded.bit_depth
     maxv = (1 << bd) - 1
     upl = read_update(update, decoded.y.shape)
@@ -173,11 +181,8 @@ def reference_payloads(source: Frame, decoded: Frame, update: bytes, lam: float)
     if have[0] is not None:
         d = luma_delta(y, have[0].filt, bd)
         luma_fit = Fit(have[0].filt, ctu_sse(np.clip(y + d, 0, maxv), src[0], ctu), ctu_sse(y, src[0], ctu), 0, d)
-    deltas = {}
-    for i, c in enumerate(decoded.planes[1:]):
-        alf, cc, xc = have[1 + 3 * i: 4 + 3 * i]
-        deltas[i] = (chroma_delta(c, alf.filt, bd) if alf else None, cc_delta(y, c.shape, cc.filt) if cc else None,
-                     xc_delta(decoded.planes[2 - i], xc.filt, bd) if xc else None)
+    deltas = {i: part_sums(y, c, decoded.planes[2 - i], have[1 + 3 * i: 4 + 3 * i], bd, upl.joint)
+              for i, c in enumerate(decoded.planes[1:])}
     out = []
     for allow in (True, False):
         parts, sse = [None] * 7, []
@@ -187,36 +192,42 @@ def reference_payloads(source: Frame, decoded: Frame, update: bytes, lam: float)
         else:
             sse.append(_plane_sse(y, source.planes[0]))
         for i, c in enumerate(decoded.planes[1:]):
-            s = src[1 + i]
-            base = c.astype(np.int32)
-            cur = ctu_sse(c, s, ctu // 2)
-            for k, d in enumerate(deltas[i]):  # type: ignore[assignment]
-                if d is None:
-                    continue
-                f = Fit(have[1 + 3 * i + k].filt, ctu_sse(np.clip(base + d, 0, maxv), s, ctu // 2), cur, 0)
-                _, part, cur = f.decide(lam, allow)
-                parts[1 + 3 * i + k] = part
-                if part is not None:
-                    base = base + masked(d.copy(), part.flags, ctu // 2)
+            filters = [p and p.filt for p in have[1 + 3 * i: 4 + 3 * i]]
+            parts[1 + 3 * i: 4 + 3 * i], cur = choose_parts(c, src[1 + i], deltas[i], filters, lam, ctu // 2, allow, bd)
             sse.append(float(cur.sum()))
         if any(p is not None for p in parts):
             out.append((sse, write_ref(upl, update_tag(update), parts).tobytes()))
     return out
 
 
+def part_sums(y, c, other, parts, bit_depth: int, joint: bool) -> list:
+    """A chroma plane's [ALF, CC, cross-chroma] sums in 2^-8 units (None where a part is absent): version
+    5's unrounded sums, or for versions 2 and 4 each part's rounded correction scaled up (the same output
+    through ``wiener_fit.out_of``)."""
+    alf, cc, xc = parts
+    if joint:
+        return [alf and alf_acc(c, alf.filt, bit_depth), cc and cc_acc(y, c.shape, cc.filt),
+                xc and xc_acc(other, xc.filt, bit_depth)]
+    legacy = [alf and chroma_delta(c, alf.filt, bit_depth), cc and cc_delta(y, c.shape, cc.filt),
+              xc and xc_delta(other, xc.filt, bit_depth)]
+    return [None if d is None else d << ACC_SHIFT for d in legacy]
+
+
 class WienerFilter(PostProcessor):
     """VVC-style adaptive loop filter (classified luma, chroma, cross-component; per-CTU flags)."""
 
     name = "wiener"
-    version = "2.2"
+    version = "2.3"
     side_info = "wiener/1"
-    description = "RD-optimised ALF-class loop filter (25 luma classes, clipping, chroma, CC-ALF, cross-chroma, CTU flags, period sets)"
+    description = "RD-optimised ALF-class loop filter (25 luma classes, clipping, chroma alternatives, CC-ALF, cross-chroma, CTU flags, period sets)"
     default_mode = False  # restore without a payload is the base: no payload means the encoder chose off
     lambda_scale = 1.0  # times ctx.lagrangian (HM); option wiener.lambda_scale
     record_frames = 8.0  # frames a new set is charged over (best of 1, 8, 16, 32 measured); wiener.record_frames
+    alternatives = 10.0  # lambda multiplier for chroma ALF alternatives (1, 3, 5, 10, 30 measured); wiener.alternatives
     options = (
         opt.number("lambda_scale", "1.0", 0.0, 1e12, "encoder: multiplier on HM's lambda"),
         opt.number("record_frames", "8.0", 1.0, 1000.0, "encoder: frames a new filter set is charged over"),
+        opt.number("alternatives", "10", 0.0, 1e6, "encoder: lambda multiplier for chroma ALF alternatives (0: none)"),
     )
 
     def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
@@ -276,7 +287,9 @@ class WienerFilter(PostProcessor):
         ctu = 128 if decoded0.y.size >= 1920 * 1080 else 64
         luma, chroma, sums = fit_period(pairs, decoded0.bit_depth, lam / weight, ctu)
         chroma, sums = improve_period(pairs, chroma, sums, decoded0.bit_depth, lam / weight, ctu // 2)
-        pl = PayloadV2(ctu.bit_length() - 1, luma, chroma[0::3], chroma[1::3], chroma[2::3])
+        if alt_scale := ctx.number("wiener", "alternatives", str(self.alternatives), 0.0, 1e6):
+            chroma, sums = improve_alternatives(pairs, chroma, sums, decoded0.bit_depth, lam / weight, alt_scale)
+        pl = PayloadV2(ctu.bit_length() - 1, luma, chroma[0::3], chroma[1::3], chroma[2::3], joint=True)
         parts = parts_of(pl)
         if all(p is None for p in parts):
             return b""

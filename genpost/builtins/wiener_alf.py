@@ -29,6 +29,9 @@ Syntax (MSB-first, zero-padded to a byte; the caller reads ``version u(4) = 2``)
                  cc_on u(1);  if on: shift u(2), eg_k u(2), 7 x coef, ctu flags
     coef:        |c| as ue(eg_k), then a sign bit if c != 0; |c| <= 2^S
     ctu flags:   all_on u(1); if 0: ``wiener_bits.write_flags`` over the CTUs in raster order
+
+Version 4 adds ``cc_big u(1)`` and a cross-chroma part per chroma plane; version 5 (``wiener_chroma``) also
+sums a chroma plane's parts unrounded and rounds once, and lets its ALF hold alternatives chosen by a map.
 """
 
 from __future__ import annotations
@@ -39,27 +42,32 @@ import numpy as np
 
 from ..postprocessor import PayloadError
 from .wiener_bits import BitReader, BitWriter, block_mask, grid, read_flags, write_flags
+from .wiener_chroma import (
+    CC_TAPS,
+    CC_TAPS_BIG,
+    CHROMA_PAIRS,
+    AltFilter,
+    alf_acc,
+    cc_acc,
+    cc_features,
+    clip_value,
+    joint_output,
+    read_alt,
+    write_alt,
+    xc_acc,
+)
 from .wiener_jit import kernels
 from .wiener_v1 import diamond_pairs
 
 VERSION = 2
 VERSION_XC = 4  # version 2 plus a cross-chroma filter per chroma plane (written only when one is on)
+VERSION_ALT = 5  # version 4 with chroma rounded once and ALF alternatives (``wiener_chroma``)
 LUMA_PAIRS = diamond_pairs(3)
-CHROMA_PAIRS = diamond_pairs(2)
-CC_TAPS = ((-1, 0), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1), (2, 0))  # VVC's CC-ALF diamond
-# version 4's large CC-ALF shape: the luma samples within L1 distance 3.5 of the chroma sample's centre
-# (between its 2x2 luma samples), 23 taps; chosen per part by ``cc_big u(1)``
-CC_TAPS_BIG = tuple((dy, dx) for dy in range(-2, 4) for dx in range(-2, 4)
-                    if (dy, dx) != (0, 0) and abs(2 * dy - 1) + abs(2 * dx - 1) <= 7)
 N_CLASSES = 25
 MAX_FILTERS = 8
 MIN_SHIFT = 5
 ACTIVITY_TABLE = np.array([0, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 4])
 ACTIVITY_SHIFT = 5  # activity index = min(15, (g_v + g_h) >> (B - 8 + ACTIVITY_SHIFT))
-
-
-def clip_value(index: int, bit_depth: int) -> int:
-    return 1 << max(bit_depth - 2 * index, 0)
 
 
 def _transformed(o: tuple[int, int], t: int) -> tuple[int, int]:
@@ -139,7 +147,7 @@ class LumaSet:
 class Part:
     """One of the five filters of a payload and its CTU flags (None: on everywhere)."""
 
-    filt: LumaSet | Filter
+    filt: LumaSet | Filter | AltFilter
     flags: np.ndarray | None = None
 
 
@@ -150,6 +158,7 @@ class PayloadV2:
     chroma: list  # [Part | None] * 2
     cc: list  # [Part | None] * 2
     xc: list = field(default_factory=lambda: [None, None])  # cross-chroma: U from V's high-pass, V from U's
+    joint: bool = False  # version 5: chroma parts rounded once, ALF parts may be AltFilters
 
 
 def _pair_features(p: np.ndarray, r: int, shape: tuple[int, int], pairs, clips=None):
@@ -227,20 +236,6 @@ def _weighted_sum(features, f: Filter, shape: tuple[int, int]) -> np.ndarray:
     return acc
 
 
-def cc_taps(n: int) -> tuple:
-    """The CC-ALF shape with ``n`` coefficients (7: VVC's, 23: version 4's large one)."""
-    return CC_TAPS_BIG if n == len(CC_TAPS_BIG) else CC_TAPS
-
-
-def cc_features(y: np.ndarray, shape: tuple[int, int], taps=CC_TAPS):
-    """Yield (k, Y[2i+dy, 2j+dx] - Y[2i, 2j]) over the chroma ``shape``, int32."""
-    hc, wc = shape
-    p = np.pad(y, ((2, 4), (2, 4)), mode="edge").astype(np.int32)
-    centre = p[2:2 + 2 * hc:2, 2:2 + 2 * wc:2]
-    for k, (dy, dx) in enumerate(taps):
-        yield k, p[2 + dy:2 + dy + 2 * hc:2, 2 + dx:2 + dx + 2 * wc:2] - centre
-
-
 def cc_delta(y: np.ndarray, shape: tuple[int, int], f: Filter) -> np.ndarray:
     big = len(f.coefs) == len(CC_TAPS_BIG)
     if (jit := kernels()) is not None:
@@ -268,6 +263,12 @@ def apply_v2(planes, pl: PayloadV2, bit_depth: int) -> list[np.ndarray]:
     ctu = 1 << pl.ctu_log2
     out = [_combine(y, [(luma_delta(y, pl.luma.filt, bit_depth), pl.luma.flags)] if pl.luma else [], ctu, bit_depth)]
     for i, (c, alf, cc, xc) in enumerate(zip(planes[1:], pl.chroma, pl.cc, pl.xc)):
+        if pl.joint:
+            accs = [] if alf is None else [(alf_acc(c, alf.filt, bit_depth), alf.flags)]
+            accs += [] if cc is None else [(cc_acc(y, c.shape, cc.filt), cc.flags)]
+            accs += [] if xc is None else [(xc_acc(planes[2 - i], xc.filt, bit_depth), xc.flags)]
+            out.append(joint_output(c, accs, ctu // 2, bit_depth))
+            continue
         deltas = []
         if alf is not None:
             deltas.append((chroma_delta(c, alf.filt, bit_depth), alf.flags))
@@ -363,10 +364,20 @@ def class_map_bits(n: int) -> int:
     return (n - 1).bit_length()
 
 
+def payload_version(pl: PayloadV2) -> int:
+    """5 for a joint payload with a chroma part, else 4 with a cross-chroma part or a large CC-ALF, else 2."""
+    if pl.joint and any(p is not None for p in [*pl.chroma, *pl.cc, *pl.xc]):
+        return VERSION_ALT
+    big = any(p is not None and len(p.filt.coefs) != len(CC_TAPS) for p in pl.cc)
+    return VERSION_XC if big or any(p is not None for p in pl.xc) else VERSION
+
+
 def write_v2(pl: PayloadV2) -> BitWriter:
+    """Version 2, 4 or 5 (``payload_version``) syntax of ``pl``."""
     w = BitWriter()
-    xc = any(p is not None for p in pl.xc) or any(p is not None and len(p.filt.coefs) != len(CC_TAPS) for p in pl.cc)
-    w.u(VERSION_XC if xc else VERSION, 4)
+    version = payload_version(pl)
+    xc = version != VERSION
+    w.u(version, 4)
     w.u(pl.ctu_log2 - 6, 1)
     w.u(pl.luma is not None, 1)
     if pl.luma is not None:
@@ -388,14 +399,27 @@ def write_v2(pl: PayloadV2) -> BitWriter:
             if part is not None:
                 if xc and part is cc:
                     w.u(len(cc.filt.coefs) == len(CC_TAPS_BIG), 1)  # cc_big
-                _write_filter(w, part.filt, with_clip)
+                if version == VERSION_ALT and part is alf:
+                    filt = part.filt if isinstance(part.filt, AltFilter) else AltFilter([part.filt])
+                    write_alt(w, filt, lambda w_, f: _write_filter(w_, f, True))
+                else:
+                    _write_filter(w, part.filt, with_clip)
                 _write_flags(w, part.flags)
     return w
 
 
+def _read_alf(rd: BitReader, version: int, chroma_shape: tuple[int, int]) -> Filter | AltFilter:
+    """A chroma ALF: one Filter, or in version 5 ``wiener_chroma.read_alt``'s alternatives (a plain Filter
+    when that is one filter without a map)."""
+    if version != VERSION_ALT:
+        return _read_filter(rd, len(CHROMA_PAIRS), True)
+    alt = read_alt(rd, chroma_shape, lambda r: _read_filter(r, len(CHROMA_PAIRS), True))
+    return alt.alts[0] if alt.amap is None and len(alt.alts) == 1 else alt
+
+
 def read_v2(rd: BitReader, luma_shape: tuple[int, int], version: int = VERSION) -> PayloadV2:
-    """Parse a version-2 (or 4: with cross-chroma parts) payload after its version field; PayloadError
-    for anything malformed."""
+    """Parse a version-2 (4: with cross-chroma parts, 5: also ALF alternatives and joint chroma rounding)
+    payload after its version field; PayloadError for anything malformed."""
     ctu_log2 = rd.u(1) + 6
     g = grid(luma_shape, 1 << ctu_log2)
     luma = None
@@ -414,19 +438,20 @@ def read_v2(rd: BitReader, luma_shape: tuple[int, int], version: int = VERSION) 
             coefs.append(_read_coefs(rd, len(LUMA_PAIRS), k, shift))
         luma = Part(LumaSet(shift, np.array(coefs), np.array(clips), cmap), _read_flags(rd, g))
     chroma, cc, xc = [], [], []
+    chroma_shape = ((luma_shape[0] + 1) // 2, (luma_shape[1] + 1) // 2)
     for _ in range(2):
-        chroma.append(Part(_read_filter(rd, len(CHROMA_PAIRS), True), _read_flags(rd, g)) if rd.u(1) else None)
+        chroma.append(Part(_read_alf(rd, version, chroma_shape), _read_flags(rd, g)) if rd.u(1) else None)
         if rd.u(1):
-            n = len(CC_TAPS_BIG) if version == VERSION_XC and rd.u(1) else len(CC_TAPS)
+            n = len(CC_TAPS_BIG) if version != VERSION and rd.u(1) else len(CC_TAPS)
             cc.append(Part(_read_filter(rd, n, False), _read_flags(rd, g)))
         else:
             cc.append(None)
-        if version == VERSION_XC:
+        if version != VERSION:
             xc.append(Part(_read_filter(rd, len(CHROMA_PAIRS), False), _read_flags(rd, g)) if rd.u(1) else None)
         else:
             xc.append(None)
     rd.finish()
-    return PayloadV2(ctu_log2, luma, chroma, cc, xc)
+    return PayloadV2(ctu_log2, luma, chroma, cc, xc, version == VERSION_ALT)
 
 
 # ----------------------------------------------------------------------------- period sets (version 3)
@@ -446,8 +471,8 @@ def read_update(update: bytes, luma_shape: tuple[int, int]) -> PayloadV2:
     CTU flags (on/off per CTU is each frame's choice). PayloadError for anything else."""
     rd = BitReader(update)
     version = rd.u(4)
-    if version not in (VERSION, VERSION_XC):
-        raise PayloadError("wiener: a filter-set update must be a version-2 or -4 payload")
+    if version not in (VERSION, VERSION_XC, VERSION_ALT):
+        raise PayloadError("wiener: a filter-set update must be a version-2, -4 or -5 payload")
     pl = read_v2(rd, luma_shape, version)
     if any(p is not None and p.flags is not None for p in parts_of(pl)):
         raise PayloadError("wiener: a filter-set update carries no CTU flags")
@@ -460,7 +485,7 @@ def parts_of(pl: PayloadV2) -> list:
 
 
 def with_parts(pl: PayloadV2, parts: list) -> PayloadV2:
-    return PayloadV2(pl.ctu_log2, parts[0], [parts[1], parts[4]], [parts[2], parts[5]], [parts[3], parts[6]])
+    return PayloadV2(pl.ctu_log2, parts[0], [parts[1], parts[4]], [parts[2], parts[5]], [parts[3], parts[6]], pl.joint)
 
 
 def write_ref(update_pl: PayloadV2, tag: int, parts: list) -> BitWriter:

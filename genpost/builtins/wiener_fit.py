@@ -1,7 +1,9 @@
 """Encoder side of wiener payload version 2: statistics, class merging, quantisation, CTU flags.
 
 Everything is chosen by ``SSE + lambda * bits``; every SSE that decides something is measured on the
-output of ``wiener_alf``'s integer functions (the decoder's), so the encoder's numbers are exact.
+output of ``wiener_alf``'s integer functions (the decoder's), so the encoder's numbers are exact. Chroma is
+fitted for payload version 5 (``wiener_chroma``): a plane's state is an int32 sum in 2^-8 units that
+includes the plane (``lifted``), each part adds its unrounded sum, and the output rounds once (``out_of``).
 Least-squares statistics use every other row and column on frames above ``SUBSAMPLE_PIXELS``.
 """
 
@@ -21,17 +23,15 @@ from .wiener_alf import (
     Filter,
     LumaSet,
     Part,
-    cc_delta,
     cc_features,
-    chroma_delta,
     class_map_bits,
     classify,
     clip_value,
     coef_bits,
     luma_delta,
-    xc_delta,
 )
 from .wiener_bits import BitWriter, grid, write_flags
+from .wiener_chroma import ACC_SHIFT, alf_acc, cc_acc, xc_acc
 
 SUBSAMPLE_PIXELS = 200_000
 # clip indices the encoder tries (index 1, +-2^(B-2), almost never clips and costs a fourth of the
@@ -256,6 +256,21 @@ def _clip_out(x: np.ndarray, delta: np.ndarray, max_value: int) -> np.ndarray:
     return np.clip(delta + x, 0, max_value)
 
 
+def lifted(c: np.ndarray) -> np.ndarray:
+    """A chroma plane as the int32 state of version-5 fitting: its samples in 2^-8 units."""
+    return c.astype(np.int32) << ACC_SHIFT
+
+
+def out_of(state: np.ndarray, max_value: int) -> np.ndarray:
+    """The decoder's output for a chroma state (plane plus part sums, 2^-8 units): rounded once, clipped."""
+    return np.clip((state + (1 << (ACC_SHIFT - 1))) >> ACC_SHIFT, 0, max_value)
+
+
+def residual(s: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """What is left to correct: source minus the unrounded state (float64, the fits' target)."""
+    return s - state / float(1 << ACC_SHIFT)
+
+
 def luma_set_bits(ls: LumaSet) -> int:
     n = len(ls.coefs)
     coef = min(int(coef_bits(ls.coefs.ravel(), o).sum()) for o in range(4))
@@ -361,8 +376,8 @@ def fit_chroma(c, s, bit_depth: int, lam: float, ctu: int) -> Fit:
     f = fit_filter(st[level], lam, CLIP_LEVELS[level])
     if f is None:
         return Fit(None, None, off, 0)
-    d = chroma_delta(c, f, bit_depth)
-    return Fit(f, ctu_sse(_clip_out(c, d, (1 << bit_depth) - 1), s, ctu), off, filter_bits(f, True), d)
+    d = alf_acc(c, f, bit_depth)
+    return Fit(f, ctu_sse(out_of(lifted(c) + d, (1 << bit_depth) - 1), s, ctu), off, filter_bits(f, True), d)
 
 
 def xc_stats(other, target, bit_depth: int) -> np.ndarray:
@@ -373,29 +388,30 @@ def xc_stats(other, target, bit_depth: int) -> np.ndarray:
 
 
 def fit_xc(other, base: np.ndarray, s, bit_depth: int, lam: float, ctu: int) -> Fit:
-    """Cross-chroma filter on top of ``base`` (chroma plus the deltas chosen before it, unclipped int32):
+    """Cross-chroma filter on top of ``base`` (the state: chroma plus the sums chosen before it, ``lifted``):
     the other chroma plane's high-pass predicts what is left of this plane's error."""
     maxv = (1 << bit_depth) - 1
-    off = ctu_sse(np.clip(base, 0, maxv), s, ctu)
-    f = fit_filter(xc_stats(other, s.astype(np.int32) - base, bit_depth), lam, None)
+    off = ctu_sse(out_of(base, maxv), s, ctu)
+    f = fit_filter(xc_stats(other, residual(s, base), bit_depth), lam, None)
     if f is None:
         return Fit(None, None, off, 0)
-    d = xc_delta(other, f, bit_depth)
-    return Fit(f, ctu_sse(_clip_out(base, d, maxv), s, ctu), off, filter_bits(f, False), d)
+    d = xc_acc(other, f, bit_depth)
+    return Fit(f, ctu_sse(out_of(base + d, maxv), s, ctu), off, filter_bits(f, False), d)
 
 
 def fit_cc(y, base: np.ndarray, s, bit_depth: int, lam: float, ctu: int, big: bool = True) -> Fit:
-    """CC-ALF on top of ``base`` (the chroma plane plus the chosen chroma ALF delta, unclipped int32):
+    """CC-ALF on top of ``base`` (the state: the chroma plane plus the chosen chroma ALF sum, ``lifted``):
     VVC's 7-tap shape and, with ``big``, the 23-tap one; the better by ``SSE + lam * bits``."""
     maxv = (1 << bit_depth) - 1
-    off = ctu_sse(np.clip(base, 0, maxv), s, ctu)
+    off = ctu_sse(out_of(base, maxv), s, ctu)
     best = Fit(None, None, off, 0)
+    target = residual(s, base)
     for taps in (CC_TAPS, CC_TAPS_BIG) if big else (CC_TAPS,):
-        f = fit_filter(cc_stats(y, s.astype(np.int32) - base, taps=taps), lam, None)
+        f = fit_filter(cc_stats(y, target, taps=taps), lam, None)
         if f is None:
             continue
-        d = cc_delta(y, base.shape, f)
-        fit = Fit(f, ctu_sse(_clip_out(base, d, maxv), s, ctu), off, filter_bits(f, False) + (taps is CC_TAPS_BIG), d)
+        d = cc_acc(y, base.shape, f)
+        fit = Fit(f, ctu_sse(out_of(base + d, maxv), s, ctu), off, filter_bits(f, False) + (taps is CC_TAPS_BIG), d)
         if best.filt is None or fit.decide(lam)[0] < best.decide(lam)[0]:
             best = fit
     return best
@@ -452,33 +468,33 @@ def fit_period(pairs, bit_depth: int, lam: float, ctu: int):
         st = sum(plane_stats(c, s, CHROMA_PAIRS, 2, bit_depth) for c, s in zip(cs, ss))
         level = int(np.argmin(solve(st)[1]))
         f = fit_filter(st[level], lam, CLIP_LEVELS[level])
-        alf, bases = None, [c.astype(np.int32) for c in cs]
+        alf, bases = None, [lifted(c) for c in cs]
         if f is not None:
-            ds = [chroma_delta(c, f, bit_depth) for c in cs]
-            on = sum(float(ctu_sse(_clip_out(c, d, maxv), s, ctu // 2).sum()) for c, d, s in zip(cs, ds, ss))
+            ds = [alf_acc(c, f, bit_depth) for c in cs]
+            on = sum(float(ctu_sse(out_of(b + d, maxv), s, ctu // 2).sum()) for b, d, s in zip(bases, ds, ss))
             if on + lam * (1 + filter_bits(f, True) + 1) < coff:
                 alf = Part(f)
                 bases = [b + d for b, d in zip(bases, ds)]
-        base_sse = sum(float(ctu_sse(np.clip(b, 0, maxv), s, ctu // 2).sum()) for b, s in zip(bases, ss))
+        base_sse = sum(float(ctu_sse(out_of(b, maxv), s, ctu // 2).sum()) for b, s in zip(bases, ss))
         cc, out_sse, cc_ds, cc_j = None, base_sse, None, base_sse
         for taps in (CC_TAPS, CC_TAPS_BIG):
-            g = sum(cc_stats(y, s - b, taps=taps) for y, s, b in zip(ys, ss, bases))
+            g = sum(cc_stats(y, residual(s, b), taps=taps) for y, s, b in zip(ys, ss, bases))
             f = fit_filter(g, lam, None)
             if f is None:
                 continue
-            ds = [cc_delta(y, b.shape, f) for y, b in zip(ys, bases)]
-            on = sum(float(ctu_sse(_clip_out(b, d, maxv), s, ctu // 2).sum()) for d, b, s in zip(ds, bases, ss))
+            ds = [cc_acc(y, b.shape, f) for y, b in zip(ys, bases)]
+            on = sum(float(ctu_sse(out_of(b + d, maxv), s, ctu // 2).sum()) for d, b, s in zip(ds, bases, ss))
             j = on + lam * (1 + filter_bits(f, False) + (taps is CC_TAPS_BIG) + 1)
             if j < cc_j:
                 cc, out_sse, cc_ds, cc_j = Part(f), on, ds, j
         if cc is not None:
             bases = [b + d for b, d in zip(bases, cc_ds)]
         others = [d.planes[3 - plane] for _, d in pairs]
-        g = sum(xc_stats(o, s - b, bit_depth) for o, s, b in zip(others, ss, bases))
+        g = sum(xc_stats(o, residual(s, b), bit_depth) for o, s, b in zip(others, ss, bases))
         f = fit_filter(g, lam, None)
         xc = None
         if f is not None:
-            on = sum(float(ctu_sse(_clip_out(b, xc_delta(o, f, bit_depth), maxv), s, ctu // 2).sum())
+            on = sum(float(ctu_sse(out_of(b + xc_acc(o, f, bit_depth), maxv), s, ctu // 2).sum())
                      for o, b, s in zip(others, bases, ss))
             if on + lam * (1 + filter_bits(f, False) + 1) < out_sse:
                 xc, out_sse = Part(f), on

@@ -33,7 +33,7 @@ def _compile() -> dict:
 
     @numba.njit(cache=True, nogil=True)
     def pair_filter(p, r, offs, coefs, clips, block_log2, shift, h, w):
-        """sum_k coefs[block, k] * (clip(p[+o_k] - x) + clip(p[-o_k] - x)), rounded >> shift.
+        """sum_k coefs[block, k] * (clip(p[+o_k] - x) + clip(p[-o_k] - x)), rounded >> shift (0: unrounded).
 
         Row by row, tap by tap, so the inner loop runs over contiguous samples."""
         out = np.empty((h, w), np.int32)
@@ -42,7 +42,7 @@ def _compile() -> dict:
         crow = np.empty((n, w), np.int32)
         lo = np.empty(w, np.int32)
         hi = np.empty(w, np.int32)
-        rnd = np.int32(1 << (shift - 1))
+        rnd = np.int32((1 << shift) >> 1)  # shift 0: the raw sum
         last = -1
         for i in range(h):
             bi = i >> block_log2
@@ -105,7 +105,7 @@ def _compile() -> dict:
         contiguous samples."""
         out = np.empty((hc, wc), np.int32)
         acc = np.empty(wc, np.int32)
-        rnd = np.int32(1 << (shift - 1))
+        rnd = np.int32((1 << shift) >> 1)  # shift 0: the raw sum
         csum = np.int32(0)
         for k in range(taps.shape[0]):
             csum += coefs[k]
