@@ -47,7 +47,8 @@ def budget_steps(
     the reference machine (None: ``budget`` 0, no cap). ``pixels``: luma samples per frame;
     ``macs_per_sample``: the network's forward MACs per packed (chroma-resolution) sample
     (``layers.conv_macs``). Steps, not
-    seconds, so the encoder's output never depends on the machine or its load."""
+    seconds, so the encoder's output never depends on the machine's load (torch's thread count can still
+    change the tuned deltas' last bits: its float sums are split by thread)."""
     if budget <= 0:
         return None
     seconds = budget * frames * pixels / REFERENCE_PIXELS * (1.0 - MEASURE_SHARE) / max(1, modes)
