@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import GenpostError
+from .errors import GenpostError, one_line
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 VGG16_FILE = "vgg16-397923af.pth"
@@ -71,7 +71,7 @@ def load(names=NAMES) -> dict[str, Scorer | str]:
         except Unavailable as exc:
             out[name] = str(exc)
         except Exception as exc:  # a damaged checkpoint must not stop an evaluation
-            out[name] = f"cannot load: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            out[name] = f"cannot load: {one_line(exc)}"
     return out
 
 

@@ -79,3 +79,10 @@ __all__ = [
     "PipelineError",
     "PluginError",
 ]
+
+
+def one_line(exc: BaseException) -> str:
+    """``TypeName: the message's first line``, how a failure is reported where the run goes on (eval's
+    failed points, a learned metric that cannot load)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"

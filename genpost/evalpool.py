@@ -19,6 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator
 
+from .errors import one_line
+
 MAX_AUTO_JOBS = 4  # "auto" uses the cores up to this many workers (each holds its own caches and torch)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -29,12 +31,6 @@ class Failed:
 
     error: str  # "TypeName: first line of the message"
     exit_code: int | None
-
-
-def one_line(exc: BaseException) -> str:
-    """``TypeName: the message's first line``, the form eval reports failures in."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"
 
 
 def cores() -> int:

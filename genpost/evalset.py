@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import evalpool, pipeline
-from .errors import PipelineError
+from .errors import PipelineError, one_line
 from .evaluate import (
     BD_METRICS,
     DECODER_FORCED,
@@ -78,7 +78,7 @@ def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset
                 clips.append(prepare_clip(source, tmp, plugins, qps, preset, bit_depth, options, None, fps, frames,
                                           carriage, force_plugin, label))  # fmt: skip
             except Exception as exc:  # one clip's failure is reported; the set goes on
-                failures.append(_failed(source, None, evalpool.one_line(exc), label, progress))
+                failures.append(_failed(source, None, one_line(exc), label, progress))
         ladders = run_ladders(clips, evalpool.auto_jobs() if jobs == 0 else jobs, progress)
     runs = []
     for lad in ladders:

@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 
 from . import addon, deepmetrics, evalpool, ffmpeg, media, metrics, pipeline
-from .errors import PipelineError
+from .errors import PipelineError, one_line
 from .evalmeasure import (
     PLANES,
     VMAF_MODELS,
@@ -292,7 +292,7 @@ def run_ladders(clips: list[Clip], jobs: int = 1, progress: Callable[[str], None
             if isinstance(point, BaseException):
                 if stop_on_error:
                     raise point
-                error = point.args[0] if isinstance(point, PointFailed) else evalpool.one_line(point)
+                error = point.args[0] if isinstance(point, PointFailed) else one_line(point)
                 if plugin is None:
                     lad.error = error
                     progress(f"{clip.label}failed: {error}")
