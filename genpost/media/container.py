@@ -17,6 +17,7 @@ from ..limits import check_frame_size
 from ..types import Frame
 
 RAW_FORMATS = {".265": "hevc", ".hevc": "hevc", ".h265": "hevc", ".266": "vvc", ".vvc": "vvc", ".h266": "vvc"}
+RAW_INPUTS = {**RAW_FORMATS, ".264": "h264", ".h264": "h264"}  # raw Annex-B genpost reads (H.264: input only)
 OUTPUT_FORMATS = {
     ".mkv": "matroska",
     ".mka": "matroska",

@@ -36,7 +36,7 @@ class InputFile:
             raise MediaError(f"{path}: no such file")
         if os.path.getsize(self.path) == 0:
             raise MediaError(f"{path}: file is empty")
-        self.raw_format = container.RAW_FORMATS.get(Path(self.path).suffix.lower())
+        self.raw_format = container.RAW_INPUTS.get(Path(self.path).suffix.lower())
         self.fps = Fraction(str(fps)) if fps is not None else None
         if self.fps is not None and self.fps <= 0:
             raise MediaError(f"--fps must be positive, got {fps}")

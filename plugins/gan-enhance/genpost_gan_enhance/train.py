@@ -1,108 +1,125 @@
-"""Train the gan-enhance generator: MSE first (both heads), then a short adversarial fine-tune of the
-perception head against a patch discriminator; export safetensors + ONNX and print their sha256.
+"""Train the gan-enhance generator on the corpus: MSE on both heads, then an adversarial phase for the
+perception head only; resumable, with a time budget per session; export safetensors + ONNX + training.json.
 
-    python -m genpost.training_data gan-data                      # pairs coded with genpost (x265, QP 27..42)
-    python -m genpost_gan_enhance.train --pairs gan-data/pairs --out genpost_gan_enhance/weights
+    python -m genpost.learned.corpus build                        # the corpus (outside the repo)
+    python -m genpost_gan_enhance.train --out runs/gan --hours 2  # run (again) until done; resumes itself
+    python -m genpost_gan_enhance.train --out runs/gan --export genpost_gan_enhance/weights
 
-Needs the ``train`` extra (torch 2.13 CPU, safetensors, onnx, Pillow). Reproducible for a given seed,
-steps and thread count (``torch.set_num_threads``).
+Reproducible for a given seed, step count and thread count: a run killed and resumed gives the same
+weights as one that never stopped (``genpost.learned.trainer``). Needs the ``train`` extra.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from genpost import modeling, training_data
-from genpost.learned import train
-from genpost.training_data import random_patch
+from genpost import modeling
+from genpost.learned import corpus, patches
+from genpost.learned.trainer import Trainer, seed_everything
 
 PATCH = 128  # luma patch side (64 at chroma resolution)
+STEM = "gan_enhance_v1"
 
 
-def batch(pairs, rng: np.random.Generator, size: int):
-    """(inputs (N, 7, c, c): decode + QP plane, targets (N, 6, c, c): source - decode) of random patches."""
-    xs, ts = [], []
-    for _ in range(size):
-        src, dec = random_patch(pairs, rng, PATCH)
-        xs.append(dec)
-        ts.append(src - dec[:6])
-    return np.stack(xs), np.stack(ts)
-
-
-def main(argv=None) -> None:
-    ap = train.arguments(__doc__, 5000, lr=None, steps_help="MSE steps")
-    ap.add_argument("--gan-steps", type=int, default=1000, help="adversarial fine-tune steps")
+def arguments(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.*, training.json")
+    ap.add_argument("--corpus", type=Path, default=None, help="corpus folder (python -m genpost.learned.corpus build)")
+    ap.add_argument("--steps", type=int, default=200_000, help="total steps of the run (the schedule spans them)")
+    ap.add_argument("--gan-fraction", type=float, default=0.05, help="last fraction of steps: adversarial phase")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--adv-weight", type=float, default=0.005)
-    args = ap.parse_args(argv)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--hours", type=float, default=None, help="stop this session after this long (checkpointed)")
+    ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    ap.add_argument("--validate-every", type=int, default=5000)
+    ap.add_argument("--export", type=Path, default=None, help="write the EMA weights here and stop")
+    return ap.parse_args(argv)
 
+
+def main(argv=None) -> int:
+    args = arguments(argv)
     import torch
     from torch.nn import functional as F
 
     from .model import Generator, PatchDiscriminator, macs_per_pixel
 
-    rng, pairs = training_data.start(args.seed, args.threads, args.pairs)
-    g = Generator().to(memory_format=torch.channels_last)  # fp32 channels_last: bf16 measured slower here
+    cache = corpus.cache_dir(args.corpus)
+    seed_everything(args.seed, args.threads)
+    g = Generator().to(memory_format=torch.channels_last)
     d = PatchDiscriminator().to(memory_format=torch.channels_last)
-    log = {"pairs": len(pairs), "params": sum(p.numel() for p in g.parameters()), "kmac_per_px": macs_per_pixel(g) / 1e3}
-    print(json.dumps(log), flush=True)
+    tail = list(g.tail.parameters())
+    gan_start = int(args.steps * (1 - args.gan_fraction))
+    run = Trainer(
+        args.out, {"g": g, "d": d},
+        {"g": (args.lr, None), "tail": (1e-4, tail, (0.5, 0.9)), "d": (2e-4, None, (0.5, 0.9))},
+        total_steps=args.steps, seed=args.seed, threads=args.threads, ema="g",
+        checkpoint_s=60 * args.checkpoint_minutes,
+        log_extra={"corpus_manifest_sha256": corpus.manifest_hash(), "batch": args.batch, "patch": PATCH,
+                   "lr": args.lr, "adv_weight": args.adv_weight, "gan_start": gan_start,
+                   "params": sum(p.numel() for p in g.parameters()), "kmac_per_px": macs_per_pixel(g) / 1e3},
+    )  # fmt: skip
+    resumed = run.resume()
+    if args.export:
+        log = run.finish()
+        net = run.ema_module(Generator)
+        print(json.dumps(modeling.export(net, args.export, STEM, 7, log)["history"][-1:], indent=1))
+        return 0
+    train_pairs, val_pairs = patches.load(cache, "train"), patches.load(cache, "val")
+    vx, vs = patches.fixed_set(val_pairs, 96, PATCH)
+    print(f"{'resumed at step ' + str(run.step) if resumed else 'new run'}: {train_pairs.count} train pairs from "
+          f"{len(train_pairs.sources)} sources, {val_pairs.count} val pairs from {len(val_pairs.sources)}", file=sys.stderr)  # fmt: skip
 
-    def step_l1(opt, x, t, adv=None):
-        r = g(x.contiguous(memory_format=torch.channels_last))
-        loss_d = F.mse_loss(r[:, :6], t)  # distortion head: MSE, the plugin's RD distortion is SSE
-        loss_p = F.mse_loss(r[:, 6:], t) if adv is None else F.l1_loss(r[:, 6:], t)
-        loss = loss_d + loss_p
-        if adv is not None:
-            fake = x[:, :6] + r[:, 6:]
-            loss = loss + args.adv_weight * F.softplus(-adv(fake)).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss_d.item(), r
+    def validate(r: Trainer) -> dict:
+        net = r.ema_module(Generator).eval()
+        with torch.no_grad():
+            res = net(torch.from_numpy(vx)).numpy()
+        out = vx[:, :6] + res[:, :6]
+        return {"val_mse": float(np.mean((out - vs) ** 2)), "val_gain_db": patches.plane_psnr_gain(vs, vx[:, :6], out)}
 
-    start = time.time()
-    opt, sched = train.adam(g.parameters(), 1e-3, args.steps)
-    run = 0.0
-    for step in range(args.steps):
-        x, t = (torch.from_numpy(a) for a in batch(pairs, rng, args.batch))
-        loss, _ = step_l1(opt, x, t)
-        sched.step()
-        run = 0.98 * run + 0.02 * loss if step else loss
-        if step % 100 == 0 or step == args.steps - 1:
-            print(f"mse step {step} loss {run:.7f} t {time.time() - start:.0f}s", flush=True)
-    log["mse_steps"], log["mse_seconds"] = args.steps, round(time.time() - start)
+    if not resumed:
+        run.validate(validate)
 
-    # adversarial fine-tune of the perception head only: the trunk and the distortion head stay exactly
-    # as trained, so beta = 0 is the MSE model whatever the GAN does
-    start = time.time()
-    for p in list(g.head.parameters()) + list(g.body.parameters()):
-        p.requires_grad_(False)
-    g.tail.weight.register_hook(lambda grad: torch.cat([torch.zeros_like(grad[:6]), grad[6:]]))
-    g.tail.bias.register_hook(lambda grad: torch.cat([torch.zeros_like(grad[:6]), grad[6:]]))
-    opt_g = torch.optim.Adam(g.tail.parameters(), 1e-4, betas=(0.5, 0.9))
-    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.9))
-    for step in range(args.gan_steps):
-        x, t = (torch.from_numpy(a) for a in batch(pairs, rng, args.batch))
-        _, r = step_l1(opt_g, x, t, adv=d)
-        real, fake = x[:, :6] + t, (x[:, :6] + r[:, 6:]).detach()
-        real, fake = real.contiguous(memory_format=torch.channels_last), fake.contiguous(memory_format=torch.channels_last)
-        loss_d = F.softplus(-d(real)).mean() + F.softplus(d(fake)).mean()
-        opt_d.zero_grad()
-        loss_d.backward()
-        opt_d.step()
-        if step % 100 == 0 or step == args.gan_steps - 1:
-            print(f"gan step {step} d {loss_d.item():.3f} t {time.time() - start:.0f}s", flush=True)
-    log["gan_steps"], log["gan_seconds"] = args.gan_steps, round(time.time() - start)
-    log.update(seed=args.seed, batch=args.batch, patch=PATCH, adv_weight=args.adv_weight, threads=args.threads)
-    export(g, args.out, log)
+    def perception_rows_only(grad):  # in the adversarial phase the distortion head (rows 0..5) stays put
+        return torch.cat([torch.zeros_like(grad[:6]), grad[6:]]) if run.step >= gan_start else grad
 
-
-def export(net, out: Path, log: dict) -> None:
-    print(json.dumps(modeling.export(net, out, "gan_enhance_v1", 7, log), indent=1))
+    g.tail.weight.register_hook(perception_rows_only)
+    g.tail.bias.register_hook(perception_rows_only)
+    cl = torch.channels_last
+    while run.step < run.total_steps and run.within(None if args.hours is None else 3600 * args.hours):
+        x, s = (torch.from_numpy(a) for a in patches.batch(train_pairs, run.seed, run.step, args.batch, PATCH))
+        t = s - x[:, :6]
+        x = x.contiguous(memory_format=cl)
+        if run.step < gan_start:
+            r = g(x)
+            loss_d = F.mse_loss(r[:, :6], t)
+            run.optimize("g", loss_d + F.mse_loss(r[:, 6:], t))
+            run.advance({"mse": loss_d.item()}, validate, args.validate_every)
+            continue
+        # adversarial phase: only the perception half of the tail learns; the distortion head stays as trained
+        for p in g.parameters():
+            p.requires_grad_(False)
+        for p in tail:
+            p.requires_grad_(True)
+        r = g(x)
+        fake = x[:, :6] + r[:, 6:]
+        loss = F.l1_loss(r[:, 6:], t) + args.adv_weight * F.softplus(-d(fake)).mean()
+        run.optimize("tail", loss)
+        loss_real = F.softplus(-d((x[:, :6] + t).contiguous(memory_format=cl))).mean()
+        loss_fake = F.softplus(d(fake.detach().contiguous(memory_format=cl))).mean()
+        run.optimize("d", loss_real + loss_fake)
+        run.advance({"adv_l1": loss.item(), "d": (loss_real + loss_fake).item()}, validate, args.validate_every)
+    log = run.finish()
+    print(json.dumps({k: log[k] for k in ("step", "cpu_s", "wall_s")} | {"validation": log["validation"][-1:]}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
