@@ -2,6 +2,7 @@
 
     python -m genpost.learned.corpus build [--cache DIR]     # fetch, verify sha256, code, write pairs
     python -m genpost.learned.corpus stats [--cache DIR]     # sources, pictures, clips and pairs per split
+    python -m genpost.learned.corpus clips --out DIR         # the held-out clips as y4m, for genpost eval
 
 Every file comes from a Debian package or a wheel named with its exact version in ``corpus.json`` beside
 this module (package, version, path inside it, licence, sha256, split); a file whose sha256 differs is
@@ -418,11 +419,30 @@ def freeze(workdir: Path, out: Path = MANIFEST) -> dict:
     return manifest
 
 
+def clips(cache: Path, out: Path, frames: int = 33, split: str = "val") -> list[Path]:
+    """The ``split`` clips as 8-bit y4m of ``frames`` frames (fewer where the clip is shorter), sized as in
+    training, for ``genpost eval`` on sources no model trained on."""
+    manifest = load_manifest()
+    paths = fetch(cache, manifest)
+    out.mkdir(parents=True, exist_ok=True)
+    made = []
+    for f in manifest["files"]:
+        if f["split"] == split and f["media"] == "clip":
+            planes = clip_frames(paths[f["id"]], f.get("first_frame", 0), frames)
+            h, w = planes[0][0].shape
+            path = out / f"{f['source']}_{w}x{h}_{len(planes)}.y4m"
+            write_y4m(path, planes)
+            made.append(path)
+    return made
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("build", "stats", "freeze"))
+    ap.add_argument("command", choices=("build", "stats", "clips", "freeze"))
+    ap.add_argument("--out", type=Path, default=Path("val-clips"), help="clips: folder for the y4m files")
+    ap.add_argument("--frames", type=int, default=33, help="clips: frames per clip")
     ap.add_argument("--cache", type=Path, default=None, help="corpus folder (default $GENPOST_CORPUS or ~/.cache/genpost/corpus)")
     args = ap.parse_args(argv)
     cache = cache_dir(args.cache)
@@ -431,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
             result = freeze(cache / "downloads")
         elif args.command == "build":
             result = build(cache)
+        elif args.command == "clips":
+            result = [str(p) for p in clips(cache, args.out, args.frames)]
         else:
             result = stats()
     except CorpusError as e:
