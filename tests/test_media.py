@@ -12,6 +12,7 @@ import pytest
 from conftest import SEND_OFTEN, VVC, decode_all
 
 from genpost import media, pipeline
+from genpost.errors import UsageError
 from genpost.types import ColorInfo, ContentLight, MasteringDisplay, to_bit_depth
 
 MANIFEST = json.loads((VVC / "manifest.json").read_text())
@@ -49,8 +50,9 @@ def test_vtm_streams_decode_bit_exact_and_remux_losslessly(entry, tmp_path):
 
 def test_raw_stream_without_fps_is_refused_for_timed_output(tmp_path):
     path = VVC / MANIFEST["streams"][0]["file"]
-    with pytest.raises(pipeline.PipelineError, match="--fps"):
+    with pytest.raises(UsageError, match="--fps") as caught:  # bad usage (exit 2), as docs/cli.md says
         pipeline.enhance(path, tmp_path / "x.mkv", media.EncoderSettings(codec="ffv1"), [])
+    assert caught.value.exit_code == 2
 
 
 @pytest.mark.parametrize("bit_depth", [8, 10])
