@@ -63,7 +63,7 @@ CASES = {
     "option-out-of-range": (ENHANCE + ["--option", "rectified-flow.steps=9"], 2, "an integer in 1..4"),
     "option-not-an-integer": (ENHANCE + ["--option", "residual-diffusion.steps=1.5"], 2, "an integer in 0..8"),
     "option-misspelled-key": (ENHANCE + ["-p", "wiener", "--option", "wiener.lamda_scale=3"], 2,
-                              "wiener has no option 'lamda_scale' (it takes: alternatives, lambda_scale, record_frames)"),
+                              "wiener has no option 'lamda_scale' (it takes: alternatives, lambda_scale, period_sets, record_frames)"),
     "option-unknown-plugin": (ENHANCE + ["--option", "nosuch.key=1"], 2, "no plugin 'nosuch'"),
     "option-bare-unknown": (ENHANCE + ["--option", "strenght=1"], 2, "no installed plugin takes 'strenght'"),
     "option-bare-bad": (ENHANCE + ["--option", "strength=3"], 2, "gan-enhance.strength must be a number in 0..2"),
@@ -202,6 +202,49 @@ def test_plugins_list_their_declared_options():
             assert rows[name]["options"], name
     strength = next(o for o in rows["gan-enhance"]["options"] if o["name"] == "strength")
     assert (strength["type"], strength["min"], strength["max"], strength["default"]) == ("float", 0.0, 2.0, "0.0")
+
+
+# an option read by its key in a plugin's code: ctx.option/ctx.number(PLUGIN, "key", ...) or a reader's (ctx, "key")
+READS = re.compile(r'ctx\.(?:option|number)\(\s*(?:self\.name|"([\w-]+)")\s*,\s*"(\w+)"|\w*(?:option|number|read)\(\s*ctx\s*,\s*"(\w+)"')
+
+
+def test_every_option_a_plugin_reads_is_declared():
+    """One declaration per option: a key a plugin's package reads but does not declare would be refused on
+    the command line (docs/results.md's `--option wiener.period_sets=0` was)."""
+    import inspect
+
+    from genpost.plugins import postprocessors
+
+    for name, reg in postprocessors().items():
+        if reg.cls.options is None:  # declares none: its keys pass through unchecked
+            continue
+        declared = {o.name for o in reg.cls.options}
+        reads = set()
+        for path in Path(inspect.getfile(reg.cls)).parent.rglob("*.py"):
+            for plugin, key, read_key in READS.findall(path.read_text()):
+                if plugin in ("", name):
+                    reads.add(key or read_key)
+        assert reads and reads <= declared, (name, sorted(reads - declared))
+
+
+def test_results_md_wiener_period_sets_is_taken():
+    """`--option wiener.period_sets=0` (docs/results.md) is accepted, and turns the period's sets off."""
+    from conftest import first_frames
+
+    from genpost import Context, StreamInfo
+    from genpost.builtins.wiener import WienerFilter
+    from genpost.cli_checks import parse_options
+
+    assert parse_options(["wiener.period_sets=0"]) == {"wiener.period_sets": "0"}
+    sources = first_frames(2)
+    pairs = [(f, f.with_planes(*((p // 8 * 8 + 4).astype(p.dtype) for p in f.planes))) for f in sources]
+    info = StreamInfo(sources[0].width, sources[0].height, 8, "hevc", None, None)
+
+    def adapt(**options):
+        opts = {f"wiener.{k}": v for k, v in options.items()}
+        return WienerFilter().adapt(pairs, Context(stream=info, qp=37, options={"wiener.lambda_scale": "0.001", **opts}))
+
+    assert adapt() != b"" and adapt(period_sets="0") == b""
 
 
 def test_declared_defaults_parse_under_their_own_declaration():
