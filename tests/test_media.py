@@ -165,3 +165,15 @@ def write(path, frames, settings, color=None, time_base=None):
     for f in frames:
         out.encode(f)
     out.close()
+
+
+def test_the_pixel_aspect_survives_encode_and_enhance(tmp_path, carphone):
+    """The source's A1:1 reaches the x265 base's VUI and the re-encoded output (it was lost: unknown)."""
+    from fractions import Fraction
+
+    base, out = tmp_path / "base.mkv", tmp_path / "out.mkv"
+    pipeline.encode(carphone, base, media.EncoderSettings(qp=42, preset="ultrafast"))
+    pipeline.enhance(base, out, media.EncoderSettings(codec="libx265", preset="ultrafast"), ["none"])
+    for path in (carphone, base, out):
+        with media.InputFile(path) as inp:
+            assert inp.info.sample_aspect == Fraction(1), path
