@@ -22,6 +22,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .errors import GenpostError, PipelineError
+from .options import OptionError
 
 COMMANDS = ("enhance", "encode")
 COMMON = {"plugin", "sideinfo", "qp", "crf", "preset", "bit_depth", "fps", "option", "max_errors", "on_plugin_error"}
@@ -113,7 +114,23 @@ def _job(row: dict, n: int, base: Path) -> Job:
             options[key] = _value(key, value, base)
         except (TypeError, ValueError, ZeroDivisionError):
             raise ManifestError(f"manifest job {n}: bad value for {key}: {value!r}") from None
+    try:
+        _check_values(command, options)
+    except OptionError as exc:
+        raise ManifestError(f"manifest job {n}: {exc}") from None
     return Job(paths["input"], paths["output"], command, options)
+
+
+def _check_values(command: str, o: dict) -> None:
+    """The checks the command's flags get on the command line (QP, CRF, preset, codec, bit depth, choices,
+    declared plugin options), so a bad job fails the manifest before any job runs."""
+    from .cli_checks import check_plugin_options, check_values, encoder_settings
+
+    codec = "libx265" if command == "encode" else o.get("codec")
+    encoder_settings(codec, o.get("bit_depth"), o.get("qp"), o.get("crf"), o.get("preset", "medium"), o.get("keyint"))
+    check_values(carriage=o.get("carriage"), on_plugin_error=o.get("on_plugin_error"), max_errors=o.get("max_errors"),
+                 keyint=o.get("keyint"))  # fmt: skip
+    check_plugin_options(o.get("option") or {})
 
 
 def _value(key: str, value, base: Path):
@@ -159,11 +176,6 @@ def run_job(command: str, input: str, output: str, options: dict) -> dict:
     fps = Fraction(o["fps"]) if o.get("fps") else None
     start = time.perf_counter()
     try:
-        if o.get("option"):  # declared plugin options, as the CLI checks them (a bad one: exit 2, not retried)
-            from .options import validate
-            from .plugins import postprocessors
-
-            validate(o["option"], {name: reg.cls for name, reg in postprocessors().items()})
         if command == "encode":
             report = encode(
                 input, output, settings, o.get("plugin", []), o.get("carriage", "sei"), o.get("sideinfo"), fps,

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from . import media
-from .errors import PipelineError
+from .errors import PipelineError, UsageError
 from .postprocessor import Context
 from .runner import (
     EnhanceReport,
@@ -96,7 +96,7 @@ def _genpost_run(path, output, settings, chain, fps, max_frames) -> dict:
     start, cpu = time.perf_counter(), time.process_time()
     with media.InputFile(path, fps) as inp:
         if not inp.timed:
-            raise PipelineError(f"{path} is a raw stream without timing; give --fps")
+            raise UsageError(f"{path} is a raw stream without timing; give --fps")
         t0 = time.perf_counter()
         index = collect_side_info(inp)
         t["side_info"] = time.perf_counter() - t0
@@ -158,7 +158,7 @@ def bench(
         raise BenchError(f"--repeat must be at least 1, got {repeat}")
     with media.InputFile(input, fps) as inp:
         if not inp.timed:
-            raise PipelineError(f"{input} is a raw stream without timing; give --fps")
+            raise UsageError(f"{input} is a raw stream without timing; give --fps")
     chain = load_postprocessors([] if plugin == "none" else [plugin], device)
     settings = media.EncoderSettings(codec="libx265", preset=preset, crf=crf)
     genpost, baseline, peak_rss, peak_gpu = [], [], 0.0, None

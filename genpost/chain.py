@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ffmpeg_tools, media
-from .errors import GenpostError, PipelineError
+from .errors import GenpostError, PipelineError, UsageError
 from .options import VVENC_PRESETS
 from .outputs import atomic_output, check_paths
 from .pipe import output_header
@@ -372,7 +372,7 @@ def enhance(
     fmt = media.output_format(output)
     with media.InputFile(input, fps, any_pix_fmt=True) as inp:
         if not inp.timed:
-            raise PipelineError(f"{input} is a raw stream without timing; give --fps")
+            raise UsageError(f"{input} is a raw stream without timing; give --fps")
         index = collect_side_info(inp, sidecar)
         info, raw = inp.info, bool(inp.raw_format)
         others = [o for o in inp.others if o.kind in ("audio", "subtitle")]

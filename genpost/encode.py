@@ -15,7 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from . import declared, media, sideinfo
-from .errors import PipelineError
+from .errors import PipelineError, UsageError
 from .outputs import atomic_output, check_paths, default_sidecar
 from .postprocessor import PostProcessor
 from .runner import (
@@ -30,6 +30,7 @@ from .schedule import Schedule
 from .types import to_bit_depth
 
 CARRIAGES = ("sei", "nnpfc", "track", "sidecar")
+BASE_OUTPUTS = {ext: fmt for ext, fmt in media.OUTPUT_FORMATS.items() if fmt not in ("yuv4mpegpipe", "vvc")}  # HEVC only
 DEFAULT_CARRIAGE = "sei"  # what `genpost encode` writes unless --carriage says otherwise (and so what eval measures)
 
 
@@ -78,11 +79,9 @@ def encode(
         raise PipelineError(f"unknown carriage {carriage!r}; use one of {', '.join(CARRIAGES)}")
     if settings.codec not in (None, "libx265"):
         raise PipelineError("genpost encode makes an HEVC base: --codec must be libx265")
-    fmt = media.output_format(output)
-    if fmt in ("yuv4mpegpipe", "vvc"):
-        raise PipelineError(f"cannot write an HEVC base to {Path(output).suffix}")
+    fmt = media.output_format(output, BASE_OUTPUTS, " (genpost encode writes an HEVC base)")
     if carriage == "track" and fmt in ("hevc",):
-        raise PipelineError("a raw .265 stream has no room for a data track; use --carriage sei or sidecar")
+        raise UsageError("a raw .265 stream has no room for a data track; use --carriage sei or sidecar")
     sidecar = str(sidecar) if sidecar else (default_sidecar(output) if carriage == "sidecar" else None)
     check_paths([source, sidecar], output)
     chain = load_postprocessors(list(plugins))
@@ -95,7 +94,7 @@ def encode(
             info = dataclasses.replace(src.info, bit_depth=settings.bit_depth or src.info.bit_depth)
             settings = dataclasses.replace(settings, bit_depth=info.bit_depth)
             if info.rate is None:
-                raise PipelineError(f"{source} has no frame rate; give --fps")
+                raise UsageError(f"{source} has no frame rate; give --fps")
             total = src.info.frames
             base_path = os.path.join(workdir, "base.mp4")  # keeps negative dts and any time base
             plugin_errors: dict[str, int] = {}

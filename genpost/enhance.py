@@ -8,7 +8,7 @@ import os
 from fractions import Fraction
 
 from . import declared, media
-from .errors import PipelineError
+from .errors import UsageError
 from .outputs import atomic_output, check_paths, found_sidecar, provenance
 from .postprocessor import Context
 from .runner import EnhanceReport, FrameRestorer, Progress, check_policy, collect_side_info, load_chain, no_progress
@@ -41,6 +41,7 @@ def enhance(
     check_policy(on_plugin_error)
     sidecar = found_sidecar(input, sidecar)
     check_paths([input, sidecar], output)
+    media.output_format(output)  # before any work, and named as the user gave it (not the temporary file)
     with media.InputFile(input, fps) as inp:
         inp.max_errors = None  # the job's budget covers decode damage and plugin failures together
         index = collect_side_info(inp, sidecar)
@@ -61,7 +62,7 @@ def enhance(
         if gate is not None:
             options = {**gate.options, **dict(options or {})}  # the stream's default mode; the user's word wins
         if not inp.timed:
-            raise PipelineError(f"{input} is a raw stream without timing; give --fps")
+            raise UsageError(f"{input} is a raw stream without timing; give --fps")
         info = dataclasses.replace(inp.info, bit_depth=settings.bit_depth or inp.info.bit_depth)
         settings = dataclasses.replace(settings, bit_depth=info.bit_depth)
         # no codec asked: restored frames go to x265, an untouched base is copied packet for packet

@@ -22,8 +22,8 @@ from __future__ import annotations
 EXIT_CODES = {  # the table in docs/cli.md and the README (tests check both against this)
     0: "success",
     1: "internal error (a bug; rerun with `GENPOST_DEBUG=1` for the traceback and report it)",
-    2: "bad usage: unknown option or invalid value (`--option` keys and values included), a feature whose optional packages are missing, or an `encode --base` stream that does not match the source (size, frame count)",
-    3: "input cannot be read or decoded, or is unsupported (codec, pixel format, extension, a frame over `GENPOST_MAX_PIXELS`), or has more damaged frames than `--max-errors`",
+    2: "bad usage: unknown option or invalid value (`--option` keys and values included), an output extension the command cannot write, a raw stream without `--fps`, a feature whose optional packages are missing, or an `encode --base` stream that does not match the source (size, frame count)",
+    3: "input (or its `--sideinfo` sidecar) cannot be read or decoded, or is unsupported (codec, pixel format, extension, a frame over `GENPOST_MAX_PIXELS`), or has more damaged frames than `--max-errors`",
     4: "output path unusable: it is the input, a folder, or its folder is missing",
     5: "plugin problem: unknown name, not allowed by `GENPOST_LOAD_PLUGINS`, failed to load, or written for another plugin API",
     6: "the job failed: more failed restorations than `--max-errors`, a plugin raised with `--on-plugin-error fail`, or a `--resume` work folder belongs to another job",
@@ -35,6 +35,13 @@ class GenpostError(Exception):
     """Base of every genpost error. ``exit_code`` 1 means the error escaping to the CLI is a bug."""
 
     exit_code = 1
+
+
+class UsageError(GenpostError, ValueError):
+    """Bad usage: a value the command cannot take (an output extension it cannot write, a raw input without
+    ``--fps``); the message is one line naming what is allowed."""
+
+    exit_code = 2
 
 
 class PipelineError(GenpostError):
@@ -78,6 +85,7 @@ __all__ = [
     "PayloadError",
     "PipelineError",
     "PluginError",
+    "UsageError",
 ]
 
 

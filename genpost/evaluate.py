@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 
 from . import addon, deepmetrics, evalpool, ffmpeg, media, metrics, pipeline
-from .errors import PipelineError, one_line
+from .errors import PipelineError, UsageError, one_line
 from .evalmeasure import (
     PLANES,
     VMAF_MODELS,
@@ -340,6 +340,7 @@ def check_ladder(qps, streams, frames, carriage: str = pipeline.DEFAULT_CARRIAGE
         raise EvalError("a BD-rate needs at least 2 --stream files")
     if jobs < 0:
         raise EvalError(f"--jobs must be 0 (one per core) or more, got {jobs}")
+    ffmpeg.require_vmaf("eval's VMAF", "eval")  # a missing optional package fails before any anchor is encoded
 
 
 def evaluate(source, plugin: str, qps=DEFAULT_QPS, preset: str = "medium", bit_depth: int | None = None,
@@ -379,7 +380,7 @@ def prepare_clip(source, tmp: str, plugins, qps=DEFAULT_QPS, preset: str = "medi
     with media.InputFile(source) as inp:
         rate, depth = fps or inp.info.rate, inp.info.bit_depth
     if rate is None:
-        raise PipelineError(f"{source} has no frame rate; give --fps")
+        raise UsageError(f"{source} has no frame rate; give --fps")
     count = frame_count(streams[0], rate) if streams else frames
     ref = prepare_reference(source, tmp, count, trim=bool(frames))
     return Clip(str(source), str(ref.source), ref.frames, ref.y4m, rate, depth, tmp, tuple(plugins), tuple(qps),

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import GenpostError
-from .install import hint
+from .install import MissingExtra, hint
 
 ENV = "GENPOST_FFMPEG"
 VMAF_NEG = "vmaf_v0.6.1neg"  # libvmaf's built-in "no enhancement gain" model
@@ -77,6 +77,23 @@ def _libvmaf_version(exe: str) -> str:
         return str(json.loads(log.read_text()).get("version", "unknown"))
 
 
+def require_vmaf(purpose: str, extra: str, instead: str = "") -> None:
+    """Check before any work that VMAF can run (ffmpeg-python, and an ffmpeg binary: $GENPOST_FFMPEG or
+    imageio-ffmpeg's); else MissingExtra (exit 2) with the install line of ``extra`` and ``instead``."""
+    import importlib.util
+
+    missing = []
+    if importlib.util.find_spec("ffmpeg") is None:
+        missing.append("ffmpeg-python")
+    if not os.environ.get(ENV) and importlib.util.find_spec("imageio_ffmpeg") is None:
+        missing.append("an ffmpeg binary")
+    if missing:
+        raise MissingExtra(
+            f"{purpose} needs {' and '.join(missing)}: {hint(extra, ('imageio', 'ffmpeg-python'))}{instead}"
+        )
+    executable(purpose)
+
+
 def libvmaf_version() -> str:
     """libvmaf's version as it reports it; also proves the binary has libvmaf and the NEG model."""
     return _libvmaf_version(executable())
@@ -96,7 +113,7 @@ def vmaf_models(distorted, reference, models=(VMAF_NEG,), threads: int = 0) -> d
     try:
         import ffmpeg as ffmpeg_python
     except ImportError:
-        raise FFmpegError(f"VMAF needs ffmpeg-python: {hint('eval', ('ffmpeg-python',))}") from None
+        raise MissingExtra(f"VMAF needs ffmpeg-python: {hint('eval', ('ffmpeg-python',))}") from None
     exe = executable()
     with tempfile.TemporaryDirectory(prefix="genpost-vmaf-") as tmp:
         log = str(Path(tmp) / "vmaf.json")

@@ -16,14 +16,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
-from .errors import GenpostError
+from .errors import UsageError
 
 Value = Union[float, int, str]
 
 
 VVENC_PRESETS = ("faster", "fast", "medium", "slow", "slower")  # libvvenc's (--codec vvc)
 
-class OptionError(GenpostError, ValueError):
+class OptionError(UsageError):
     """An option or value the command cannot take (bad usage); the message is one line."""
 
     exit_code = 2

@@ -300,6 +300,10 @@ def preview(
     if Path(output).suffix.lower() != ".png":
         raise PreviewError(f"preview writes PNG: give an output ending in .png, got {output}")
     check_paths([input, sidecar, reference], output)
+    if with_vmaf:
+        from . import ffmpeg
+
+        ffmpeg.require_vmaf("preview's VMAF-NEG", "ffmpeg", ", or give --no-vmaf")
     area = Crop.parse(crop) if crop else None
     with media.InputFile(input, fps) as inp:
         index = collect_side_info(inp, sidecar)

@@ -82,7 +82,7 @@ def read_sidecar_index(sidecar: str | os.PathLike, index: sideinfo.RecordIndex |
     try:
         blob = Path(sidecar).read_bytes()
     except OSError as exc:
-        raise PipelineError(f"cannot read side info {sidecar}: {exc.strerror}") from None
+        raise MediaError(f"cannot read side info {sidecar}: {exc.strerror}") from None
     index.add(*sideinfo.read_sidecar(blob))
     return index
 

@@ -101,6 +101,7 @@ class StreamInfo:
     color: ColorInfo = field(default_factory=ColorInfo)
     pix_fmt: str = "yuv420p"
     language: str | None = None
+    sample_aspect: Fraction | None = None  # pixel aspect ratio (y4m's A, the VUI's SAR); None: unknown
 
 
 def to_bit_depth(frame: Frame, bit_depth: int) -> Frame:

@@ -42,6 +42,16 @@ def base(tmp_path_factory, carphone) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def raw(base, tmp_path_factory) -> Path:
+    """The same six frames as a raw .265 stream (no timing)."""
+    out = tmp_path_factory.mktemp("raw") / "w_sei.265"
+    src = base.parent / "six.y4m"
+    result = run("encode", src, "-o", out, "--qp", "37", "-p", "wiener", "--option", "wiener.lambda_scale=0.02", "-q")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 ENHANCE = ["enhance", "{base}", "-o", "out.mkv"]
 ENCODE = ["encode", "{carphone}", "-o", "out.mkv"]
 CASES = {
@@ -53,7 +63,7 @@ CASES = {
     "option-out-of-range": (ENHANCE + ["--option", "rectified-flow.steps=9"], 2, "an integer in 1..4"),
     "option-not-an-integer": (ENHANCE + ["--option", "residual-diffusion.steps=1.5"], 2, "an integer in 0..8"),
     "option-misspelled-key": (ENHANCE + ["-p", "wiener", "--option", "wiener.lamda_scale=3"], 2,
-                              "wiener has no option 'lamda_scale' (it takes: alternatives, lambda_scale, record_frames)"),
+                              "wiener has no option 'lamda_scale' (it takes: alternatives, lambda_scale, period_sets, record_frames)"),
     "option-unknown-plugin": (ENHANCE + ["--option", "nosuch.key=1"], 2, "no plugin 'nosuch'"),
     "option-bare-unknown": (ENHANCE + ["--option", "strenght=1"], 2, "no installed plugin takes 'strenght'"),
     "option-bare-bad": (ENHANCE + ["--option", "strength=3"], 2, "gan-enhance.strength must be a number in 0..2"),
@@ -87,6 +97,22 @@ CASES = {
     "vvc-without-extra": (ENHANCE + ["--codec", "vvc"], 2, '--codec vvc runs the ffmpeg binary and needs'),
     "chain-without-extra": (ENHANCE + ["--chain", "broadcast-hd"], 2, "--chain runs the ffmpeg binary"),
     "vf-post-without-extra": (ENHANCE + ["--vf-post", "scale=88:-2"], 2, "--vf-post runs the ffmpeg binary"),
+    # raw streams need --fps; outputs a command cannot write are bad usage, named as the user gave them
+    "enhance-raw-without-fps": (["enhance", "{raw}", "-o", "out.mkv"], 2, "w_sei.265 is a raw stream without timing; give --fps"),
+    "encode-to-y4m": (["encode", "{carphone}", "-o", "x.y4m"], 2, "(genpost encode writes an HEVC base), not '.y4m'"),
+    "encode-to-266": (["encode", "{carphone}", "-o", "x.266"], 2, "(genpost encode writes an HEVC base), not '.266'"),
+    "encode-to-avi": (["encode", "{carphone}", "-o", "x.avi"], 2,
+                      "x.avi: the output extension must be one of .mkv, .mka, .mp4, .mov, .ts, .m2ts, .265, .hevc, .h265 "),
+    "enhance-no-extension": (["enhance", "{base}", "-o", "noext"], 2, "noext: the output extension must be one of"),
+    "enhance-to-avi": (["enhance", "{base}", "-o", "x.avi"], 2, "x.avi: the output extension must be one of .mkv"),
+    # a --sideinfo sidecar that is not there is unreadable input
+    "enhance-sideinfo-missing": (ENHANCE + ["--sideinfo", "nosuch.gpsi"], 3, "cannot read side info nosuch.gpsi"),
+    "inspect-sideinfo-missing": (["inspect", "{base}", "--sideinfo", "nosuch.gpsi"], 3, "cannot read side info nosuch.gpsi"),
+    "pipe-sideinfo-missing": (["pipe", "--sideinfo", "nosuch.gpsi"], 3, "cannot read side info nosuch.gpsi"),
+    # VMAF without its optional packages: the right extra, before anything is decoded or encoded (one line)
+    "preview-without-extra": (["preview", "{base}", "-o", "p.png"], 2,
+                              """(genpost's "ffmpeg" extra), or give --no-vmaf"""),
+    "eval-without-extra": (["eval", "{carphone}", "-p", "wiener", "--qp", "37,42"], 2, """(genpost's "eval" extra)"""),
     # user text verbatim: brackets in paths are not console markup
     "markup-in-input": (["enhance", "in[bold]x.mkv", "-o", "out.mkv"], 3, "in[bold]x.mkv"),
     "closing-tag-in-input": (["inspect", "a[/b]c.mkv"], 3, "a[/b]c.mkv"),
@@ -95,9 +121,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_each_case_is_one_line_with_its_exit_code_and_writes_nothing(case, base, carphone, tmp_path):
+def test_each_case_is_one_line_with_its_exit_code_and_writes_nothing(case, base, raw, carphone, tmp_path):
     args, code, says = CASES[case]
-    args = [a.format(base=base, carphone=carphone) for a in args]
+    args = [a.format(base=base, raw=raw, carphone=carphone) for a in args]
     before = sorted(os.listdir(base.parent))
     env = {"CUDA_VISIBLE_DEVICES": ""} if case == "bench-cuda" else None
     result = run(*args, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
@@ -106,7 +132,8 @@ def test_each_case_is_one_line_with_its_exit_code_and_writes_nothing(case, base,
     assert result.returncode == code, result.stderr
     assert len(err) == 1 and err[0].startswith("genpost: error: "), result.stderr
     assert says in err[0], err[0]
-    assert "Traceback" not in result.stderr and "VMAF" not in result.stderr and result.stdout == ""
+    vmaf_case = case.startswith(("preview-", "eval-"))  # the ffmpeg route must not say "VMAF needs ..."
+    assert "Traceback" not in result.stderr and ("VMAF" not in result.stderr or vmaf_case) and result.stdout == ""
     assert list(tmp_path.iterdir()) == [] and sorted(os.listdir(base.parent)) == before
 
 
@@ -175,6 +202,49 @@ def test_plugins_list_their_declared_options():
             assert rows[name]["options"], name
     strength = next(o for o in rows["gan-enhance"]["options"] if o["name"] == "strength")
     assert (strength["type"], strength["min"], strength["max"], strength["default"]) == ("float", 0.0, 2.0, "0.0")
+
+
+# an option read by its key in a plugin's code: ctx.option/ctx.number(PLUGIN, "key", ...) or a reader's (ctx, "key")
+READS = re.compile(r'ctx\.(?:option|number)\(\s*(?:self\.name|"([\w-]+)")\s*,\s*"(\w+)"|\w*(?:option|number|read)\(\s*ctx\s*,\s*"(\w+)"')
+
+
+def test_every_option_a_plugin_reads_is_declared():
+    """One declaration per option: a key a plugin's package reads but does not declare would be refused on
+    the command line (docs/results.md's `--option wiener.period_sets=0` was)."""
+    import inspect
+
+    from genpost.plugins import postprocessors
+
+    for name, reg in postprocessors().items():
+        if reg.cls.options is None:  # declares none: its keys pass through unchecked
+            continue
+        declared = {o.name for o in reg.cls.options}
+        reads = set()
+        for path in Path(inspect.getfile(reg.cls)).parent.rglob("*.py"):
+            for plugin, key, read_key in READS.findall(path.read_text()):
+                if plugin in ("", name):
+                    reads.add(key or read_key)
+        assert reads and reads <= declared, (name, sorted(reads - declared))
+
+
+def test_results_md_wiener_period_sets_is_taken():
+    """`--option wiener.period_sets=0` (docs/results.md) is accepted, and turns the period's sets off."""
+    from conftest import first_frames
+
+    from genpost import Context, StreamInfo
+    from genpost.builtins.wiener import WienerFilter
+    from genpost.cli_checks import parse_options
+
+    assert parse_options(["wiener.period_sets=0"]) == {"wiener.period_sets": "0"}
+    sources = first_frames(2)
+    pairs = [(f, f.with_planes(*((p // 8 * 8 + 4).astype(p.dtype) for p in f.planes))) for f in sources]
+    info = StreamInfo(sources[0].width, sources[0].height, 8, "hevc", None, None)
+
+    def adapt(**options):
+        opts = {f"wiener.{k}": v for k, v in options.items()}
+        return WienerFilter().adapt(pairs, Context(stream=info, qp=37, options={"wiener.lambda_scale": "0.001", **opts}))
+
+    assert adapt() != b"" and adapt(period_sets="0") == b""
 
 
 def test_declared_defaults_parse_under_their_own_declaration():

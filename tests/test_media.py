@@ -12,6 +12,7 @@ import pytest
 from conftest import SEND_OFTEN, VVC, decode_all
 
 from genpost import media, pipeline
+from genpost.errors import UsageError
 from genpost.types import ColorInfo, ContentLight, MasteringDisplay, to_bit_depth
 
 MANIFEST = json.loads((VVC / "manifest.json").read_text())
@@ -49,8 +50,9 @@ def test_vtm_streams_decode_bit_exact_and_remux_losslessly(entry, tmp_path):
 
 def test_raw_stream_without_fps_is_refused_for_timed_output(tmp_path):
     path = VVC / MANIFEST["streams"][0]["file"]
-    with pytest.raises(pipeline.PipelineError, match="--fps"):
+    with pytest.raises(UsageError, match="--fps") as caught:  # bad usage (exit 2), as docs/cli.md says
         pipeline.enhance(path, tmp_path / "x.mkv", media.EncoderSettings(codec="ffv1"), [])
+    assert caught.value.exit_code == 2
 
 
 @pytest.mark.parametrize("bit_depth", [8, 10])
@@ -163,3 +165,15 @@ def write(path, frames, settings, color=None, time_base=None):
     for f in frames:
         out.encode(f)
     out.close()
+
+
+def test_the_pixel_aspect_survives_encode_and_enhance(tmp_path, carphone):
+    """The source's A1:1 reaches the x265 base's VUI and the re-encoded output (it was lost: unknown)."""
+    from fractions import Fraction
+
+    base, out = tmp_path / "base.mkv", tmp_path / "out.mkv"
+    pipeline.encode(carphone, base, media.EncoderSettings(qp=42, preset="ultrafast"))
+    pipeline.enhance(base, out, media.EncoderSettings(codec="libx265", preset="ultrafast"), ["none"])
+    for path in (carphone, base, out):
+        with media.InputFile(path) as inp:
+            assert inp.info.sample_aspect == Fraction(1), path

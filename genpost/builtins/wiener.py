@@ -221,22 +221,27 @@ class WienerFilter(PostProcessor):
     side_info = "wiener/1"
     description = "RD-optimised ALF-class loop filter (25 luma classes, clipping, chroma alternatives, CC-ALF, cross-chroma, CTU flags, period sets)"
     default_mode = False  # restore without a payload is the base: no payload means the encoder chose off
-    lambda_scale = 1.0  # times ctx.lagrangian (HM); option wiener.lambda_scale
-    record_frames = 8.0  # frames a new set is charged over (best of 1, 8, 16, 32 measured); wiener.record_frames
-    alternatives = 10.0  # lambda multiplier for chroma ALF alternatives (1, 3, 5, 10, 30 measured); wiener.alternatives
+    # every option wiener reads, declared once (read through ``_option``: an undeclared key is a KeyError)
     options = (
         opt.number("lambda_scale", "1.0", 0.0, 1e12, "encoder: multiplier on HM's lambda"),
+        # best of 1, 8, 16, 32 measured
         opt.number("record_frames", "8.0", 1.0, 1000.0, "encoder: frames a new filter set is charged over"),
+        # 1, 3, 5, 10, 30 measured
         opt.number("alternatives", "10", 0.0, 1e6, "encoder: lambda multiplier for chroma ALF alternatives (0: none)"),
+        opt.integer("period_sets", "1", 0, 1, "encoder: 1 sends a period's filter set where it pays, 0 never"),
     )
+
+    @classmethod
+    def _option(cls, ctx: Context, key: str) -> float:
+        return float(ctx.value("wiener", opt.by_name(cls.options)[key]))
 
     def analyze(self, source: Frame, decoded: Frame, ctx: Context) -> bytes:
         _check_frame(decoded, ctx)
         for x, s in zip(decoded.planes, source.planes):
             if x.shape != s.shape:
                 raise ValueError(f"wiener: source plane {s.shape} != decoded plane {x.shape}")
-        scale = ctx.number("wiener", "lambda_scale", str(self.lambda_scale), 0.0, 1e12)
-        frames = ctx.number("wiener", "record_frames", str(self.record_frames), 1.0, 1000.0)
+        scale = self._option(ctx, "lambda_scale")
+        frames = self._option(ctx, "record_frames")
         lam = ctx.lagrangian * scale
         overhead = max(0, int(ctx.record_overhead_bits))
         off = [_plane_sse(x, s) for x, s in zip(decoded.planes, source.planes)]
@@ -275,19 +280,19 @@ class WienerFilter(PostProcessor):
         overhead, against the SSE it saves over the ``ctx.period_frames`` frames it serves (each sample
         stands for ``period_frames / len(pairs)`` of them). ``b""`` when it does not pay, or with option
         ``wiener.period_sets=0``."""
-        if not pairs or not ctx.number("wiener", "period_sets", "1", 0, 1, integer=True):
+        if not pairs or not self._option(ctx, "period_sets"):
             return b""
         for source, decoded in pairs:
             _check_frame(decoded, ctx)
             if any(x.shape != s.shape for x, s in zip(decoded.planes, source.planes)):
                 raise ValueError("wiener: source and decoded planes differ in shape")
-        lam = ctx.lagrangian * ctx.number("wiener", "lambda_scale", str(self.lambda_scale), 0.0, 1e12)
+        lam = ctx.lagrangian * self._option(ctx, "lambda_scale")
         weight = max(int(ctx.period_frames), len(pairs)) / len(pairs)
         decoded0 = pairs[0][1]
         ctu = 128 if decoded0.y.size >= 1920 * 1080 else 64
         luma, chroma, sums = fit_period(pairs, decoded0.bit_depth, lam / weight, ctu)
         chroma, sums = improve_period(pairs, chroma, sums, decoded0.bit_depth, lam / weight, ctu // 2)
-        if alt_scale := ctx.number("wiener", "alternatives", str(self.alternatives), 0.0, 1e6):
+        if alt_scale := self._option(ctx, "alternatives"):
             chroma, sums = improve_alternatives(pairs, chroma, sums, decoded0.bit_depth, lam / weight, alt_scale)
         pl = PayloadV2(ctu.bit_length() - 1, luma, chroma[0::3], chroma[1::3], chroma[2::3], joint=True)
         parts = parts_of(pl)
@@ -303,7 +308,7 @@ class WienerFilter(PostProcessor):
             return b""
         # the first frame (the period's keyframe) must take it, by the choice ``analyze`` will make there:
         # an update its frames would not use is wasted
-        frames = ctx.number("wiener", "record_frames", str(self.record_frames), 1.0, 1000.0)
+        frames = self._option(ctx, "record_frames")
         source0, overhead = pairs[0][0], max(0, int(ctx.record_overhead_bits))
 
         def best(cands, rate):

@@ -12,7 +12,7 @@ from typing import Iterator
 import av
 from av.packet import packet_sidedata_type_from_literal
 
-from ..errors import MediaError
+from ..errors import MediaError, UsageError
 from ..limits import check_frame_size
 from ..types import Frame
 
@@ -37,11 +37,14 @@ def pix_fmt_for(bit_depth: int) -> str:
     return "yuv420p" if bit_depth <= 8 else "yuv420p10le"
 
 
-def output_format(path: str | os.PathLike) -> str:
+def output_format(path: str | os.PathLike, formats: dict[str, str] = OUTPUT_FORMATS, what: str = "") -> str:
+    """The muxer ``path``'s extension means; an extension outside ``formats`` (what the command can write,
+    ``what`` saying why) is bad usage, named with the path the user gave."""
     ext = Path(path).suffix.lower()
-    if ext not in OUTPUT_FORMATS:
-        raise MediaError(f"unknown output extension {ext or '(none)'!r}; use one of {', '.join(OUTPUT_FORMATS)}")
-    return OUTPUT_FORMATS[ext]
+    if ext not in formats:
+        said = f"not {ext!r}" if ext else "and it has none"
+        raise UsageError(f"{path}: the output extension must be one of {', '.join(formats)}{what}, {said}")
+    return formats[ext]
 
 
 # ---------------------------------------------------------------- resource limits (genpost.limits)

@@ -105,6 +105,7 @@ class InputFile:
             color=color_of(cc, first),
             pix_fmt=container.pix_fmt_for(depth) if fmt in container.SUPPORTED_PIX_FMTS else fmt,
             language=lang,
+            sample_aspect=_sample_aspect(self.video.sample_aspect_ratio),
         )
 
     @property
@@ -428,3 +429,8 @@ def concat_packets(paths: Sequence[str | os.PathLike]) -> Iterator[tuple[float, 
                     raise PipelineError(f"cannot join chunk {Path(path).name}: no room for its decode timestamps")
                 last = dts
                 yield float(dts), data, packet
+
+
+def _sample_aspect(sar) -> Fraction | None:
+    """A known pixel aspect ratio, or None (FFmpeg's 0:1 and a missing one mean unknown)."""
+    return Fraction(sar) if sar and sar.numerator > 0 and sar.denominator > 0 else None

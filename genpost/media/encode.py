@@ -132,6 +132,8 @@ class OutputFile:
             if s.keyint and codec != "libx265":
                 stream.codec_context.gop_size = s.keyint
             set_color(stream.codec_context, info.color)
+            if info.sample_aspect:  # y4m's A field, the x265/x264 VUI's SAR, the container's aspect
+                stream.codec_context.sample_aspect_ratio = info.sample_aspect
             if self.format == "yuv4mpegpipe" and (s.bit_depth or info.bit_depth) > 8:
                 self.container.options["strict"] = "-1"
         if info.language:
