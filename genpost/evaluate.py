@@ -64,6 +64,7 @@ BD_METRICS = {
     "fsim": "fsim",
     "lpips": "-lpips",
     "dists": "-dists",
+    "flicker": "-flicker",  # lower is steadier; NIQE gets no BD-rate: it need not fall as the rate rises
 }
 REUSE_ANCHOR_SCORES = True  # False: measure such points anyway (tests compare the two)
 EVAL_CARRIAGES = ("sei", "nnpfc")  # what a raw .265/.266 stream can carry in-band
@@ -430,6 +431,10 @@ def bd_rates(anchor: list[dict], genpost: list[dict]) -> dict[str, float | None]
     return out
 
 
+def _delta(test: dict, anchor: dict, key: str) -> float | None:
+    return None if test.get(key) is None or anchor.get(key) is None else test[key] - anchor[key]
+
+
 def vs_anchor(anchor: list[dict], genpost: list[dict]) -> list[dict]:
     """ "Never worse", per QP and plane: restored minus anchor PSNR (dB, from the sequence's mean MSE) at the
     same base, and the planes where it is negative."""
@@ -438,6 +443,7 @@ def vs_anchor(anchor: list[dict], genpost: list[dict]) -> list[dict]:
         delta = {p: g[f"psnr_{p}_mse"] - a[f"psnr_{p}_mse"] for p in PLANES}
         out.append({"qp": a["qp"], **{f"delta_psnr_{p}": d for p, d in delta.items()},
                     "delta_haarpsi": g["haarpsi"] - a["haarpsi"], "delta_fsim": g["fsim"] - a["fsim"],
+                    "delta_flicker": _delta(g, a, "flicker"), "delta_niqe": _delta(g, a, "niqe"),
                     "worse": [p for p, d in delta.items() if d < 0]})  # fmt: skip
     return out
 

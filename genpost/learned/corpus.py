@@ -431,7 +431,7 @@ def clips(cache: Path, out: Path, frames: int = 33, split: str = "val") -> list[
             planes = clip_frames(paths[f["id"]], f.get("first_frame", 0), frames)
             h, w = planes[0][0].shape
             path = out / f"{f['source']}_{w}x{h}_{len(planes)}.y4m"
-            write_y4m(path, planes)
+            write_y4m(path, planes)  # type: ignore[arg-type]
             made.append(path)
     return made
 
@@ -446,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help="corpus folder (default $GENPOST_CORPUS or ~/.cache/genpost/corpus)")
     args = ap.parse_args(argv)
     cache = cache_dir(args.cache)
+    result: object
     try:
         if args.command == "freeze":
             result = freeze(cache / "downloads")
