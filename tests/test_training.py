@@ -148,3 +148,38 @@ def test_a_few_steps_lower_the_validation_loss(tiny_corpus, tmp_path):
     assert train.main(["--out", str(out), "--corpus", str(tiny_corpus), "--steps", "150", "--export", str(exported)]) == 0
     meta = json.loads((exported / "training.json").read_text())
     assert hashlib.sha256((exported / "gan_enhance_v1.onnx").read_bytes()).hexdigest() == meta["gan_enhance_v1.onnx"]
+
+
+def test_the_flow_warm_started_from_the_trunk_restores_as_the_trunk_at_t0():
+    """One long run serves two families: the velocity net starts as the trained trunk's distortion head."""
+    from genpost_gan_enhance.model import Generator
+    from genpost_rectified_flow.model import VelocityNet
+    from genpost_rectified_flow.train import warm_start
+
+    torch.manual_seed(0)
+    g = Generator()
+    torch.nn.init.normal_(g.tail.weight, std=0.02)
+    v = VelocityNet(blocks=5)
+    warm_start(v, g.state_dict())
+    dec = torch.rand(1, 7, 24, 24)
+    dec[:, 6] = 0.4  # the QP plane
+    with torch.no_grad():
+        r_trunk = g(dec)[:, :6]
+        r_flow = v(torch.cat([dec[:, :6], dec, torch.zeros(1, 1, 24, 24)], 1))  # x_t = decode, t = 0
+    inner = (slice(None), slice(None), slice(8, 16), slice(8, 16))  # away from the zero-padded edge
+    assert torch.allclose(r_flow[inner], r_trunk[inner], atol=1e-5)
+    assert r_trunk.abs().max() > 1e-3
+
+
+def test_the_flow_trains_from_a_trunk_run_and_exports(tiny_corpus, tmp_path):
+    from genpost_gan_enhance import train as gan_train
+    from genpost_rectified_flow import train as flow_train
+
+    gan_train.main(["--out", str(tmp_path / "gan"), "--corpus", str(tiny_corpus), "--steps", "10", "--batch", "2"])
+    out = tmp_path / "flow"
+    assert flow_train.main(["--out", str(out), "--corpus", str(tiny_corpus), "--steps", "20", "--batch", "2",
+                            "--init-from", str(tmp_path / "gan"), "--validate-every", "20"]) == 0  # fmt: skip
+    log = json.loads((out / "checkpoint.json").read_text())
+    assert log["step"] == 20 and log["init_from"].endswith("gan") and len(log["validation"]) == 2
+    assert flow_train.main(["--out", str(out), "--steps", "20", "--export", str(tmp_path / "w")]) == 0
+    assert (tmp_path / "w" / "rectified_flow_v1.onnx").exists()

@@ -1,7 +1,9 @@
-"""Train the rectified-flow velocity network and export safetensors + ONNX (printing their sha256).
+"""Train the rectified-flow velocity network on the corpus (resumable, ``genpost.learned.trainer``) and
+export safetensors + ONNX + training.json.
 
-    python -m genpost.training_data /tmp/gan                       # (source, x265 decode) pairs, QP 27..42
-    python -m genpost_rectified_flow.train --pairs /tmp/gan/pairs --out genpost_rectified_flow/weights
+    python -m genpost.learned.corpus build
+    python -m genpost_rectified_flow.train --out runs/flow --init-from runs/gan --hours 1
+    python -m genpost_rectified_flow.train --out runs/flow --export genpost_rectified_flow/weights
 
 The flow carries ``x0 = decoded + sigma * eps`` to the source ``x1`` along straight lines. So that a sampler
 may start part-way (at ``t0 > 0``, from ``x_t0 = decoded + (1 - t0) * sigma * eps``, which is what the
@@ -12,87 +14,154 @@ state, and a time ``t`` on the straight line from it to the source:
 
 With ``t0 = 0`` this is the plain rectified-flow interpolation. The loss is ``(1 - t)^2 * |v_pred - v|^2``
 = the squared error of the one-step source estimate ``x_t + (1 - t) * v_pred`` (the plugin's RD distortion
-is SSE), so one Euler step from any start is already a good regressor (the warm start the sampler relies on).
+is SSE), so one Euler step from any start is already a regressor (the warm start the sampler relies on).
 
-Needs the ``train`` extra (torch 2.13 CPU, safetensors, onnx). Reproducible for a given seed, steps and
-thread count (``torch.set_num_threads``).
+``--init-from`` starts from the shared restoration trunk (a gan-enhance run folder or its exported
+safetensors): the velocity net's body and the decoded-frame part of its head take the trunk's weights, its
+x_t and t inputs start at zero, and its output layer starts as the trunk's distortion head, so at t = 0
+without noise the untrained flow already restores as the trunk does away from the frame edge, when both
+have the same number of blocks (``--blocks 5``, the trunk's; tests/test_training.py checks it). The plugin's
+``VelocityNet`` keeps 4 blocks until weights trained with 5 ship with it.
+Needs the ``train`` extra. Reproducible for a given seed, step count and thread count.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from genpost import modeling, training_data
-from genpost.learned import train
-from genpost.training_data import random_patch
+from genpost import modeling
+from genpost.learned import corpus, patches
+from genpost.learned.trainer import Trainer, seed_everything
 
 PATCH = 128  # luma patch side (64 at chroma resolution)
 SIGMA_MAX = 0.04  # largest start noise, in units of the full sample range (about 10 codes at 8 bits)
 T0_MAX = 0.75
 T_SPAN = 0.75  # evaluated times: t0 + k (1 - t0) / N, k < N <= 4, so at most 3/4 of the way
 P_ZERO = 0.84  # P(t0 = 0) = P(u = 0): 71 % of samples at t = 0, the one-step restoration the encoder picks
+STEM = "rectified_flow_v1"
 
 
-def batch(pairs, rng: np.random.Generator, size: int, p_zero: float = P_ZERO):
-    """(inputs (N,14,h,w), targets (N,6,h,w), weights (N,) = (1-t)^2) for random patches and flow times."""
+def flow_batch(dec: np.ndarray, x1: np.ndarray, rng: np.random.Generator, p_zero: float = P_ZERO):
+    """(inputs (N,14,h,w), targets (N,6,h,w), weights (N,) = (1-t)^2) from packed decodes and sources."""
+    n, _, h, w = dec.shape
     xs, vs, ws = [], [], []
-    c = PATCH // 2
-    for _ in range(size):
-        x1, dec = random_patch(pairs, rng, PATCH)  # source (6), decoded + QP plane (7)
+    for i in range(n):
         sigma = 0.0 if rng.random() < 0.3 else rng.uniform(0.0, SIGMA_MAX)
         t0 = 0.0 if rng.random() < p_zero else rng.uniform(0.0, T0_MAX)
         u = 0.0 if rng.random() < p_zero else rng.uniform(0.0, T_SPAN)
         t = t0 + (1 - t0) * u
-        start = dec[:6] + np.float32((1 - t0) * sigma) * rng.standard_normal(dec[:6].shape, np.float32)
-        v = (x1 - start) / np.float32(1 - t0)
+        start = dec[i, :6] + np.float32((1 - t0) * sigma) * rng.standard_normal((6, h, w), np.float32)
+        v = (x1[i] - start) / np.float32(1 - t0)
         xt = start + np.float32(t - t0) * v
-        xs.append(np.concatenate([xt, dec, np.full((1, c, c), t, np.float32)]))
+        xs.append(np.concatenate([xt, dec[i], np.full((1, h, w), t, np.float32)]))
         vs.append(v)
         ws.append((1 - t) ** 2)
     return np.stack(xs).astype(np.float32), np.stack(vs).astype(np.float32), np.asarray(ws, np.float32)
 
 
-def main(argv=None) -> None:
-    ap = train.arguments(__doc__, 3000)
-    ap.add_argument("--p-zero", type=float, default=P_ZERO, help="probability that t0 = 0, and that u = 0")
-    args = ap.parse_args(argv)
+def trunk_state(path: Path) -> dict:
+    """The shared trunk's weights: a run folder's EMA (checkpoint.safetensors) or an exported safetensors."""
+    from safetensors.torch import load_file
 
+    if path.is_dir():
+        return {k[4:]: v for k, v in load_file(str(path / "checkpoint.safetensors")).items() if k.startswith("ema.")}
+    return load_file(str(path))
+
+
+def warm_start(net, trunk: dict) -> None:
+    """Write the trunk (gan-enhance's generator: input ``x - 0.5`` over 7 channels, 12 outputs) into the
+    velocity net (input ``[x_t - 0.5, decoded - 0.5, qp, t]``, 6 outputs). Blocks beyond the trunk's keep
+    their initialisation; the trunk's QP channel sees ``qp - 0.5``, so its weight moves into the bias."""
+    import torch
+
+    sd = net.state_dict()
+    with torch.no_grad():
+        w = trunk["head.weight"]  # (C, 7, 3, 3)
+        head = torch.zeros_like(sd["head.weight"])
+        head[:, 6:12] = w[:, :6]
+        head[:, 12] = w[:, 6]
+        sd["head.weight"] = head
+        # conv of a constant 0.5 plane: the sum of the QP weights (interior; edges differ by the zero padding)
+        sd["head.bias"] = trunk["head.bias"] - 0.5 * w[:, 6].sum((1, 2))
+        for k, v in trunk.items():
+            if k.startswith("body.") and k in sd:
+                sd[k] = v.clone()
+        sd["tail.weight"] = trunk["tail.weight"][:6].clone()
+        sd["tail.bias"] = trunk["tail.bias"][:6].clone()
+    net.load_state_dict(sd)
+
+
+def arguments(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.*, training.json")
+    ap.add_argument("--corpus", type=Path, default=None)
+    ap.add_argument("--init-from", type=Path, default=None, help="the shared trunk: a gan-enhance run folder or safetensors")
+    ap.add_argument("--blocks", type=int, default=5, help="residual blocks (the trunk has 5; the shipped v1 net 4)")
+    ap.add_argument("--steps", type=int, default=20_000)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--p-zero", type=float, default=P_ZERO)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--hours", type=float, default=None)
+    ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    ap.add_argument("--validate-every", type=int, default=2500)
+    ap.add_argument("--export", type=Path, default=None)
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = arguments(argv)
     import torch
 
     from .model import VelocityNet, macs_per_pixel
 
-    rng, pairs = training_data.start(args.seed, args.threads, args.pairs)
-    net = VelocityNet().to(memory_format=torch.channels_last)
-    log = {"pairs": len(pairs), "params": sum(p.numel() for p in net.parameters()), "kmac_per_px_per_step": macs_per_pixel(net) / 1e3}
-    print(json.dumps(log), flush=True)
+    seed_everything(args.seed, args.threads)
+    def make():
+        return VelocityNet(blocks=args.blocks)
 
-    start = time.time()
-    opt, sched = train.adam(net.parameters(), args.lr, args.steps)
-    run = 0.0
-    for step in range(args.steps):
-        x, v, w = (torch.from_numpy(a) for a in batch(pairs, rng, args.batch, args.p_zero))
+    net = make().to(memory_format=torch.channels_last)
+    extra = {"corpus_manifest_sha256": corpus.manifest_hash(), "batch": args.batch, "patch": PATCH, "lr": args.lr, "blocks": args.blocks,
+             "p_zero": args.p_zero, "sigma_max": SIGMA_MAX, "t0_max": T0_MAX, "t_span": T_SPAN,
+             "params": sum(p.numel() for p in net.parameters()), "kmac_per_px_per_step": macs_per_pixel(net) / 1e3}  # fmt: skip
+    run = Trainer(args.out, {"v": net}, {"v": (args.lr, None)}, total_steps=args.steps, seed=args.seed,
+                  threads=args.threads, ema="v", checkpoint_s=60 * args.checkpoint_minutes, log_extra=extra)  # fmt: skip
+    resumed = run.resume()
+    if args.export:
+        print(json.dumps(modeling.export(run.ema_module(make), args.export, STEM, 14, run.finish())["history"][-1:]))
+        return 0
+    if not resumed and args.init_from:
+        warm_start(net, trunk_state(args.init_from))
+        run.ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        run.log["init_from"] = str(args.init_from)
+    train_pairs, val_pairs = patches.load(corpus.cache_dir(args.corpus), "train"), patches.load(corpus.cache_dir(args.corpus), "val")
+    vx, vs = patches.fixed_set(val_pairs, 96, PATCH)
+    vin = np.concatenate([vx[:, :6], vx, np.zeros((len(vx), 1, *vx.shape[2:]), np.float32)], 1)  # t = 0, no noise
+
+    def validate(r: Trainer) -> dict:
+        m = r.ema_module(make).eval()
+        with torch.no_grad():
+            out = vx[:, :6] + m(torch.from_numpy(vin)).numpy()  # one Euler step from t = 0
+        return {"val_mse": float(np.mean((out - vs) ** 2)), "val_gain_db": patches.plane_psnr_gain(vs, vx[:, :6], out)}
+
+    if not resumed:
+        run.validate(validate)
+    while run.step < run.total_steps and run.within(None if args.hours is None else 3600 * args.hours):
+        dec, src = patches.batch(train_pairs, run.seed, run.step, args.batch, PATCH)
+        x, v, w = (torch.from_numpy(a) for a in flow_batch(dec, src, np.random.default_rng([run.seed, run.step, 1]), args.p_zero))
         pred = net(x.contiguous(memory_format=torch.channels_last))
         loss = (((pred - v) ** 2).mean((1, 2, 3)) * w).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        run = 0.98 * run + 0.02 * loss.item() if step else loss.item()
-        if step % 100 == 0 or step == args.steps - 1:
-            print(f"step {step} loss {run:.7f} t {time.time() - start:.0f}s", flush=True)
-    log["steps"], log["seconds"] = args.steps, round(time.time() - start)
-    log.update(seed=args.seed, batch=args.batch, patch=PATCH, lr=args.lr, threads=args.threads, p_zero=args.p_zero,
-               sigma_max=SIGMA_MAX, t0_max=T0_MAX, t_span=T_SPAN)  # fmt: skip
-    export(net, args.out, log)
-
-
-def export(net, out: Path, log: dict) -> None:
-    print(json.dumps(modeling.export(net, out, "rectified_flow_v1", 14, log), indent=1))
+        run.optimize("v", loss)
+        run.advance({"loss": loss.item()}, validate, args.validate_every)
+    log = run.finish()
+    print(json.dumps({k: log[k] for k in ("step", "cpu_s", "wall_s")} | {"validation": log["validation"][-1:]}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
