@@ -90,3 +90,19 @@ def plane_psnr_gain(src: np.ndarray, dec: np.ndarray, out: np.ndarray) -> dict[s
         after = float(np.mean((out[:, ch] - src[:, ch]) ** 2))
         gains[plane] = round(10 * np.log10(before / max(after, 1e-20)), 4)
     return gains
+
+
+PLANE_WEIGHTS = (4 / 6, 1 / 6, 1 / 6)  # Y (its 4 phases), U, V: by sample count
+REL_EPS = 1e-6  # in the 0..1 scale (about a quarter of an 8-bit code squared): flat, nearly lossless patches
+
+
+def relative_mse(out, target, decoded_error):
+    """The training loss aligned with BD-rate: each patch's and plane's squared error relative to the
+    decode's own (``decoded_error``: the target residual), so a dB gained at QP 27 counts as much as one at
+    QP 42, as in the BD-rate's mean over the quality range. Torch tensors (N, 6, h, w)."""
+    loss = 0.0
+    for w, ch in zip(PLANE_WEIGHTS, (slice(0, 4), slice(4, 5), slice(5, 6))):
+        err = ((out[:, ch] - target[:, ch]) ** 2).mean((1, 2, 3))
+        base = (decoded_error[:, ch] ** 2).mean((1, 2, 3))
+        loss = loss + w * (err / (base + REL_EPS)).mean()
+    return loss

@@ -1,5 +1,5 @@
-"""Train the gan-enhance generator on the corpus: MSE on both heads, then an adversarial phase for the
-perception head only; resumable, with a time budget per session; export safetensors + ONNX + training.json.
+"""Train the gan-enhance generator on the corpus: relative MSE on both heads, then an adversarial phase for
+the perception head only; resumable, with a time budget per session; export safetensors + ONNX + training.json.
 
     python -m genpost.learned.corpus build                        # the corpus (outside the repo)
     python -m genpost_gan_enhance.train --out runs/gan --hours 2  # run (again) until done; resumes itself
@@ -82,7 +82,10 @@ def main(argv=None) -> int:
         with torch.no_grad():
             res = net(torch.from_numpy(vx)).numpy()
         out = vx[:, :6] + res[:, :6]
-        return {"val_mse": float(np.mean((out - vs) ** 2)), "val_gain_db": patches.plane_psnr_gain(vs, vx[:, :6], out)}
+        t = vs - vx[:, :6]
+        rel = float(patches.relative_mse(torch.from_numpy(out - vx[:, :6]), torch.from_numpy(t), torch.from_numpy(t)))
+        return {"val_mse": float(np.mean((out - vs) ** 2)), "val_rel_mse": rel,
+                "val_gain_db": patches.plane_psnr_gain(vs, vx[:, :6], out)}
 
     if not resumed:
         run.validate(validate)
@@ -99,9 +102,9 @@ def main(argv=None) -> int:
         x = x.contiguous(memory_format=cl)
         if run.step < gan_start:
             r = g(x)
-            loss_d = F.mse_loss(r[:, :6], t)
-            run.optimize("g", loss_d + F.mse_loss(r[:, 6:], t))
-            run.advance({"mse": loss_d.item()}, validate, args.validate_every)
+            loss_d = patches.relative_mse(r[:, :6], t, t)  # both heads: error relative to the decode's
+            run.optimize("g", loss_d + patches.relative_mse(r[:, 6:], t, t))
+            run.advance({"rel_mse": loss_d.item(), "mse": F.mse_loss(r[:, :6], t).item()}, validate, args.validate_every)
             continue
         # adversarial phase: only the perception half of the tail learns; the distortion head stays as trained
         for p in g.parameters():
@@ -110,7 +113,7 @@ def main(argv=None) -> int:
             p.requires_grad_(True)
         r = g(x)
         fake = x[:, :6] + r[:, 6:]
-        loss = F.l1_loss(r[:, 6:], t) + args.adv_weight * F.softplus(-d(fake)).mean()
+        loss = patches.relative_mse(r[:, 6:], t, t) + args.adv_weight * F.softplus(-d(fake)).mean()
         run.optimize("tail", loss)
         loss_real = F.softplus(-d((x[:, :6] + t).contiguous(memory_format=cl))).mean()
         loss_fake = F.softplus(d(fake.detach().contiguous(memory_format=cl))).mean()
