@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import deepmetrics, ffmpeg, media, metrics, naturalness, perceptual, sideinfo
+from . import deepmetrics, ffmpeg, media, metrics, naturalness, perceptual, sideinfo, videometrics
 from .errors import PipelineError
 from .types import ColorInfo, Frame, to_bit_depth
 
@@ -83,7 +83,7 @@ def prepare_reference(source, workdir, frames: int | None = None, trim: bool = F
     count = trim_to(source, path, frames)
     if count == 0 or (frames is not None and count < frames):
         raise EvalError(f"{source} has {count} frames, fewer than the {frames or 1} needed")
-    deep = deep if deep is not None else {n: "not requested" for n in deepmetrics.NAMES}
+    deep = deep if deep is not None else {n: "not requested" for n in (*deepmetrics.NAMES, *videometrics.NAMES)}
     return Reference(path if trim else str(source), count, path, deep)
 
 
@@ -99,7 +99,9 @@ def measure(ref: Reference, test: str | os.PathLike, workdir: str | os.PathLike,
     xpsnr: dict[str, list[float]] = {p: [] for p in PLANES}
     mse, psnr_sum, ssim_sum = np.zeros(3), np.zeros(3), 0.0
     perfect = 0
-    deep = {name: scorer for name, scorer in ref.deep.items() if callable(scorer)}
+    deep = {name: scorer for name, scorer in ref.deep.items() if callable(scorer) and name not in videometrics.NAMES}
+    video = {name: scorer for name, scorer in ref.deep.items() if callable(scorer) and name in videometrics.NAMES}
+    video_frames: tuple[list, list] = ([], [])  # RGB frames of the source and the test, for the video metrics
     perceived = {"haarpsi": 0.0, "fsim": 0.0, **dict.fromkeys(deep, 0.0)}
     niqe: list[float] = []
     temporal: list[float] = []
@@ -134,7 +136,10 @@ def measure(ref: Reference, test: str | os.PathLike, workdir: str | os.PathLike,
                 rgb_out = perceptual.metric_rgb(out, color)
                 for name, value in perceptual.scores(source.perceptual, perceptual.picture_features(rgb_out)).items():
                     perceived[name] += value
-                rgb_ref = perceptual.metric_rgb(r, color) if deep else None  # learned metrics: pictures, not features
+                rgb_ref = perceptual.metric_rgb(r, color) if deep or video else None  # learned metrics: pictures
+                if video:
+                    video_frames[0].append(rgb_ref.astype(np.float16))
+                    video_frames[1].append(rgb_out.astype(np.float16))
                 for name, scorer in deep.items():
                     perceived[name] += scorer(rgb_ref, rgb_out)
                 if compare is None:
@@ -163,6 +168,8 @@ def measure(ref: Reference, test: str | os.PathLike, workdir: str | os.PathLike,
         "xpsnr_v": metrics.sequence_xpsnr(xpsnr["v"], *chroma, depth),
         **{key: vmaf[model]["mean"] for key, model in VMAF_MODELS.items()},
         **{name: perceived[name] / frames if name in perceived else None for name in ("haarpsi", "fsim", *deepmetrics.NAMES)},
+        **{name: scorer(*video_frames, float(info.rate or 25)) for name, scorer in video.items()},
+        **{name: None for name in videometrics.NAMES if name not in video},
         "niqe": float(np.mean(niqe)) if niqe else None,  # None: a picture under 194 samples on a side
         "flicker": naturalness.flicker(temporal),
         "frames": frames,

@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import addon, deepmetrics, evalpool, ffmpeg, media, metrics, pipeline
+from . import addon, deepmetrics, evalpool, ffmpeg, media, metrics, pipeline, videometrics
 from .errors import PipelineError, UsageError, one_line
 from .evalmeasure import (
     PLANES,
@@ -64,6 +64,7 @@ BD_METRICS = {
     "fsim": "fsim",
     "lpips": "-lpips",
     "dists": "-dists",
+    "cvvdp": "cvvdp",  # JOD
     "flicker": "-flicker",  # lower is steadier; NIQE gets no BD-rate: it need not fall as the rate rises
 }
 REUSE_ANCHOR_SCORES = True  # False: measure such points anyway (tests compare the two)
@@ -142,8 +143,9 @@ def reference_of(clip: Clip) -> Reference:
 
 @functools.cache
 def deep_metrics() -> dict:
-    """The learned metrics that can run here (``deepmetrics.load``), loaded once per process."""
-    return deepmetrics.load()
+    """The learned metrics that can run here (``deepmetrics.load``, ``videometrics.load``), loaded once per
+    process."""
+    return {**deepmetrics.load(), **videometrics.load()}
 
 
 def _scores(clock: Clock, ref: Reference, plugin: str, restored: str, enhanced, base: str, anchor: dict, tmp: str) -> dict:
@@ -444,6 +446,7 @@ def vs_anchor(anchor: list[dict], genpost: list[dict]) -> list[dict]:
         out.append({"qp": a["qp"], **{f"delta_psnr_{p}": d for p, d in delta.items()},
                     "delta_haarpsi": g["haarpsi"] - a["haarpsi"], "delta_fsim": g["fsim"] - a["fsim"],
                     "delta_flicker": _delta(g, a, "flicker"), "delta_niqe": _delta(g, a, "niqe"),
+                    "delta_cvvdp": _delta(g, a, "cvvdp"),
                     "worse": [p for p, d in delta.items() if d < 0]})  # fmt: skip
     return out
 
