@@ -137,7 +137,7 @@ def measure(ref: Reference, test: str | os.PathLike, workdir: str | os.PathLike,
                 for name, value in perceptual.scores(source.perceptual, perceptual.picture_features(rgb_out)).items():
                     perceived[name] += value
                 rgb_ref = perceptual.metric_rgb(r, color) if deep or video else None  # learned metrics: pictures
-                if video:
+                if rgb_ref is not None and video:
                     video_frames[0].append(rgb_ref.astype(np.float16))
                     video_frames[1].append(rgb_out.astype(np.float16))
                 for name, scorer in deep.items():

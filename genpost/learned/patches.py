@@ -93,7 +93,8 @@ def plane_psnr_gain(src: np.ndarray, dec: np.ndarray, out: np.ndarray) -> dict[s
 
 
 PLANE_WEIGHTS = (4 / 6, 1 / 6, 1 / 6)  # Y (its 4 phases), U, V: by sample count
-REL_EPS = 1e-6  # in the 0..1 scale (about a quarter of an 8-bit code squared): flat, nearly lossless patches
+REL_FLOOR = 4e-5  # in the 0..1 scale (an RMS error of about 1.6 8-bit codes): nearly lossless patches weigh
+# no more than this, or a few flat patches would steer every step (a floor of 1e-6 diverged)
 
 
 def relative_mse(out, target, decoded_error):
@@ -104,5 +105,5 @@ def relative_mse(out, target, decoded_error):
     for w, ch in zip(PLANE_WEIGHTS, (slice(0, 4), slice(4, 5), slice(5, 6))):
         err = ((out[:, ch] - target[:, ch]) ** 2).mean((1, 2, 3))
         base = (decoded_error[:, ch] ** 2).mean((1, 2, 3))
-        loss = loss + w * (err / (base + REL_EPS)).mean()
+        loss = loss + w * (err / base.clamp_min(REL_FLOOR)).mean()
     return loss

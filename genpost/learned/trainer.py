@@ -86,13 +86,17 @@ class Trainer:
     def lr(self, name: str, step: int | None = None) -> float:
         return scheduled_lr(self.step if step is None else step, self.total_steps, self.peaks[name])
 
-    def optimize(self, name: str, loss, scale: float = 1.0) -> None:
-        """Backward ``loss`` and step optimiser ``name`` at its scheduled rate (times ``scale``)."""
+    def optimize(self, name: str, loss, scale: float = 1.0, clip: float | None = 1.0) -> None:
+        """Backward ``loss`` and step optimiser ``name`` at its scheduled rate (times ``scale``), its
+        gradient's norm clipped to ``clip`` (None: not clipped)."""
         opt = self.opts[name]
         for group in opt.param_groups:
             group["lr"] = self.lr(name) * scale
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if clip is not None:
+            params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+            self.torch.nn.utils.clip_grad_norm_(params, clip)
         opt.step()
 
     def advance(self, losses: dict[str, float], validate=None, validate_every: int = 0) -> None:

@@ -33,7 +33,7 @@ def arguments(argv):
     ap.add_argument("--steps", type=int, default=200_000, help="total steps of the run (the schedule spans them)")
     ap.add_argument("--gan-fraction", type=float, default=0.05, help="last fraction of steps: adversarial phase")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--adv-weight", type=float, default=0.005)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
