@@ -42,8 +42,7 @@ class InputFile:
             raise MediaError(f"--fps must be positive, got {fps}")
         self.max_errors: int | None = 0  # damaged frames demux accepts before raising; None: no limit
         self.damage = DecodeDamage()
-        if not self.raw_format:
-            container.check_y4m_header(self.path)
+        self._chroma_location = 0 if self.raw_format else container.check_y4m_header(self.path)
         self.container = open_container(self.path, fmt=self.raw_format)
         if not self.container.streams.video:
             self.close()
@@ -106,6 +105,7 @@ class InputFile:
             pix_fmt=container.pix_fmt_for(depth) if fmt in container.SUPPORTED_PIX_FMTS else fmt,
             language=lang,
             sample_aspect=_sample_aspect(self.video.sample_aspect_ratio),
+            chroma_location=self._chroma_location,  # a y4m's C tag; coded streams: unspecified (left)
         )
 
     @property
