@@ -37,6 +37,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     cls=OneLineErrors,
+    context_settings={"help_option_names": ["-h", "--help"]},  # subcommands inherit it
 )
 _progress = functools.partial(progress_bar, console=err)
 
@@ -261,6 +262,8 @@ def inspect(
         from . import pipeline
 
         info = pipeline.inspect(input, _fps(fps), sideinfo)
+        for warning in info["warnings"]:
+            _warn(warning)
         if as_json:
             _print_json(info)
             return
@@ -336,9 +339,11 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Points (an anchor or a plugin at one QP of one clip) at a time, in worker processes; 0: one per core (at most 4); 1: all in this process."),
 ):
-    """Rate-distortion of an anchor ladder vs genpost (every side-info bit counted) and the BD-rates, for one
-    clip and plugin or a whole test set. genpost's points are the user's flow: encode --plugin, then enhance
-    with no plugin named (what the stream declares)."""
+    """Rate-distortion and BD-rates of genpost vs an anchor ladder, every side-info bit counted.
+
+    For one clip and plugin or a whole test set.
+
+    genpost's points are the user's flow: encode --plugin, then enhance with no plugin named (what the stream declares)."""
     with _errors():
         from . import evalplot, evalset
         from .evaluate import DEFAULT_QPS, evaluate

@@ -150,6 +150,7 @@ def inspect(input: str | os.PathLike, fps: Fraction | None = None, sidecar=None)
         stats["chain"] = declared.read_chain(index).to_dict()  # the chain a chain record declares
         for entry in stats.get("formats", {}).values():
             entry["kbps"] = round(entry["bytes"] * 8 / duration / 1000, 3) if duration else None
+        cut = inp.truncation()
         return {
             "file": str(input),
             "size_bytes": os.path.getsize(input),
@@ -171,4 +172,5 @@ def inspect(input: str | os.PathLike, fps: Fraction | None = None, sidecar=None)
             "sidecar": str(sidecar) if sidecar is not None else None,
             "nnpfc": [c.to_dict() for c in nnpf.filters.values()],
             "nnpfa": nnpf.listing,
+            "warnings": [cut] if cut else [],
         }

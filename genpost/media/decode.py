@@ -336,6 +336,41 @@ class InputFile:
         finally:
             container.close()
 
+    def truncation(self) -> str | None:
+        """Why the file looks cut short, or None: its packets (all streams) end well before the duration its
+        header declares (Matroska, MP4), or demuxing stops at an error. MPEG-TS and raw streams declare no
+        duration (FFmpeg estimates theirs from the file), so only a demux error says they were cut; a y4m
+        frame cut short is decode damage (counted when decoding)."""
+        container = open_container(self.path, fmt=self.raw_format)
+        start = end = None
+        packets = 0
+        error = None
+        try:
+            for packet in demux_packets(container, list(container.streams)):
+                if packet.pts is None or not packet.time_base:
+                    continue
+                packets += 1
+                t0 = packet.pts * packet.time_base
+                t1 = t0 + (packet.duration or 0) * packet.time_base
+                start = t0 if start is None else min(start, t0)
+                end = t1 if end is None else max(end, t1)
+        except (av.error.FFmpegError, MediaError) as exc:
+            error = getattr(exc, "strerror", None) or str(exc)
+        finally:
+            names = set(container.format.name.split(","))
+            declared = container.duration / av.time_base if container.duration and names & {"matroska", "mov", "mp4"} else None
+            container.close()
+        covered = float(end - start) if start is not None and end is not None else 0.0
+        if error is not None:
+            return f"{self.path} looks truncated: demuxing stops at an error after {covered:.3f} s ({error})"
+        rate = float(self.info.rate) if self.info.rate else 25.0
+        if declared and declared - covered > max(0.1, 2 / rate, 0.01 * declared):
+            return (
+                f"{self.path} looks truncated: its packets cover {covered:.3f} s of the {declared:.3f} s its header "
+                "declares (frames, duration and kbps are of what is there)"
+            )
+        return None
+
     def packet_frames(self) -> list[tuple[bytes, int | None, bool]]:
         """(bytes, presentation-order frame index or None, key flag) of every video packet in decode order.
 
