@@ -510,6 +510,9 @@ def bench(
         None, "--workers", help="Scaling instead: enhance's fps at each worker count, e.g. 1,2 (docs/scaling.md)."
     ),
     chunk_frames: Optional[int] = typer.Option(None, "--chunk-frames", help="With --workers: frames per chunk."),
+    option: list[str] = typer.Option(
+        [], "--option", help="Plugin option KEY=VALUE; without any, the plugin's restoring mode (e.g. gan-enhance.strength=1)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ):
     """Speed of decode -> restore -> x265 per stage, against plain PyAV decode + the same x265 re-encode."""
@@ -521,11 +524,14 @@ def bench(
         if workers is not None:  # scaling (genpost.scaling)
             from .scaling import bench_workers, summary
 
+            if option:
+                _fail("--option: bench --workers runs the plugins' defaults (it takes no plugin options yet)", 2)
+
             result = bench_workers(input, plugin, workers, _fps(fps), preset, crf, chunk_frames, err.print)
             return _print_json(result) if as_json else err.print(summary(result))
         from .bench import bench as run_bench
 
-        result = run_bench(input, plugin, frames, device, _fps(fps), preset, crf, repeat, err.print)
+        result = run_bench(input, plugin, frames, device, _fps(fps), preset, crf, repeat, err.print, _options(option))
         if as_json:
             _print_json(result)
             return
@@ -534,6 +540,8 @@ def bench(
             f"{result['frames']} frames: genpost {result['fps']:.1f} fps, baseline {result['baseline_fps']:.1f} fps "
             f"(overhead {result['overhead_ratio']:.2f}x), peak RSS {result['peak_rss_mb']:.0f} MiB"
         )
+        used = " ".join(f"{k}={v}" for k, v in result["options"].items()) or "none"
+        out.print(f"options: {used} (from {result['options_from']}), frames with side info: {result['frames_with_side_info']}")
         out.print("ms/frame: " + ", ".join(f"{k} {v:.2f}" for k, v in result["stages_ms"].items()))
 
 
