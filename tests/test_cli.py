@@ -58,8 +58,9 @@ def test_bad_option_values_are_exit_2(carphone, tmp_path):
 
 
 @pytest.mark.parametrize("ext", ["avi", ""])
-def test_unknown_output_extension_is_exit_3(carphone, tmp_path, ext):
-    one_line_error(run("encode", carphone, "-o", tmp_path / f"out.{ext}" if ext else tmp_path / "out"), 3)
+def test_unknown_output_extension_is_exit_2(carphone, tmp_path, ext):
+    """An output extension the command cannot write is bad usage (docs/cli.md), not unreadable input."""
+    one_line_error(run("encode", carphone, "-o", tmp_path / f"out.{ext}" if ext else tmp_path / "out"), 2)
 
 
 def test_encode_inspect_enhance_json(carphone, tmp_path):
