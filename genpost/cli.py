@@ -246,7 +246,7 @@ def enhance(
             malformed = report.side_info.get("malformed", 0)
             err.print(
                 f"wrote {output}: {report.frames} frames, plugins: {', '.join(report.plugins) or 'none'}, "
-                f"fallback frames: {fallbacks}, malformed records: {malformed}"
+                f"fallback frames: {fallbacks}, malformed records: {malformed}, output: {report.output_coding or '-'}"
             )
 
 

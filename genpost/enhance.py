@@ -69,7 +69,11 @@ def enhance(
         codec = settings.codec or ("libx265" if chain else "copy")
         if codec == "copy" and media.output_format(output) == "yuv4mpegpipe":
             codec = "y4m"
-        settings = dataclasses.replace(settings, codec=codec)
+        # no --qp/--crf: x265/x264 code the restored frames losslessly, so the output is never worse than its
+        # input (any lossy re-encode measured worse on some base: docs/cli.md, "The default output")
+        lossless = codec in ("libx265", "libx264") and settings.qp is None and settings.crf is None
+        settings = dataclasses.replace(settings, codec=codec, lossless=lossless or settings.lossless)
+        report.output_coding = _coding(settings)
         copy = codec == "copy"
         ctx = Context(stream=info, options=dict(options or {}))  # qp: the base's is unknown here (not the re-encode's)
         restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error, gate)
@@ -125,6 +129,16 @@ def enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
                     report.frames += 1
                     progress(report.frames, inp.info.frames)
             restorer.check_input()
+
+
+def _coding(settings: media.EncoderSettings) -> str:
+    """The output's video coding in words: 'libx265 lossless', 'libx265 crf 12', 'libx264 qp 20', 'copy', ..."""
+    codec = settings.codec or "libx265"
+    if codec not in ("libx265", "libx264"):
+        return codec
+    if settings.lossless:
+        return f"{codec} lossless"
+    return f"{codec} qp {settings.qp}" if settings.qp is not None else f"{codec} crf {18 if settings.crf is None else settings.crf:g}"
 
 
 def warn_if_resumable(output, report: EnhanceReport) -> None:

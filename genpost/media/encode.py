@@ -40,6 +40,7 @@ class EncoderSettings:
     preset: str = "medium"
     keyint: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    lossless: bool = False  # libx265/libx264: lossless (qp and crf ignored); enhance's default for restored frames
 
 
 class OutputFile:
@@ -131,6 +132,8 @@ class OutputFile:
                 params = ["log-level=error", "info=0", "repeat-headers=1"]
                 if s.keyint:
                     params.append(f"keyint={s.keyint}")
+                if s.lossless:
+                    params.append("lossless=1")
                 params += x265_hdr_params(info.color)
                 options["x265-params"] = ":".join(params)
                 options["preset"] = s.preset
@@ -138,7 +141,11 @@ class OutputFile:
                 options["preset"] = s.preset
             elif codec == "ffv1":
                 options.update({"level": "3", "slicecrc": "1"})
-            if codec in ("libx265", "libx264"):
+            if codec == "libx264" and s.lossless:
+                options["qp"] = "0"  # x264's lossless mode
+            elif codec == "libx265" and s.lossless:
+                pass  # x265-params lossless=1
+            elif codec in ("libx265", "libx264"):
                 if s.qp is not None:
                     options["qp"] = str(s.qp)
                 else:
