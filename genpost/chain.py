@@ -336,6 +336,15 @@ def _encoder_argv(input, output, fmt, profile: OutputProfile, info, others, vf, 
     return ffmpeg_tools.compile_args(ffmpeg.output(*streams, output, **kw))
 
 
+def output_coding(encoder: str, profile: OutputProfile) -> str:
+    """The report's words for the video coding: 'libx265 lossless', 'libx265 crf 16', 'libvvenc qp 24', ..."""
+    if encoder in ("ffv1", "y4m"):
+        return encoder
+    if profile.qp is not None or encoder == "libvvenc":
+        return f"{encoder} qp {profile.qp if profile.qp is not None else DEFAULT_VVC_QP}"
+    return f"{encoder} crf {profile.crf:g}" if profile.crf is not None else f"{encoder} lossless"
+
+
 def resolve_profile(chain: Chain, cli: OutputProfile, input_depth: int) -> OutputProfile:
     """Preset values, overridden by explicit CLI flags, then genpost's defaults (libx265, lossless)."""
     check_profile(cli, "command line")
@@ -401,6 +410,7 @@ def enhance(
                 raise media.MediaError(f"{input}: ffmpeg cannot decode it ({decoder.error()})") from None
             profile = resolve_profile(chain, cli_profile, reader.header.bit_depth)
             encoder_name = CODECS[profile.codec]
+            report.output_coding = output_coding(encoder_name, profile)
             _check_container(fmt, encoder_name, output)
             if encoder_name != "y4m":
                 ffmpeg_tools.require_encoder(encoder_name)
