@@ -89,7 +89,7 @@ def _split(chain) -> dict[str, float]:
     return out
 
 
-def _genpost_run(path, output, settings, chain, fps, max_frames) -> dict:
+def _genpost_run(path, output, settings, chain, fps, max_frames, options=None) -> dict:
     """The per-frame path of ``genpost.enhance.enhance`` (same calls), timed by stage."""
     t = dict.fromkeys(STAGES, 0.0)
     split_before = _split(chain)
@@ -102,7 +102,8 @@ def _genpost_run(path, output, settings, chain, fps, max_frames) -> dict:
         t["side_info"] = time.perf_counter() - t0
         info = inp.info
         report = EnhanceReport(str(output), 0, [p.name for p in chain], {p.name: PluginStats() for p in chain})
-        restorer = FrameRestorer(chain, index, Context(stream=info), report, None, None, "fail")
+        ctx = Context(stream=info, options=dict(options or {}))
+        restorer = FrameRestorer(chain, index, ctx, report, None, None, "fail")
         frames = 0
         with media.OutputFile(output, info, settings) as out:
             units = inp.demux(copy_others=False)
@@ -128,7 +129,8 @@ def _genpost_run(path, output, settings, chain, fps, max_frames) -> dict:
         t["model"] -= t[key]
     t["encode"] += out.seconds["encode"]
     t["mux"] = out.seconds["mux"]
-    return {"frames": frames, "wall": wall, "cpu": cpu, "stages": t}
+    with_side_info = sum(stats.with_side_info for stats in report.per_plugin.values())
+    return {"frames": frames, "wall": wall, "cpu": cpu, "stages": t, "with_side_info": with_side_info}
 
 
 def _baseline_run(path, output, settings, fps, max_frames) -> dict:
@@ -150,8 +152,15 @@ def bench(
     crf: float = 18.0,
     repeat: int = 2,
     progress: Callable[[str], None] = lambda msg: None,
+    options: dict[str, str] | None = None,
 ) -> dict:
-    """Best-of-``repeat`` fps of genpost (decode -> restore -> x265) and of the plain baseline, alternated."""
+    """Best-of-``repeat`` fps of genpost (decode -> restore -> x265) and of the plain baseline, alternated.
+
+    ``options`` (``--option``) go to the plugin as to enhance's; without them the plugin runs in its declared
+    restoring mode (``PostProcessor.restoring_options``, e.g. gan-enhance.strength=1), so a learned plugin
+    whose default mode leaves frames without side info as decoded is timed restoring, not as the identity.
+    The result's ``options`` and ``options_from`` (``--option``, ``restoring_options`` or ``defaults``) say
+    which ran, ``frames_with_side_info`` how many frames had a payload."""
     if frames is not None and frames < 1:
         raise BenchError(f"--frames must be at least 1, got {frames}")
     if repeat < 1:
@@ -160,6 +169,7 @@ def bench(
         if not inp.timed:
             raise UsageError(f"{input} is a raw stream without timing; give --fps")
     chain = load_postprocessors([] if plugin == "none" else [plugin], device)
+    options, options_from = restoring_options(chain, options)
     settings = media.EncoderSettings(codec="libx265", preset=preset, crf=crf)
     genpost, baseline, peak_rss, peak_gpu = [], [], 0.0, None
     scoped = True
@@ -170,7 +180,7 @@ def bench(
             progress(f"run {i + 1}/{repeat}: genpost")
             scoped = _reset_peak_rss() and scoped
             _gpu(device, reset=True)
-            genpost.append(_genpost_run(input, os.path.join(tmp, "genpost.mkv"), settings, chain, fps, frames))
+            genpost.append(_genpost_run(input, os.path.join(tmp, "genpost.mkv"), settings, chain, fps, frames, options))
             peak_rss = max(peak_rss, _peak_rss_mb())
             gpu = _gpu(device, reset=False)
             peak_gpu = gpu if peak_gpu is None else max(peak_gpu, gpu or 0.0)
@@ -183,8 +193,11 @@ def bench(
     result = {
         "input": str(input),
         "plugin": plugin,
+        "options": options,
+        "options_from": options_from,
         "device": device,
         "frames": n,
+        "frames_with_side_info": best["with_side_info"],
         "fps": n / best["wall"],
         "baseline_fps": n / base["wall"],
         "overhead_ratio": best["wall"] / base["wall"],
@@ -200,6 +213,15 @@ def bench(
     if peak_gpu is not None:
         result["peak_gpu_mb"] = round(peak_gpu, 1)
     return result
+
+
+def restoring_options(chain, options: dict[str, str] | None) -> tuple[dict[str, str], str]:
+    """(the options bench runs the plugins with, where they come from): the user's ``--option`` values,
+    else each plugin's declared restoring mode, else none."""
+    if options:
+        return dict(options), "--option"
+    forced = {f"{p.name}.{key}": value for p in chain for key, value in p.restoring_options.items()}
+    return forced, ("restoring_options" if forced else "defaults")
 
 
 def versions() -> dict[str, str]:

@@ -303,10 +303,14 @@ def _encoder_argv(input, output, fmt, profile: OutputProfile, info, others, vf, 
         kw["c:v"] = encoder
     if encoder == "libx265" and fmt in ("mp4", "mov"):
         kw["tag:v"] = "hvc1"  # what Apple players accept (FFmpeg's default hev1 they refuse)
+    # neither the preset nor the command line chose a quality: lossless, as enhance's PyAV route (never worse)
+    lossless = profile.qp is None and profile.crf is None
     if encoder == "libx265":
         params = ["log-level=error", "info=0", "repeat-headers=1"] + media.x265_hdr_params(color)
         if profile.keyint:
             params.append(f"keyint={profile.keyint}")
+        if lossless:
+            params.append("lossless=1")
         kw.update({"preset": profile.preset or "medium", "x265-params": ":".join(params)})
     elif encoder == "libx264":
         kw["preset"] = profile.preset or "medium"
@@ -317,8 +321,10 @@ def _encoder_argv(input, output, fmt, profile: OutputProfile, info, others, vf, 
     if encoder in ("libx265", "libx264"):
         if profile.qp is not None:
             kw["qp"] = str(profile.qp)
-        else:
-            kw["crf"] = str(18 if profile.crf is None else profile.crf)
+        elif profile.crf is not None:
+            kw["crf"] = str(profile.crf)
+        elif encoder == "libx264":
+            kw["qp"] = "0"  # x264's lossless mode
     if profile.keyint and encoder in ("libx264", "libvvenc", "ffv1"):
         kw["g"] = str(profile.keyint)
     if provenance and fmt in ("matroska", "mp4", "mov"):
@@ -330,8 +336,17 @@ def _encoder_argv(input, output, fmt, profile: OutputProfile, info, others, vf, 
     return ffmpeg_tools.compile_args(ffmpeg.output(*streams, output, **kw))
 
 
+def output_coding(encoder: str, profile: OutputProfile) -> str:
+    """The report's words for the video coding: 'libx265 lossless', 'libx265 crf 16', 'libvvenc qp 24', ..."""
+    if encoder in ("ffv1", "y4m"):
+        return encoder
+    if profile.qp is not None or encoder == "libvvenc":
+        return f"{encoder} qp {profile.qp if profile.qp is not None else DEFAULT_VVC_QP}"
+    return f"{encoder} crf {profile.crf:g}" if profile.crf is not None else f"{encoder} lossless"
+
+
 def resolve_profile(chain: Chain, cli: OutputProfile, input_depth: int) -> OutputProfile:
-    """Preset values, overridden by explicit CLI flags, then genpost's defaults (libx265 CRF 18)."""
+    """Preset values, overridden by explicit CLI flags, then genpost's defaults (libx265, lossless)."""
     check_profile(cli, "command line")
     profile = chain.output.overridden_by(cli)
     if profile.codec is None:
@@ -395,6 +410,7 @@ def enhance(
                 raise media.MediaError(f"{input}: ffmpeg cannot decode it ({decoder.error()})") from None
             profile = resolve_profile(chain, cli_profile, reader.header.bit_depth)
             encoder_name = CODECS[profile.codec]
+            report.output_coding = output_coding(encoder_name, profile)
             _check_container(fmt, encoder_name, output)
             if encoder_name != "y4m":
                 ffmpeg_tools.require_encoder(encoder_name)

@@ -37,6 +37,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     cls=OneLineErrors,
+    context_settings={"help_option_names": ["-h", "--help"]},  # subcommands inherit it
 )
 _progress = functools.partial(progress_bar, console=err)
 
@@ -245,7 +246,7 @@ def enhance(
             malformed = report.side_info.get("malformed", 0)
             err.print(
                 f"wrote {output}: {report.frames} frames, plugins: {', '.join(report.plugins) or 'none'}, "
-                f"fallback frames: {fallbacks}, malformed records: {malformed}"
+                f"fallback frames: {fallbacks}, malformed records: {malformed}, output: {report.output_coding or '-'}"
             )
 
 
@@ -261,6 +262,8 @@ def inspect(
         from . import pipeline
 
         info = pipeline.inspect(input, _fps(fps), sideinfo)
+        for warning in info["warnings"]:
+            _warn(warning)
         if as_json:
             _print_json(info)
             return
@@ -336,9 +339,11 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Points (an anchor or a plugin at one QP of one clip) at a time, in worker processes; 0: one per core (at most 4); 1: all in this process."),
 ):
-    """Rate-distortion of an anchor ladder vs genpost (every side-info bit counted) and the BD-rates, for one
-    clip and plugin or a whole test set. genpost's points are the user's flow: encode --plugin, then enhance
-    with no plugin named (what the stream declares)."""
+    """Rate-distortion and BD-rates of genpost vs an anchor ladder, every side-info bit counted.
+
+    For one clip and plugin or a whole test set.
+
+    genpost's points are the user's flow: encode --plugin, then enhance with no plugin named (what the stream declares)."""
     with _errors():
         from . import evalplot, evalset
         from .evaluate import DEFAULT_QPS, evaluate
@@ -505,6 +510,9 @@ def bench(
         None, "--workers", help="Scaling instead: enhance's fps at each worker count, e.g. 1,2 (docs/scaling.md)."
     ),
     chunk_frames: Optional[int] = typer.Option(None, "--chunk-frames", help="With --workers: frames per chunk."),
+    option: list[str] = typer.Option(
+        [], "--option", help="Plugin option KEY=VALUE; without any, the plugin's restoring mode (e.g. gan-enhance.strength=1)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ):
     """Speed of decode -> restore -> x265 per stage, against plain PyAV decode + the same x265 re-encode."""
@@ -516,11 +524,14 @@ def bench(
         if workers is not None:  # scaling (genpost.scaling)
             from .scaling import bench_workers, summary
 
+            if option:
+                _fail("--option: bench --workers runs the plugins' defaults (it takes no plugin options yet)", 2)
+
             result = bench_workers(input, plugin, workers, _fps(fps), preset, crf, chunk_frames, err.print)
             return _print_json(result) if as_json else err.print(summary(result))
         from .bench import bench as run_bench
 
-        result = run_bench(input, plugin, frames, device, _fps(fps), preset, crf, repeat, err.print)
+        result = run_bench(input, plugin, frames, device, _fps(fps), preset, crf, repeat, err.print, _options(option))
         if as_json:
             _print_json(result)
             return
@@ -529,6 +540,8 @@ def bench(
             f"{result['frames']} frames: genpost {result['fps']:.1f} fps, baseline {result['baseline_fps']:.1f} fps "
             f"(overhead {result['overhead_ratio']:.2f}x), peak RSS {result['peak_rss_mb']:.0f} MiB"
         )
+        used = " ".join(f"{k}={v}" for k, v in result["options"].items()) or "none"
+        out.print(f"options: {used} (from {result['options_from']}), frames with side info: {result['frames_with_side_info']}")
         out.print("ms/frame: " + ", ".join(f"{k} {v:.2f}" for k, v in result["stages_ms"].items()))
 
 

@@ -87,10 +87,48 @@ def line(label: str, style: str, message: str) -> None:
     err.print(Text.assemble((label, style), message))
 
 
+def plain_help(command) -> None:
+    """Help as a command line reads: typer 0.2x's help shows a flag as ``--json <bool>`` (it takes no value:
+    ``--json true`` is refused) and a required argument as ``{source}``. Flags become plain switches and
+    arguments their upper-case names (``SOURCE``, ``[DIR]``, ``SOURCES...``), in ``command`` (its help option
+    included) and every subcommand."""
+    for param in command.params:
+        _plain_param(param)
+    if not getattr(command, "_genpost_plain_help", False):
+        original = command.get_help_option
+
+        def get_help_option(ctx):
+            option = original(ctx)
+            if option is not None:
+                _plain_param(option)
+            return option
+
+        command.get_help_option = get_help_option
+        command._genpost_plain_help = True
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
+
+
+def _plain_param(param) -> None:
+    if getattr(param, "is_flag", False):
+        param.display_type_rich = lambda ctx: None  # the type column and the usage of a switch: nothing
+    elif param.param_type_name == "argument" and param.name:
+        param.metavar = param.metavar or param.name.upper()
+        if hasattr(param, "_usage_display_name"):  # typer 0.2x: "{name}" when required
+
+            def usage(p=param) -> str:
+                name = p.metavar if p.required else f"[{p.metavar}]"
+                return name + ("..." if p.nargs != 1 else "")
+
+            param._usage_display_name = usage
+
+
 class OneLineErrors(TyperGroup):
-    """Usage errors (unknown option, a value of the wrong type) as one line on stderr, exit code 2."""
+    """Usage errors (unknown option, a value of the wrong type) as one line on stderr, exit code 2; help
+    with ``-h`` too, flags shown as switches (``plain_help``)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        plain_help(self)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:

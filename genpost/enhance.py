@@ -69,7 +69,11 @@ def enhance(
         codec = settings.codec or ("libx265" if chain else "copy")
         if codec == "copy" and media.output_format(output) == "yuv4mpegpipe":
             codec = "y4m"
-        settings = dataclasses.replace(settings, codec=codec)
+        # no --qp/--crf: x265/x264 code the restored frames losslessly, so the output is never worse than its
+        # input (any lossy re-encode measured worse on some base: docs/cli.md, "The default output")
+        lossless = codec in ("libx265", "libx264") and settings.qp is None and settings.crf is None
+        settings = dataclasses.replace(settings, codec=codec, lossless=lossless or settings.lossless)
+        report.output_coding = _coding(settings)
         copy = codec == "copy"
         ctx = Context(stream=info, options=dict(options or {}))  # qp: the base's is unknown here (not the re-encode's)
         restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error, gate)
@@ -127,6 +131,16 @@ def enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
             restorer.check_input()
 
 
+def _coding(settings: media.EncoderSettings) -> str:
+    """The output's video coding in words: 'libx265 lossless', 'libx265 crf 12', 'libx264 qp 20', 'copy', ..."""
+    codec = settings.codec or "libx265"
+    if codec not in ("libx265", "libx264"):
+        return codec
+    if settings.lossless:
+        return f"{codec} lossless"
+    return f"{codec} qp {settings.qp}" if settings.qp is not None else f"{codec} crf {18 if settings.crf is None else settings.crf:g}"
+
+
 def warn_if_resumable(output, report: EnhanceReport) -> None:
     from .resume import work_dir
 
@@ -150,6 +164,7 @@ def inspect(input: str | os.PathLike, fps: Fraction | None = None, sidecar=None)
         stats["chain"] = declared.read_chain(index).to_dict()  # the chain a chain record declares
         for entry in stats.get("formats", {}).values():
             entry["kbps"] = round(entry["bytes"] * 8 / duration / 1000, 3) if duration else None
+        cut = inp.truncation()
         return {
             "file": str(input),
             "size_bytes": os.path.getsize(input),
@@ -171,4 +186,5 @@ def inspect(input: str | os.PathLike, fps: Fraction | None = None, sidecar=None)
             "sidecar": str(sidecar) if sidecar is not None else None,
             "nnpfc": [c.to_dict() for c in nnpf.filters.values()],
             "nnpfa": nnpf.listing,
+            "warnings": [cut] if cut else [],
         }

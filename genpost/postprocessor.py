@@ -96,6 +96,10 @@ class PostProcessor:
     # the ``--option NAME.KEY=VALUE`` keys it reads (``genpost.options``), checked by the CLI before a job
     # starts; None: not declared (any key passes unchecked)
     options: ClassVar[tuple[Option, ...] | None] = None
+    # the options (KEY: VALUE, declared in ``options``) under which a frame without side info is restored by
+    # the network, where the default mode leaves it as decoded (e.g. gan-enhance's strength=1): what
+    # ``genpost bench`` times when given no --option, so it never times the identity; {}: the default restores
+    restoring_options: ClassVar[dict[str, str]] = {}
 
     def setup(self, device: str = "cpu") -> None:
         """Load models; called once before the first frame."""

@@ -134,6 +134,7 @@ class EnhanceReport:
     decode: dict = field(default_factory=dict)  # genpost.damage.DecodeDamage of the input
     resumed_from: int = 0  # frames a previous --resume run had finished
     workers: dict = field(default_factory=dict)  # --workers > 1: chunks, seconds, bytes each way (genpost.distributed)
+    output_coding: str = ""  # enhance: how the video was written, e.g. "libx265 lossless", "libx265 crf 12", "copy"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

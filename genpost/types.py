@@ -102,6 +102,9 @@ class StreamInfo:
     pix_fmt: str = "yuv420p"
     language: str | None = None
     sample_aspect: Fraction | None = None  # pixel aspect ratio (y4m's A, the VUI's SAR); None: unknown
+    # 4:2:0 chroma siting as FFmpeg's AVChromaLocation: 0 unspecified (a coded stream's default: left),
+    # 1 left (y4m C420mpeg2), 2 center (C420jpeg), 3 top-left (C420paldv)
+    chroma_location: int = 0
 
 
 def to_bit_depth(frame: Frame, bit_depth: int) -> Frame:

@@ -22,6 +22,9 @@ MAGIC = b"YUV4MPEG2"
 MAX_HEADER = 4096  # a header or FRAME line longer than this is not y4m
 # 4:2:0 chroma tags genpost accepts, and the sample depth each one means
 CHROMA_DEPTH = {"420jpeg": 8, "420paldv": 8, "420mpeg2": 8, "420": 8, "420p10": 10}
+# the chroma siting an 8-bit tag says, as FFmpeg's AVChromaLocation (C420p10 says none), and back
+CHROMA_LOCATION = {"420jpeg": 2, "420": 2, "420mpeg2": 1, "420paldv": 3}
+_SITING_TAGS = {1: "C420mpeg2 XYSCSS=420MPEG2", 2: "C420jpeg XYSCSS=420JPEG", 3: "C420paldv XYSCSS=420PALDV"}
 _RANGE = {"LIMITED": 1, "FULL": 2}
 PROVENANCE_FIELD = "GENPOST_POSTPROCESSORS"  # X field carrying the pipeline.provenance value
 
@@ -80,16 +83,35 @@ class Y4MHeader:
 
     @classmethod
     def for_stream(cls, info: StreamInfo, bit_depth: int | None = None) -> Y4MHeader:
-        """A header describing ``info`` (what ffmpeg would write for the same stream)."""
+        """A header describing ``info``: its frame rate, pixel aspect (A0:0 when unknown) and chroma siting
+        (an unspecified one is a coded stream's default, left: C420mpeg2; C420p10 has no siting tag)."""
         depth = bit_depth or info.bit_depth
         rate = info.rate or Fraction(25)
-        chroma = "C420p10 XYSCSS=420P10" if depth > 8 else "C420mpeg2 XYSCSS=420MPEG2"  # HEVC/VVC default siting
-        tokens = [f"W{info.width}", f"H{info.height}", f"F{rate.numerator}:{rate.denominator}", "Ip", "A0:0"]
+        chroma = "C420p10 XYSCSS=420P10" if depth > 8 else _SITING_TAGS.get(info.chroma_location, _SITING_TAGS[1])
+        sar = info.sample_aspect
+        aspect = f"A{sar.numerator}:{sar.denominator}" if sar else "A0:0"
+        tokens = [f"W{info.width}", f"H{info.height}", f"F{rate.numerator}:{rate.denominator}", "Ip", aspect]
         tokens += chroma.split()
         inv = {v: k for k, v in _RANGE.items()}
         if info.color.range in inv:
             tokens.append(f"XCOLORRANGE={inv[info.color.range]}")
         return cls.parse(MAGIC + b" " + " ".join(tokens).encode() + b"\n")
+
+    @property
+    def sample_aspect(self) -> Fraction | None:
+        """The A field's pixel aspect ratio; None when unknown (A0:0 or none)."""
+        for tok in self.tokens:
+            if tok.startswith("A"):
+                num, _, den = tok[1:].partition(":")
+                if num.isdigit() and den.isdigit() and int(num) > 0 and int(den) > 0:
+                    return Fraction(int(num), int(den))
+        return None
+
+    @property
+    def chroma_location(self) -> int:
+        """The C field's chroma siting as FFmpeg's AVChromaLocation (0: unspecified, as C420p10)."""
+        chroma = next((t[1:] for t in self.tokens if t.startswith("C")), "420jpeg")  # the y4m default
+        return CHROMA_LOCATION.get(chroma, 0)
 
     @property
     def frame_bytes(self) -> int:
@@ -143,6 +165,8 @@ class Y4MHeader:
             rate=self.rate,
             color=color,
             pix_fmt="yuv420p" if self.bit_depth <= 8 else "yuv420p10le",
+            sample_aspect=self.sample_aspect,
+            chroma_location=self.chroma_location,
         )
 
 

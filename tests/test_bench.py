@@ -43,9 +43,43 @@ def test_cli_bench_json_plugin_none():
 def test_cli_bench_raw_stream_needs_fps():
     raw = VVC / "carphone_176x144_29.97_ld_qp42.266"
     res = run("bench", raw, "--plugin", "none", "--frames", "2", "--preset", "ultrafast")
-    assert res.returncode == 6 and res.stderr.startswith("genpost: error:") and "--fps" in res.stderr
+    assert res.returncode == 2 and res.stderr.startswith("genpost: error:") and "--fps" in res.stderr  # bad usage
     ok = run(
         "bench", raw, "--plugin", "none", "--frames", "2", "--preset", "ultrafast", "--fps", "30000/1001", "--json"
     )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["frames"] == 2
+
+
+def test_a_learned_plugin_is_timed_restoring_not_as_the_identity(tmp_path):
+    """On a stream without its side info gan-enhance's default mode leaves frames as decoded: bench timed
+    that identity (cpu_overhead_ratio 0.99). It now runs the plugin's declared restoring mode and says so."""
+    import pytest
+
+    pytest.importorskip("genpost_gan_enhance")
+    from genpost import media, pipeline
+
+    base = tmp_path / "plain.mkv"
+    pipeline.encode(CARPHONE, base, media.EncoderSettings(qp=37, preset="ultrafast"), [])
+    forced = bench.bench(base, "gan-enhance", frames=3, preset="ultrafast", repeat=1)
+    check(forced, 3, "gan-enhance")
+    assert forced["options"] == {"gan-enhance.strength": "1"} and forced["options_from"] == "restoring_options"
+    assert forced["frames_with_side_info"] == 0
+    identity = bench.bench(base, "gan-enhance", frames=3, preset="ultrafast", repeat=1, options={"gan-enhance.strength": "0"})
+    assert identity["options"] == {"gan-enhance.strength": "0"} and identity["options_from"] == "--option"
+    network = forced["stages_ms"]["model"] + forced["stages_ms"]["to_model"] + forced["stages_ms"]["from_model"]
+    nothing = identity["stages_ms"]["model"] + identity["stages_ms"]["to_model"] + identity["stages_ms"]["from_model"]
+    assert network > 5 * nothing + 1, (network, nothing)  # the generator ran (~tens of ms a frame), not the identity
+
+
+def test_every_plugins_restoring_mode_is_declared_options():
+    from genpost.plugins import postprocessors
+
+    for name, reg in postprocessors().items():
+        declared = {o.name: o for o in reg.cls.options or ()}
+        for key, value in reg.cls.restoring_options.items():
+            assert key in declared, (name, key)
+            declared[key].parse(value, name)
+    learned = {"gan-enhance", "rectified-flow", "residual-diffusion", "syntax-diffusion"}
+    for name in learned & postprocessors().keys():
+        assert postprocessors()[name].cls.restoring_options, name  # a default mode that is the identity

@@ -247,3 +247,19 @@ def test_colour_description_survives(tmp_path, carphone, codec):
     with media.InputFile(out) as inp:
         c = inp.info.color
         assert (c.primaries, c.transfer, c.matrix, c.range) == (1, 1, 1, 1)
+
+
+def test_the_ffmpeg_routes_default_output_is_lossless(tmp_path, base_with_audio, restored_y4m):
+    """Without a preset or flag choosing a quality the ffmpeg route codes x265 losslessly (was CRF 18): the
+    output holds exactly the restored frames, so it is never worse than its input."""
+    import json
+
+    out = tmp_path / "out.mkv"
+    result = run("enhance", base_with_audio, "-o", out, "--vf-post", "null", "--json", "-q")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["output_coding"] == "libx265 lossless"
+    got = decode_all(out)
+    assert len(got) == len(restored_y4m)
+    for a, b in zip(got, restored_y4m):
+        for p, q in zip(a.planes, b.planes):
+            np.testing.assert_array_equal(p, q)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -57,8 +58,9 @@ def test_bad_option_values_are_exit_2(carphone, tmp_path):
 
 
 @pytest.mark.parametrize("ext", ["avi", ""])
-def test_unknown_output_extension_is_exit_3(carphone, tmp_path, ext):
-    one_line_error(run("encode", carphone, "-o", tmp_path / f"out.{ext}" if ext else tmp_path / "out"), 3)
+def test_unknown_output_extension_is_exit_2(carphone, tmp_path, ext):
+    """An output extension the command cannot write is bad usage (docs/cli.md), not unreadable input."""
+    one_line_error(run("encode", carphone, "-o", tmp_path / f"out.{ext}" if ext else tmp_path / "out"), 2)
 
 
 def test_encode_inspect_enhance_json(carphone, tmp_path):
@@ -82,3 +84,45 @@ def test_the_readme_points_to_the_exit_code_table():
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert "docs/cli.md#exit-codes" in readme  # the one table; test_cli_contract.py checks it against the code
+
+
+HELP_COMMANDS = [[], ["encode"], ["enhance"], ["inspect"], ["eval"], ["bench"], ["pipe"], ["batch"], ["preview"], ["plugin", "new"]]
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS, ids=lambda c: " ".join(c) or "genpost")
+def test_help_shows_switches_as_switches_names_arguments_and_takes_h(command):
+    """Flags were shown as ``--json <bool>`` (``--json true`` is refused: they take no value), arguments as
+    ``{source}``, and ``-h`` was refused."""
+    env = {**os.environ, "COLUMNS": "200"}
+    full = subprocess.run([sys.executable, "-m", "genpost.cli", *command, "--help"], capture_output=True, text=True, env=env)
+    short = subprocess.run([sys.executable, "-m", "genpost.cli", *command, "-h"], capture_output=True, text=True, env=env)
+    assert full.returncode == 0 and short.returncode == 0, full.stderr + short.stderr
+    assert short.stdout == full.stdout
+    assert "<bool>" not in full.stdout
+    usage = next(line for line in full.stdout.splitlines() if "Usage:" in line)
+    assert "{" not in usage and "}" not in usage, usage
+    if command == ["inspect"]:
+        assert "[OPTIONS] INPUT" in usage and "--json " in full.stdout
+
+
+def test_every_command_is_described_in_one_row_of_the_command_list():
+    """eval's description broke mid-sentence over three rows of ``genpost --help``."""
+    env = {**os.environ, "COLUMNS": "200"}
+    listing = subprocess.run([sys.executable, "-m", "genpost.cli", "--help"], capture_output=True, text=True, env=env).stdout
+    rows = [line.strip("│ ").split(None, 1) for line in listing.split("Commands")[1].splitlines()[1:] if line.startswith("│")]
+    assert "eval" in [row[0] for row in rows if row]
+    assert all(len(row) == 2 and row[1].rstrip().endswith(".") for row in rows), rows  # each description on its row
+
+
+def test_inspect_warns_about_a_truncated_file(wiener_mkv, tmp_path):
+    """A cut file reported "1 frames" and a bitrate over that frame without a word."""
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(wiener_mkv.read_bytes()[: wiener_mkv.stat().st_size // 3])
+    text = run("inspect", cut)
+    assert text.returncode == 0, text.stderr
+    warnings = [line for line in text.stderr.splitlines() if line.strip()]
+    assert len(warnings) == 1 and warnings[0].startswith("genpost: warning: ") and "truncated" in warnings[0], text.stderr
+    report = json.loads(run("inspect", cut, "--json").stdout)
+    assert len(report["warnings"]) == 1 and "truncated" in report["warnings"][0]
+    whole = run("inspect", wiener_mkv, "--json")
+    assert whole.stderr == "" and json.loads(whole.stdout)["warnings"] == []

@@ -155,7 +155,7 @@ def test_version():
 def test_plugin_none_and_pipe_warn_only_when_it_is_news(base, tmp_path):
     none = run("enhance", base, "-o", tmp_path / "none.mkv", "--plugin", "none", "-q")
     assert none.returncode == 0 and lines(none.stderr) == [f"wrote {tmp_path / 'none.mkv'}: 6 frames, plugins: none, "
-                                                           "fallback frames: 0, malformed records: 0"]  # fmt: skip
+                                                           "fallback frames: 0, malformed records: 0, output: copy"]  # fmt: skip
     y4m = tmp_path / "in.y4m"
     assert run("enhance", base, "-o", y4m, "--plugin", "none", "-q").returncode == 0
 

@@ -177,3 +177,38 @@ def test_the_pixel_aspect_survives_encode_and_enhance(tmp_path, carphone):
     for path in (carphone, base, out):
         with media.InputFile(path) as inp:
             assert inp.info.sample_aspect == Fraction(1), path
+
+
+def _y4m_header(path) -> list[str]:
+    with open(path, "rb") as fh:
+        return fh.readline().decode("ascii").split()[1:]
+
+
+@pytest.mark.parametrize("siting", ["420jpeg", "420mpeg2", "420paldv"])
+def test_a_y4m_output_keeps_the_sources_aspect_siting_and_names_its_postprocessors(carphone, tmp_path, siting):
+    """enhance to .y4m writes the source's A1:1 (was A0:0), its chroma siting tag (was FFmpeg's guess) and the
+    XGENPOST_POSTPROCESSORS field pipe writes (was none); the frames are the restored ones."""
+    data = carphone.read_bytes()
+    header, _, body = data.partition(b"\n")
+    src = tmp_path / "src.y4m"
+    src.write_bytes(header.replace(b"C420mpeg2 XYSCSS=420MPEG2", f"C{siting}".encode()) + b"\n" + body)
+    out = tmp_path / "out.y4m"
+    pipeline.enhance(src, out, media.EncoderSettings(codec="y4m"), ["wiener"])
+    tokens = _y4m_header(out)
+    assert "A1:1" in tokens and "F30000:1001" in tokens and f"C{siting}" in tokens, tokens
+    assert any(t.startswith("XGENPOST_POSTPROCESSORS=wiener/") for t in tokens), tokens
+    assert [frame_md5(f) for f in decode_all(out)] == [frame_md5(f) for f in decode_all(src)]  # no side info: as given
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_y4m_output_of_a_coded_stream_says_hevcs_siting_and_its_frame_rate(wiener_mkv, tmp_path, resume):
+    """From an HEVC base: C420mpeg2 (HEVC's default siting, left), A1:1 from the VUI, and the frame rate, also
+    when chunks are joined (--resume and --workers wrote the chunk files' time base, F64000:1)."""
+    from genpost.schedule import Schedule
+
+    out = tmp_path / "out.y4m"
+    pipeline.enhance(wiener_mkv, out, media.EncoderSettings(codec="y4m"), None, schedule=Schedule(resume=resume, chunk_frames=8))
+    tokens = _y4m_header(out)
+    assert {"F30000:1001", "A1:1", "C420mpeg2"} <= set(tokens), tokens
+    assert any(t.startswith("XGENPOST_POSTPROCESSORS=wiener/") for t in tokens), tokens
+    assert len(decode_all(out)) == 33

@@ -15,6 +15,7 @@ from av.packet import packet_sidedata_type_from_literal
 from ..errors import MediaError, UsageError
 from ..limits import check_frame_size
 from ..types import Frame
+from ..y4m import CHROMA_LOCATION
 
 RAW_FORMATS = {".265": "hevc", ".hevc": "hevc", ".h265": "hevc", ".266": "vvc", ".vvc": "vvc", ".h266": "vvc"}
 RAW_INPUTS = {**RAW_FORMATS, ".264": "h264", ".h264": "h264"}  # raw Annex-B genpost reads (H.264: input only)
@@ -50,14 +51,15 @@ def output_format(path: str | os.PathLike, formats: dict[str, str] = OUTPUT_FORM
 # ---------------------------------------------------------------- resource limits (genpost.limits)
 
 
-def check_y4m_header(path: str) -> None:
-    """Read a y4m header before FFmpeg does, so a broken or absurd one gets a message that names it."""
+def check_y4m_header(path: str) -> int:
+    """Read a y4m header before FFmpeg does, so a broken or absurd one gets a message that names it; returns
+    its chroma siting as FFmpeg's AVChromaLocation (PyAV does not expose it), 0 for other files."""
     with open(path, "rb") as fh:
         head = fh.read(1024)
     if not head.startswith(b"YUV4MPEG2"):
         if Path(path).suffix.lower() == ".y4m":
             raise MediaError(f"{path}: not a y4m file (no YUV4MPEG2 header)")
-        return
+        return 0
     line, newline, _ = head.partition(b"\n")
     if not newline:
         raise MediaError(f"{path}: the y4m header line is not terminated")
@@ -67,6 +69,7 @@ def check_y4m_header(path: str) -> None:
     except (KeyError, ValueError):
         raise MediaError(f"{path}: the y4m header has no valid W and H") from None
     check_frame_size(path, width, height)
+    return CHROMA_LOCATION.get(fields.get(b"C", b"420jpeg").decode("ascii", "replace"), 0)
 
 
 BLOCK_ADD_ID = 1  # Matroska BlockAddID for genpost's BlockAdditional (8-byte big-endian prefix in FFmpeg)

@@ -42,8 +42,7 @@ class InputFile:
             raise MediaError(f"--fps must be positive, got {fps}")
         self.max_errors: int | None = 0  # damaged frames demux accepts before raising; None: no limit
         self.damage = DecodeDamage()
-        if not self.raw_format:
-            container.check_y4m_header(self.path)
+        self._chroma_location = 0 if self.raw_format else container.check_y4m_header(self.path)
         self.container = open_container(self.path, fmt=self.raw_format)
         if not self.container.streams.video:
             self.close()
@@ -106,6 +105,7 @@ class InputFile:
             pix_fmt=container.pix_fmt_for(depth) if fmt in container.SUPPORTED_PIX_FMTS else fmt,
             language=lang,
             sample_aspect=_sample_aspect(self.video.sample_aspect_ratio),
+            chroma_location=self._chroma_location,  # a y4m's C tag; coded streams: unspecified (left)
         )
 
     @property
@@ -335,6 +335,41 @@ class InputFile:
             return  # a damaged file: keep the side info read so far; decoding counts the damage
         finally:
             container.close()
+
+    def truncation(self) -> str | None:
+        """Why the file looks cut short, or None: its packets (all streams) end well before the duration its
+        header declares (Matroska, MP4), or demuxing stops at an error. MPEG-TS and raw streams declare no
+        duration (FFmpeg estimates theirs from the file), so only a demux error says they were cut; a y4m
+        frame cut short is decode damage (counted when decoding)."""
+        container = open_container(self.path, fmt=self.raw_format)
+        start = end = None
+        packets = 0
+        error = None
+        try:
+            for packet in demux_packets(container, list(container.streams)):
+                if packet.pts is None or not packet.time_base:
+                    continue
+                packets += 1
+                t0 = packet.pts * packet.time_base
+                t1 = t0 + (packet.duration or 0) * packet.time_base
+                start = t0 if start is None else min(start, t0)
+                end = t1 if end is None else max(end, t1)
+        except (av.error.FFmpegError, MediaError) as exc:
+            error = getattr(exc, "strerror", None) or str(exc)
+        finally:
+            names = set(container.format.name.split(","))
+            declared = container.duration / av.time_base if container.duration and names & {"matroska", "mov", "mp4"} else None
+            container.close()
+        covered = float(end - start) if start is not None and end is not None else 0.0
+        if error is not None:
+            return f"{self.path} looks truncated: demuxing stops at an error after {covered:.3f} s ({error})"
+        rate = float(self.info.rate) if self.info.rate else 25.0
+        if declared and declared - covered > max(0.1, 2 / rate, 0.01 * declared):
+            return (
+                f"{self.path} looks truncated: its packets cover {covered:.3f} s of the {declared:.3f} s its header "
+                "declares (frames, duration and kbps are of what is there)"
+            )
+        return None
 
     def packet_frames(self) -> list[tuple[bytes, int | None, bool]]:
         """(bytes, presentation-order frame index or None, key flag) of every video packet in decode order.

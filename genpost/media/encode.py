@@ -14,8 +14,9 @@ import av
 from av.packet import PacketSideData
 
 from ..errors import MediaError
-from ..types import Frame, StreamInfo
-from .colour import frame_to_av, set_color, x265_hdr_params
+from ..types import Frame, StreamInfo, to_bit_depth
+from ..y4m import PROVENANCE_FIELD, Y4MHeader, Y4MWriter
+from .colour import frame_from_av, frame_to_av, set_color, x265_hdr_params
 from .container import (
     BLOCK_ADD_ID,
     BLOCK_ADDITIONAL,
@@ -39,10 +40,16 @@ class EncoderSettings:
     preset: str = "medium"
     keyint: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    lossless: bool = False  # libx265/libx264: lossless (qp and crf ignored); enhance's default for restored frames
 
 
 class OutputFile:
-    """A muxer with one video stream (encoded or copied) and the input's other streams copied untouched."""
+    """A muxer with one video stream (encoded or copied) and the input's other streams copied untouched.
+
+    A ``.y4m`` output is written by genpost.y4m, as ``genpost pipe`` writes it, not by FFmpeg's muxer, which
+    writes A0:0 whatever the stream's pixel aspect, guesses the chroma siting, has no X field for the
+    ``genpost_postprocessors`` tag and, for copied packets (joined chunks), writes the time base as the rate.
+    """
 
     def __init__(
         self,
@@ -59,13 +66,18 @@ class OutputFile:
         self.format = fmt or output_format(path)
         self.info = info
         self.settings = settings
+        self.dropped: list[str] = []  # input streams the output format cannot hold
+        self.seconds = {"encode": 0.0, "mux": 0.0}  # time spent encoding and muxing (genpost bench)
+        self._y4m: Y4MWriter | None = None
+        if self.format == "yuv4mpegpipe":
+            self._open_y4m(template, copy_from, metadata)
+            return
         # keep the source's timestamps: no shifting of the first B-frame dts into pts
-        options = {} if self.format in ("yuv4mpegpipe", "hevc", "vvc") else {"avoid_negative_ts": "disabled"}
+        options = {} if self.format in ("hevc", "vvc") else {"avoid_negative_ts": "disabled"}
         if metadata and self.format in ("mp4", "mov"):
             options["movflags"] = "+use_metadata_tags"  # keep the genpost_postprocessors tag (docs/ffmpeg.md)
         self.container = open_container(self.path, "w", fmt=self.format, options=options)
         self._stream_map: dict[int, object] = {}
-        self.dropped: list[str] = []  # input streams the output format cannot hold
         self.data_stream = None
         try:
             self.video = self._add_video(copy_from)
@@ -85,7 +97,21 @@ class OutputFile:
         self._in_times: list[Fraction] = []  # the pts (seconds) of the frames given to the encoder, in order
         self._out_packets = 0  # packets the encoder has returned
         self._last_dts: Fraction | None = None  # seconds
-        self.seconds = {"encode": 0.0, "mux": 0.0}  # time spent encoding and muxing (genpost bench)
+
+    def _open_y4m(self, template: InputFile | None, copy_from: InputFile | None, metadata: dict[str, str] | None) -> None:
+        codec = self.settings.codec
+        if codec not in ("y4m", "copy") or (codec == "copy" and copy_from is not None and copy_from.codec != "rawvideo"):
+            raise MediaError("a .y4m output needs --codec y4m")
+        header = Y4MHeader.for_stream(self.info, self.settings.bit_depth or self.info.bit_depth)
+        value = (metadata or {}).get("genpost_postprocessors")
+        if value:
+            header = header.with_extension(PROVENANCE_FIELD, value)
+        if template is not None:  # video-only format: other streams are dropped
+            self.dropped = [f"{o.kind} {o.codec}" for o in template.others if o.kind in ("audio", "subtitle")]
+        try:
+            self._y4m = Y4MWriter(open(self.path, "wb"), header)
+        except OSError as exc:
+            raise MediaError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
 
     def _add_video(self, copy_from: InputFile | None):
         info, s = self.info, self.settings
@@ -99,8 +125,6 @@ class OutputFile:
             codec = "rawvideo" if s.codec == "y4m" else (s.codec or "libx265")
             if codec not in ("libx265", "libx264", "ffv1", "rawvideo"):
                 raise MediaError(f"unknown codec {s.codec!r}; use one of {', '.join(ENCODERS)}")
-            if self.format == "yuv4mpegpipe" and codec != "rawvideo":
-                raise MediaError("a .y4m output needs --codec y4m")
             rate = info.rate or Fraction(25)
             options = {}
             if codec == "libx265":
@@ -108,6 +132,8 @@ class OutputFile:
                 params = ["log-level=error", "info=0", "repeat-headers=1"]
                 if s.keyint:
                     params.append(f"keyint={s.keyint}")
+                if s.lossless:
+                    params.append("lossless=1")
                 params += x265_hdr_params(info.color)
                 options["x265-params"] = ":".join(params)
                 options["preset"] = s.preset
@@ -115,7 +141,11 @@ class OutputFile:
                 options["preset"] = s.preset
             elif codec == "ffv1":
                 options.update({"level": "3", "slicecrc": "1"})
-            if codec in ("libx265", "libx264"):
+            if codec == "libx264" and s.lossless:
+                options["qp"] = "0"  # x264's lossless mode
+            elif codec == "libx265" and s.lossless:
+                pass  # x265-params lossless=1
+            elif codec in ("libx265", "libx264"):
                 if s.qp is not None:
                     options["qp"] = str(s.qp)
                 else:
@@ -124,9 +154,7 @@ class OutputFile:
             stream = self.container.add_stream(codec, rate=rate, options=options)
             stream.width, stream.height = info.width, info.height
             stream.pix_fmt = pix_fmt_for(s.bit_depth or info.bit_depth)
-            if self.format == "yuv4mpegpipe":  # y4m stores a frame rate, not timestamps
-                stream.codec_context.time_base = 1 / Fraction(rate)
-            elif info.time_base:
+            if info.time_base:
                 stream.codec_context.time_base = info.time_base
                 stream.time_base = info.time_base
             if s.keyint and codec != "libx265":
@@ -134,14 +162,12 @@ class OutputFile:
             set_color(stream.codec_context, info.color)
             if info.sample_aspect:  # y4m's A field, the x265/x264 VUI's SAR, the container's aspect
                 stream.codec_context.sample_aspect_ratio = info.sample_aspect
-            if self.format == "yuv4mpegpipe" and (s.bit_depth or info.bit_depth) > 8:
-                self.container.options["strict"] = "-1"
         if info.language:
             stream.metadata["language"] = info.language
         return stream
 
     def _add_others(self, template: InputFile) -> None:
-        if self.format in ("yuv4mpegpipe", "hevc", "vvc"):  # video-only formats: other streams are dropped
+        if self.format in ("hevc", "vvc"):  # video-only formats: other streams are dropped
             self.dropped = [f"{o.kind} {o.codec}" for o in template.others if o.kind in ("audio", "subtitle")]
             return
         for other in template.others:
@@ -169,7 +195,11 @@ class OutputFile:
     # -- writing
     def encode(self, frame: Frame) -> None:
         start = time.perf_counter()
-        if self.format == "yuv4mpegpipe" or self.info.time_base is None:
+        if self._y4m is not None:
+            self._y4m.write(to_bit_depth(frame, self._y4m.header.bit_depth))
+            self.seconds["encode"] += time.perf_counter() - start
+            return
+        if self.info.time_base is None:
             frame = frame.replace(pts=self._frames_in, time_base=self.video.codec_context.time_base)
         self.encode_av(frame_to_av(frame), start)
 
@@ -177,6 +207,10 @@ class OutputFile:
         """Encode an av frame (None flushes) and mux its packets; the time goes to ``seconds``
         (``start``, when given, books the Frame-to-av copy as encoding too)."""
         start = time.perf_counter() if start is None else start
+        if self._y4m is not None:
+            if vf is not None:
+                self.encode(frame_from_av(vf, self._y4m.frames_written))
+            return
         if vf is not None:
             self._frames_in += 1
             if vf.pts is not None and vf.time_base:
@@ -191,7 +225,11 @@ class OutputFile:
 
     def mux_video(self, packet, data: bytes | None = None, additional: bytes | None = None) -> None:
         """Copy a demuxed video packet, optionally with new bytes (e.g. an inserted SEI) and an MKV
-        BlockAdditional (the ``track`` carriage in Matroska, which rejects data tracks)."""
+        BlockAdditional (the ``track`` carriage in Matroska, which rejects data tracks). A .y4m output takes
+        raw video packets (the chunks of --resume and --workers), whose bytes are a y4m frame's."""
+        if self._y4m is not None:
+            self._write_y4m_packet(data if data is not None else bytes(packet))
+            return
         if data is not None or additional:
             new = av.Packet(data if data is not None else bytes(packet))
             new.pts, new.dts, new.time_base = packet.pts, packet.dts, packet.time_base
@@ -219,6 +257,15 @@ class OutputFile:
         pkt.duration = video_packet.duration
         pkt.stream = self.data_stream
         self._mux([pkt])
+
+    def _write_y4m_packet(self, data: bytes) -> None:
+        writer = self._y4m
+        assert writer is not None
+        if len(data) != writer.header.frame_bytes:
+            raise MediaError(f"{self.path}: a copied frame has {len(data)} bytes, a y4m frame {writer.header.frame_bytes}")
+        writer.stream.write(b"FRAME\n")
+        writer.stream.write(data)
+        writer.frames_written += 1
 
     def _encoder_dts(self, packet) -> None:
         """Keep the encoder's dts where it can be one, else derive it. x265 sets the dts of a stream's first
@@ -251,6 +298,8 @@ class OutputFile:
         return self._offset
 
     def copy_packet(self, other: OtherPacket) -> None:
+        if self._y4m is not None:
+            return  # video only
         out = self._stream_map.get(other.stream)
         if out is None:
             return
@@ -266,6 +315,9 @@ class OutputFile:
             raise MediaError(f"{self.path}: mux failed ({exc.strerror or exc})") from None
 
     def close(self) -> None:
+        if self._y4m is not None:
+            self._y4m.stream.close()
+            return
         try:
             if self.video.codec_context.is_encoder and self.video.codec_context.is_open:
                 self.encode_av(None)
@@ -274,7 +326,10 @@ class OutputFile:
 
     def abort(self) -> None:
         try:
-            self.container.close()
+            if self._y4m is not None:
+                self._y4m.stream.close()
+            else:
+                self.container.close()
         except Exception:
             pass
 

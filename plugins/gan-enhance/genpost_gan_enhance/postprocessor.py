@@ -65,6 +65,7 @@ class GanEnhance(LearnedPostProcessor):
     patch_overlap = 8  # engine.HALO
     strength_input = True  # the constant (QP - 27) / 15 plane
     kit = KIT
+    restoring_options = {"strength": "1"}  # genpost bench: frames without side info at residual scale 1 (the default 0 leaves them as decoded)
 
     # ---------------------------------------------------------------- model
 

@@ -77,6 +77,7 @@ class RectifiedFlow(LearnedPostProcessor):
     side_info = "rectified-flow/1"
     description = "rectified-flow restoration (43k params, 10.7 kMAC/px per step, 1-4 Euler steps), RD-chosen sampler"
     kit = KIT
+    restoring_options = {"blind": "1"}  # genpost bench: frames without side info run the sampler (the default 0 leaves them as decoded)
 
     # ---------------------------------------------------------------- sampling
 

@@ -71,6 +71,7 @@ class ResidualDiffusion(LearnedPostProcessor):
     side_info = "residual-diffusion/1"
     description = "learned residual latent (1/8 grid, ANS, RD-chosen step) + conditional diffusion decoder (one-step default)"
     kit = KIT
+    restoring_options = {"blind": "1"}  # genpost bench: frames without side info run the denoiser (the default 0 leaves them as decoded)
 
     # ---------------------------------------------------------------- decoder
 
