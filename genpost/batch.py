@@ -26,7 +26,7 @@ from .options import OptionError
 
 COMMANDS = ("enhance", "encode")
 COMMON = {"plugin", "sideinfo", "qp", "crf", "preset", "bit_depth", "fps", "option", "max_errors", "on_plugin_error"}
-KEYS = {"enhance": COMMON | {"codec"}, "encode": COMMON | {"keyint", "carriage"}}
+KEYS = {"enhance": COMMON | {"codec"}, "encode": COMMON | {"keyint", "carriage", "target"}}
 INTS, FLOATS = {"qp", "bit_depth", "keyint", "max_errors"}, {"crf"}
 NOT_RETRIED = (2, 3, 4, 5)  # bad usage, unreadable input, unusable output path, plugin problem
 REPORT_VERSION = 1
@@ -131,6 +131,10 @@ def _check_values(command: str, o: dict) -> None:
     check_values(carriage=o.get("carriage"), on_plugin_error=o.get("on_plugin_error"), max_errors=o.get("max_errors"),
                  keyint=o.get("keyint"))  # fmt: skip
     check_plugin_options(o.get("option") or {})
+    if "target" in o:
+        from .options import JOB_OPTIONS, by_name
+
+        by_name(JOB_OPTIONS)["target"].parse(str(o["target"]), "genpost")
 
 
 def _value(key: str, value, base: Path):
@@ -179,7 +183,8 @@ def run_job(command: str, input: str, output: str, options: dict) -> dict:
         if command == "encode":
             report = encode(
                 input, output, settings, o.get("plugin", []), o.get("carriage", "sei"), o.get("sideinfo"), fps,
-                options=o.get("option"), max_errors=o.get("max_errors", 0), on_plugin_error=o.get("on_plugin_error", "fail"),
+                options={**(o.get("option") or {}), **({"target": o["target"]} if o.get("target", "fidelity") != "fidelity" else {})},
+                max_errors=o.get("max_errors", 0), on_plugin_error=o.get("on_plugin_error", "fail"),
             )  # fmt: skip
             fallbacks = sum(report.plugin_errors.values())
         else:

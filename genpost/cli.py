@@ -93,6 +93,18 @@ CHUNK_FRAMES = typer.Option(
 )
 WORKERS = typer.Option(1, "--workers", help="Ray workers for keyframe-aligned chunks (> 1 needs Ray; docs/scaling.md).")
 RAY_ADDRESS = typer.Option(None, "--ray-address", help="With --workers: a Ray cluster (e.g. auto) instead of a local one.")
+TARGET = typer.Option(
+    "fidelity", "--target", help="What the encoder's choices minimise: fidelity (SSE per plane) or perception (SSE plus a texture term; generative modes can win)."
+)
+
+
+def _with_target(options: dict[str, str], target: str) -> dict[str, str]:
+    """The job's options with ``--target`` (a job option every plugin sees); fidelity adds nothing, so its
+    results are exactly those of a job without the flag."""
+    from .options import JOB_OPTIONS, by_name
+
+    by_name(JOB_OPTIONS)["target"].parse(target, "genpost")
+    return options if target == "fidelity" else {**options, "target": target}
 
 
 @app.command()
@@ -123,6 +135,7 @@ def encode(
     chunk_frames: Optional[int] = CHUNK_FRAMES,
     workers: int = WORKERS,
     ray_address: Optional[str] = RAY_ADDRESS,
+    target: str = TARGET,
     as_json: bool = JSON_REPORT,
     quiet: bool = NO_PROGRESS,
 ):
@@ -133,7 +146,7 @@ def encode(
 
         _check(carriage=carriage, on_plugin_error=on_plugin_error, max_errors=max_errors, chunk_frames=chunk_frames,
                workers=workers, keyint=keyint)  # fmt: skip
-        rate, options = _fps(fps), _options(option)
+        rate, options = _fps(fps), _with_target(_options(option), target)
         if base is not None:
             from .addon import encode_with_base
 
@@ -336,6 +349,8 @@ def eval_(
         None, "--plot", help="RD curves as PNG (needs matplotlib); with several runs, one PNG per run named PLOT-clip-plugin.png."
     ),
     markdown: Optional[str] = typer.Option(None, "--markdown", help="Write the BD-rate tables as Markdown to this file."),
+    target: str = TARGET,
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Opt-in slow metrics, comma-separated: cvvdp (needs the perception extra)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Points (an anchor or a plugin at one QP of one clip) at a time, in worker processes; 0: one per core (at most 4); 1: all in this process."),
 ):
@@ -365,7 +380,13 @@ def eval_(
         _check(frames=frames)
         if jobs < 0:  # fmt: skip
             _fail(f"--jobs must be 0 (one per core) or more, got {jobs}", 2)
-        options = _options(option)
+        options = _with_target(_options(option), target)
+        from .videometrics import NAMES as VIDEO_METRICS
+
+        opted = tuple(m for m in (metrics or "").split(",") if m)
+        for m in opted:
+            if m not in VIDEO_METRICS:
+                _fail(f"--metrics: unknown metric {m!r} (opt-in metrics: {', '.join(VIDEO_METRICS)})", 2)
         rate = _fps(fps)
         clips = evalset.collect_sources(sources)
         single = len(clips) == 1 and len(plugin) == 1 and not os.path.isdir(sources[0])
@@ -379,13 +400,14 @@ def eval_(
         if single:
             result = evaluate(
                 clips[0], plugin[0], qps, preset, bit_depth, options, say, streams=anchors or None,
-                fps=rate, frames=frames, carriage=carriage, force_plugin=force_plugin, jobs=jobs,
+                fps=rate, frames=frames, carriage=carriage, force_plugin=force_plugin, jobs=jobs, metrics=opted,
             )  # fmt: skip
             full: dict = {"runs": [result], "summary": evalset.summarize([result], plugin), "failures": []}
             full["unavailable"] = result["unavailable"]
         else:
             full = evalset.evaluate_set(
-                clips, plugin, qps, preset, bit_depth, options, say, rate, frames, carriage, force_plugin, jobs
+                clips, plugin, qps, preset, bit_depth, options, say, rate, frames, carriage, force_plugin, jobs,
+                metrics=opted,
             )  # fmt: skip
             result = full
         wrote = []  # said last, after the results, so the paths are not lost among the progress lines

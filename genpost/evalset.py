@@ -63,7 +63,8 @@ def collect_sources(paths: list[str]) -> list[str]:
 def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset: str = "medium",
                  bit_depth: int | None = None, options: dict[str, str] | None = None,
                  progress: Callable[[str], None] = lambda msg: None, fps=None, frames: int | None = None,
-                 carriage: str = pipeline.DEFAULT_CARRIAGE, force_plugin: bool = False, jobs: int = 1) -> dict:  # fmt: skip
+                 carriage: str = pipeline.DEFAULT_CARRIAGE, force_plugin: bool = False, jobs: int = 1,
+                 metrics: tuple[str, ...] = ()) -> dict:  # fmt: skip
     """``{"runs": [one per clip x plugin], "summary": {plugin: ...}, "failures": [...], ...}``; genpost's
     points are the user's flow (``evaluate``), or with ``force_plugin`` the plugin forced at the decoder.
     ``jobs`` points run at a time (0: one per core, ``evalpool``), across clips."""
@@ -76,7 +77,7 @@ def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="genpost-eval-"))
             try:
                 clips.append(prepare_clip(source, tmp, plugins, qps, preset, bit_depth, options, None, fps, frames,
-                                          carriage, force_plugin, label))  # fmt: skip
+                                          carriage, force_plugin, label, metrics))  # fmt: skip
             except Exception as exc:  # one clip's failure is reported; the set goes on
                 failures.append(_failed(source, None, one_line(exc), label, progress))
         ladders = run_ladders(clips, evalpool.auto_jobs() if jobs == 0 else jobs, progress)
@@ -97,7 +98,7 @@ def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset
         "runs": runs,
         "summary": summarize(runs, plugins),
         "failures": failures,
-        "unavailable": {n: s for n, s in deep_metrics().items() if not callable(s)},
+        "unavailable": {n: s for n, s in deep_metrics(tuple(metrics)).items() if not callable(s)},
         "versions": versions(),
     }
 

@@ -92,6 +92,7 @@ class Clip:
     carriage: str = pipeline.DEFAULT_CARRIAGE  # how genpost's points carry side info (encode --carriage)
     force: bool = False  # restore with the plugin forced (enhance --plugin), not as the stream says
     label: str = ""  # how progress names the clip
+    metrics: tuple[str, ...] = ()  # opt-in slow metrics (videometrics.NAMES) measured besides the default ones
 
     @property
     def points(self) -> int:
@@ -134,7 +135,7 @@ KEEP_REFERENCES = 1  # points run clip by clip (run_ladders), so one clip's cach
 
 def reference_of(clip: Clip) -> Reference:
     """The clip's Reference, kept between the points this process measures (its source-side caches)."""
-    ref = _REFERENCES.pop(clip.y4m, None) or Reference(clip.source, clip.frames, clip.y4m, deep_metrics())
+    ref = _REFERENCES.pop(clip.y4m, None) or Reference(clip.source, clip.frames, clip.y4m, deep_metrics(clip.metrics))
     _REFERENCES[clip.y4m] = ref
     while len(_REFERENCES) > KEEP_REFERENCES:
         del _REFERENCES[next(iter(_REFERENCES))]
@@ -142,10 +143,11 @@ def reference_of(clip: Clip) -> Reference:
 
 
 @functools.cache
-def deep_metrics() -> dict:
-    """The learned metrics that can run here (``deepmetrics.load``, ``videometrics.load``), loaded once per
-    process."""
-    return {**deepmetrics.load(), **videometrics.load()}
+def deep_metrics(opt_in: tuple[str, ...] = ()) -> dict:
+    """The learned metrics that can run here (``deepmetrics.load``), and the opt-in video metrics asked
+    for (``videometrics.load``; the others "not requested"), loaded once per process."""
+    video = videometrics.load(opt_in) if opt_in else {}
+    return {**deepmetrics.load(), **{n: video.get(n, "not requested (--metrics)") for n in videometrics.NAMES}}
 
 
 def _scores(clock: Clock, ref: Reference, plugin: str, restored: str, enhanced, base: str, anchor: dict, tmp: str) -> dict:
@@ -350,10 +352,11 @@ def evaluate(source, plugin: str, qps=DEFAULT_QPS, preset: str = "medium", bit_d
              options: dict[str, str] | None = None, progress: Callable[[str], None] = lambda msg: None,
              streams: list[str | os.PathLike] | None = None, fps: Fraction | None = None,
              frames: int | None = None, carriage: str = pipeline.DEFAULT_CARRIAGE,
-             force_plugin: bool = False, jobs: int = 1) -> dict:  # fmt: skip
+             force_plugin: bool = False, jobs: int = 1, metrics: tuple[str, ...] = ()) -> dict:  # fmt: skip
     """Anchor and genpost points for each QP (or each external stream), and the BD-rates between them."""
     runs, _ = evaluate_clip(source, [plugin], qps, preset, bit_depth, options, progress, streams, fps, frames,
-                            stop_on_error=True, carriage=carriage, force_plugin=force_plugin, jobs=jobs)  # fmt: skip
+                            stop_on_error=True, carriage=carriage, force_plugin=force_plugin, jobs=jobs,
+                            metrics=metrics)  # fmt: skip
     return runs[0]
 
 
@@ -361,14 +364,14 @@ def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "me
                   options: dict[str, str] | None = None, progress: Callable[[str], None] = lambda msg: None,
                   streams=None, fps: Fraction | None = None, frames: int | None = None,
                   label: str = "", stop_on_error: bool = False, carriage: str = pipeline.DEFAULT_CARRIAGE,
-                  force_plugin: bool = False, jobs: int = 1) -> tuple[list[dict], dict[str, str]]:  # fmt: skip
+                  force_plugin: bool = False, jobs: int = 1, metrics: tuple[str, ...] = ()) -> tuple[list[dict], dict[str, str]]:  # fmt: skip
     """One run per plugin that succeeded (each shaped as ``evaluate``'s result), and plugin -> error for the
     others. Each anchor point is encoded, decoded and measured once for all plugins."""
     check_ladder(qps, streams, frames, carriage, jobs)
     pipeline.load_postprocessors(plugins)  # an unknown plugin or a missing ffmpeg fail before encoding
     with tempfile.TemporaryDirectory(prefix="genpost-eval-") as tmp:
         clip = prepare_clip(source, tmp, plugins, qps, preset, bit_depth, options, streams, fps, frames, carriage,
-                            force_plugin, label)  # fmt: skip
+                            force_plugin, label, metrics)  # fmt: skip
         (lad,) = run_ladders([clip], evalpool.auto_jobs() if jobs == 0 else jobs, progress, stop_on_error)
     if lad.error is not None:
         raise PointFailed(lad.error)
@@ -377,7 +380,8 @@ def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "me
 
 def prepare_clip(source, tmp: str, plugins, qps=DEFAULT_QPS, preset: str = "medium", bit_depth: int | None = None,
                  options=None, streams=None, fps: Fraction | None = None, frames: int | None = None,
-                 carriage: str = pipeline.DEFAULT_CARRIAGE, force: bool = False, label: str = "") -> Clip:  # fmt: skip
+                 carriage: str = pipeline.DEFAULT_CARRIAGE, force: bool = False, label: str = "",
+                 metrics: tuple[str, ...] = ()) -> Clip:  # fmt: skip
     """The clip's reference y4m written once in ``tmp`` (its first ``frames`` frames with --frames; with
     external streams as many frames as they have) and everything its points need."""
     with media.InputFile(source) as inp:
@@ -387,12 +391,13 @@ def prepare_clip(source, tmp: str, plugins, qps=DEFAULT_QPS, preset: str = "medi
     count = frame_count(streams[0], rate) if streams else frames
     ref = prepare_reference(source, tmp, count, trim=bool(frames))
     return Clip(str(source), str(ref.source), ref.frames, ref.y4m, rate, depth, tmp, tuple(plugins), tuple(qps),
-                tuple(str(s) for s in streams or ()), preset, bit_depth, options, carriage, force, label)  # fmt: skip
+                tuple(str(s) for s in streams or ()), preset, bit_depth, options, carriage, force, label,
+                tuple(metrics))  # fmt: skip
 
 
 def runs_of(lad: Ladders) -> list[dict]:
     """One run per plugin that did not fail, each shaped as ``evaluate``'s result."""
-    clip, tools, deep = lad.clip, versions(), deep_metrics()
+    clip, tools, deep = lad.clip, versions(), deep_metrics(lad.clip.metrics)
     runs = []
     for proc in pipeline.load_postprocessors(list(clip.plugins)):
         plugin = proc.name

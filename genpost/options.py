@@ -134,6 +134,9 @@ def validate(options: Mapping[str, str], classes: Mapping[str, Any]) -> None:
 
 def _validate_one(key: str, raw: str, classes: Mapping[str, Any], undeclared: bool) -> None:
     plugin, dot, name = key.rpartition(".")
+    if not dot and key in by_name(JOB_OPTIONS):
+        by_name(JOB_OPTIONS)[key].parse(raw, "genpost")
+        return
     if dot:
         if plugin not in classes:
             known = ", ".join(sorted(classes)) or "none installed"
@@ -160,6 +163,13 @@ CARRIAGES = ("sei", "nnpfc", "track", "sidecar")
 # --codec of enhance: the PyAV encoders, stream copy, and libvvenc through the ffmpeg binary
 ENHANCE_CODECS = ("libx265", "libx264", "ffv1", "y4m", "copy", "vvc", "libvvenc")
 ON_PLUGIN_ERROR = ("fail", "skip")
+TARGETS = ("fidelity", "perception")
+# options of the whole job that every plugin sees (Context.options, bare key): set by their own flags
+JOB_OPTIONS = (
+    choice("target", "fidelity", TARGETS,
+           "what the encoder's choices minimise: fidelity = SSE per plane; perception = SSE plus the perceptual "
+           "term of genpost.learned.blocks (texture energy), so generative modes can win"),
+)  # fmt: skip
 
 
 def check_choice(flag: str, value: str | None, allowed: Iterable[str]) -> None:

@@ -41,6 +41,11 @@ class Context:
     # costs in BD-rate terms (``genpost.learned.rd.plane_lambdas``)
     base_bits: float | None = None
 
+    @property
+    def target(self) -> str:
+        """The job's ``--target``: ``fidelity`` (the default: SSE per plane) or ``perception``."""
+        return str(self.options.get("target", "fidelity"))
+
     def option(self, plugin: str, key: str, default: str) -> str:
         """``--option PLUGIN.KEY=VALUE``, else the bare ``KEY`` (what ``genpost pipe --strength`` sets),
         else ``default``."""

@@ -16,6 +16,7 @@ BAD_JOBS = {
     "option-value": ('option = { "wiener.lambda_scale" = "abc" }', "job 2: --option wiener.lambda_scale=abc: wiener.lambda_scale must be a number"),
     "carriage": ('command = "encode"\ncarriage = "foo"', "manifest job 2: --carriage foo: use one of sei"),
     "bit-depth": ("bit_depth = 12", "manifest job 2: --bit-depth must be 8 or 10, got 12"),
+    "target": ('command = "encode"\ntarget = "beauty"', "manifest job 2: genpost.target must be one of fidelity, perception"),
 }
 
 

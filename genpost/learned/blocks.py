@@ -1,11 +1,43 @@
 """Per-block distortion for learned plugins' RD choices (numpy): SSE per plane and block, and the
-texture-energy term that rewards keeping the source's local contrast."""
+texture-energy term that rewards keeping the source's local contrast.
+
+The encoder's target (``--target``, ``Context.target``) decides the distortion every learned plugin
+minimises, here and only here: ``fidelity`` is SSE per plane (exactly as before targets existed);
+``perception`` adds ``PERCEPTION_MU`` times the texture-energy loss on luma, so a realism head, a noisy
+sampler or a diffusion step that keeps the source's local contrast can win where plain SSE would reject it.
+A plugin's own ``perception_weight`` option, when given, sets the weight under either target."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..types import Frame
+
+PERCEPTION_MU = 1.0  # texture-energy weight under --target perception (the SSE of 8x8-cell contrast losses)
+
+
+def perceptual_weight(ctx, own: float = 0.0) -> float:
+    """mu of D = SSE + mu * texture loss for this job: the plugin's own ``perception_weight`` when set (> 0),
+    else 0 under ``fidelity`` and ``PERCEPTION_MU`` under ``perception``."""
+    if own:
+        return float(own)
+    return PERCEPTION_MU if getattr(ctx, "target", "fidelity") == "perception" else 0.0
+
+
+def texture_loss(source_y: np.ndarray, out_y: np.ndarray) -> float:
+    """The perceptual term on one luma plane: sum over 8x8 cells of 64 * (sd_source - sd_out)^2."""
+    return float((64.0 * (cell_sd(source_y) - cell_sd(out_y)) ** 2).sum())
+
+
+def plane_distortion(source: Frame, out: Frame, mu: float = 0.0) -> np.ndarray:
+    """(3,) D per plane of a whole frame: SSE (``rd.plane_sse``, bit for bit), and on Y ``mu`` times
+    ``texture_loss``."""
+    from .rd import plane_sse
+
+    d = plane_sse(source, out)
+    if mu:
+        d[0] += mu * texture_loss(source.y, out.y)
+    return d
 
 
 def grid(width: int, height: int, block: int) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
-from genpost.learned.blocks import plane_block_sse
+from genpost.learned.blocks import perceptual_weight, plane_block_sse
 from genpost.learned.plugin import Kit, LearnedPostProcessor, frame_key, shipped_weights, update_key
 from genpost.modeling import BACKENDS, PRECISIONS, pack, to_samples, unpack
 
@@ -135,7 +135,7 @@ class GanEnhance(LearnedPostProcessor):
         ``perception_weight``, default 0), measured with the weights the decoder will run."""
         from genpost.learned import rd
 
-        mu = _float_option(ctx, "perception_weight")
+        mu = perceptual_weight(ctx, _float_option(ctx, "perception_weight"))  # 0 under --target fidelity
         qp = int(ctx.qp if ctx.qp is not None else _float_option(ctx, "qp"))
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
         rows, cols = codec.grid(decoded.width, decoded.height)

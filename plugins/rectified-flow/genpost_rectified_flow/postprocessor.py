@@ -18,7 +18,7 @@ from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
-from genpost.learned.blocks import plane_block_sse
+from genpost.learned.blocks import perceptual_weight, plane_block_sse
 from genpost.learned.plugin import Kit, LearnedPostProcessor, base_qp, frame_key, shipped_weights, update_key
 from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
@@ -149,7 +149,7 @@ class RectifiedFlow(LearnedPostProcessor):
         (usually extended over the next frames for free), in full for a block map or guidance (frame-specific)."""
         from genpost.learned import rd
 
-        mu = _number(ctx, "perception_weight")
+        mu = perceptual_weight(ctx, float(_number(ctx, "perception_weight")))  # 0 under --target fidelity
         spread = _number(ctx, "record_frames")
         seeds = _number(ctx, "seeds")
         search = option(ctx, "search")

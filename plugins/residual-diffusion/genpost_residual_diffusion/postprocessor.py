@@ -19,8 +19,8 @@ from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
+from genpost.learned.blocks import perceptual_weight, plane_distortion
 from genpost.learned.plugin import Kit, LearnedPostProcessor, base_qp, frame_key, shipped_weights, update_key
-from genpost.learned.rd import plane_sse
 from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
 from . import codec, engine
@@ -112,14 +112,15 @@ class ResidualDiffusion(LearnedPostProcessor):
 
         qp = base_qp(ctx, _number(ctx, "qp"))
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
-        base = plane_sse(source, decoded)
+        mu = perceptual_weight(ctx)  # 0 under --target fidelity: D is SSE per plane
+        base = plane_distortion(source, decoded, mu)
         lambdas = rd.plane_lambdas(base, ctx.base_bits, ctx.lagrangian) * _number(ctx, "lambda_scale")
 
         def measure(payload: bytes) -> np.ndarray:  # per-plane D of what restore gives, as the decoder will
-            return plane_sse(source, self.restore(decoded, payload, ctx))
+            return plane_distortion(source, self.restore(decoded, payload, ctx), mu)
 
         candidates = [(d, 0.0, p) for d, p in framing.reuse_candidates(ctx, tag, base, measure)]
-        default = plane_sse(source, self.restore(decoded, None, ctx))
+        default = plane_distortion(source, self.restore(decoded, None, ctx), mu)
         if framing.default_allowed(default, base, tag):
             candidates.append((default, 0.0, b""))
         src = pack(source.y, source.u, source.v, source.max_value)

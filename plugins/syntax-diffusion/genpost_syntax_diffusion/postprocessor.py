@@ -22,8 +22,8 @@ from genpost import options as opt
 from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
+from genpost.learned.blocks import perceptual_weight, plane_distortion, texture_loss
 from genpost.learned.plugin import Kit, LearnedPostProcessor, base_qp, frame_key, shipped_weights, update_key
-from genpost.learned.rd import plane_sse
 from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
 from . import codec, engine
@@ -145,13 +145,14 @@ class SyntaxDiffusion(LearnedPostProcessor):
         spread = _number(ctx, "record_frames")
         qp = self._default_qp(ctx)
         tag = framing.update_tag(ctx.update) if ctx.update is not None else None
-        base = plane_sse(source, decoded)
+        mu = perceptual_weight(ctx)  # 0 under --target fidelity: D is SSE per plane
+        base = plane_distortion(source, decoded, mu)
         lambdas = rd.plane_lambdas(base, ctx.base_bits, ctx.lagrangian) * _number(ctx, "lambda_scale")
-        reuse = framing.reuse_candidates(ctx, tag, base, lambda p: plane_sse(source, self.restore(decoded, p, ctx)))
+        reuse = framing.reuse_candidates(ctx, tag, base, lambda p: plane_distortion(source, self.restore(decoded, p, ctx), mu))
         candidates = [(d, 0.0, p) for d, p in reuse]
         # send nothing: what a decoder runs without side info; it does not know the base QP (enhance gives
         # ctx.qp = None or the *output* QP), so a blind mode assumes the `qp` option
-        default = plane_sse(source, self.restore(decoded, None, dataclasses.replace(ctx, qp=None)))
+        default = plane_distortion(source, self.restore(decoded, None, dataclasses.replace(ctx, qp=None)), mu)
         if framing.default_allowed(default, base, tag):
             candidates.append((default, 0.0, b""))
         for values in ((), self.syntax(source, decoded, qp, ctx)):
@@ -161,6 +162,8 @@ class SyntaxDiffusion(LearnedPostProcessor):
                 best = min((_plane_sse(src, _blend_plane(plane, out, g)), g) for g in STRENGTHS)  # SSE is per plane
                 d.append(best[0])
                 strengths.append(best[1])
+            if mu:  # the perceptual term of the luma the strengths chose
+                d[0] += mu * texture_loss(source.y, _blend_plane(decoded.y, restored.y, strengths[0]))
             payload = framing.wrap(codec.encode(qp, values, tuple(strengths)), framing.ALL_PLANES, tag)
             bits = (ctx.record_overhead_bits + 8 * len(payload)) / spread
             candidates.append((np.array(d, np.float64), float(bits), payload))
