@@ -22,6 +22,7 @@ from .evaluate import (
     DECODER_USER,
     DEFAULT_QPS,
     PLANES,
+    chain_of,
     check_ladder,
     deep_metrics,
     prepare_clip,
@@ -69,7 +70,7 @@ def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset
     points are the user's flow (``evaluate``), or with ``force_plugin`` the plugin forced at the decoder.
     ``jobs`` points run at a time (0: one per core, ``evalpool``), across clips."""
     check_ladder(qps, None, frames, carriage, jobs)
-    pipeline.load_postprocessors(plugins)  # unknown plugins fail before any clip
+    pipeline.load_postprocessors([m for p in plugins for m in chain_of(p)])  # unknown plugins fail before any clip
     failures, clips = [], []
     with contextlib.ExitStack() as stack:
         for i, source in enumerate(sources):

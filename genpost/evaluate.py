@@ -160,13 +160,19 @@ def _scores(clock: Clock, ref: Reference, plugin: str, restored: str, enhanced, 
         return {**measure(ref, restored, tmp), "scores_of_anchor": False}
 
 
+def chain_of(plugin: str) -> list[str]:
+    """The post-processors of an evaluated flow: one plugin, or a chain ``a+b`` (``encode --plugin a --plugin
+    b``: b analyzes and restores what a gives, e.g. a learned plugin followed by wiener)."""
+    return plugin.split("+")
+
+
 def restore(clip: Clip, coded: str, restored: str, plugin: str) -> pipeline.EnhanceReport:
     """``coded`` restored to a y4m as ``genpost enhance coded -o restored.y4m`` does with no plugin named and
     no --option (what the stream declares or its records name); with ``clip.force`` as
     ``enhance --plugin PLUGIN --option ...`` (the plugin forced on every frame)."""
     y4m = media.EncoderSettings(codec="y4m")
     if clip.force:
-        return pipeline.enhance(coded, restored, y4m, [plugin], fps=clip.rate, options=clip.options)
+        return pipeline.enhance(coded, restored, y4m, chain_of(plugin), fps=clip.rate, options=clip.options)
     return pipeline.enhance(coded, restored, y4m, None, fps=clip.rate)
 
 
@@ -216,7 +222,7 @@ def plugin_point(clip: Clip, index: int, plugin: str, same: dict) -> Point:
             stream = clip.streams[index]
             coded, common = os.path.join(tmp, "genpost" + Path(stream).suffix), {"qp": stream_qp(stream), "stream": str(stream)}
             with clock.timed(plugin, "encode"):
-                report = addon.encode_with_base(ref.y4m, stream, coded, [plugin], clip.carriage, qp=common["qp"],
+                report = addon.encode_with_base(ref.y4m, stream, coded, chain_of(plugin), clip.carriage, qp=common["qp"],
                                                 fps=clip.rate, options=clip.options)  # fmt: skip
             side = os.path.getsize(coded) - os.path.getsize(stream)
         else:
@@ -224,7 +230,7 @@ def plugin_point(clip: Clip, index: int, plugin: str, same: dict) -> Point:
             coded, common = os.path.join(tmp, f"genpost_{qp}.265"), {"qp": qp}
             settings = media.EncoderSettings(qp=qp, preset=clip.preset, bit_depth=clip.bit_depth or 0)
             with clock.timed(plugin, "encode"):
-                report = pipeline.encode(clip.source, coded, settings, [plugin], clip.carriage, options=clip.options)
+                report = pipeline.encode(clip.source, coded, settings, chain_of(plugin), clip.carriage, options=clip.options)
         with clock.timed(plugin, "enhance"):
             enhanced = restore(clip, coded, restored, plugin)
         side_bytes, base = base_of(coded)
@@ -368,7 +374,7 @@ def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "me
     """One run per plugin that succeeded (each shaped as ``evaluate``'s result), and plugin -> error for the
     others. Each anchor point is encoded, decoded and measured once for all plugins."""
     check_ladder(qps, streams, frames, carriage, jobs)
-    pipeline.load_postprocessors(plugins)  # an unknown plugin or a missing ffmpeg fail before encoding
+    pipeline.load_postprocessors([m for p in plugins for m in chain_of(p)])  # unknown plugins fail before encoding
     with tempfile.TemporaryDirectory(prefix="genpost-eval-") as tmp:
         clip = prepare_clip(source, tmp, plugins, qps, preset, bit_depth, options, streams, fps, frames, carriage,
                             force_plugin, label, metrics)  # fmt: skip
@@ -399,8 +405,8 @@ def runs_of(lad: Ladders) -> list[dict]:
     """One run per plugin that did not fail, each shaped as ``evaluate``'s result."""
     clip, tools, deep = lad.clip, versions(), deep_metrics(lad.clip.metrics)
     runs = []
-    for proc in pipeline.load_postprocessors(list(clip.plugins)):
-        plugin = proc.name
+    for plugin in clip.plugins:
+        procs = pipeline.load_postprocessors(chain_of(plugin))
         if plugin in lad.failures:
             continue
         runs.append({
@@ -415,7 +421,7 @@ def runs_of(lad: Ladders) -> list[dict]:
             "vs_anchor": vs_anchor(lad.anchor, lad.genpost[plugin]),
             "seconds": {"anchor (shared)": _rounded(lad.seconds.get("anchor", {})),
                         "genpost": _rounded(lad.seconds.get(plugin, {}))},
-            "versions": {**tools, "plugin": f"{proc.name} {proc.version}"},
+            "versions": {**tools, "plugin": " + ".join(f"{proc.name} {proc.version}" for proc in procs)},
         })  # fmt: skip
     return runs
 

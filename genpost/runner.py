@@ -274,6 +274,17 @@ def check_restored(proc, before: Frame, after: Frame) -> None:
 # ---------------------------------------------------------------- analyze
 
 
+def _as_decoder_restores(proc, payload: bytes, ctx: Context, frame: Frame) -> Frame:
+    """``proc``'s restoration of ``frame`` with the payload it just chose (none: its default mode), as the
+    decoder's chain will give it to the next plugin; a payload it rejects or an error leaves the frame."""
+    try:
+        out = proc.restore(frame, payload or None, ctx)
+        check_restored(proc, frame, out)
+        return out
+    except Exception:  # the decoder falls back to the frame as given; the analyze error is already counted
+        return frame
+
+
 @dataclass
 class AnalysisJob:
     """What ``FrameAnalyzer`` needs: the source and the decoded base (files, or frames given to ``run``),
@@ -370,8 +381,13 @@ class FrameAnalyzer:
                     raise PipelineError("the base has more frames than the source")
                 pts_index[decoded.pts] = decoded.index
                 original = to_bit_depth(original, info.bit_depth)
+                base = decoded
+                previous: tuple | None = None  # (plugin, payload, context) whose restoration the next one is given
                 for proc in job.chain:
+                    if previous is not None:  # a later plugin analyzes what the decoder will give it
+                        decoded = _as_decoder_restores(*previous, decoded)
                     if not proc.side_info:
+                        previous = (proc, b"", Context(stream=info, qp=qp, options=options))
                         continue
                     run = current.get(proc.side_info)
                     live = run is not None and run[1] + run[3] == decoded.index and run[3] < sideinfo.MAX_RUN
@@ -389,6 +405,7 @@ class FrameAnalyzer:
                     except Exception as exc:  # an untrusted plugin's bug, reported by name
                         self.failed(proc, f"analyze frame {decoded.index}", exc)
                         payload = b""
+                    previous = (proc, payload, ctx)
                     if not payload:
                         current.pop(proc.side_info, None)
                         if proc.default_mode and proc.name not in acts and default_mode_acts(proc, decoded, ctx):
@@ -398,6 +415,7 @@ class FrameAnalyzer:
                     else:
                         current[proc.side_info] = run = [proc.side_info, decoded.index, payload, 1]
                         runs.append(run)
+                decoded = base
                 progress((phases - 1) * total + decoded.index + 1, phases * total)
         records = updates.records + [sideinfo.Record(fid, first, payload, count) for fid, first, payload, count in runs]
         return records, pts_index
