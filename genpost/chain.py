@@ -29,8 +29,8 @@ from .errors import GenpostError, PipelineError, UsageError
 from .options import VVENC_PRESETS
 from .outputs import atomic_output, check_paths
 from .pipe import output_header
-from .postprocessor import Context
-from .runner import EnhanceReport, FrameRestorer, Progress, check_policy, collect_side_info, load_chain, no_progress
+from .runner import EnhanceReport, Progress, check_policy, no_progress
+from .session import DecodeSession
 from .y4m import Y4MError, Y4MReader, Y4MWriter
 
 FILTERS_DIR = Path(__file__).resolve().parent.parent / "filters"  # the shipped presets (source tree)
@@ -388,10 +388,12 @@ def enhance(
     with media.InputFile(input, fps, any_pix_fmt=True) as inp:
         if not inp.timed:
             raise UsageError(f"{input} is a raw stream without timing; give --fps")
-        index = collect_side_info(inp, sidecar)
+        # the same decode session as plain enhance: NNPFC/NNPFA, chain records, the stream's options
+        session = DecodeSession.open(inp, sidecar, chain.plugins if chain.plugins is not None else plugins, chain.options)
+        index = session.index
         info, raw = inp.info, bool(inp.raw_format)
         others = [o for o in inp.others if o.kind in ("audio", "subtitle")]
-    procs, report = load_chain(index, output, chain.plugins if chain.plugins is not None else plugins)
+    procs, report = session.chain, session.report(output)
     for label, vf in (("pre filters", chain.vf_pre), ("post filters", chain.vf_post)):
         if vf:
             ffmpeg_tools.check_filter(vf, f"{chain.source}: {label}")
@@ -420,10 +422,9 @@ def enhance(
                     f"pre filters changed the size to {stream.width}x{stream.height}: side info made for "
                     f"{info.width}x{info.height} will not apply"
                 )
-            ctx = Context(stream=stream, options=dict(chain.options))  # the base's QP is unknown here
             header = output_header(reader.header, procs, profile.bit_depth)
             provenance = header.extension("GENPOST_POSTPROCESSORS")
-            restorer = FrameRestorer(procs, index, ctx, report, None, max_errors, on_plugin_error)
+            restorer = session.restorer(stream, report, None, max_errors, on_plugin_error)
             frames = restorer.frames(reader, profile.bit_depth, progress, info.frames)
             if encoder_name == "y4m" and not chain.vf_post:  # no ffmpeg needed: keeps the X provenance field
                 with open(tmp, "wb") as fh:
@@ -450,5 +451,5 @@ def enhance(
             decoder.close()
             if encoder is not None:
                 encoder.close()
-    report.side_info = index.stats()
+    report.side_info = session.side_info_report()
     return report

@@ -196,7 +196,8 @@ class ChunkWorker:
         report = EnhanceReport("", 0, [p.name for p in self.chain], {p.name: PluginStats() for p in self.chain})
         ctx = Context(stream=info, options=dict(job["options"]))
         no_damage = SimpleNamespace(path="", damage=DecodeDamage())  # the driver counts input damage
-        restorer = FrameRestorer(self.chain, ChunkIndex(chunk.payloads), ctx, report, no_damage, None, job["on_error"])
+        restorer = FrameRestorer(self.chain, ChunkIndex(chunk.payloads), ctx, report, no_damage, None, job["on_error"],
+                                 job.get("plan"))  # fmt: skip
         muxer, ext = resume.segment_format(settings.codec)
         with self._segment(chunk, ext, muxer) as segment:
             for frame in chunk.frames:
@@ -369,7 +370,10 @@ def enhance_over_workers(inp, output, fps, info, settings, restorer, progress, c
         raise PipelineError("--chunk-frames must be at least 1")
     resume.check_output_is_writable(output, info, settings, inp)
     report, total = restorer.report, inp.info.frames
-    job = {"info": info, "settings": settings, "options": dict(restorer.ctx.options), "on_error": restorer.on_error}
+    # the decode session's options and per-picture activation (NNPFA) travel with the job: every worker
+    # restores exactly as the one-process enhance does
+    job = {"info": info, "settings": settings, "options": dict(restorer.ctx.options), "on_error": restorer.on_error,
+           "plan": restorer.plan}  # fmt: skip
     names = [p.name for p in restorer.chain]
     work = Path(tempfile.mkdtemp(prefix=".genpost-workers-", dir=Path(output).resolve().parent))
     _, ext = resume.segment_format(settings.codec)

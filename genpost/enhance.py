@@ -10,9 +10,9 @@ from fractions import Fraction
 from . import declared, media
 from .errors import UsageError
 from .outputs import atomic_output, check_paths, found_sidecar, provenance
-from .postprocessor import Context
-from .runner import EnhanceReport, FrameRestorer, Progress, check_policy, collect_side_info, load_chain, no_progress
+from .runner import EnhanceReport, Progress, check_policy, collect_side_info, no_progress
 from .schedule import Schedule
+from .session import DecodeSession
 from .types import to_bit_depth
 
 
@@ -44,23 +44,8 @@ def enhance(
     media.output_format(output)  # before any work, and named as the user gave it (not the temporary file)
     with media.InputFile(input, fps) as inp:
         inp.max_errors = None  # the job's budget covers decode damage and plugin failures together
-        index = collect_side_info(inp, sidecar)
-        signalled = declared.read_declared(inp) if plugins is None else None
-        plan = declared.plan(signalled) if signalled is not None else None
-        if signalled is not None and signalled.record_offset:  # entered mid-stream: records name the whole stream's frames
-            index = declared.shift_records(index, signalled.record_offset)
-        found = declared.read_chain(index)  # a chain record (record carriages); NNPFC, when there, wins
-        if plugins is None and found.plugins and not (plan is not None and (plan.declared or plan.unknown)):
-            plan = declared.chain_plan(found)
-        chain, report = load_chain(index, output, plugins, plan)
-        if plugins is None and found.malformed and not found.plugins:
-            report.warnings.append(
-                f"the stream's chain declaration is damaged ({found.malformed} of {found.copies} copies, none whole): "
-                "the plugins its records name run instead"
-            )
-        gate = plan if plan is not None and plan.declared else None  # None: records alone decide
-        if gate is not None:
-            options = {**gate.options, **dict(options or {})}  # the stream's default mode; the user's word wins
+        session = DecodeSession.open(inp, sidecar, plugins, options)  # what runs on which frames, and how
+        chain, report = session.chain, session.report(output)
         if not inp.timed:
             raise UsageError(f"{input} is a raw stream without timing; give --fps")
         info = dataclasses.replace(inp.info, bit_depth=settings.bit_depth or inp.info.bit_depth)
@@ -75,12 +60,11 @@ def enhance(
         settings = dataclasses.replace(settings, codec=codec, lossless=lossless or settings.lossless)
         report.output_coding = _coding(settings)
         copy = codec == "copy"
-        ctx = Context(stream=info, options=dict(options or {}))  # qp: the base's is unknown here (not the re-encode's)
-        restorer = FrameRestorer(chain, index, ctx, report, inp, max_errors, on_plugin_error, gate)
+        restorer = session.restorer(info, report, inp, max_errors, on_plugin_error)
         if schedule.resume and not copy:
             from . import resume as resuming
 
-            job = resuming.job_key(input, output, sidecar, fps, settings, chain, options, schedule.chunk_frames)
+            job = resuming.job_key(input, output, sidecar, fps, settings, chain, session.options, schedule.chunk_frames)
             resuming.enhance_in_chunks(
                 inp, output, fps, info, settings, restorer, progress, job, schedule.chunk_frames, provenance(chain)
             )
@@ -98,12 +82,7 @@ def enhance(
             warn_if_resumable(output, report)
             enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
         restorer.finish()
-    report.side_info = index.stats()
-    if plan is not None and (plan.declared or plan.unknown):
-        report.side_info["declared"] = plan.summary()
-    report.side_info["chain"] = found.to_dict()
-    if signalled is not None:
-        report.side_info["nnpf"] = signalled.stats()
+    report.side_info = session.side_info_report()
     return report
 
 

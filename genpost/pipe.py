@@ -15,18 +15,13 @@ import os
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from . import sideinfo
 from .outputs import provenance
-from .postprocessor import Context, PostProcessor
+from .postprocessor import PostProcessor
 from .runner import (
     EnhanceReport,
-    FrameRestorer,
-    PluginStats,
     check_policy,
-    choose_postprocessors,
-    load_postprocessors,
-    read_sidecar_index,
 )
+from .session import DecodeSession
 from .y4m import PROVENANCE_FIELD, Y4MHeader, Y4MReader, Y4MWriter
 
 
@@ -65,22 +60,20 @@ def run(
     reader that closes ``outstream`` early (``ffmpeg ... -frames:v N``) ends the job quietly, like ``head``.
     """
     check_policy(on_plugin_error)
-    index = read_sidecar_index(sidecar) if sidecar else sideinfo.RecordIndex()
-    names, warnings = choose_postprocessors(index, plugins)
-    chain = load_postprocessors(names, device)
+    session = DecodeSession.open(None, sidecar, plugins, options, device)  # a pipe's only side info: the sidecar
+    chain = session.chain
     reader = Y4MReader(instream, "stdin")
-    report = PipeReport("-", 0, names, {p.name: PluginStats() for p in chain}, warnings=warnings)
-    ctx = Context(stream=reader.header.stream_info("y4m"), options=dict(options or {}))
+    report = session.report("-", PipeReport)
     try:
         header = output_header(reader.header, chain)
         report.provenance = header.extension(PROVENANCE_FIELD)
         writer = Y4MWriter(outstream, header)
-        restorer = FrameRestorer(chain, index, ctx, report, None, max_errors, on_plugin_error)
+        restorer = session.restorer(reader.header.stream_info("y4m"), report, None, max_errors, on_plugin_error)
         for frame in restorer.frames(reader):
             writer.write(frame)
         writer.flush()
     except BrokenPipeError:
         report.downstream_closed = True
         report.warnings.append(f"stdout closed by its reader after {report.frames} frames")
-    report.side_info = index.stats()
+    report.side_info = session.side_info_report()
     return report

@@ -25,15 +25,7 @@ import numpy as np
 from . import media, metrics
 from .errors import GenpostError
 from .outputs import atomic_output, check_paths
-from .postprocessor import Context
-from .runner import (
-    EnhanceReport,
-    FrameRestorer,
-    PluginStats,
-    choose_postprocessors,
-    collect_side_info,
-    load_postprocessors,
-)
+from .session import DecodeSession
 from .types import Frame, StreamInfo, to_bit_depth
 from .y4m import Y4MHeader, Y4MWriter
 
@@ -306,13 +298,12 @@ def preview(
         ffmpeg.require_vmaf("preview's VMAF-NEG", "ffmpeg", ", or give --no-vmaf")
     area = Crop.parse(crop) if crop else None
     with media.InputFile(input, fps) as inp:
-        index = collect_side_info(inp, sidecar)
-        names, warnings = choose_postprocessors(index, plugins)
-        chain = load_postprocessors(names, device)
+        session = DecodeSession.open(inp, sidecar, plugins, options, device)  # as enhance would run it
+        chain, warnings = session.chain, session.warnings
         base = _frame_at(inp, frame)
         info = inp.info
-    report = EnhanceReport(str(output), 1, names, {p.name: PluginStats() for p in chain})
-    restorer = FrameRestorer(chain, index, Context(stream=info, options=dict(options or {})), report)
+    report = session.report(output)
+    restorer = session.restorer(info, report)
     restored = restorer(base)
     failed = restorer.errors
     ref = None

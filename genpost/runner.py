@@ -140,17 +140,6 @@ class EnhanceReport:
         return dataclasses.asdict(self)
 
 
-def load_chain(
-    index: sideinfo.RecordIndex, output: str | os.PathLike, plugins: list[str] | None,
-    plan: declared.DeclaredPlan | None = None,
-) -> tuple[list[PostProcessor], EnhanceReport]:
-    """(chain, report) of a restoring job: the post-processors ``choose_postprocessors`` picks, loaded, and
-    the job's report for ``output``, opening with the choice's warnings."""
-    names, warnings = choose_postprocessors(index, plugins, plan)
-    chain = load_postprocessors(names)
-    return chain, EnhanceReport(str(output), 0, names, {p.name: PluginStats() for p in chain}, warnings=warnings)
-
-
 class FrameRestorer:
     """The per-frame policy of every restoring command: run the chain on a frame, count fallbacks, plugin
     errors and the input's damage, and stop past ``max_errors``.
@@ -259,16 +248,14 @@ class FrameRestorer:
 
 
 def check_restored(proc, before: Frame, after: Frame) -> None:
-    """ContractError unless ``after`` is a Frame of ``before``'s shape, dtype and bit depth, in range."""
-    if not isinstance(after, Frame):
-        raise ContractError(f"{proc.name} returned {type(after).__name__}, not a Frame")
-    if after.bit_depth != before.bit_depth:
-        raise ContractError(f"{proc.name} changed the bit depth")
-    for a, b in zip(before.planes, after.planes):
-        if not isinstance(b, np.ndarray) or a.shape != b.shape or a.dtype != b.dtype:
-            raise ContractError(f"{proc.name} changed the frame's shape or dtype")
-    if before.bit_depth not in (8, 16) and max(int(p.max(initial=0)) for p in after.planes) > before.max_value:
-        raise ContractError(f"{proc.name} returned samples above {before.max_value}")
+    """ContractError unless ``after`` is a Frame like ``before``: the contract kit's own check
+    (``genpost.contract.check_restored_frame``: planes, dtypes, bit depth, index, pts, time base, range)."""
+    from .contract import ContractViolation, check_restored_frame
+
+    try:
+        check_restored_frame(before, after, proc.name)
+    except ContractViolation as exc:
+        raise ContractError(str(exc)) from None
 
 
 # ---------------------------------------------------------------- analyze

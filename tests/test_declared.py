@@ -190,3 +190,21 @@ def test_sidecar_beside_the_input_is_found(tmp_path):
     report = pipeline.enhance(out, tmp_path / "o.y4m", media.EncoderSettings(codec="y4m"))
     assert report.plugins == ["wiener"] and report.per_plugin["wiener"].with_side_info == 33
     assert pipeline.inspect(out)["sidecar"] == str(out) + ".gpsi"
+
+
+def test_every_route_runs_the_same_decode_session(nnpfc_265, tmp_path):
+    """The FFmpeg route and preview take the chain, activation and options from the same decode session as
+    plain enhance (genpost.session): same plugins, same frames, the declaration in the report."""
+    pytest.importorskip("ffmpeg")
+    from genpost import chain as chain_mod
+    from genpost import preview
+
+    plain, frames = _enhance(nnpfc_265, tmp_path, "plain.y4m")
+    steps = chain_mod.Chain(post=["null"])  # as enhance --vf-post null builds it
+    out = tmp_path / "route.y4m"
+    report = chain_mod.enhance(nnpfc_265, out, steps, chain_mod.OutputProfile(codec="y4m"), None, None, FPS)
+    assert report.plugins == plain.plugins == ["wiener"]
+    assert report.side_info["declared"] == plain.side_info["declared"] and "nnpf" in report.side_info
+    assert all(np.array_equal(a.y, b.y) for a, b in zip(decode_all(out), frames))
+    shown = preview.preview(nnpfc_265, tmp_path / "p.png", frame=3, fps=FPS, with_vmaf=False)
+    assert [p.split("/")[0] for p in shown["plugins"]] == ["wiener"]
