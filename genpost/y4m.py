@@ -19,6 +19,7 @@ from .errors import MediaError
 from .types import ColorInfo, Frame, StreamInfo
 
 MAGIC = b"YUV4MPEG2"
+FFMPEG_MAX_HEADER = 128  # bytes with the newline: FFmpeg's yuv4mpegpipe demuxer fails on a longer header line
 MAX_HEADER = 4096  # a header or FRAME line longer than this is not y4m
 # 4:2:0 chroma tags genpost accepts, and the sample depth each one means
 CHROMA_DEPTH = {"420jpeg": 8, "420paldv": 8, "420mpeg2": 8, "420": 8, "420p10": 10}
@@ -152,7 +153,15 @@ class Y4MHeader:
         return replace(self, bit_depth=bit_depth, tokens=tuple(tokens))
 
     def to_bytes(self) -> bytes:
-        return MAGIC + b" " + " ".join(self.tokens).encode("ascii") + b"\n"
+        """The header line. FFmpeg's y4m demuxer refuses a header over ``FFMPEG_MAX_HEADER`` bytes, so optional X
+        fields go, least needed first (``XYSCSS``, which the C tag repeats; then genpost's provenance), until
+        it fits; the stream's geometry, rate, aspect, chroma and range always stay."""
+        tokens = list(self.tokens)
+        for optional in ("XYSCSS=", f"X{PROVENANCE_FIELD}="):
+            if len(_line(tokens)) <= FFMPEG_MAX_HEADER:
+                break
+            tokens = [t for t in tokens if not t.startswith(optional)]
+        return _line(tokens)
 
     def stream_info(self, codec: str = "rawvideo", color: ColorInfo | None = None) -> StreamInfo:
         color = replace(color or ColorInfo(), range=self.color_range or (color.range if color else 0))
@@ -168,6 +177,10 @@ class Y4MHeader:
             sample_aspect=self.sample_aspect,
             chroma_location=self.chroma_location,
         )
+
+
+def _line(tokens: list[str]) -> bytes:
+    return MAGIC + b" " + " ".join(tokens).encode("ascii") + b"\n"
 
 
 def _plane_shapes(width: int, height: int) -> list[tuple[int, int]]:

@@ -185,3 +185,21 @@ def test_unknown_plugin_is_exit_5(carphone):
 def test_missing_sidecar_is_exit_3(tmp_path):
     result = subprocess.run([*GENPOST, "pipe", "--sideinfo", str(tmp_path / "none.gpsi")], input=b"", capture_output=True, check=False)
     _one_line(result, 3)  # unreadable input, as docs/cli.md says
+
+
+def test_a_long_header_still_opens_in_ffmpeg(tmp_path):
+    """FFmpeg's y4m demuxer refuses a header line over 128 bytes: optional X fields give way."""
+    from genpost.y4m import FFMPEG_MAX_HEADER, Y4MHeader
+
+    header = Y4MHeader.parse(b"YUV4MPEG2 W16 H16 F25:1 Ip A1:1 C420mpeg2 XYSCSS=420MPEG2 XCOLORRANGE=LIMITED\n", "t")
+    long = header.with_extension("GENPOST_POSTPROCESSORS", ",".join(f"plugin-{i}/1.0.0" for i in range(6)))
+    line = long.to_bytes()
+    assert len(line) <= FFMPEG_MAX_HEADER and b"XCOLORRANGE=LIMITED" in line and b"A1:1" in line
+    path = tmp_path / "long.y4m"
+    path.write_bytes(line + b"FRAME\n" + bytes(16 * 16 * 3 // 2))
+    import av
+
+    with av.open(str(path)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 1
+    short = header.with_extension("GENPOST_POSTPROCESSORS", "wiener/2.4").to_bytes()
+    assert b"XGENPOST_POSTPROCESSORS=wiener/2.4" in short and b"XYSCSS" in short
