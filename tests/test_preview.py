@@ -87,7 +87,7 @@ def test_side_by_side_with_reference(coded, tmp_path):
     text = png_text(out)
     assert json.loads(text["genpost"])["base"] == result["base"]
     assert f"PSNR-Y {result['restored']['psnr_y']:.2f} DB" in text["Comment"]
-    assert "VMAF-NEG" in text["Comment"] and "WIENER/2.3" in text["Comment"].upper()
+    assert "VMAF-NEG" in text["Comment"] and "WIENER/2.4" in text["Comment"].upper()
 
 
 def test_split_crop_zoom_without_reference(coded, tmp_path):
