@@ -38,7 +38,7 @@ class Context:
     update: bytes | None = None
     period_frames: int = 0
     # encoder: the base's mean bits per frame (None where unknown), so side info can be charged what it
-    # costs in BD-rate terms (``genpost.learned.rd.plane_lambdas``)
+    # costs in BD-rate terms (``genpost.rdcost.plane_lambdas``)
     base_bits: float | None = None
 
     @property

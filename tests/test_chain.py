@@ -139,7 +139,7 @@ def test_vvc_output_through_libvvenc(tmp_path, base_with_audio, restored_y4m):
     assert result.returncode == 0, result.stderr
     with media.InputFile(out) as inp:
         assert inp.info.codec == "vvc" and inp.info.bit_depth == 10
-        assert inp.tags.get("genpost_postprocessors") == "wiener/2.3"
+        assert inp.tags.get("genpost_postprocessors") == "wiener/2.4"
         kinds = sorted((o.kind, o.language) for o in inp.others)
         assert kinds == [("audio", "fra"), ("subtitle", "eng")]
         assert inp.info.language == "deu"
@@ -176,7 +176,7 @@ def test_post_filter_and_y4m_output_keep_provenance(tmp_path, base_with_audio, r
     exact = tmp_path / "exact.y4m"
     result = run("enhance", base_with_audio, "-o", exact, "--chain", "vvc-archive", "--codec", "y4m")
     assert result.returncode == 0, result.stderr
-    assert b"XGENPOST_POSTPROCESSORS=wiener/2.3" in exact.read_bytes()[:200]
+    assert b"XGENPOST_POSTPROCESSORS=wiener/2.4" in exact.read_bytes()[:200]
     for got, want in zip(decode_all(exact), restored_y4m):  # same frames as the PyAV route, 8 -> 10 bit by shift
         np.testing.assert_array_equal(got.y, want.y.astype(np.uint16) << 2)
 
@@ -203,7 +203,7 @@ def test_deinterlace_first_on_a_422_10bit_source(tmp_path, carphone):
     assert result.returncode == 0, result.stderr
     with media.InputFile(out) as inp:
         assert (inp.info.codec, inp.info.pix_fmt, inp.info.width, inp.info.height) == ("hevc", "yuv420p10le", 176, 144)
-        assert inp.tags.get("genpost_postprocessors") == "wiener/2.3"
+        assert inp.tags.get("genpost_postprocessors") == "wiener/2.4"
         assert sum(1 for _ in inp.frames()) == 8
 
 

@@ -189,7 +189,7 @@ def test_mp4_is_hvc1_with_provenance(base, tmp_path):
         assert run("enhance", base, "-o", out, "-q", *args).returncode == 0
         with media.InputFile(out) as inp:
             assert inp.video.codec_context.codec_tag == "hvc1"
-            assert inp.tags.get("genpost_postprocessors") == ("wiener/2.3" if args[1] == "wiener" else None)
+            assert inp.tags.get("genpost_postprocessors") == ("wiener/2.4" if args[1] == "wiener" else None)
 
 
 def test_plugins_list_their_declared_options():

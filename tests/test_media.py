@@ -121,7 +121,7 @@ def test_audio_subtitles_and_languages_pass_through_bit_exact(av_source, tmp_pat
             langs = {s.type: s.metadata.get("language") for s in c.streams}
         assert langs == {"video": "deu", "audio": "fra", "subtitle": "eng"}
     with av.open(str(enh)) as c:  # provenance tag (Matroska upper-cases tag names)
-        assert {k.lower(): v for k, v in c.metadata.items()}["genpost_postprocessors"] == "wiener/2.3"
+        assert {k.lower(): v for k, v in c.metadata.items()}["genpost_postprocessors"] == "wiener/2.4"
 
 
 def test_variable_frame_rate_timestamps_are_kept(carphone, tmp_path):

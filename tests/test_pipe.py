@@ -78,7 +78,7 @@ def test_header_fields_pass_through_with_provenance(carphone):
     out_header = Y4MHeader.parse(out.getvalue()[: out.getvalue().index(b"\n") + 1])
     in_header = Y4MHeader.parse(custom)
     assert out_header.tokens[: len(in_header.tokens)] == in_header.tokens
-    assert out_header.extension(PROVENANCE_FIELD) == "wiener/2.3"
+    assert out_header.extension(PROVENANCE_FIELD) == "wiener/2.4"
     assert out_header.rate == 25 and out_header.color_range == 2
     # no side info: wiener leaves frames untouched, so the payload bytes are identical
     assert out.getvalue()[len(out_header.to_bytes()) :] == raw[header_end:]
@@ -89,7 +89,7 @@ def test_provenance_accumulates_over_chained_stages(carphone):
     pipe.run(io.BytesIO(carphone.read_bytes()), first, plugins=["wiener"])
     pipe.run(io.BytesIO(first.getvalue()), second, plugins=["wiener"])
     header = Y4MReader(io.BytesIO(second.getvalue())).header
-    assert header.extension(PROVENANCE_FIELD) == "wiener/2.3,wiener/2.3"
+    assert header.extension(PROVENANCE_FIELD) == "wiener/2.4,wiener/2.4"
 
 
 class _Watched(io.RawIOBase):
@@ -118,7 +118,7 @@ def test_streams_one_frame_at_a_time(carphone):
     raw = carphone.read_bytes()
     header_len = raw.index(b"\n") + 1
     frame_len = len(b"FRAME\n") + 176 * 144 * 3 // 2
-    out_header = Y4MHeader.parse(raw[:header_len]).with_extension(PROVENANCE_FIELD, "wiener/2.3").to_bytes()
+    out_header = Y4MHeader.parse(raw[:header_len]).with_extension(PROVENANCE_FIELD, "wiener/2.4").to_bytes()
     out = io.BytesIO()
     watched = _Watched(raw, header_len, len(out_header), frame_len, out)
     report = pipe.run(io.BufferedReader(watched, buffer_size=8192), out, plugins=["wiener"])
@@ -149,7 +149,7 @@ def test_report_json(carphone, tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(report.read_text())
     assert data["frames"] == 33 and data["per_plugin"]["wiener"]["frames"] == 33
-    assert data["provenance"] == "wiener/2.3"
+    assert data["provenance"] == "wiener/2.4"
     assert result.stdout.startswith(b"YUV4MPEG2 ") and result.stderr == b""
 
 

@@ -87,13 +87,13 @@ def test_side_by_side_with_reference(coded, tmp_path):
     text = png_text(out)
     assert json.loads(text["genpost"])["base"] == result["base"]
     assert f"PSNR-Y {result['restored']['psnr_y']:.2f} DB" in text["Comment"]
-    assert "VMAF-NEG" in text["Comment"] and "WIENER/2.3" in text["Comment"].upper()
+    assert "VMAF-NEG" in text["Comment"] and "WIENER/2.4" in text["Comment"].upper()
 
 
 def test_split_crop_zoom_without_reference(coded, tmp_path):
     out = tmp_path / "split.png"
     result = preview.preview(coded, out, FRAME, mode="split", crop="40x30+20+10", zoom=3, with_vmaf=False)
-    assert result["plugins"] == ["wiener/2.3"]  # picked from the side info
+    assert result["plugins"] == ["wiener/2.4"]  # picked from the side info
     assert result["reference"] == "base" and "vmaf_neg" not in result["restored_vs_base"]
     image = png_rgb(out)
     assert image.shape[1] == 120  # one 40-pixel crop, zoomed 3x

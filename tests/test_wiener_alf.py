@@ -208,7 +208,7 @@ def test_encoder_sse_is_the_decoders_exactly(real_pair):
 def test_record_frames_amortises_a_new_filter_set(real_pair):
     src, dec = real_pair
     ctx = Context(stream=StreamInfo(dec.width, dec.height, 8, "hevc", None, None), qp=37,
-                  record_overhead_bits=8 * 60)
+                  record_overhead_bits=8 * 60, base_bits=1e5)
     wf = WienerFilter()
     single = wf.analyze(src, dec, ctx)
     ctx.options = {"wiener.record_frames": "64"}

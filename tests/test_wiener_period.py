@@ -35,7 +35,7 @@ def frames():
 
 
 def _ctx(dec, **kw):
-    return Context(stream=StreamInfo(dec.width, dec.height, 8, "hevc", None, None), qp=37, **kw)
+    return Context(stream=StreamInfo(dec.width, dec.height, 8, "hevc", None, None), qp=37, **{"base_bits": 1e5, **kw})
 
 
 def _update(frames, **kw):

@@ -166,12 +166,14 @@ def test_fuzzed_version_5_payloads_restore_or_raise(data, reference):
 
 def _two_region_frames(n=3, shape=(64, 96)):
     """Chroma whose left half is the source blurred and whose right half is the source sharpened: one
-    filter cannot undo both, two alternatives on a map can."""
+    filter cannot undo both, two alternatives on a map can. Luma is blurred too, so that a set's luma gain
+    pays for its bits (a set that gains nothing on luma is never sent: ``genpost.rdcost``)."""
     rng = np.random.default_rng(5)
     out = []
     for i in range(n):
         src = [_image(rng, shape, 8)] + [_image(rng, (shape[0] // 2, shape[1] // 2), 8) for _ in range(2)]
-        dec = [src[0].copy()]
+        p = np.pad(src[0].astype(np.int32), 1, mode="edge")
+        dec = [((p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] + 4 * src[0]) // 8).astype(np.uint8)]
         for c in src[1:]:
             p = np.pad(c.astype(np.int32), 1, mode="edge")
             blur = (p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] + 4 * c) // 8
@@ -193,7 +195,7 @@ def test_alternatives_pay_where_regions_differ_and_restore_bit_exactly(bit_depth
                   Frame(*[p.astype(np.uint16) << 2 for p in d.planes], bit_depth=10, index=d.index)) for s, d in pairs]
     dec0 = pairs[0][1]
     ctx = Context(stream=StreamInfo(dec0.width, dec0.height, bit_depth, "hevc", None, None), qp=32,
-                  period_frames=30, record_overhead_bits=8 * 30)
+                  period_frames=30, record_overhead_bits=8 * 30, base_bits=1e5)
     update = WienerFilter().adapt(pairs, ctx)
     assert update and update[0] >> 4 == alf.VERSION_ALT
     upl = alf.read_update(update, dec0.y.shape)

@@ -11,44 +11,55 @@ Version-1 payloads (``wiener_v1``, one diamond per plane) still decode. The form
 the payload's first 4 bits are its version.
 
 Period sets (APS-like): ``adapt`` fits one set on the period's sampled frames (keyframe to keyframe) and
-sends it once as ``wiener/1+update`` when, charged with its record, it pays over the period's frames and
-the keyframe would take it; frames then reference it with a version-3 payload (a tag, per part on/off
-and CTU flags: 3 bytes when all is on), which extends as one record while it stays the same. A set's
-chroma filters (ALF, CC-ALF, cross-chroma) are also fitted jointly (``wiener_joint``, version 2.2), and
-the joint fit replaces the one fitted in turn where it costs less (each judged as a whole: the best subset of
-its parts). Then each chroma plane tries ALF alternatives (``wiener_alts``) and keeps them where they cost
-less at ``alternatives * lambda`` (option ``wiener.alternatives``, 10: every bit must buy ten times what
-HM's lambda asks, since a chroma bit costs luma's BD-rate too; 0 turns them off).
+sends it once as ``wiener/1+update`` when, charged with its record, it pays over the period's frames on
+every plane (below) and the keyframe would take it; frames then reference it with a version-3 payload (a
+tag, per part on/off and CTU flags: 3 bytes when all is on), which extends as one record while it stays the
+same. A set's chroma filters (ALF, CC-ALF, cross-chroma) are also fitted jointly (``wiener_joint``, version
+2.2), and the joint fit replaces the one fitted in turn where it costs less (each judged as a whole: the
+best subset of its parts). Then each chroma plane tries ALF alternatives (``wiener_alts``) and keeps them
+where they cost less at ``alternatives * lambda`` (option ``wiener.alternatives``, 10; 0 turns them off).
 
-Choice per frame, by ``J = SSE (Y+U+V) + lambda * bits`` with ``lambda = ctx.lagrangian *
-lambda_scale`` (option ``wiener.lambda_scale``):
+The rule every record keeps (``genpost.rdcost``, the learned plugins' too): it is sent only where, for
+every plane, that plane's SSE gain pays for ALL of the record's bits at that plane's own lambda
+(``plane_lambdas``: from the plane's SSE and ``ctx.base_bits``, the base's bits per frame; without them HM's
+lambda for every plane), so no plane's BD-rate rises. A chroma gain that pays at chroma's lambda does not
+buy bits that luma must pay for, and a record that gains nothing on one plane is never sent. A set is
+charged its update record and its keyframe's reference record against its gain over the period (the
+sample's, scaled); a frame's new record is charged as below.
+
+Choice per frame, by ``genpost.rdcost.pick`` among candidates (per-plane SSE, bits charged), with
+``lambda = ctx.lagrangian * lambda_scale`` (option ``wiener.lambda_scale``, which also scales the planes'
+lambdas) for the fit:
 
 * reuse: ``ctx.previous_payload`` (the payload in force), applied with the decoder's own function;
-  returning those same bytes extends its record at no cost, ``J = SSE_reuse``. It is only a candidate
-  when it makes no plane worse than the decoded frame;
-* off: ``b""`` (ends the run), ``J = SSE_decoded``;
-* reference (a period set in force): ``J = SSE_ref + rate * (payload bits + ctx.record_overhead_bits)``;
-* new: ``J = SSE_new + rate * (payload bits + ctx.record_overhead_bits)``. Two are tried: the RD-best
-  choices, and one without CTU flags (tied to one frame's content, so it tends to stay right on later
-  frames). ``rate`` is ``lambda / record_frames`` (option ``wiener.record_frames``, the frames a new
-  payload is expected to serve through reuse) unless a payload is in force (then ``lambda``: replacing it
-  must pay on this frame); with a period set in force a frame's own set always pays at ``lambda``. Every
-  rate term of the fit (which parts, flags, coefficients) uses ``lambda / record_frames``.
+  returning those same bytes extends its record at no cost (0 bits). It is only a candidate when it makes
+  no plane worse than the decoded frame;
+* off: ``b""`` (ends the run), 0 bits;
+* reference (a period set in force): payload bits + ``ctx.record_overhead_bits``, times ``share``;
+* new: the same, for the frame's own set. Two are tried: the RD-best choices, and one without CTU flags
+  (tied to one frame's content, so it tends to stay right on later frames). ``share`` is ``1 /
+  record_frames`` (option ``wiener.record_frames``, the frames a new payload is expected to serve through
+  reuse) unless a payload is in force (then 1: replacing it must pay on this frame); with a period set in
+  force a frame's own set always pays in full on this frame. Every rate term of the fit (which parts,
+  flags, coefficients) uses ``lambda / record_frames``.
 
-Ties go to reuse, then off. Each part is on only where it lowers ``SSE + lambda * bits`` of its own plane,
-so no plane gets worse on a frame that starts a record. ``restore`` raises ``PayloadError`` for any
+Among candidates that pay on every plane the largest 6:1:1-weighted margin wins; ties go to reuse, then
+off. Each part is on only where it lowers ``SSE + lambda * bits`` of its own plane, so no plane gets worse
+on a frame that starts a record. ``restore`` raises ``PayloadError`` for any
 payload it cannot use (a version-3 payload without its set, or naming another), and for frames that are
 not 4:2:0 or whose size differs from ``ctx.stream``. Option ``wiener.period_sets=0`` sends no sets.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
 
 from .. import options as opt
 from ..postprocessor import Context, PayloadError, PostProcessor
+from ..rdcost import pays, pick, plane_lambdas
 from ..types import Frame
 from .wiener_alf import (
     VERSION_ALT,
@@ -217,7 +228,7 @@ class WienerFilter(PostProcessor):
     """VVC-style adaptive loop filter (classified luma, chroma, cross-component; per-CTU flags)."""
 
     name = "wiener"
-    version = "2.3"
+    version = "2.4"
     side_info = "wiener/1"
     description = "RD-optimised ALF-class loop filter (25 luma classes, clipping, chroma alternatives, CC-ALF, cross-chroma, CTU flags, period sets)"
     default_mode = False  # restore without a payload is the base: no payload means the encoder chose off
@@ -244,42 +255,46 @@ class WienerFilter(PostProcessor):
         frames = self._option(ctx, "record_frames")
         lam = ctx.lagrangian * scale
         overhead = max(0, int(ctx.record_overhead_bits))
-        off = [_plane_sse(x, s) for x, s in zip(decoded.planes, source.planes)]
-        candidates = []  # (J, payload); on equal cost the earlier wins: reuse, off, new
+        off = np.array([_plane_sse(x, s) for x, s in zip(decoded.planes, source.planes)])
+        lambdas = plane_lambdas(off, ctx.base_bits, ctx.lagrangian) * scale
+        # (per-plane SSE, bits charged, payload); on equal merit the earlier wins: reuse, off, new
+        candidates: list[tuple[np.ndarray, float, bytes]] = []
         if ctx.previous_payload:
             try:
                 planes = restore_planes(decoded.planes, ctx.previous_payload, decoded.bit_depth, ctx.update)
             except PayloadError:  # not usable on this frame: only off and new remain
                 pass
             else:
-                sse = [_plane_sse(o, s) for o, s in zip(planes, source.planes)]
-                if all(a <= b for a, b in zip(sse, off)):
-                    candidates.append((sum(sse), ctx.previous_payload))
-        candidates.append((sum(off), b""))
+                sse = np.array([_plane_sse(o, s) for o, s in zip(planes, source.planes)])
+                if np.all(sse <= off):
+                    candidates.append((sse, 0.0, ctx.previous_payload))
+        candidates.append((off, 0.0, b""))
         # a new set's bits are spread over the frames it will serve, but replacing a set in force must
         # pay on this frame: its edge over the old set is largest here, where it was fitted
-        rate = lam if len(candidates) == 2 else lam / frames
+        share = 1.0 if len(candidates) == 2 else 1.0 / frames
         new = []
         if ctx.update:
             try:
                 new = reference_payloads(source, decoded, ctx.update, lam / frames)
             except PayloadError:
                 new = []
-        for sse, payload in new:
-            candidates.append((sum(sse) + rate * (8 * len(payload) + overhead), payload))
+        for d, payload in new:
+            candidates.append((np.asarray(d), share * (8 * len(payload) + overhead), payload))
         # with the period's set in force, a frame's own set must pay on this frame alone
-        own_rate = lam if new else rate
-        for sse, payload in frame_payloads(source, decoded, lam / frames):
+        own_share = 1.0 if new else share
+        for d, payload in frame_payloads(source, decoded, lam / frames):
             if len(payload) <= MAX_PAYLOAD:
-                candidates.append((sum(sse) + own_rate * (8 * len(payload) + overhead), payload))
-        return min(candidates, key=lambda c: c[0])[1]
+                candidates.append((np.asarray(d), own_share * (8 * len(payload) + overhead), payload))
+        return pick(candidates, off, lambdas)
 
     def adapt(self, pairs, ctx: Context) -> bytes:
         """The period's filter set (APS-like, sent once at the period's first frame as ``wiener/1+update``,
         referenced by version-3 frame payloads): fitted on the sample ``pairs`` and charged, with its record
-        overhead, against the SSE it saves over the ``ctx.period_frames`` frames it serves (each sample
-        stands for ``period_frames / len(pairs)`` of them). ``b""`` when it does not pay, or with option
-        ``wiener.period_sets=0``."""
+        overhead and its keyframe's reference record, against the SSE it saves over the
+        ``ctx.period_frames`` frames it serves (each sample stands for ``period_frames / len(pairs)`` of
+        them), on every plane at that plane's lambda (``genpost.rdcost.pays``). ``b""`` when it does not
+        pay on every plane, when the keyframe's own choice (``analyze``) would not reference it, or with
+        option ``wiener.period_sets=0``."""
         if not pairs or not self._option(ctx, "period_sets"):
             return b""
         for source, decoded in pairs:
@@ -302,20 +317,15 @@ class WienerFilter(PostProcessor):
         reference = write_ref(pl, update_tag(payload), [None if p is None else Part(p.filt) for p in parts])
         # the update's record and the first frame's (which shares its block: ~5 bytes of record fields)
         bits = 8 * len(payload) + max(0, int(ctx.record_overhead_bits)) + 8 * (5 + len(reference.tobytes()))
-        on, off = sum(a for a, _ in sums), sum(b for _, b in sums)
-        cost = weight * on + lam * bits
-        if cost >= weight * off:
+        on, off = np.array([a for a, _ in sums]) * weight, np.array([b for _, b in sums]) * weight
+        base_bits = ctx.base_bits * weight * len(pairs) if ctx.base_bits else None  # the period's
+        if not pays(on, bits, off, plane_lambdas(off, base_bits, ctx.lagrangian) * self._option(ctx, "lambda_scale")):
             return b""
-        # the first frame (the period's keyframe) must take it, by the choice ``analyze`` will make there:
-        # an update its frames would not use is wasted
-        frames = self._option(ctx, "record_frames")
-        source0, overhead = pairs[0][0], max(0, int(ctx.record_overhead_bits))
-
-        def best(cands, rate):
-            return min((sum(sse) + rate * (8 * len(p) + overhead) for sse, p in cands), default=np.inf)
-
-        if best(reference_payloads(source0, decoded0, payload, lam / frames), lam / frames) >= best(
-                frame_payloads(source0, decoded0, lam / frames), lam):
+        # the first frame (the period's keyframe) must take it, by the choice ``analyze`` makes there: an
+        # update its frames would not use is wasted
+        first = dataclasses.replace(ctx, update=payload, previous_payload=None)
+        chosen = self.analyze(pairs[0][0], decoded0, first)
+        if not chosen or BitReader(chosen).u(4) != VERSION_REF:
             return b""
         return payload
 

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..modeling import pack
+from ..rdcost import SLOPES as SLOPES  # the per-plane rule, shared with wiener: re-exported here
+from ..rdcost import pick as pick
+from ..rdcost import plane_lambdas as plane_lambdas
 from ..types import Frame
 from . import adapt
 from .finetune import Recipe, finetune
@@ -24,42 +27,6 @@ from .finetune import Recipe, finetune
 FRAME_PAYLOAD_BITS = 64  # a frame payload naming the update (prefix + a one-level body)
 # quantiser step exponents tried per mode (step = 2**-e): coarse and fine
 EXPONENTS = ({"bias": 9, "scale": 8, "tail": 11}, {"bias": 11, "scale": 10, "tail": 13})
-
-
-SLOPES = np.array([5.0, 3.0, 3.0])
-"""dB of PSNR-Y, -U, -V per neper of rate along an x265 anchor's RD curve (carphone, x265 medium, QP 27-42:
-5.2, 2.6, 3.1; BBB 416x240: similar): how much a plane must gain to pay for extra bits in BD-rate terms."""
-
-
-def plane_lambdas(base_sse: np.ndarray, base_bits: float | None, fallback: float) -> np.ndarray:
-    """SSE per bit each plane must gain for side info to keep that plane's BD-rate from rising.
-
-    Adding dR bits to a base of R bits moves it dR/R nepers along the anchor's curve, worth ``SLOPES[p]``
-    dB each; a plane gains 10*log10(e) * dSSE/SSE dB. So a plane pays when dSSE >= SSE * SLOPES[p] *
-    ln(10)/10 * dR/R: lambda_p = SSE_p * 0.2303 * SLOPES[p] / R, with SSE and R over the same frames. Without
-    the base's size (``base_bits`` None) every plane gets ``fallback`` (the encoder's own lambda)."""
-    if not base_bits:
-        return np.full(3, float(fallback))
-    return np.maximum(np.asarray(base_sse, np.float64), 1.0) * (np.log(10) / 10) * SLOPES / float(base_bits)
-
-
-def pick(candidates: Sequence[tuple[np.ndarray, float, bytes]], base: np.ndarray, lambdas: np.ndarray) -> bytes:
-    """The payload to send among (per-plane D (3,), bits, payload) candidates, "never worse per plane" first.
-
-    A candidate's margin on plane p is what it gains there, in bits at that plane's lambda, minus its bits:
-    ``(base[p] - D[p]) / lambdas[p] - bits``. Candidates whose every margin is >= 0 keep every plane's
-    BD-rate from rising; among them the largest 6:1:1-weighted margin wins. When none qualifies (e.g. a
-    default mode that loses on a plane, against payloads that cost more than they gain), the one whose worst
-    plane loses least wins. Ties: the earlier candidate (list cheaper ones first)."""
-    best, best_key = b"", None
-    weights = np.array([6.0, 1.0, 1.0]) / 8.0
-    for d, bits, payload in candidates:
-        margins = (base - np.asarray(d, np.float64)) / lambdas - bits
-        worst = float(margins.min())
-        key = (1, float(weights @ margins)) if worst >= 0 else (0, worst)
-        if best_key is None or key > best_key:
-            best, best_key = payload, key
-    return best
 
 
 def plane_sse(a: Frame, b: Frame) -> np.ndarray:
