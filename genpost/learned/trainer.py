@@ -216,11 +216,15 @@ class Trainer:
         self._t0, self._c0 = time.time(), time.process_time()
         return True
 
-    def finish(self) -> dict:
-        """Save a last checkpoint and return the log (with totals) for the exported weights."""
-        self.save()
+    def summary(self) -> dict:
+        """The log with its totals, as shipped beside exported weights (``training.json``)."""
         return dict(self.log, step=self.step, wall_s=round(self.wall_s, 1), cpu_s=round(self.cpu_s, 1),
                     cpu_hours=round(self.cpu_s / 3600, 3))  # fmt: skip
+
+    def finish(self) -> dict:
+        """Save a last checkpoint and return ``summary()``."""
+        self.save()
+        return self.summary()
 
     def ema_module(self, make):
         """A fresh module from ``make()`` holding the EMA weights (what gets exported)."""

@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     )  # fmt: skip
     resumed = run.resume()
     if args.export:
-        log = run.finish()
+        log = run.summary()  # exporting never writes the run's checkpoint (a run may be going on beside it)
         net = run.ema_module(Generator)
         print(json.dumps(modeling.export(net, args.export, STEM, 7, log)["history"][-1:], indent=1))
         return 0

@@ -133,7 +133,7 @@ def main(argv=None) -> int:
                   threads=args.threads, ema="v", checkpoint_s=60 * args.checkpoint_minutes, log_extra=extra)  # fmt: skip
     resumed = run.resume()
     if args.export:
-        print(json.dumps(modeling.export(run.ema_module(make), args.export, STEM, 14, run.finish())["history"][-1:]))
+        print(json.dumps(modeling.export(run.ema_module(make), args.export, STEM, 14, run.summary())["history"][-1:]))
         return 0
     if not resumed and args.init_from:
         warm_start(net, trunk_state(args.init_from))
