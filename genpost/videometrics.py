@@ -1,7 +1,8 @@
 """ColorVideoVDP (``cvvdp``, JOD: 10 = no visible difference) when its package is installed; a one-line
 reason when not. A full-reference *video* metric with temporal and colour models: it sees flicker and
-texture that frame metrics miss. ``pip install "genpost[perception]"`` installs it (cvvdp 0.5.7, MIT; every
-parameter ships in its wheel, nothing is downloaded).
+texture that frame metrics miss. ``pip install "genpost[perception]"`` then ``pip install --no-deps
+cvvdp==0.5.7`` installs it (MIT; every parameter ships in its wheel, nothing is downloaded; no-deps because
+its metadata also pulls the PyPI package "ffmpeg", which overwrites ffmpeg-python's module).
 
 Why the torchvision step: pycvvdp imports ``torchvision.transforms.GaussianBlur`` (pure Python). The PyPI
 torchvision 0.28 wheel pairs with torch 2.13 but its C++ ops are linked against the CUDA build of torch, so
@@ -51,11 +52,11 @@ def _cvvdp() -> VideoScorer:
     try:
         import torch
     except ImportError:
-        raise LookupError('needs torch and cvvdp (pip install "genpost[perception]")') from None
+        raise LookupError('needs torch and cvvdp (pip install "genpost[perception]"; pip install --no-deps cvvdp==0.5.7)') from None
     import importlib.util
 
     if importlib.util.find_spec("pycvvdp") is None:
-        raise LookupError('needs cvvdp (pip install "genpost[perception]")')
+        raise LookupError('needs cvvdp (pip install "genpost[perception]"; pip install --no-deps cvvdp==0.5.7)')
     _import_torchvision()
     import pycvvdp
 
