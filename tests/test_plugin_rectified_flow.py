@@ -93,6 +93,16 @@ def test_seeded_noise_is_deterministic_and_the_seed_matters(proc):
     assert not np.array_equal(a.y, c.y)
 
 
+def test_the_noise_is_the_same_field_in_every_frame(proc):
+    """Temporally stable sampling: a still scene restores to the same picture in every frame (noise drawn
+    anew per frame would flicker)."""
+    frame = _frames(1)[0]
+    payload = codec.encode(Settings(37, 2, 0, 3, 5))
+    first = proc.restore(frame, payload, _ctx(frame))
+    later = proc.restore(frame.replace(index=17), payload, _ctx(frame))
+    assert all(np.array_equal(x, y) for x, y in zip(first.planes, later.planes))
+
+
 def test_rd_choice_never_loses_to_sending_nothing(pair, proc):
     source, decoded = pair
     ctx = _ctx(decoded, search="fast", seeds=1, record_frames=1)
