@@ -184,8 +184,9 @@ class Trainer:
         os.replace(tmp, self.out / "checkpoint.json")
         self._last_ckpt = time.time()
 
-    def resume(self) -> bool:
-        """Load ``out/checkpoint.*`` when present (True); the run continues at its step."""
+    def resume(self, strict: bool = True) -> bool:
+        """Load ``out/checkpoint.*`` when present (True); the run continues at its step. ``strict``: refuse a
+        checkpoint of another seed, thread count or step total (False, for exporting: take its values)."""
         path = self.out / "checkpoint.safetensors"
         if not path.exists():
             return False
@@ -193,7 +194,9 @@ class Trainer:
 
         state = json.loads((self.out / "checkpoint.json").read_text())
         for key in ("seed", "threads", "total_steps"):
-            if state[key] != self.log[key]:
+            if not strict:
+                self.log[key] = state[key]
+            elif state[key] != self.log[key]:
                 raise ValueError(f"checkpoint has {key}={state[key]}, this run {self.log[key]}: start a new --out")
         tensors = load_file(str(path))
         for name, m in self.modules.items():
@@ -209,6 +212,7 @@ class Trainer:
             opt.load_state_dict(sd)
         if self.ema is not None:
             self.ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+        self.total_steps = self.log["total_steps"]
         self.step = self._session_start_step = state["step"]
         self.log.update({k: state[k] for k in ("history", "validation", "wall_s", "cpu_s")})
         self.log.setdefault("sessions", state.get("sessions", 0))

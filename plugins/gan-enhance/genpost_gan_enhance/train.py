@@ -66,7 +66,7 @@ def main(argv=None) -> int:
                    "lr": args.lr, "adv_weight": args.adv_weight, "gan_start": gan_start,
                    "params": sum(p.numel() for p in g.parameters()), "kmac_per_px": macs_per_pixel(g) / 1e3},
     )  # fmt: skip
-    resumed = run.resume()
+    resumed = run.resume(strict=not args.export)
     if args.export:
         log = run.summary()  # exporting never writes the run's checkpoint (a run may be going on beside it)
         net = run.ema_module(Generator)

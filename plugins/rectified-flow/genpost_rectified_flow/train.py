@@ -131,7 +131,7 @@ def main(argv=None) -> int:
              "params": sum(p.numel() for p in net.parameters()), "kmac_per_px_per_step": macs_per_pixel(net) / 1e3}  # fmt: skip
     run = Trainer(args.out, {"v": net}, {"v": (args.lr, None)}, total_steps=args.steps, seed=args.seed,
                   threads=args.threads, ema="v", checkpoint_s=60 * args.checkpoint_minutes, log_extra=extra)  # fmt: skip
-    resumed = run.resume()
+    resumed = run.resume(strict=not args.export)
     if args.export:
         print(json.dumps(modeling.export(run.ema_module(make), args.export, STEM, 14, run.summary())["history"][-1:]))
         return 0
