@@ -126,6 +126,7 @@ def summarize(runs: list[dict], plugins: list[str]) -> dict:
             "bd_rate_clips": defined,
             "losses": {p: sum(any(p in v["worse"] for v in r["vs_anchor"]) for r in mine) for p in PLANES},
             "lost_points": {p: sum(p in v["worse"] for r in mine for v in r["vs_anchor"]) for p in PLANES},
+            "bd_losses": {p: sum(p in r.get("bd_worse", ()) for r in mine) for p in PLANES},
             "headline_psnr": HEADLINE_PSNR,
         }
     return out
@@ -153,6 +154,8 @@ def text_lines(full: dict) -> list[str]:
             )
         bd = ", ".join(f"{k} {'n/a' if v is None else f'{v:+.2f}%'}" for k, v in result["bd_rate"].items())
         lines.append(f"  BD-rate: {bd}")
+        if result.get("bd_worse"):
+            lines.append(f"  WORSE AT EQUAL RATE: PSNR BD-rate above 0 on {','.join(result['bd_worse']).upper()}")
     lines += [f"{name} n/a: {reason}" for name, reason in full.get("unavailable", {}).items()]
     lines += [f"FAILED {f['plugin'] or 'clip'} on {f['source']}: {f['error']}" for f in full["failures"]]
     return lines
@@ -183,6 +186,8 @@ def markdown(result: dict, command: str | None = None) -> str:
     lines += ["| clip | plugin | " + head[2:] + " worse QPs (Y/U/V) |", rule]
     for run in result["runs"]:
         worse = "/".join(str(sum(p in v["worse"] for v in run["vs_anchor"])) for p in PLANES)
+        if run.get("bd_worse"):
+            worse += f" BD+ {','.join(run['bd_worse']).upper()}"
         cells = " | ".join(_pct(run["bd_rate"][key]) for key, _ in COLUMNS)
         lines.append(f"| {Path(run['source']).name} | {run['plugin']} | {cells} | {worse} |")
     lines += ["", "Mean over clips (clips with a worse plane at some QP: Y/U/V):", ""]

@@ -419,6 +419,7 @@ def runs_of(lad: Ladders) -> list[dict]:
             "overlapping quality range; MS-SSIM on -10*log10(1-MS-SSIM); LPIPS and DISTS negated",
             "unavailable": {n: s for n, s in deep.items() if not callable(s)},
             "vs_anchor": vs_anchor(lad.anchor, lad.genpost[plugin]),
+            "bd_worse": bd_worse(bd_rates(lad.anchor, lad.genpost[plugin])),
             "seconds": {"anchor (shared)": _rounded(lad.seconds.get("anchor", {})),
                         "genpost": _rounded(lad.seconds.get(plugin, {}))},
             "versions": {**tools, "plugin": " + ".join(f"{proc.name} {proc.version}" for proc in procs)},
@@ -442,6 +443,12 @@ def bd_rates(anchor: list[dict], genpost: list[dict]) -> dict[str, float | None]
                              [p["kbps"] for p in genpost], [sign * p[name] for p in genpost])  # fmt: skip
         out[key] = None if bd != bd else bd  # NaN (undefined) -> null
     return out
+
+
+def bd_worse(bd: dict) -> list[str]:
+    """"Never worse at equal rate": the planes whose PSNR BD-rate (every side-info bit counted) is positive,
+    as the user sees it, even where no QP's PSNR fell."""
+    return [p for p in PLANES if (bd.get(f"psnr_{p}_mse") or 0.0) > 0]
 
 
 def _delta(test: dict, anchor: dict, key: str) -> float | None:

@@ -246,6 +246,17 @@ def test_vs_anchor_flags_each_worse_plane_and_the_summary_counts_them():
     assert summary["bd_rate"]["lpips"] is None and summary["bd_rate_clips"]["lpips"] == 0
 
 
+def test_a_plane_worse_at_equal_rate_is_flagged_though_every_qp_rose():
+    """Side info that lifts every QP's PSNR a little but costs more than it buys: BD-rate above 0 is a loss."""
+    anchor = [_point(q, r, y, 40.0, 41.0) for q, r, y in ((27, 400.0, 40.0), (32, 200.0, 37.0), (37, 100.0, 34.0), (42, 50.0, 31.0))]
+    genpost = [_point(a["qp"], a["kbps"] * 1.08, a["psnr_y_mse"] + 0.01, 40.5, 41.5) for a in anchor]  # fmt: skip
+    assert all(not d["worse"] for d in evaluate.vs_anchor(anchor, genpost))
+    bd = evaluate.bd_rates(anchor, genpost)
+    assert bd["psnr_y_mse"] > 0 and evaluate.bd_worse(bd) == ["y"]
+    run = {"plugin": "p", "vs_anchor": evaluate.vs_anchor(anchor, genpost), "bd_rate": bd, "bd_worse": ["y"]}
+    assert evalset.summarize([run], ["p"])["p"]["bd_losses"] == {"y": 1, "u": 0, "v": 0}
+
+
 def test_measure_perceptual_metrics_and_the_source_side_cache(tmp_path, monkeypatch):
     """HaarPSI/FSIM of a point equal the per-frame means computed directly; a second measurement, which
     takes the source's half of MS-SSIM, HaarPSI and FSIM from the cache, gives the very same numbers."""
