@@ -91,7 +91,7 @@ def enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
     report = restorer.report
     with atomic_output(output) as tmp:
         with media.OutputFile(tmp, info, settings, template=inp, copy_from=inp if copy else None, metadata=provenance(chain)) as out:
-            report.warnings += [f"{what} dropped: {out.format} holds video only" for what in out.dropped]
+            report.warnings += out.dropped
             for unit in inp.demux():
                 if isinstance(unit, media.OtherPacket):
                     out.copy_packet(unit)

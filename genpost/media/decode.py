@@ -113,7 +113,10 @@ class InputFile:
         out = []
         for s in self.container.streams:
             if s.type in ("audio", "subtitle", "data", "attachment") and s is not self.video:
-                codec = s.codec_context.name if s.codec_context is not None else "unknown"
+                if s.type == "attachment":
+                    codec = s.mimetype or "unknown"  # (an attachment's name is its file name)
+                else:  # data streams have no codec context: scte_35, klv, bin_data (genpost's track), ...
+                    codec = s.codec_context.name if s.codec_context is not None else s.name or "unknown"
                 out.append(container.OtherStream(s.index, s.type, codec, s.metadata.get("language")))
         return out
 
@@ -316,10 +319,11 @@ class InputFile:
 
     def side_channels(self) -> Iterator[tuple[str, bytes]]:
         """Every byte string that may hold side info, without decoding: ("packet", video packet bytes),
-        ("block_additional", MKV BlockAdditional bytes), ("data", data-track packet bytes)."""
+        ("block_additional", MKV BlockAdditional bytes), ("data", packet bytes of a bin_data track)."""
         container = open_container(self.path, fmt=self.raw_format)
         video = container.streams.video[0]
-        data_streams = [s for s in container.streams if s.type == "data"]
+        # genpost's data track is bin_data; SCTE-35, KLV or ID3 streams beside it are someone else's
+        data_streams = [s for s in container.streams if s.type == "data" and s.name == "bin_data"]
         try:
             for packet in demux_packets(container, [video] + data_streams):
                 if not packet.size:

@@ -30,6 +30,27 @@ from .decode import InputFile
 
 # ---------------------------------------------------------------- output
 
+# container tags the muxer writes (or that describe the old file), and genpost's own provenance tag
+_MUXER_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "creation_time", "duration",
+               "genpost_postprocessors"}  # fmt: skip
+# stream tags that travel with a copied stream (DURATION and ENCODER are the muxer's to write)
+_STREAM_TAGS = {"language", "title", "handler_name", "comment"}
+
+
+def _stream_tags(stream) -> dict[str, str]:
+    return {k: v for k, v in stream.metadata.items() if k.lower() in _STREAM_TAGS}
+
+
+def _attachment_name(stream) -> str:
+    return stream.metadata.get("filename") or stream.name or f"attachment{stream.index}"
+
+
+def _video_only(template: InputFile, fmt: str) -> list[str]:
+    lost = [f"{o.kind} {o.codec} dropped: {fmt} holds video only" for o in template.others if o.kind != "data" or o.codec != "bin_data"]
+    chapters = len(template.container.chapters())
+    return lost + ([f"{chapters} chapters dropped: {fmt} holds video only"] if chapters else [])
+
+
 
 @dataclass
 class EncoderSettings:
@@ -66,7 +87,7 @@ class OutputFile:
         self.format = fmt or output_format(path)
         self.info = info
         self.settings = settings
-        self.dropped: list[str] = []  # input streams the output format cannot hold
+        self.dropped: list[str] = []  # what of the input the output format cannot hold, in words
         self.seconds = {"encode": 0.0, "mux": 0.0}  # time spent encoding and muxing (genpost bench)
         self._y4m: Y4MWriter | None = None
         if self.format == "yuv4mpegpipe":
@@ -85,6 +106,8 @@ class OutputFile:
                 self.video.codec_tag = "hvc1"  # Apple players refuse FFmpeg's default hev1
             if template is not None:
                 self._add_others(template)
+                self._copy_chapters(template)
+                self._copy_tags(template)
             if data_track:
                 self.data_stream = self._add_data_track()
             for key, value in (metadata or {}).items():
@@ -107,7 +130,7 @@ class OutputFile:
         if value:
             header = header.with_extension(PROVENANCE_FIELD, value)
         if template is not None:  # video-only format: other streams are dropped
-            self.dropped = [f"{o.kind} {o.codec}" for o in template.others if o.kind in ("audio", "subtitle")]
+            self.dropped = _video_only(template, self.format)
         try:
             self._y4m = Y4MWriter(open(self.path, "wb"), header)
         except OSError as exc:
@@ -167,23 +190,56 @@ class OutputFile:
         return stream
 
     def _add_others(self, template: InputFile) -> None:
+        """Audio, subtitles, data streams (SCTE-35, KLV, ID3 in MPEG-TS) and attachments (fonts in MKV), with
+        their language, title and disposition; what the output format cannot hold goes to ``dropped``.
+        ``bin_data`` tracks are not copied: that is genpost's own side-info track (read, not carried on)."""
         if self.format in ("hevc", "vvc"):  # video-only formats: other streams are dropped
-            self.dropped = [f"{o.kind} {o.codec}" for o in template.others if o.kind in ("audio", "subtitle")]
+            self.dropped = _video_only(template, self.format)
             return
+        self.video.metadata.update(_stream_tags(template.video))
         for other in template.others:
-            if other.kind not in ("audio", "subtitle"):
-                continue
             src = template.container.streams[other.index]
+            if other.kind == "attachment":
+                if self.format != "matroska":
+                    self.dropped.append(f"attachment {_attachment_name(src)} dropped: {self.format} holds no attachments")
+                    continue
+                out = self.container.add_attachment(_attachment_name(src), src.mimetype or "application/octet-stream", src.data)
+                for key, value in src.metadata.items():
+                    if key.lower() not in ("filename", "mimetype"):
+                        out.metadata[key] = value
+                continue
+            if other.kind == "data":
+                if other.codec == "bin_data":
+                    continue  # genpost's side-info track (or FFmpeg's unknown private data)
+                if self.format != "mpegts":
+                    self.dropped.append(f"data {other.codec} dropped: {self.format} holds no data streams")
+                    continue
+            elif other.kind not in ("audio", "subtitle"):
+                continue
             try:
                 out = self.container.add_stream_from_template(src)
             except (ValueError, av.error.FFmpegError) as exc:
                 raise MediaError(f"cannot carry {other.kind} codec {other.codec} in {self.format} ({exc})") from None
             out.time_base = src.time_base
-            for key, value in src.metadata.items():
-                if key.lower() in ("language", "title", "handler_name"):
-                    out.metadata[key] = value
+            out.metadata.update(_stream_tags(src))
             out.disposition = src.disposition
             self._stream_map[other.index] = out
+
+    def _copy_chapters(self, template: InputFile) -> None:
+        chapters = template.container.chapters()
+        if not chapters:
+            return
+        if self.format not in ("matroska", "mp4", "mov"):
+            self.dropped.append(f"{len(chapters)} chapters dropped: {self.format} holds no chapters")
+            return
+        self.container.set_chapters(chapters)
+
+    def _copy_tags(self, template: InputFile) -> None:
+        """The input's container tags (title, comment, ...), less those its muxer wrote and genpost's
+        provenance tag, which this output states for itself."""
+        for key, value in template.container.metadata.items():
+            if key.lower() not in _MUXER_TAGS:
+                self.container.metadata[key] = value
 
     def _add_data_track(self):
         if self.format not in ("mp4", "mov", "mpegts"):
