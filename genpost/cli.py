@@ -21,6 +21,7 @@ import typer
 from .cli_checks import check_plugin_options as _check_options
 from .cli_checks import check_values as _check
 from .cli_checks import encoder_settings as _settings
+from .cli_checks import eval_ladder, with_target
 from .cli_checks import parse_fps as _fps
 from .cli_checks import parse_options as _options
 from .cli_support import OneLineErrors, WarningLine, err, plugin_rows, print_version, progress_bar, register_plugin_commands
@@ -88,23 +89,10 @@ JSON_REPORT = typer.Option(False, "--json", help="Print the report as JSON on st
 NO_PROGRESS = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 # the chunked and parallel runs of encode and enhance
 RESUME = typer.Option(False, "--resume", help="Work in GOP-aligned chunks beside the output; rerun with --resume to continue.")
-CHUNK_FRAMES = typer.Option(
-    None, "--chunk-frames", help="With --resume or --workers: frames per chunk before the next keyframe (default 240)."
-)
+CHUNK_FRAMES = typer.Option(None, "--chunk-frames", help="With --resume or --workers: frames per chunk before the next keyframe (default 240).")
 WORKERS = typer.Option(1, "--workers", help="Ray workers for keyframe-aligned chunks (> 1 needs Ray; docs/scaling.md).")
 RAY_ADDRESS = typer.Option(None, "--ray-address", help="With --workers: a Ray cluster (e.g. auto) instead of a local one.")
-TARGET = typer.Option(
-    "fidelity", "--target", help="What the encoder's choices minimise: fidelity (SSE per plane) or perception (SSE plus a texture term; generative modes can win)."
-)
-
-
-def _with_target(options: dict[str, str], target: str) -> dict[str, str]:
-    """The job's options with ``--target`` (a job option every plugin sees); fidelity adds nothing, so its
-    results are exactly those of a job without the flag."""
-    from .options import JOB_OPTIONS, by_name
-
-    by_name(JOB_OPTIONS)["target"].parse(target, "genpost")
-    return options if target == "fidelity" else {**options, "target": target}
+TARGET = typer.Option("fidelity", "--target", help="What the encoder's choices minimise: fidelity (SSE per plane) or perception (SSE plus a texture term; generative modes can win).")
 
 
 @app.command()
@@ -146,7 +134,7 @@ def encode(
 
         _check(carriage=carriage, on_plugin_error=on_plugin_error, max_errors=max_errors, chunk_frames=chunk_frames,
                workers=workers, keyint=keyint)  # fmt: skip
-        rate, options = _fps(fps), _with_target(_options(option), target)
+        rate, options = _fps(fps), with_target(_options(option), target)
         if base is not None:
             from .addon import encode_with_base
 
@@ -341,10 +329,8 @@ def eval_(
         "what the stream carries, unless --force-plugin."
     ),
     carriage: str = typer.Option("sei", help="Side-info carriage of genpost's points, as encode --carriage: sei or nnpfc."),
-    force_plugin: bool = typer.Option(
-        False, "--force-plugin", help="Restore with each --plugin forced on every frame (enhance --plugin NAME, "
-        "with the --option values) instead of what the stream declares: not the user's flow."
-    ),
+    force_plugin: bool = typer.Option(False, "--force-plugin", help="Restore with each --plugin forced on every frame "
+                                      "(enhance --plugin NAME --option ...), not as the stream declares: not the user's flow."),
     plot: Optional[str] = typer.Option(
         None, "--plot", help="RD curves as PNG (needs matplotlib); with several runs, one PNG per run named PLOT-clip-plugin.png."
     ),
@@ -356,37 +342,15 @@ def eval_(
 ):
     """Rate-distortion and BD-rates of genpost vs an anchor ladder, every side-info bit counted.
 
-    For one clip and plugin or a whole test set.
-
-    genpost's points are the user's flow: encode --plugin, then enhance with no plugin named (what the stream declares)."""
+    For one clip and plugin or a whole test set; genpost's points are the user's flow: encode --plugin, then
+    enhance with no plugin named (what the stream declares)."""
     with _errors():
         from . import evalplot, evalset
         from .evaluate import DEFAULT_QPS, evaluate
         from .outputs import check_paths
 
-        if stream and qp is not None:
-            _fail("give --qp (x265 ladder) or --stream files, not both", 2)
-        if bit_depth not in (None, 8, 10):
-            _fail(f"--bit-depth must be 8 or 10, got {bit_depth}", 2)
-        try:
-            qps = [int(q) for q in qp.split(",")] if qp is not None else list(DEFAULT_QPS)
-        except ValueError:
-            _fail(f"--qp wants comma-separated integers, got {qp!r}", 2)
-        from .options import check_encoder
-
-        for q in qps:
-            check_encoder("libx265", q, None, preset)
-        check_encoder("libx265", None, None, preset)
-        _check(frames=frames)
-        if jobs < 0:  # fmt: skip
-            _fail(f"--jobs must be 0 (one per core) or more, got {jobs}", 2)
-        options = _with_target(_options(option), target)
-        from .videometrics import NAMES as VIDEO_METRICS
-
-        opted = tuple(m for m in (metrics or "").split(",") if m)
-        for m in opted:
-            if m not in VIDEO_METRICS:
-                _fail(f"--metrics: unknown metric {m!r} (opt-in metrics: {', '.join(VIDEO_METRICS)})", 2)
+        qps, opted = eval_ladder(qp, bool(stream), bit_depth, preset, frames, jobs, metrics, DEFAULT_QPS)
+        options = with_target(_options(option), target)
         rate = _fps(fps)
         clips = evalset.collect_sources(sources)
         single = len(clips) == 1 and len(plugin) == 1 and not os.path.isdir(sources[0])
@@ -395,15 +359,14 @@ def eval_(
         for path in (plot, markdown):
             if path is not None:
                 check_paths([*clips, *stream], path)
-        say = err.print
-        anchors: list[str | os.PathLike] = list(stream)
+        say, anchors = err.print, list(stream)
         if single:
             result = evaluate(
-                clips[0], plugin[0], qps, preset, bit_depth, options, say, streams=anchors or None,
+                clips[0], plugin[0], qps, preset, bit_depth, options, say, streams=anchors or None,  # type: ignore[arg-type]
                 fps=rate, frames=frames, carriage=carriage, force_plugin=force_plugin, jobs=jobs, metrics=opted,
             )  # fmt: skip
-            full: dict = {"runs": [result], "summary": evalset.summarize([result], plugin), "failures": []}
-            full["unavailable"] = result["unavailable"]
+            full: dict = {"runs": [result], "summary": evalset.summarize([result], plugin), "failures": [],
+                          "unavailable": result["unavailable"]}  # fmt: skip
         else:
             full = evalset.evaluate_set(
                 clips, plugin, qps, preset, bit_depth, options, say, rate, frames, carriage, force_plugin, jobs,
@@ -413,18 +376,17 @@ def eval_(
         wrote = []  # said last, after the results, so the paths are not lost among the progress lines
         if plot is not None:
             for run in full["runs"]:
-                target = plot if single else _plot_name(plot, run)
-                evalplot.plot(run, target)
-                wrote.append(f"wrote {os.path.abspath(target)}")
+                where = plot if single else _plot_name(plot, run)
+                evalplot.plot(run, where)
+                wrote.append(f"wrote {os.path.abspath(where)}")
         if markdown is not None:
             evalset.write_markdown(full, markdown, "genpost eval " + " ".join(sys.argv[2:]))
             wrote.append(f"wrote {os.path.abspath(markdown)}")
         if as_json:
             _print_json(result)
         else:
-            out = _out()
             for line in evalset.text_lines(full):
-                out.print(line)
+                _out().print(line)
         sys.stdout.flush()
         for line in wrote:
             say(line)

@@ -100,3 +100,39 @@ def encoder_settings(codec, bit_depth, qp, crf, preset, keyint):
         raise OptionError(f"--bit-depth must be 8 or 10, got {bit_depth}")
     check_encoder(codec, qp, crf, preset)
     return EncoderSettings(codec=codec, bit_depth=bit_depth or 0, qp=qp, crf=crf, preset=preset, keyint=keyint)
+
+
+def with_target(options: dict[str, str], target: str) -> dict[str, str]:
+    """The job's options with ``--target`` (a job option every plugin sees); fidelity adds nothing, so its
+    results are exactly those of a job without the flag."""
+    from .options import JOB_OPTIONS, by_name
+
+    by_name(JOB_OPTIONS)["target"].parse(target, "genpost")
+    return options if target == "fidelity" else {**options, "target": target}
+
+
+def eval_ladder(qp: Optional[str], streams: bool, bit_depth: Optional[int], preset: str, frames: Optional[int], jobs: int,
+                metrics: Optional[str], default_qps) -> tuple[list[int], tuple[str, ...]]:  # fmt: skip
+    """eval's ladder and opt-in metrics, checked before any work: (QPs, metrics); bad usage is exit 2."""
+    from .errors import UsageError
+    from .options import check_encoder
+    from .videometrics import NAMES
+
+    if streams and qp is not None:
+        raise UsageError("give --qp (x265 ladder) or --stream files, not both")
+    if bit_depth not in (None, 8, 10):
+        raise UsageError(f"--bit-depth must be 8 or 10, got {bit_depth}")
+    try:
+        qps = [int(q) for q in qp.split(",")] if qp is not None else list(default_qps)
+    except ValueError:
+        raise UsageError(f"--qp wants comma-separated integers, got {qp!r}") from None
+    for q in (*qps, None):
+        check_encoder("libx265", q, None, preset)
+    check_values(frames=frames)
+    if jobs < 0:
+        raise UsageError(f"--jobs must be 0 (one per core) or more, got {jobs}")
+    opted = tuple(m for m in (metrics or "").split(",") if m)
+    for m in opted:
+        if m not in NAMES:
+            raise UsageError(f"--metrics: unknown metric {m!r} (opt-in metrics: {', '.join(NAMES)})")
+    return qps, opted

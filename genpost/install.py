@@ -17,6 +17,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "eval": ("imageio-ffmpeg>=0.8", "ffmpeg-python>=0.2", "matplotlib>=3.8"),
     "ray": ("ray>=2.60,<3",),
     "fast": ("numba>=0.60",),
+    "perception": ("torchvision==0.28.0", "torch==2.13.0", "einops>=0.8.1", "huggingface_hub>=0.33.4", "imageio>=2.19.5", "PyEXR>=0.3.10", "ffmpeg-python>=0.2", "scipy>=1.10", "matplotlib>=3.8"),
 }
 
 

@@ -54,7 +54,7 @@ def test_x265_ladder_counts_every_side_info_bit(x265_result):
         assert a["qp"] == g["qp"] and g["base_matches_anchor"]
         # the genpost stream is the anchor's bytes plus the SEI NAL units that carry the side info
         assert g["kbps"] == pytest.approx(a["kbps"] + g["side_info_kbps"], rel=1e-12)
-    learned = {k: v for k, v in result["bd_rate"].items() if k in ("lpips", "dists")}
+    learned = {k: v for k, v in result["bd_rate"].items() if k in ("lpips", "dists", "cvvdp")}
     assert all(isinstance(v, float) for k, v in result["bd_rate"].items() if k not in learned)
     for name, value in learned.items():  # null exactly when the run says why (no weights on this machine)
         assert (value is None) == (name in result["unavailable"])
