@@ -154,6 +154,13 @@ def text_lines(full: dict) -> list[str]:
             )
         bd = ", ".join(f"{k} {'n/a' if v is None else f'{v:+.2f}%'}" for k, v in result["bd_rate"].items())
         lines.append(f"  BD-rate: {bd}")
+        for g in result["genpost"]:
+            d = g.get("default_output")
+            if d:  # enhance with every default, once per run
+                deltas = "/".join(f"{d[f'psnr_{p}_output'] - d[f'psnr_{p}_input']:+.3f}" for p in PLANES)
+                flag = f" WORSE {','.join(d['worse']).upper()}" if d["worse"] else ""
+                lines.append(f"  default enhance output at QP {g['qp']}: {d['coding']}, {d['bytes']} bytes, "
+                             f"dB Y/U/V vs its input {deltas}{flag}")  # fmt: skip
         if result.get("bd_worse"):
             lines.append(f"  WORSE AT EQUAL RATE: PSNR BD-rate above 0 on {','.join(result['bd_worse']).upper()}")
     lines += [f"{name} n/a: {reason}" for name, reason in full.get("unavailable", {}).items()]

@@ -45,6 +45,7 @@ from .evalmeasure import (
     measure,
     prepare_reference,
 )
+from .types import to_bit_depth
 
 DEFAULT_QPS = (27, 32, 37, 42)
 # BD-rate per metric key, computed on the point value named here; a leading "-" negates it (distances,
@@ -241,7 +242,28 @@ def plugin_point(clip: Clip, index: int, plugin: str, same: dict) -> Point:
         entry = {**common, "kbps": kbps(os.path.getsize(coded), clip.frames, clip.rate),
                  "side_info_kbps": kbps(side, clip.frames, clip.rate),
                  "side_info_records": sum(report.records.values()), "restored_by": enhanced.plugins, **scores}  # fmt: skip
+        if index == clip.points // 2 and not clip.force:  # once per run: what a user's plain enhance writes
+            with clock.timed(plugin, "default output"):
+                entry["default_output"] = default_output(clip, ref, coded, tmp)
         return Point(entry, clock.seconds)
+
+
+def default_output(clip: Clip, ref: Reference, coded: str, tmp: str) -> dict:
+    """``genpost enhance CODED -o out.mkv`` with every default (the coding enhance picks), measured against
+    the source per plane beside the input it restored: the user's "never worse than its input", end to end."""
+    out = os.path.join(tmp, "default.mkv")
+    report = pipeline.enhance(coded, out, media.EncoderSettings(), None, fps=clip.rate)
+    planes = {}
+    for name, path, fps in (("input", coded, clip.rate), ("output", out, None)):
+        mse = np.zeros(3)
+        with media.InputFile(ref.source) as src, media.InputFile(path, fps) as tst:
+            for _, a, b in zip(range(clip.frames), src.frames(), tst.frames()):
+                mse += metrics.frame_mse(a, to_bit_depth(b, a.bit_depth))
+        planes[name] = [metrics.psnr(m / clip.frames, clip.depth) for m in mse]
+    worse = [p for p, i, o in zip(PLANES, planes["input"], planes["output"]) if o < i]
+    return {"coding": report.output_coding, "bytes": os.path.getsize(out), "input_bytes": os.path.getsize(coded),
+            **{f"psnr_{p}_input": v for p, v in zip(PLANES, planes["input"])},
+            **{f"psnr_{p}_output": v for p, v in zip(PLANES, planes["output"])}, "worse": worse}  # fmt: skip
 
 
 @dataclasses.dataclass

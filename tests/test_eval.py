@@ -54,6 +54,8 @@ def test_x265_ladder_counts_every_side_info_bit(x265_result):
         assert a["qp"] == g["qp"] and g["base_matches_anchor"]
         # the genpost stream is the anchor's bytes plus the SEI NAL units that carry the side info
         assert g["kbps"] == pytest.approx(a["kbps"] + g["side_info_kbps"], rel=1e-12)
+    middle = result["genpost"][len(result["genpost"]) // 2]["default_output"]  # measured once per run
+    assert middle["worse"] == [] and middle["coding"].endswith("lossless") and middle["psnr_y_output"] >= middle["psnr_y_input"]
     learned = {k: v for k, v in result["bd_rate"].items() if k in ("lpips", "dists", "cvvdp")}
     assert all(isinstance(v, float) for k, v in result["bd_rate"].items() if k not in learned)
     for name, value in learned.items():  # null exactly when the run says why (no weights on this machine)
