@@ -156,7 +156,9 @@ def text_lines(full: dict) -> list[str]:
         lines.append(f"  BD-rate: {bd}")
         for g in result["genpost"]:
             d = g.get("default_output")
-            if d:  # enhance with every default, once per run
+            if d and "error" in d:
+                lines.append(f"  default enhance output at QP {g['qp']}: FAILED: {d['error']}")
+            elif d:  # enhance with every default, once per run
                 deltas = "/".join(f"{d[f'psnr_{p}_output'] - d[f'psnr_{p}_input']:+.3f}" for p in PLANES)
                 flag = f" WORSE {','.join(d['worse']).upper()}" if d["worse"] else ""
                 lines.append(f"  default enhance output at QP {g['qp']}: {d['coding']}, {d['bytes']} bytes, "

@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 
 from . import addon, deepmetrics, evalpool, ffmpeg, media, metrics, pipeline, videometrics
-from .errors import PipelineError, UsageError, one_line
+from .errors import GenpostError, PipelineError, UsageError, one_line
 from .evalmeasure import (
     PLANES,
     VMAF_MODELS,
@@ -252,7 +252,10 @@ def default_output(clip: Clip, ref: Reference, coded: str, tmp: str) -> dict:
     """``genpost enhance CODED -o out.mkv`` with every default (the coding enhance picks), measured against
     the source per plane beside the input it restored: the user's "never worse than its input", end to end."""
     out = os.path.join(tmp, "default.mkv")
-    report = pipeline.enhance(coded, out, media.EncoderSettings(), None, fps=clip.rate)
+    try:
+        report = pipeline.enhance(coded, out, media.EncoderSettings(), None, fps=clip.rate)
+    except GenpostError as exc:  # the user's command failing is a finding, not a failed point
+        return {"error": one_line(exc), "worse": []}
     planes = {}
     for name, path, fps in (("input", coded, clip.rate), ("output", out, None)):
         mse = np.zeros(3)

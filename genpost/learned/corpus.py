@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import GenpostError
+
 MANIFEST = Path(__file__).with_name("corpus.json")
 MAX_SIDE = 1280  # pictures and clips are scaled so the longer side is at most this (x265 time, memory)
 CLIP_FRAMES = 48  # frames taken from each clip
@@ -41,8 +43,10 @@ CODINGS_PER_PICTURE = 2
 CODINGS_PER_CLIP = 4
 
 
-class CorpusError(Exception):
-    """A corpus file is missing, differs from the manifest, or cannot be read."""
+class CorpusError(GenpostError):
+    """A corpus file is missing, differs from the manifest, or cannot be read (refused, exit 3)."""
+
+    exit_code = 3
 
 
 @dataclass(frozen=True)
