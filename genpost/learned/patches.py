@@ -81,11 +81,14 @@ def fixed_set(pairs: Pairs, count: int, patch: int, seed: int = 12345) -> tuple[
     return batch(pairs, seed, 0, count, patch)
 
 
+PLANE_CHANNELS = (("y", slice(0, 4)), ("u", slice(4, 5)), ("v", slice(5, 6)))  # in the packed layout
+
+
 def plane_psnr_gain(src: np.ndarray, dec: np.ndarray, out: np.ndarray) -> dict[str, float]:
     """dB gained per plane (Y from the 4 luma phases, U, V) by ``out`` over ``dec`` against ``src``, from
     the mean squared error over the whole set."""
     gains = {}
-    for plane, ch in (("y", slice(0, 4)), ("u", slice(4, 5)), ("v", slice(5, 6))):
+    for plane, ch in PLANE_CHANNELS:
         before = float(np.mean((dec[:, ch] - src[:, ch]) ** 2))
         after = float(np.mean((out[:, ch] - src[:, ch]) ** 2))
         gains[plane] = round(10 * np.log10(before / max(after, 1e-20)), 4)
@@ -102,7 +105,7 @@ def relative_mse(out, target, decoded_error):
     decode's own (``decoded_error``: the target residual), so a dB gained at QP 27 counts as much as one at
     QP 42, as in the BD-rate's mean over the quality range. Torch tensors (N, 6, h, w)."""
     loss = 0.0
-    for w, ch in zip(PLANE_WEIGHTS, (slice(0, 4), slice(4, 5), slice(5, 6))):
+    for w, (_, ch) in zip(PLANE_WEIGHTS, PLANE_CHANNELS):
         err = ((out[:, ch] - target[:, ch]) ** 2).mean((1, 2, 3))
         base = (decoded_error[:, ch] ** 2).mean((1, 2, 3))
         loss = loss + w * (err / base.clamp_min(REL_FLOOR)).mean()

@@ -18,6 +18,7 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -35,6 +36,25 @@ def scheduled_lr(step: int, total: int, peak: float, warmup: int = WARMUP) -> fl
         return peak * (0.01 + 0.99 * step / warmup)
     t = min(1.0, (step - warmup) / max(total - warmup, 1))
     return peak * (ETA_MIN_FRACTION + (1 - ETA_MIN_FRACTION) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def arguments(doc: str, steps: int, validate_every: int, lr: float = 5e-4) -> argparse.ArgumentParser:
+    """The command line every training script on this toolkit takes (described by ``doc``'s first line):
+    ``--out``, ``--corpus``, ``--steps``, ``--batch``, ``--lr``, ``--seed``, ``--threads``, ``--hours``,
+    ``--checkpoint-minutes``, ``--validate-every``, ``--export``; a script adds its own."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.*, training.json")
+    ap.add_argument("--corpus", type=Path, default=None, help="corpus folder (python -m genpost.learned.corpus build)")
+    ap.add_argument("--steps", type=int, default=steps, help="total steps of the run (the schedule spans them)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=lr)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--hours", type=float, default=None, help="stop this session after this long (checkpointed)")
+    ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    ap.add_argument("--validate-every", type=int, default=validate_every)
+    ap.add_argument("--export", type=Path, default=None, help="write the EMA weights here and stop")
+    return ap
 
 
 def seed_everything(seed: int, threads: int) -> None:
@@ -215,7 +235,6 @@ class Trainer:
         self.total_steps = self.log["total_steps"]
         self.step = self._session_start_step = state["step"]
         self.log.update({k: state[k] for k in ("history", "validation", "wall_s", "cpu_s")})
-        self.log.setdefault("sessions", state.get("sessions", 0))
         self.log["sessions"] = state.get("sessions", 1) + 1
         self._t0, self._c0 = time.time(), time.process_time()
         return True

@@ -11,15 +11,13 @@ weights as one that never stopped (``genpost.learned.trainer``). Needs the ``tra
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from genpost import modeling
-from genpost.learned import corpus, patches
+from genpost.learned import corpus, patches, trainer
 from genpost.learned.trainer import Trainer, seed_everything
 
 PATCH = 128  # luma patch side (64 at chroma resolution)
@@ -27,20 +25,9 @@ STEM = "gan_enhance_v1"
 
 
 def arguments(argv):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.*, training.json")
-    ap.add_argument("--corpus", type=Path, default=None, help="corpus folder (python -m genpost.learned.corpus build)")
-    ap.add_argument("--steps", type=int, default=200_000, help="total steps of the run (the schedule spans them)")
+    ap = trainer.arguments(__doc__, steps=200_000, validate_every=5000)
     ap.add_argument("--gan-fraction", type=float, default=0.05, help="last fraction of steps: adversarial phase")
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--adv-weight", type=float, default=0.005)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--hours", type=float, default=None, help="stop this session after this long (checkpointed)")
-    ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    ap.add_argument("--validate-every", type=int, default=5000)
-    ap.add_argument("--export", type=Path, default=None, help="write the EMA weights here and stop")
     return ap.parse_args(argv)
 
 

@@ -27,7 +27,6 @@ Needs the ``train`` extra. Reproducible for a given seed, step count and thread 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from genpost import modeling
-from genpost.learned import corpus, patches
+from genpost.learned import corpus, patches, trainer
 from genpost.learned.trainer import Trainer, seed_everything
 
 PATCH = 128  # luma patch side (64 at chroma resolution)
@@ -97,21 +96,10 @@ def warm_start(net, trunk: dict) -> None:
 
 
 def arguments(argv):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.*, training.json")
-    ap.add_argument("--corpus", type=Path, default=None)
+    ap = trainer.arguments(__doc__, steps=20_000, validate_every=2500)
     ap.add_argument("--init-from", type=Path, default=None, help="the shared trunk: a gan-enhance run folder or safetensors")
     ap.add_argument("--blocks", type=int, default=5, help="residual blocks (the trunk has 5; the shipped v1 net 4)")
-    ap.add_argument("--steps", type=int, default=20_000)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--p-zero", type=float, default=P_ZERO)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--hours", type=float, default=None)
-    ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    ap.add_argument("--validate-every", type=int, default=2500)
-    ap.add_argument("--export", type=Path, default=None)
     return ap.parse_args(argv)
 
 
@@ -139,7 +127,8 @@ def main(argv=None) -> int:
         warm_start(net, trunk_state(args.init_from))
         run.ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
         run.log["init_from"] = str(args.init_from)
-    train_pairs, val_pairs = patches.load(corpus.cache_dir(args.corpus), "train"), patches.load(corpus.cache_dir(args.corpus), "val")
+    cache = corpus.cache_dir(args.corpus)
+    train_pairs, val_pairs = patches.load(cache, "train"), patches.load(cache, "val")
     vx, vs = patches.fixed_set(val_pairs, 96, PATCH)
     vin = np.concatenate([vx[:, :6], vx, np.zeros((len(vx), 1, *vx.shape[2:]), np.float32)], 1)  # t = 0, no noise
 
