@@ -60,7 +60,8 @@ def x265_hdr_params(color: ColorInfo) -> list[str]:
 def color_of(cc, frame) -> ColorInfo:
     mastering = light = None
     if frame is not None:
-        for sd in frame.side_data:
+        for entry in frame.side_data:  # PyAV 18.1.0 iterates the entries, 18.1.1 their types (a mapping)
+            sd = entry if hasattr(entry, "type") else frame.side_data[entry]
             name = sd.type.name
             if name == "MASTERING_DISPLAY_METADATA":
                 mastering = _mastering_from_bytes(bytes(sd))
