@@ -103,7 +103,8 @@ def test_colour_hdr_and_pixel_aspect_survive(enhanced, route):
         frame = next(c.decode(stream))
         assert stream.sample_aspect_ratio == Fraction(12, 11)
     assert (int(frame.color_primaries), int(frame.color_trc), int(frame.colorspace), int(frame.color_range)) == (9, 16, 9, 1)
-    side = {sd.type.name: bytes(sd) for sd in frame.side_data}
+    entries = [e if hasattr(e, "type") else frame.side_data[e] for e in frame.side_data]  # PyAV 18.1.0 / 18.1.1
+    side = {sd.type.name: bytes(sd) for sd in entries}
     light = struct.unpack("<2I", side["CONTENT_LIGHT_LEVEL"][:8])
     assert light == (1000, 400)
     mastering = struct.unpack("<20i2i", side["MASTERING_DISPLAY_METADATA"][:88])
