@@ -92,7 +92,7 @@ def enhance_stream(inp, output, info, settings, copy, chain, restorer, progress)
     with atomic_output(output) as tmp:
         with media.OutputFile(tmp, info, settings, template=inp, copy_from=inp if copy else None, metadata=provenance(chain)) as out:
             report.warnings += out.dropped
-            for unit in inp.demux():
+            for unit in inp.demux(stamp=copy):
                 if isinstance(unit, media.OtherPacket):
                     out.copy_packet(unit)
                     continue

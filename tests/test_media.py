@@ -9,7 +9,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from conftest import SEND_OFTEN, VVC, decode_all
+from conftest import SEND_OFTEN, VVC, decode_all, ffmpeg
 
 from genpost import media, pipeline
 from genpost.errors import UsageError
@@ -53,6 +53,20 @@ def test_raw_stream_without_fps_is_refused_for_timed_output(tmp_path):
     with pytest.raises(UsageError, match="--fps") as caught:  # bad usage (exit 2), as docs/cli.md says
         pipeline.enhance(path, tmp_path / "x.mkv", media.EncoderSettings(codec="ffv1"), [])
     assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mp4", ".ts"])
+def test_a_raw_stream_with_nothing_to_restore_is_copied_with_its_frames_times(carphone, tmp_path, ext):
+    """A raw x265 stream with B-frames and no side info: enhance copies its packets (no re-encode) and
+    times them from --fps in presentation order, so the container shows the very frames at index / fps."""
+    raw = tmp_path / "plain.265"
+    ffmpeg("-i", str(carphone), "-frames:v", "12", "-c:v", "libx265", "-x265-params", "log-level=error:bframes=3", str(raw))
+    out = tmp_path / f"copy{ext}"
+    report = pipeline.enhance(raw, out, media.EncoderSettings(), [], fps=Fraction(25))
+    assert report.frames == 12
+    copied, decoded = decode_all(out), decode_all(raw, fps=Fraction(25))
+    assert [frame_md5(f) for f in copied] == [frame_md5(f) for f in decoded]
+    assert [f.pts * f.time_base - copied[0].pts * copied[0].time_base for f in copied] == [Fraction(i, 25) for i in range(12)]
 
 
 @pytest.mark.parametrize("bit_depth", [8, 10])

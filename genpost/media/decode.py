@@ -148,13 +148,16 @@ class InputFile:
             return frame_from_av(vf, index, pts=index, time_base=self.info.time_base)
         return frame_from_av(vf, index, time_base=vf.time_base or self.video.time_base)
 
-    def demux(self, copy_others: bool = True) -> Iterator[VideoUnit | OtherPacket]:
+    def demux(self, copy_others: bool = True, stamp: bool = False) -> Iterator[VideoUnit | OtherPacket]:
         """Packets in file order; video packets come with the frames their decode produced.
 
         Damage is counted in ``damage``: a picture the decoder loses is concealed (see genpost.damage) so
         frame count and timing survive, and more damaged frames than ``max_errors`` raise MediaError.
+        ``stamp``: a raw stream's video packets get the times its frames have (``raw_packet_times``), so
+        they can be copied into a container; it costs one more decode of the stream.
         """
-        self._index, self._previous, self._span = 0, None, None
+        times = self.raw_packet_times() if stamp and self.raw_format and self.fps else None
+        self._index, self._previous, self._span, self._packets_seen = 0, None, None, 0
         conceal = Concealer(timed=not self.raw_format, step=self._ts_step())
         streams = [self.video] + ([s for s in self.container.streams if s.index in {o.index for o in self.others}] if copy_others else [])
         try:
@@ -170,6 +173,10 @@ class InputFile:
                 self._check_packet(packet)
                 data = bytes(packet)
                 frames, keys = self._decode(packet, conceal)
+                if times is not None:
+                    packet.pts, packet.dts = times[min(len(times) - 1, self._packets_seen)]
+                    packet.time_base, packet.duration = self.info.time_base, 1
+                    self._packets_seen += 1
                 yield VideoUnit(data, frames, packet, keys)
         except av.error.FFmpegError as exc:  # a demuxer error: what was read is kept, the rest is lost
             self.damage.truncated = True
@@ -413,6 +420,14 @@ class InputFile:
         finally:
             container.close()
         return [(data, order.get(i), key) for i, (data, _, key) in enumerate(packets)]
+
+    def raw_packet_times(self) -> list[tuple[int, int]]:
+        """(pts, dts) in frames for each video packet of a raw stream, in decode order: pts is the frame
+        index its picture is shown at, dts its decode position less the stream's reorder delay, so that
+        no dts is past its pts (as FFmpeg times a stream with B-frames)."""
+        shown = [index for _, index, _ in self.packet_frames()]
+        delay = max([n - i for n, i in enumerate(shown) if i is not None], default=0)
+        return [(n if i is None else i, n - delay) for n, i in enumerate(shown)]
 
     def video_packets(self) -> Iterator[tuple[bytes, object]]:
         """(bytes, opaque packet) of every video packet, in decode order, without decoding."""
