@@ -14,7 +14,9 @@ state, and a time ``t`` on the straight line from it to the source:
 
 With ``t0 = 0`` this is the plain rectified-flow interpolation. The loss is ``(1 - t)^2 * |v_pred - v|^2``
 = the squared error of the one-step source estimate ``x_t + (1 - t) * v_pred`` (the plugin's RD distortion
-is SSE), so one Euler step from any start is already a regressor (the warm start the sampler relies on).
+is SSE), so one Euler step from any start is already a regressor (the warm start the sampler relies on);
+like the trunk's, it is taken relative to the decode's error per patch and plane
+(``genpost.learned.patches.relative_mse``), so every QP counts as in a BD-rate.
 
 ``--init-from`` starts from the shared restoration trunk (a gan-enhance run folder or its exported
 safetensors): the velocity net's body and the decoded-frame part of its head take the trunk's weights, its
@@ -142,9 +144,11 @@ def main(argv=None) -> int:
         run.validate(validate)
     while run.step < run.total_steps and run.within(None if args.hours is None else 3600 * args.hours):
         dec, src = patches.batch(train_pairs, run.seed, run.step, args.batch, PATCH)
-        x, v, w = (torch.from_numpy(a) for a in flow_batch(dec, src, np.random.default_rng([run.seed, run.step, 1]), args.p_zero))
+        x, v, _ = (torch.from_numpy(a) for a in flow_batch(dec, src, np.random.default_rng([run.seed, run.step, 1]), args.p_zero))
         pred = net(x.contiguous(memory_format=torch.channels_last))
-        loss = (((pred - v) ** 2).mean((1, 2, 3)) * w).mean()
+        t = x[:, 13:14, :1, :1]  # the time plane
+        x1, x1_hat = x[:, :6] + (1 - t) * v, x[:, :6] + (1 - t) * pred  # the source and its one-step estimate
+        loss = patches.relative_mse(x1_hat, x1, x1 - torch.from_numpy(dec[:, :6]))
         run.optimize("v", loss)
         run.advance({"loss": loss.item()}, validate, args.validate_every)
     log = run.finish()
