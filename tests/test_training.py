@@ -150,24 +150,39 @@ def test_a_few_steps_lower_the_validation_loss(tiny_corpus, tmp_path):
     assert hashlib.sha256((exported / "gan_enhance_v1.onnx").read_bytes()).hexdigest() == meta["gan_enhance_v1.onnx"]
 
 
-def test_the_flow_warm_started_from_the_trunk_restores_as_the_trunk_at_t0():
-    """One long run serves two families: the velocity net starts as the trained trunk's distortion head."""
-    from genpost_gan_enhance.model import Generator
+def _flow_at_t0(dec):
     from genpost_rectified_flow.model import VelocityNet
-    from genpost_rectified_flow.train import warm_start
+
+    return VelocityNet(blocks=5), lambda net: net(torch.cat([dec[:, :6], dec, torch.zeros(1, 1, 24, 24)], 1)), 1.0
+
+
+def _diffusion_mean_mode(dec):
+    from genpost_residual_diffusion.layout import LATENT, RS
+    from genpost_residual_diffusion.model import ResidualDenoiser
+
+    rest = torch.cat([torch.ones(1, 1, 24, 24), torch.randn(1, LATENT, 24, 24), torch.zeros(1, 1, 24, 24)], 1)
+    return ResidualDenoiser(blocks=5), lambda net: net(torch.cat([torch.zeros(1, 6, 24, 24), dec, rest], 1)) / RS, RS
+
+
+@pytest.mark.parametrize("family", [_flow_at_t0, _diffusion_mean_mode], ids=["flow-t0", "diffusion-mean-mode"])
+def test_a_family_warm_started_from_the_trunk_restores_as_the_trunk(family):
+    """One long run serves every family: the flow (one step from t = 0) and the residual diffusion (the
+    one-step mean mode, no latent sent: t = 1, x_t = 0, flag 0) start as the trained trunk's distortion head."""
+    from genpost_gan_enhance.model import Generator
+
+    from genpost.learned import trunk
 
     torch.manual_seed(0)
     g = Generator()
     torch.nn.init.normal_(g.tail.weight, std=0.02)
-    v = VelocityNet(blocks=5)
-    warm_start(v, g.state_dict())
     dec = torch.rand(1, 7, 24, 24)
     dec[:, 6] = 0.4  # the QP plane
+    net, restore, scale = family(dec)
+    trunk.warm_start(net, g.state_dict(), decoded_at=6, out_scale=scale)
     with torch.no_grad():
-        r_trunk = g(dec)[:, :6]
-        r_flow = v(torch.cat([dec[:, :6], dec, torch.zeros(1, 1, 24, 24)], 1))  # x_t = decode, t = 0
+        r_trunk, r_family = g(dec)[:, :6], restore(net)
     inner = (slice(None), slice(None), slice(8, 16), slice(8, 16))  # away from the zero-padded edge
-    assert torch.allclose(r_flow[inner], r_trunk[inner], atol=1e-5)
+    assert torch.allclose(r_family[inner], r_trunk[inner], atol=1e-5)
     assert r_trunk.abs().max() > 1e-3
 
 
@@ -183,3 +198,20 @@ def test_the_flow_trains_from_a_trunk_run_and_exports(tiny_corpus, tmp_path):
     assert log["step"] == 20 and log["init_from"].endswith("gan") and len(log["validation"]) == 2
     assert flow_train.main(["--out", str(out), "--steps", "20", "--export", str(tmp_path / "w")]) == 0
     assert (tmp_path / "w" / "rectified_flow_v1.onnx").exists()
+
+
+def test_the_residual_diffusion_trains_from_a_trunk_run_and_exports(tiny_corpus, tmp_path):
+    from genpost_gan_enhance import train as gan_train
+    from genpost_residual_diffusion import train as rd_train
+
+    gan_train.main(["--out", str(tmp_path / "gan"), "--corpus", str(tiny_corpus), "--steps", "10", "--batch", "2"])
+    out = tmp_path / "rd"
+    assert rd_train.main(["--out", str(out), "--corpus", str(tiny_corpus), "--steps", "20", "--batch", "2",
+                          "--init-from", str(tmp_path / "gan"), "--validate-every", "20"]) == 0  # fmt: skip
+    log = json.loads((out / "checkpoint.json").read_text())
+    assert log["step"] == 20 and len(log["validation"]) == 2 and log["validation"][-1]["val_bpp_latent"] > 0
+    assert rd_train.main(["--out", str(out), "--steps", "20", "--export", str(tmp_path / "w")]) == 0
+    meta = json.loads((tmp_path / "w" / "training.json").read_text())
+    assert len(meta["prior_log_scale"]) == 4 and meta["blocks"] == 5
+    for stem in ("latent_encoder_v1", "residual_denoiser_v1"):
+        assert hashlib.sha256((tmp_path / "w" / f"{stem}.onnx").read_bytes()).hexdigest() == meta[f"{stem}.onnx"]

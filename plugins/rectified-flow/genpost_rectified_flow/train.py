@@ -19,10 +19,9 @@ like the trunk's, it is taken relative to the decode's error per patch and plane
 (``genpost.learned.patches.relative_mse``), so every QP counts as in a BD-rate.
 
 ``--init-from`` starts from the shared restoration trunk (a gan-enhance run folder or its exported
-safetensors): the velocity net's body and the decoded-frame part of its head take the trunk's weights, its
-x_t and t inputs start at zero, and its output layer starts as the trunk's distortion head, so at t = 0
-without noise the untrained flow already restores as the trunk does away from the frame edge, when both
-have the same number of blocks (``--blocks 5``, the trunk's; tests/test_training.py checks it). The plugin's
+safetensors; ``genpost.learned.trunk``): at t = 0 without noise the untrained flow already restores as the
+trunk does away from the frame edge, when both have the same number of blocks (``--blocks 5``, the
+trunk's; tests/test_training.py checks it). The plugin's
 ``VelocityNet`` keeps 4 blocks until weights trained with 5 ship with it.
 Needs the ``train`` extra. Reproducible for a given seed, step count and thread count.
 """
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from genpost import modeling
-from genpost.learned import corpus, patches, trainer
+from genpost.learned import corpus, patches, trainer, trunk
 from genpost.learned.trainer import Trainer, seed_everything
 
 PATCH = 128  # luma patch side (64 at chroma resolution)
@@ -63,38 +62,6 @@ def flow_batch(dec: np.ndarray, x1: np.ndarray, rng: np.random.Generator, p_zero
         vs.append(v)
         ws.append((1 - t) ** 2)
     return np.stack(xs).astype(np.float32), np.stack(vs).astype(np.float32), np.asarray(ws, np.float32)
-
-
-def trunk_state(path: Path) -> dict:
-    """The shared trunk's weights: a run folder's EMA (checkpoint.safetensors) or an exported safetensors."""
-    from safetensors.torch import load_file
-
-    if path.is_dir():
-        return {k[4:]: v for k, v in load_file(str(path / "checkpoint.safetensors")).items() if k.startswith("ema.")}
-    return load_file(str(path))
-
-
-def warm_start(net, trunk: dict) -> None:
-    """Write the trunk (gan-enhance's generator: input ``x - 0.5`` over 7 channels, 12 outputs) into the
-    velocity net (input ``[x_t - 0.5, decoded - 0.5, qp, t]``, 6 outputs). Blocks beyond the trunk's keep
-    their initialisation; the trunk's QP channel sees ``qp - 0.5``, so its weight moves into the bias."""
-    import torch
-
-    sd = net.state_dict()
-    with torch.no_grad():
-        w = trunk["head.weight"]  # (C, 7, 3, 3)
-        head = torch.zeros_like(sd["head.weight"])
-        head[:, 6:12] = w[:, :6]
-        head[:, 12] = w[:, 6]
-        sd["head.weight"] = head
-        # conv of a constant 0.5 plane: the sum of the QP weights (interior; edges differ by the zero padding)
-        sd["head.bias"] = trunk["head.bias"] - 0.5 * w[:, 6].sum((1, 2))
-        for k, v in trunk.items():
-            if k.startswith("body.") and k in sd:
-                sd[k] = v.clone()
-        sd["tail.weight"] = trunk["tail.weight"][:6].clone()
-        sd["tail.bias"] = trunk["tail.bias"][:6].clone()
-    net.load_state_dict(sd)
 
 
 def arguments(argv):
@@ -126,7 +93,7 @@ def main(argv=None) -> int:
         print(json.dumps(modeling.export(run.ema_module(make), args.export, STEM, 14, run.summary())["history"][-1:]))
         return 0
     if not resumed and args.init_from:
-        warm_start(net, trunk_state(args.init_from))
+        trunk.warm_start(net, trunk.load(args.init_from), decoded_at=6)
         run.ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
         run.log["init_from"] = str(args.init_from)
     cache = corpus.cache_dir(args.corpus)

@@ -1,7 +1,9 @@
-"""Train the residual-diffusion latent encoder and denoiser end to end and export safetensors + ONNX.
+"""Train the residual-diffusion latent encoder and denoiser end to end on the corpus (resumable,
+``genpost.learned.trainer``) and export safetensors + ONNX + training.json.
 
-    python -m genpost.training_data /tmp/gan                       # (source, x265 decode) pairs, QP 27..42
-    python -m genpost_residual_diffusion.train --pairs /tmp/gan/pairs --out genpost_residual_diffusion/weights
+    python -m genpost.learned.corpus build
+    python -m genpost_residual_diffusion.train --out runs/residual-diffusion --init-from runs/gan-enhance --hours 1
+    python -m genpost_residual_diffusion.train --out runs/residual-diffusion --export genpost_residual_diffusion/weights
 
 Per sample: the encoder maps (scaled residual, decode, QP) on the 1/8 luma grid to a 4-channel latent
 ``y``; quantisation with a random step ``s`` (log-uniform in STEP_RANGE) is modelled by additive uniform
@@ -10,54 +12,56 @@ over bins of width ``s``; with probability P_DROP the latent is withheld (zeros,
 The denoiser sees the noisy residual ``x_t = cos(pi t/2) x0 + sin(pi t/2) eps`` (x0 = RS * residual), the
 decode, QP, ``t`` and the upsampled latent, and predicts ``x0``; with probability P_MEAN it gets ``t = 1``
 and ``x_t = 0`` (the deterministic one-step posterior-mean mode, the plugin's default).
-Loss per luma pixel: ``SSE (8-bit, Y+U+V) + LAMBDA_SCALE * lambda_HM(QP) * bits`` (ramped in over RAMP steps) --
-the plugin's own RD cost at a lower lambda; the plugin's per-frame step choice sets the real trade-off.
 
-Needs the ``train`` extra (torch 2.13 CPU, safetensors, onnx). Reproducible for a given seed, steps and
-thread count (``torch.set_num_threads``).
+Loss: ``(D + lambda * R) / D_decode`` per patch: the distortion relative to the decode's per plane (the
+trunk's ``patches.relative_mse``, so every QP counts as in a BD-rate) and the latent's bits at
+``LAMBDA_SCALE * lambda_HM(QP)`` (ramped in over RAMP steps: at the full lambda from the start the latent
+collapses before it becomes useful) over the decode's SSE; the plugin's per-frame step choice then sets
+the real trade-off.
+
+``--init-from`` starts the denoiser from the shared restoration trunk (``genpost.learned.trunk``): its
+mean mode without latent then restores exactly as the trunk does, and training teaches the latent and the
+sampler what to add. Needs the ``train`` extra. Reproducible for a given seed, step count and threads.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 
-from genpost import modeling, training_data
-from genpost.learned import train
-from genpost.training_data import random_patch
+from genpost import modeling
+from genpost.learned import corpus, patches, trainer, trunk
+from genpost.learned.trainer import Trainer, seed_everything
 
-from .layout import CELL, RS, encoder_input, lagrangian8
+from .layout import CELL, LATENT, RS, encoder_input, lagrangian8
 
 PATCH = 128  # luma patch side (64 at chroma resolution, 16 latent cells)
 STEP_RANGE = (0.5, 5.6)  # the plugin's STEPS span
 P_DROP = 0.2
 P_MEAN = 0.6
-# the rate is weighted by LAMBDA_SCALE * lambda_HM(QP), ramped up from 0 over RAMP steps: at the full lambda from
-# the start the latent collapses to zero before it has become useful (the prior's bits dominate the loss);
-# the plugin's per-frame step choice then moves the rate to the true lambda
 LAMBDA_SCALE = 0.125
 RAMP = 1500
+ENCODER_STEM, DENOISER_STEM = "latent_encoder_v1", "residual_denoiser_v1"
 
 
-def batch(pairs, rng: np.random.Generator, size: int) -> dict:
-    src, dec, enc, qps, steps, t, drop, eps = [], [], [], [], [], [], [], []
-    for _ in range(size):
-        s, d = random_patch(pairs, rng, PATCH)  # source (6), decoded + QP plane (7)
-        qp = float(d[6, 0, 0]) * 15.0 + 27.0
-        src.append(s)
-        dec.append(d)
-        enc.append(encoder_input(s, d, qp))
-        qps.append(qp)
-        steps.append(math.exp(rng.uniform(*np.log(STEP_RANGE))))
-        t.append(-1.0 if rng.random() < P_MEAN else rng.uniform(0.0, 1.0))  # -1: the one-step mean mode
-        drop.append(rng.random() < P_DROP)
-        eps.append(rng.standard_normal(s.shape, np.float32))
-    f = lambda a: np.asarray(a, np.float32)  # noqa: E731
-    return {"src": f(src), "dec": f(dec), "enc": f(enc), "qp": f(qps), "step": f(steps), "t": f(t),
-            "drop": f(drop), "eps": f(eps), "u": rng.uniform(-0.5, 0.5, (size, 4, PATCH // 2 // CELL, PATCH // 2 // CELL)).astype(np.float32)}  # fmt: skip
+def noise(dec: np.ndarray, src: np.ndarray, rng: np.random.Generator) -> dict:
+    """The step's draws beside the patches (a function of the generator, so of (seed, step)): encoder
+    inputs, QPs, quantiser steps, times (-1: the mean mode), withheld latents, noise and dither."""
+    n, _, c, _ = src.shape
+    qps = dec[:, 6, 0, 0] * 15.0 + 27.0
+    return {
+        "enc": np.stack([encoder_input(s, d, q) for s, d, q in zip(src, dec, qps)]).astype(np.float32),
+        "qp": qps.astype(np.float32),
+        "step": np.exp(rng.uniform(*np.log(STEP_RANGE), n)).astype(np.float32),
+        "t": np.where(rng.random(n) < P_MEAN, -1.0, rng.uniform(0.0, 1.0, n)).astype(np.float32),
+        "drop": (rng.random(n) < P_DROP).astype(np.float32),
+        "eps": rng.standard_normal(src.shape, np.float32),
+        "u": rng.uniform(-0.5, 0.5, (n, LATENT, c // CELL, c // CELL)).astype(np.float32),
+    }
 
 
 def laplace_bits(torch, y, step, log_b):
@@ -68,72 +72,121 @@ def laplace_bits(torch, y, step, log_b):
     return -torch.log2(p.clamp_min(1e-9))
 
 
-def forward(torch, enc, den, log_b, b: dict):
-    """(SSE in 8-bit units per patch, bits per patch) for a batch."""
-    t = {k: torch.from_numpy(v) for k, v in b.items()}
-    n = t["src"].shape[0]
-    y = enc(t["enc"])
-    step = t["step"].view(n, 1, 1, 1)
-    keep = (1 - t["drop"]).view(n, 1, 1, 1)
-    y_hat = (y + step * t["u"]) * keep
-    bits = (laplace_bits(torch, y + step * t["u"], step, log_b).sum((1, 2, 3))) * keep.view(n)
-    up = y_hat.repeat_interleave(CELL, 2).repeat_interleave(CELL, 3)
-    x0 = (t["src"] - t["dec"][:, :6]) * RS
-    mean_mode = (t["t"] < 0).view(n, 1, 1, 1).float()
-    tt = t["t"].clamp_min(0).view(n, 1, 1, 1)
-    a, s = torch.cos(math.pi * tt / 2), torch.sin(math.pi * tt / 2)
-    xt = (a * x0 + s * t["eps"]) * (1 - mean_mode)
-    tplane = (tt * (1 - mean_mode) + mean_mode).expand(-1, 1, *x0.shape[2:])
-    ones = torch.ones_like(tplane)
-    x = torch.cat([xt, t["dec"], tplane, up, ones * keep], 1)
-    pred = den(x)
-    sse = (((pred - x0) / RS) ** 2).sum((1, 2, 3)) * 255.0**2
-    return sse, bits
-
-
-def main(argv=None) -> None:
-    ap = train.arguments(__doc__, 3600)
-    ap.add_argument("--lambda-scale", type=float, default=LAMBDA_SCALE)
-    args = ap.parse_args(argv)
-
+def joint(blocks: int):
+    """Encoder, denoiser and the prior's log scales as one module (one optimiser, one EMA)."""
     import torch
 
-    from .model import LatentEncoder, ResidualDenoiser, macs_per_pixel
+    from .model import LatentEncoder, ResidualDenoiser
 
-    rng, pairs = training_data.start(args.seed, args.threads, args.pairs)
-    enc, den = LatentEncoder(), ResidualDenoiser()
-    log_b = torch.nn.Parameter(torch.zeros(4))
-    params = [*enc.parameters(), *den.parameters(), log_b]
-    log = {"pairs": len(pairs),
-           "encoder_params": sum(p.numel() for p in enc.parameters()), "denoiser_params": sum(p.numel() for p in den.parameters()),
-           "encoder_kmac_per_px": macs_per_pixel(enc, 2 * CELL) / 1e3, "denoiser_kmac_per_px_per_step": macs_per_pixel(den, 2) / 1e3}  # fmt: skip
-    print(json.dumps(log), flush=True)
-    start = time.time()
-    opt, sched = train.adam(params, args.lr, args.steps)
-    px = float(PATCH * PATCH)
-    run = {}
-    for step in range(args.steps):
-        b = batch(pairs, rng, args.batch)
-        sse, bits = forward(torch, enc, den, log_b, b)
-        ramp = args.lambda_scale * min(1.0, step / RAMP)
-        lam = torch.from_numpy(np.asarray([ramp * lagrangian8(q) for q in b["qp"]], np.float32))
-        loss = ((sse + lam * bits) / px).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        base = float(((b["src"] - b["dec"][:, :6]) ** 2).sum((1, 2, 3)).mean() * 255.0**2 / px)
-        for k, v in (("J", loss.item()), ("mse", sse.mean().item() / px), ("bpp", bits.mean().item() / px), ("base", base)):
-            run[k] = 0.98 * run.get(k, v) + 0.02 * v
-        if step % 100 == 0 or step == args.steps - 1:
-            print(f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in run.items()) + f" t {time.time() - start:.0f}s", flush=True)
-    log["steps"], log["seconds"] = args.steps, round(time.time() - start)
-    log.update(seed=args.seed, batch=args.batch, patch=PATCH, lr=args.lr, threads=args.threads, step_range=STEP_RANGE,
-               p_drop=P_DROP, p_mean=P_MEAN, rs=RS, lambda_scale=args.lambda_scale, ramp=RAMP)  # fmt: skip
-    log["prior_log_scale"] = [round(float(v), 4) for v in log_b.detach()]
-    log = modeling.export(enc, args.out, "latent_encoder_v1", enc.body[0].in_channels, log)
-    print(json.dumps(modeling.export(den, args.out, "residual_denoiser_v1", den.head.in_channels, log), indent=1))
+    class Joint(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc, self.den = LatentEncoder(), ResidualDenoiser(blocks=blocks)
+            self.log_b = torch.nn.Parameter(torch.zeros(LATENT))
+
+    return Joint()
+
+
+def forward(torch, net, dec, src, d: dict):
+    """(x0 prediction, x0 target, bits per patch) for a batch: the residual in diffusion units (x RS)."""
+    t = {k: torch.from_numpy(v) for k, v in d.items()}
+    n = src.shape[0]
+    y = net.enc(t["enc"])
+    step = t["step"].view(n, 1, 1, 1)
+    keep = (1 - t["drop"]).view(n, 1, 1, 1)
+    y_noisy = y + step * t["u"]
+    bits = laplace_bits(torch, y_noisy, step, net.log_b).sum((1, 2, 3)) * keep.view(n)
+    up = (y_noisy * keep).repeat_interleave(CELL, 2).repeat_interleave(CELL, 3)
+    x0 = (src - dec[:, :6]) * RS
+    mean_mode = (t["t"] < 0).view(n, 1, 1, 1).float()
+    tt = t["t"].clamp_min(0).view(n, 1, 1, 1)
+    xt = (torch.cos(math.pi * tt / 2) * x0 + torch.sin(math.pi * tt / 2) * t["eps"]) * (1 - mean_mode)
+    tplane = (tt * (1 - mean_mode) + mean_mode).expand(-1, 1, *x0.shape[2:])
+    x = torch.cat([xt, dec, tplane, up, torch.ones_like(tplane) * keep], 1)
+    return net.den(x), x0, bits
+
+
+def arguments(argv):
+    ap = trainer.arguments(__doc__, steps=16_000, validate_every=2000, lr=2e-4)
+    ap.add_argument("--init-from", type=Path, default=None, help="the shared trunk: a gan-enhance run folder or safetensors")
+    ap.add_argument("--blocks", type=int, default=5, help="the denoiser's residual blocks (the trunk has 5)")
+    ap.add_argument("--lambda-scale", type=float, default=LAMBDA_SCALE)
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = arguments(argv)
+    import torch
+
+    from .model import macs_per_pixel
+
+    seed_everything(args.seed, args.threads)
+    net = joint(args.blocks)
+    extra = {"corpus_manifest_sha256": corpus.manifest_hash(), "batch": args.batch, "patch": PATCH, "lr": args.lr,
+             "blocks": args.blocks, "step_range": STEP_RANGE, "p_drop": P_DROP, "p_mean": P_MEAN, "rs": RS,
+             "lambda_scale": args.lambda_scale, "ramp": RAMP,
+             "encoder_params": sum(p.numel() for p in net.enc.parameters()),
+             "denoiser_params": sum(p.numel() for p in net.den.parameters()),
+             "encoder_kmac_per_px": macs_per_pixel(net.enc, 2 * CELL) / 1e3,
+             "denoiser_kmac_per_px_per_step": macs_per_pixel(net.den, 2) / 1e3}  # fmt: skip
+    run = Trainer(args.out, {"rd": net}, {"rd": (args.lr, None)}, total_steps=args.steps, seed=args.seed,
+                  threads=args.threads, ema="rd", checkpoint_s=60 * args.checkpoint_minutes, log_extra=extra)  # fmt: skip
+    resumed = run.resume(strict=not args.export)
+    if args.export:
+        ema = run.ema_module(lambda: joint(run.log.get("blocks", args.blocks)))
+        log = dict(run.summary(), prior_log_scale=[round(float(v), 4) for v in ema.log_b.detach()])
+        log = modeling.export(ema.enc, args.export, ENCODER_STEM, ema.enc.body[0].in_channels, log)
+        print(json.dumps(modeling.export(ema.den, args.export, DENOISER_STEM, ema.den.head.in_channels, log)["history"][-1:]))
+        return 0
+    if not resumed and args.init_from:
+        trunk.warm_start(net.den, trunk.load(args.init_from), decoded_at=6, out_scale=RS)
+        run.ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        run.log["init_from"] = str(args.init_from)
+    cache = corpus.cache_dir(args.corpus)
+    train_pairs, val_pairs = patches.load(cache, "train"), patches.load(cache, "val")
+    vx, vs = patches.fixed_set(val_pairs, 96, PATCH)
+    vd = noise(vx, vs, np.random.default_rng(12345))
+    vd["t"][:] = -1.0  # validation: the one-step mean mode, with the latent at a middle step and without it
+    vd["step"][:] = 2.0
+    vd["u"][:] = 0.0
+    print(f"{'resumed at step ' + str(run.step) if resumed else 'new run'}: {train_pairs.count} train pairs from "
+          f"{len(train_pairs.sources)} sources, {val_pairs.count} val pairs from {len(val_pairs.sources)}", file=sys.stderr)  # fmt: skip
+
+    def validate(r: Trainer) -> dict:
+        m = r.ema_module(lambda: joint(args.blocks)).eval()
+        out = {}
+        for name, drop in (("default", 1.0), ("latent", 0.0)):
+            vd["drop"][:] = drop
+            with torch.no_grad():
+                pred, _, bits = forward(torch, m, torch.from_numpy(vx), torch.from_numpy(vs), vd)
+            restored = vx[:, :6] + pred.numpy() / RS
+            out[f"val_gain_db_{name}"] = patches.plane_psnr_gain(vs, vx[:, :6], restored)
+            if name == "latent":
+                out["val_bpp_latent"] = round(float(bits.mean()) / PATCH**2, 5)
+            else:
+                out["val_mse"] = float(np.mean((restored - vs) ** 2))
+        return out
+
+    if not resumed:
+        run.validate(validate)
+    while run.step < run.total_steps and run.within(None if args.hours is None else 3600 * args.hours):
+        dec, src = patches.batch(train_pairs, run.seed, run.step, args.batch, PATCH)
+        d = noise(dec, src, np.random.default_rng([run.seed, run.step, 1]))
+        dec_t, src_t = torch.from_numpy(dec), torch.from_numpy(src)
+        pred, x0, bits = forward(torch, net, dec_t, src_t, d)
+        distortion = patches.relative_mse(pred / RS, x0 / RS, x0 / RS)
+        decode_sse = (((src_t - dec_t[:, :6]) * 255.0) ** 2).sum((1, 2, 3))
+        floor = patches.REL_FLOOR * 255.0**2 * float(np.prod(src.shape[1:]))
+        lam = torch.from_numpy(np.asarray([lagrangian8(q) for q in d["qp"]], np.float32))
+        ramp = args.lambda_scale * min(1.0, run.step / RAMP)
+        rate = (ramp * lam * bits / decode_sse.clamp_min(floor)).mean()
+        run.optimize("rd", distortion + rate)
+        run.advance({"rel_mse": distortion.item(), "rate": rate.item(), "bpp": bits.mean().item() / PATCH**2},
+                    validate, args.validate_every)  # fmt: skip
+    log = run.finish()
+    print(json.dumps({k: log[k] for k in ("step", "cpu_s", "wall_s")} | {"validation": log["validation"][-1:]}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The shared restoration trunk: one long training run (gan-enhance's generator, ``runs/gan-enhance``)
+whose weights start the other families' networks, so the CPU-hours of that run serve all of them.
+
+Why one trunk: every family's decoder is a ``ResidualConvStack`` at chroma resolution that sees the packed
+decode and a QP plane and predicts the source as a residual on it; what differs is what else it sees
+(the flow's state and time, the diffusion's noisy residual, time and latent). Written into such a network
+with those extra inputs at zero weight, the trunk makes it restore exactly as the trunk does (one Euler
+step of the flow from t = 0, the diffusion's one-step mean mode without latent); the family's own training
+then only has to learn what its extra inputs add. torch is imported when called.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def load(path: str | Path) -> dict:
+    """The trunk's weights: a run folder's EMA (``checkpoint.safetensors``) or an exported safetensors."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.is_dir():
+        return {k[4:]: v for k, v in load_file(str(path / "checkpoint.safetensors")).items() if k.startswith("ema.")}
+    return load_file(str(path))
+
+
+def warm_start(net, trunk: dict, decoded_at: int, out_scale: float = 1.0) -> None:
+    """Write the trunk (input ``x - 0.5`` over 7 channels: 6 packed planes and the QP plane; outputs 0..5
+    its distortion head) into ``net``, a ``ResidualConvStack`` whose head sees the decode minus 0.5 at
+    channels ``decoded_at .. decoded_at + 5`` and the plain QP plane right after. Its other inputs start at
+    zero weight; the trunk saw ``qp - 0.5``, so that shift moves into the head's bias (exact away from the
+    frame edge, where zero padding differs). ``out_scale`` multiplies the output (a net that predicts the
+    residual in other units). Blocks beyond the trunk's keep their initialisation."""
+    import torch
+
+    sd = net.state_dict()
+    with torch.no_grad():
+        w = trunk["head.weight"]  # (C, 7, 3, 3)
+        head = torch.zeros_like(sd["head.weight"])
+        head[:, decoded_at : decoded_at + 6] = w[:, :6]
+        head[:, decoded_at + 6] = w[:, 6]
+        sd["head.weight"] = head
+        sd["head.bias"] = trunk["head.bias"] - 0.5 * w[:, 6].sum((1, 2))
+        for k, v in trunk.items():
+            if k.startswith("body.") and k in sd:
+                sd[k] = v.clone()
+        sd["tail.weight"] = trunk["tail.weight"][:6] * out_scale
+        sd["tail.bias"] = trunk["tail.bias"][:6] * out_scale
+    net.load_state_dict(sd)
