@@ -127,6 +127,7 @@ def summarize(runs: list[dict], plugins: list[str]) -> dict:
             "losses": {p: sum(any(p in v["worse"] for v in r["vs_anchor"]) for r in mine) for p in PLANES},
             "lost_points": {p: sum(p in v["worse"] for r in mine for v in r["vs_anchor"]) for p in PLANES},
             "bd_losses": {p: sum(p in r.get("bd_worse", ()) for r in mine) for p in PLANES},
+            "never_worse_broken": sum(not r["never_worse"]["holds"] for r in mine if "never_worse" in r),
             "headline_psnr": HEADLINE_PSNR,
         }
     return out
@@ -165,6 +166,12 @@ def text_lines(full: dict) -> list[str]:
                              f"dB Y/U/V vs its input {deltas}{flag}")  # fmt: skip
         if result.get("bd_worse"):
             lines.append(f"  WORSE AT EQUAL RATE: PSNR BD-rate above 0 on {','.join(result['bd_worse']).upper()}")
+        promise = result.get("never_worse")
+        if promise and promise["axis"] == "perception":
+            verdict = "holds" if promise["holds"] else "BROKEN: " + "; ".join(promise["failures"])
+            cost = "/".join(_pct(promise["psnr_bd_rate"][p]) for p in PLANES)
+            unmeasured = f" ({', '.join(promise['unmeasured'])} not measured)" if promise["unmeasured"] else ""
+            lines.append(f"  never worse on perception{unmeasured}: {verdict}; PSNR BD-rate Y/U/V it costs {cost}")
     lines += [f"{name} n/a: {reason}" for name, reason in full.get("unavailable", {}).items()]
     lines += [f"FAILED {f['plugin'] or 'clip'} on {f['source']}: {f['error']}" for f in full["failures"]]
     return lines

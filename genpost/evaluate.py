@@ -446,6 +446,8 @@ def runs_of(lad: Ladders) -> list[dict]:
             "unavailable": {n: s for n, s in deep.items() if not callable(s)},
             "vs_anchor": vs_anchor(lad.anchor, lad.genpost[plugin]),
             "bd_worse": bd_worse(bd),
+            "never_worse": never_worse(str((clip.options or {}).get("target", "fidelity")), bd,
+                                       vs_anchor(lad.anchor, lad.genpost[plugin])),
             "seconds": {"anchor (shared)": _rounded(lad.seconds.get("anchor", {})),
                         "genpost": _rounded(lad.seconds.get(plugin, {}))},
             "versions": {**tools, "plugin": " + ".join(f"{proc.name} {proc.version}" for proc in procs)},
@@ -475,6 +477,24 @@ def bd_worse(bd: dict) -> list[str]:
     """"Never worse at equal rate": the planes whose PSNR BD-rate (every side-info bit counted) is positive,
     as the user sees it, even where no QP's PSNR fell."""
     return [p for p in PLANES if (bd.get(f"psnr_{p}_mse") or 0.0) > 0]
+
+
+def never_worse(target: str, bd: dict, versus: list[dict]) -> dict:
+    """The user's promise, judged on the axis they chose (``--target``). fidelity: no plane's PSNR BD-rate
+    above 0. perception: at no QP CVVDP below the base's nor flicker above it (CVVDP only where it ran:
+    ``--metrics cvvdp``; ``unmeasured`` says so), with the PSNR BD-rate it costs reported beside."""
+    if target != "perception":
+        failures = [f"psnr_{p} BD-rate {bd[f'psnr_{p}_mse']:+.2f} %" for p in bd_worse(bd)]
+        return {"axis": "fidelity", "holds": not failures, "failures": failures, "unmeasured": []}
+    failures = []
+    for v in versus:
+        if v["delta_cvvdp"] is not None and v["delta_cvvdp"] < 0:
+            failures.append(f"cvvdp {v['delta_cvvdp']:+.3f} JOD at QP {v['qp']}")
+        if v["delta_flicker"] is not None and v["delta_flicker"] > 0:
+            failures.append(f"flicker {v['delta_flicker']:+.4f} at QP {v['qp']}")
+    unmeasured = [m for m in ("cvvdp", "flicker") if all(v[f"delta_{m}"] is None for v in versus)]
+    return {"axis": "perception", "holds": not failures, "failures": failures, "unmeasured": unmeasured,
+            "psnr_bd_rate": {p: bd.get(f"psnr_{p}_mse") for p in PLANES}}  # fmt: skip
 
 
 def _delta(test: dict, anchor: dict, key: str) -> float | None:

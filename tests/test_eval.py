@@ -18,7 +18,7 @@ from genpost.errors import PipelineError
 from genpost.types import StreamInfo
 
 POINT_KEYS = {"qp", "kbps", "side_info_kbps", "psnr_y", "psnr_u", "psnr_v", "ms_ssim", "xpsnr", "vmaf_neg"}
-TOP_KEYS = {"source", "plugin", "anchor", "genpost", "bd_rate", "versions"}
+TOP_KEYS = {"source", "plugin", "anchor", "genpost", "bd_rate", "versions", "never_worse"}
 BD_KEYS = {"psnr_y", "ms_ssim", "xpsnr", "vmaf_neg"}
 # a small lambda makes the wiener filter send side info on every clip, so its bits must show in the rate
 FORCE_SIDE_INFO = {"wiener.lambda_scale": "0.1"}
@@ -257,6 +257,32 @@ def test_a_plane_worse_at_equal_rate_is_flagged_though_every_qp_rose():
     assert bd["psnr_y_mse"] > 0 and evaluate.bd_worse(bd) == ["y"]
     run = {"plugin": "p", "vs_anchor": evaluate.vs_anchor(anchor, genpost), "bd_rate": bd, "bd_worse": ["y"]}
     assert evalset.summarize([run], ["p"])["p"]["bd_losses"] == {"y": 1, "u": 0, "v": 0}
+
+
+def test_never_worse_is_judged_on_the_axis_the_user_chose():
+    """fidelity: a plane's PSNR BD-rate above 0 breaks it; perception: a QP where CVVDP fell or flicker rose
+    breaks it, and the PSNR cost is reported beside; a metric that did not run is said to be unmeasured."""
+    anchor = [_point(q, r, y, 40.0, 41.0) for q, r, y in ((27, 400.0, 40.0), (32, 200.0, 37.0), (37, 100.0, 34.0))]
+    for a, c, f in zip(anchor, (8.0, 7.0, 6.0), (0.010, 0.020, 0.030)):
+        a.update(cvvdp=c, flicker=f)
+    genpost = [dict(a, kbps=a["kbps"] * 1.02, psnr_y_mse=a["psnr_y_mse"] - 0.05) for a in anchor]
+    genpost[1].update(cvvdp=7.2, flicker=0.019)
+    genpost[2].update(cvvdp=5.9)  # CVVDP fell at QP 37
+    bd, versus = evaluate.bd_rates(anchor, genpost), evaluate.vs_anchor(anchor, genpost)
+    fidelity = evaluate.never_worse("fidelity", bd, versus)
+    assert fidelity["axis"] == "fidelity" and not fidelity["holds"] and fidelity["failures"][0].startswith("psnr_y")
+    perception = evaluate.never_worse("perception", bd, versus)
+    assert not perception["holds"] and perception["failures"] == ["cvvdp -0.100 JOD at QP 37"]
+    assert perception["psnr_bd_rate"]["y"] > 0 and perception["unmeasured"] == []
+    genpost[2].update(cvvdp=6.1)
+    ok = evaluate.never_worse("perception", bd, evaluate.vs_anchor(anchor, genpost))
+    assert ok["holds"] and ok["failures"] == []
+    for point in anchor + genpost:
+        point.pop("cvvdp")
+    blind = evaluate.never_worse("perception", bd, evaluate.vs_anchor(anchor, genpost))
+    assert blind["unmeasured"] == ["cvvdp"] and blind["holds"]
+    run = {"plugin": "p", "vs_anchor": versus, "bd_rate": bd, "never_worse": perception}
+    assert evalset.summarize([run], ["p"])["p"]["never_worse_broken"] == 1
 
 
 def test_measure_perceptual_metrics_and_the_source_side_cache(tmp_path, monkeypatch):
