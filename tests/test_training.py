@@ -126,6 +126,29 @@ def test_resume_gives_the_same_weights(tiny_corpus, tmp_path):
     assert (tmp_path / "b" / "checkpoint.safetensors").exists() and not list((tmp_path / "b").glob("*.part"))
 
 
+def test_sigterm_ends_the_run_at_a_step_boundary_checkpointed(tiny_corpus, tmp_path):
+    import os
+    import signal
+
+    from genpost.learned.layers import ResidualConvStack
+    from genpost.learned.trainer import Trainer
+
+    pairs = patches.load(tiny_corpus, "train")
+    net = ResidualConvStack(7, 6, 8, 2)
+    run = Trainer(tmp_path / "r", {"g": net}, {"g": (1e-3, None)}, total_steps=50, checkpoint_s=1e9)
+    before = signal.getsignal(signal.SIGTERM)
+    run.stop_on_signals()
+    while run.step < run.total_steps and run.within(None):
+        x, s = (torch.from_numpy(a) for a in patches.batch(pairs, run.seed, run.step, 2, 32))
+        run.optimize("g", torch.nn.functional.mse_loss(net.trunk(x - 0.5), s - x[:, :6]))
+        run.advance({})
+        if run.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+    run.finish()
+    assert run.step == 3 and json.loads((tmp_path / "r" / "checkpoint.json").read_text())["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 def test_resume_refuses_another_run(tiny_corpus, tmp_path):
     pairs = patches.load(tiny_corpus, "train")
     _run(tmp_path / "a", pairs, 4)

@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -101,6 +102,8 @@ class Trainer:
         self._sums: dict[str, float] = {}
         self._n = 0
         self._session_start_step = 0
+        self.stopping = False
+        self._handlers: dict = {}
 
     # ---------------------------------------------------------- one step
     def lr(self, name: str, step: int | None = None) -> float:
@@ -161,8 +164,19 @@ class Trainer:
         return self.log["wall_s"] + time.time() - self._t0
 
     def within(self, budget_s: float | None) -> bool:
-        """False once this session has run ``budget_s`` seconds (None: no budget)."""
-        return budget_s is None or time.time() - self._t0 < budget_s
+        """False once this session has run ``budget_s`` seconds (None: no budget) or was asked to stop
+        (SIGTERM or SIGINT, see ``stop_on_signals``): the loop ends and ``finish`` checkpoints."""
+        return not self.stopping and (budget_s is None or time.time() - self._t0 < budget_s)
+
+    def stop_on_signals(self) -> None:
+        """Make SIGTERM and SIGINT end the run at the next step boundary, checkpointed, instead of losing
+        the steps since the last checkpoint (a background run ignores SIGINT; ``kill`` sends SIGTERM)."""
+
+        def stop(signum, frame) -> None:
+            self.stopping = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._handlers[sig] = signal.signal(sig, stop)
 
     def _print_progress(self) -> None:
         done = self.step - self._session_start_step
@@ -245,8 +259,11 @@ class Trainer:
                     cpu_hours=round(self.cpu_s / 3600, 3))  # fmt: skip
 
     def finish(self) -> dict:
-        """Save a last checkpoint and return ``summary()``."""
+        """Save a last checkpoint, give the signals back their handlers and return ``summary()``."""
         self.save()
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
+        self._handlers.clear()
         return self.summary()
 
     def ema_module(self, make):

@@ -76,6 +76,7 @@ def main(argv=None) -> int:
 
     if not resumed:
         run.validate(validate)
+    run.stop_on_signals()  # kill (SIGTERM) ends the run checkpointed
 
     def perception_rows_only(grad):  # in the adversarial phase the distortion head (rows 0..5) stays put
         return torch.cat([torch.zeros_like(grad[:6]), grad[6:]]) if run.step >= gan_start else grad
