@@ -1,5 +1,5 @@
 """wiener payload version 2 (ALF-class): the normative functions against direct loop references,
-syntax round trips, encoder/decoder exactness, fuzzed payloads, and version-1 streams still decoding."""
+syntax round trips, encoder/decoder exactness, fuzzed payloads, and the sample's exact output."""
 
 from __future__ import annotations
 
@@ -233,22 +233,24 @@ def test_fuzzed_payloads_restore_or_raise_payload_error(data, v2):
     assert [(p.shape, p.dtype) for p in out] == [(p.shape, p.dtype) for p in planes]
 
 
-def test_version_1_payloads_from_the_sample_still_decode():
-    """samples/bbb_wiener.mkv was written by wiener 1.0: restore must give its exact output (md5s
-    recorded with genpost 0.1's wiener before version 2 existed)."""
+def test_the_sample_restores_exactly():
+    """samples/bbb_wiener.mkv (samples/make_samples.py) carries one record unit: the period's filter set
+    (payload version 5) and the frames' reference to it (version 3), both over all 66 frames. restore must
+    give its exact output (md5s recorded when the sample was made)."""
     media = pytest.importorskip("genpost.media")
     from genpost import pipeline
 
-    expected = {0: "a21b5ed2d34fe22250a24f410f5bddc3", 1: "50782650aa1a92dc0b708b8cf7500de2"}
+    expected = {0: "1bf4f58a06df517d399092004b8c6141", 1: "a31924f3d9dfb4bb66c7bc4f44f87bee"}
     with media.InputFile(SAMPLE) as inp:
         index = pipeline.collect_side_info(inp)
         info = inp.info
         frames = list(itertools.islice(inp.frames(), 2))
+    assert index.stats()["malformed"] == 0
     wf = WienerFilter()
     for f in frames:
-        payload = index.get("wiener/1", f.index)
-        assert payload and payload[0] >> 4 == 1
-        out = wf.restore(f, payload, Context(stream=info))
+        payload, update = index.get("wiener/1", f.index), index.get("wiener/1+update", f.index)
+        assert payload and update and payload[0] >> 4 == 3 and update[0] >> 4 == 5
+        out = wf.restore(f, payload, Context(stream=info, update=update))
         assert hashlib.md5(b"".join(p.tobytes() for p in out.planes)).hexdigest() == expected[f.index]
 
 
