@@ -4,7 +4,7 @@
 
 For each access unit whose packet carries genpost records in SEI (the default carriage), two sizes:
 ``stream_bytes``, what the packet's genpost SEI NAL units take as written (packet size minus the packet
-without them: any record version, v2 for streams written before version 3), and ``carried_bytes``, the SEI
+without them), and ``carried_bytes``, the SEI
 NAL unit rebuilt exactly as the current writer builds it (``sideinfo.sei_nal``, plus the 4-byte length or
 start code). Reported: records, access units with records, payload bytes, both sizes, and the overhead per
 record and per access unit, in all and beyond the SEI framing (``sideinfo`` unit bytes only); also the

@@ -103,7 +103,7 @@ def main() -> int:
             data = mutate(clean, ops)
             records, bad = sideinfo.extract_records(data, codec)
             sideinfo.strip_records_nal(data, codec)
-            side = b"GPSIDCAR\x01" + b"".join(sideinfo.record.encode_records_v2([r]) for r in original)  # write_sidecar's bytes
+            side = b"GPSIDCAR\x01" + b"".join(sideinfo.sidecar.encode_block([r]) for r in original)  # write_sidecar's bytes
             side_records, side_bad = sideinfo.read_sidecar(mutate(side, ops))
         except Hang:
             stats["hangs"] += 1

@@ -85,7 +85,7 @@ def mutate(rng: random.Random, buf: bytes) -> bytes:
         elif op == 5:
             del b[i:]
         elif op == 6:
-            b[i:i] = rng.choice([b"GPSI\x01", b"\x00\x00\x01", b"\x00\x00\x03", b"\xff\xff", b"GPSIDCAR\x01"])
+            b[i:i] = rng.choice([b"G\xb2", b"\x00\x00\x01", b"\x00\x00\x03", b"\xff\xff", b"GPSIDCAR\x01"])
     return bytes(b)
 
 
@@ -104,7 +104,7 @@ def one_case(rng: random.Random) -> str:
     if kind == 0:
         data = sideinfo.encode_records(records)
     elif kind == 1:
-        data = b"GPSIDCAR\x01" + b"".join(sideinfo.record.encode_records_v2([r]) for r in records)
+        data = b"GPSIDCAR\x01" + b"".join(sideinfo.sidecar.encode_block([r]) for r in records)
     elif kind == 2:
         data = random_packet(rng, codec, records)
     else:

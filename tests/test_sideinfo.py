@@ -1,4 +1,4 @@
-"""genpost.sideinfo: record format, SEI carriage, sidecar, index. Pure Python, fast."""
+"""genpost.sideinfo: record unit, SEI carriage, sidecar and its blocks, index. Pure Python, fast."""
 
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ from genpost.sideinfo import (
     strip_records_nal,
     write_sidecar,
 )
+from genpost.sideinfo.layout import varint
 from genpost.sideinfo.nal import add_emulation_prevention, remove_emulation_prevention
-from genpost.sideinfo.record import encode_records_v1, encode_records_v2
+from genpost.sideinfo.sidecar import encode_block, scan_blocks
 
 DATA = Path(__file__).parent / "data"
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -85,16 +86,6 @@ def test_record_round_trip():
     assert decode_records(encode_records([big])) == ([big], 0)
 
 
-def test_record_layout_v1():
-    buf = encode_records_v1([Record("ab", 0x01020304, b"\xee", count=0x0506)])
-    assert buf[:4] == b"GPSI" and buf[4] == 1 and buf[5] == 2 and buf[6:8] == b"ab"
-    assert buf[8:12] == bytes([1, 2, 3, 4]) and buf[12:14] == bytes([5, 6])
-    assert buf[14:18] == bytes([0, 0, 0, 1]) and buf[18] == 0xEE
-    import zlib
-
-    assert int.from_bytes(buf[19:], "big") == zlib.crc32(buf[:19]) and len(buf) == 20 + 2 + 1
-
-
 @pytest.mark.parametrize(
     "rec",
     [
@@ -113,41 +104,43 @@ def test_encode_rejects(rec):
         encode_records([rec])
 
 
-def test_decode_garbage_and_unknown_version():
+def test_decode_garbage():
     assert decode_records(b"no records here") == ([], 1)
-    a, b = encode_records_v2([RECS[0]]), encode_records_v2([RECS[2]])  # v2 blocks: self-delimiting, scanned
-    v2 = bytearray(encode_records_v2([RECS[1]]))
-    v2[4] = 2
-    assert decode_records(a + bytes(v2) + b) == ([RECS[0], RECS[2]], 1)
-    assert decode_records(b"junk" + a + b"\x00\x00" + b) == ([RECS[0], RECS[2]], 2)
+    a, b = encode_block([RECS[0]]), encode_block([RECS[2]])  # sidecar blocks: self-delimiting, scanned
+    damaged = bytearray(encode_block([RECS[1]]))
+    damaged[4] = 2
+    assert scan_blocks(a + bytes(damaged) + b) == ([RECS[0], RECS[2]], 1)
+    assert scan_blocks(b"junk" + a + b"\x00\x00" + b) == ([RECS[0], RECS[2]], 2)
 
 
-def test_every_bit_flip_loses_only_that_record_v1():
-    buf = encode_records_v1(RECS)
+def test_every_bit_flip_loses_only_that_block():
+    blocks = [encode_block([r]) for r in RECS]
+    buf = b"".join(blocks)
     bounds = [0]
-    for r in RECS:
-        bounds.append(bounds[-1] + len(encode_records_v1([r])))
+    for blk in blocks:
+        bounds.append(bounds[-1] + len(blk))
     for bit in range(len(buf) * 8):
         bad = bytearray(buf)
         bad[bit // 8] ^= 1 << (bit % 8)
         hit = next(i for i in range(3) if bounds[i] <= bit // 8 < bounds[i + 1])
-        assert decode_records(bytes(bad)) == ([r for i, r in enumerate(RECS) if i != hit], 1), bit
+        assert scan_blocks(bytes(bad)) == ([r for i, r in enumerate(RECS) if i != hit], 1), bit
 
 
-def test_truncation_at_every_byte_v1():
-    buf = encode_records_v1(RECS)
+def test_truncation_at_every_byte_of_a_sidecar():
+    blocks = [encode_block([r]) for r in RECS]
+    buf = b"".join(blocks)
     ends = {0: 0}
     for i in range(len(RECS)):
-        ends[len(encode_records_v1(RECS[: i + 1]))] = i + 1
+        ends[len(b"".join(blocks[: i + 1]))] = i + 1
     for k in range(len(buf) + 1):
-        recs, bad = decode_records(buf[:k])
+        recs, bad = scan_blocks(buf[:k])
         complete = max(n for e, n in ends.items() if e <= k)
         assert recs == RECS[:complete] and bad == (0 if k in ends else 1), k
 
 
 def test_duplicated_and_reordered_records():
-    chunks = [encode_records_v2([r]) for r in RECS]
-    recs, bad = decode_records(chunks[2] + chunks[0] + chunks[0] + chunks[1] + chunks[2])
+    chunks = [encode_block([r]) for r in RECS]
+    recs, bad = scan_blocks(chunks[2] + chunks[0] + chunks[0] + chunks[1] + chunks[2])
     assert bad == 0 and recs == [RECS[2], RECS[0], RECS[0], RECS[1], RECS[2]]
     idx = RecordIndex()
     idx.add(recs)
@@ -162,17 +155,16 @@ def test_hostile_nested_headers_stay_linear(monkeypatch):
     # Every candidate claims a payload running to the end of the buffer, so each reaches its CRC check: a
     # naive resync would CRC about n^2 / 64 bytes. The work is counted, not timed: the bytes checked stay
     # within the parser's linear budget (8 n, plus the one check that overdraws it).
-    from genpost.sideinfo import record
+    from genpost.sideinfo import sidecar
 
     n = 1 << 18
     out = bytearray(n)
-    hdr = b"GPSI\x01\x01a" + (0).to_bytes(4, "big") + (1).to_bytes(2, "big")  # v1, frame 0, count 1
-    for pos in range(0, n - 64, 32):
-        out[pos : pos + 17] = hdr + (n - pos - 17 - 4).to_bytes(4, "big")
+    for pos in range(0, n - 64, 32):  # a block header whose body runs to the buffer's last 4 bytes
+        out[pos : pos + 5] = b"G\xb2" + varint(n - pos - 9).ljust(3, b"\x80")[:3]
     checked = []
-    crc32 = record.zlib.crc32
-    monkeypatch.setattr(record.zlib, "crc32", lambda data, *rest: (checked.append(len(data)), crc32(data, *rest))[1])
-    recs, bad = decode_records(bytes(out))
+    crc32 = sidecar.zlib.crc32
+    monkeypatch.setattr(sidecar.zlib, "crc32", lambda data, *rest: (checked.append(len(data)), crc32(data, *rest))[1])
+    recs, bad = read_sidecar(b"GPSIDCAR\x01" + bytes(out))
     assert recs == [] and bad >= 1 and n < sum(checked) <= 9 * n
 
 
@@ -341,7 +333,7 @@ def test_records_from_sei_unregistered():
 
 def test_truncated_sei_loses_its_block():
     cut = annexb(HEVC_AU[:3] + [sei_nal("hevc", RECS)])[:-50]  # ends inside the third record's payload
-    assert extract_records(cut, "hevc") == ([], 1)  # v2: one CRC per block (per access unit)
+    assert extract_records(cut, "hevc") == ([], 1)  # one CRC per unit (per access unit)
 
 
 # --- sidecar -------------------------------------------------------------------------------------------
@@ -451,11 +443,11 @@ def test_no_heavy_imports():
             assert not {n.split(".")[0] for n in names} & {"av", "numpy", "torch"}, path
 
 
-# --- record format v2 -----------------------------------------------------------------------------------
+# --- sidecar blocks -------------------------------------------------------------------------------------
 
 
-def test_v2_block_layout_and_per_record_cost():
-    one = encode_records_v2([Record("wiener/1", 5, b"\xaa" * 10)])
+def test_sidecar_block_layout_and_per_record_cost():
+    one = encode_block([Record("wiener/1", 5, b"\xaa" * 10)])
     assert one[:2] == b"G\xb2" and one[2] == len(one) - 7 and one[3:13] == b"\x01\x08wiener/1"
     assert one[13:17] == bytes([0, 5, 1, 10]) and one[17:27] == b"\xaa" * 10
     import zlib
@@ -463,27 +455,26 @@ def test_v2_block_layout_and_per_record_cost():
     assert int.from_bytes(one[-4:], "big") == zlib.crc32(one[:-4])
     # each further record of a known format costs its 4..5 header bytes, never more than 12
     many = [Record("wiener/1", 16000 + i, b"\x01" * 100) for i in range(20)]
-    per_record = (len(encode_records_v2(many)) - len(encode_records_v2(many[:1]))) / 19 - 100
+    per_record = (len(encode_block(many)) - len(encode_block(many[:1]))) / 19 - 100
     assert per_record <= 6
-    assert len(encode_records_v2([Record("wiener/1", 5, b"")])) < len(encode_records_v1([Record("wiener/1", 5, b"")]))
 
 
-def test_v2_damage_loses_the_block_only_and_v1_still_reads():
-    block = encode_records_v2(RECS)
-    mixed = encode_records_v1(RECS[:1]) + block + encode_records_v2(RECS[1:])
-    assert decode_records(mixed) == (RECS[:1] + RECS + RECS[1:], 0)
+def test_block_damage_loses_that_block_only():
+    block = encode_block(RECS)
+    mixed = encode_block(RECS[:1]) + block + encode_block(RECS[1:])
+    assert scan_blocks(mixed) == (RECS[:1] + RECS + RECS[1:], 0)
     for bit in range(0, len(block) * 8, 7):
         bad = bytearray(mixed)
-        bad[len(encode_records_v1(RECS[:1])) + bit // 8] ^= 1 << (bit % 8)
-        recs, n_bad = decode_records(bytes(bad))
+        bad[len(encode_block(RECS[:1])) + bit // 8] ^= 1 << (bit % 8)
+        recs, n_bad = scan_blocks(bytes(bad))
         assert recs == RECS[:1] + RECS[1:] and n_bad >= 1, bit
 
 
-def test_record_overhead_bytes_reports_v3():
+def test_record_overhead_bytes_reports_the_unit_and_the_block():
     from genpost.sideinfo import record_overhead_bytes
 
     alone = len(encode_records([Record("wiener/1", 300, b"", count=2)]))  # 2-byte frame index, a run
-    assert record_overhead_bytes("wiener/1", "sidecar") == len(encode_records_v2([Record("wiener/1", 300, b"")])) + 1  # a v2 block
+    assert record_overhead_bytes("wiener/1", "sidecar") == len(encode_block([Record("wiener/1", 300, b"")])) + 1  # a block
     assert record_overhead_bytes("wiener/1", "sei") == alone + 25 and record_overhead_bytes("wiener/1", "track") == alone + 8
     assert record_overhead_bytes("other/1", "sei") == alone + 25 + 1 + len("other/1")  # escaped id
 

@@ -1,4 +1,4 @@
-"""Side information on the wire: the record format and its carriages (SEI NAL units, sidecar files).
+"""Side information on the wire: the record unit and its carriages (SEI NAL units, sidecar files).
 
 This package is the only part of genpost that knows these bytes; it is pure Python (stdlib only) so it can
 be imported, tested and fuzzed without av, numpy or torch. Byte layouts: docs/bitstream.md.
@@ -7,6 +7,7 @@ be imported, tested and fuzzed without av, numpy or torch. Byte layouts: docs/bi
 from .chain import CHAIN_FORMAT, StreamChain, decode_chain, encode_chain, stream_chain
 from .declare import DeclaredChain, PluginDeclaration, declaration_messages, parse_declaration
 from .index import RecordIndex
+from .layout import MAX_RECORD_PAYLOAD, MAX_RUN, MAX_STREAM_BYTES, Record
 from .nal import (
     GENPOST_UUID,
     extract_records,
@@ -19,17 +20,7 @@ from .nal import (
     strip_records_nal,
 )
 from .nnpf import Nnpfa, Nnpfc, NnpfcProperties, NnpfMessages, nnpf_messages, read_nnpfa, read_nnpfc, write_nnpfa, write_nnpfc
-from .record import (
-    MAX_RECORD_PAYLOAD,
-    MAX_RUN,
-    MAX_STREAM_BYTES,
-    Record,
-    base_format,
-    decode_records,
-    encode_records,
-    record_overhead_bytes,
-    update_format,
-)
+from .record import base_format, decode_records, encode_records, record_overhead_bytes, update_format
 from .sidecar import read_sidecar, write_sidecar
 
 __all__ = [

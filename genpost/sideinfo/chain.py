@@ -7,7 +7,7 @@ Payload, version 1 (integers unsigned, lengths u8)::
     version u8 (1) | n u8 (1..16 plugins) | n x plugin
     plugin = name_len (1..64) name | version_len (0..32) version | format | weights_tag 4 bytes
              | n_options u8 (0..32) | n_options x (key_len (1..64) key | value_len (0..255) value)
-    format = code u8 (record3.FORMAT_CODES; 0: id_len (0..64) then the id, 0 = no side info)
+    format = code u8 (record.FORMAT_CODES; 0: id_len (0..64) then the id, 0 = no side info)
 
 Names, versions, format ids and option keys are printable ASCII without spaces (versions may be empty);
 option values are UTF-8. ``weights_tag`` is the first 4 bytes of the plugin's first weights sha256, zeros
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 from .declare import TAG_BYTES, PluginDeclaration, weights_tag
 from .layout import Record, valid_format_id
-from .record3 import FORMAT_CODES, FORMATS
+from .record import FORMAT_CODES, FORMATS
 
 CHAIN_FORMAT = "genpost/chain"
-"""The reserved format id of the chain declaration record (a code in record3.FORMAT_CODES)."""
+"""The reserved format id of the chain declaration record (a code in record.FORMAT_CODES)."""
 CHAIN_VERSION = 1
 MAX_CHAIN_PLUGINS = 16
 MAX_CHAIN_OPTIONS = 32

@@ -4,8 +4,10 @@ readers over mutated real packets (the long run: scripts/fuzz_real_packets.py)."
 
 from __future__ import annotations
 
+import binascii
 import io
 import random
+import zlib
 
 import numpy as np
 import pytest
@@ -107,6 +109,27 @@ def test_truncated_and_flipped_records_are_malformed_and_their_frames_fall_back(
     report, frames = _enhance(bad, tmp_path)
     assert report.side_info["malformed"] == 2
     _check(frames, reference, {4, 12})
+
+
+def test_a_unit_of_another_version_is_malformed_and_its_frame_falls_back(probe_mkv, reference, tmp_path):
+    """Only record version 3 is read: a unit of another version (a later layout's, or a pre-release one),
+    whole and with a matching CRC, counts as malformed and its frames keep the base decode; nothing raises."""
+
+    def change(i, d):
+        if _frame_of(d) != 7:
+            return d
+        unit = sideinfo.encode_records(sideinfo.extract_records(d, "hevc")[0])
+        wide = unit[0] & 1
+        body = bytes([0x40 | wide]) + unit[1 : -4 if wide else -2]  # version 4
+        crc = zlib.crc32(body).to_bytes(4, "big") if wide else binascii.crc_hqx(body, 0xFFFF).to_bytes(2, "big")
+        nal = sideinfo.sei_nal_messages("hevc", [(5, sideinfo.GENPOST_UUID + body + crc)])
+        return sideinfo.insert_nal(sideinfo.strip_records_nal(d, "hevc"), nal, "hevc")
+
+    bad = tmp_path / "bad.mkv"
+    corrupt.rewrite_packets(probe_mkv, bad, change)
+    report, frames = _enhance(bad, tmp_path)
+    assert report.side_info["malformed"] == 1 and report.per_plugin["probe"].with_side_info == 32
+    _check(frames, reference, {7})
 
 
 def test_sidecar_shuffled_duplicated_and_cut(probe_mkv, reference, tmp_path):

@@ -1,10 +1,12 @@
-"""Record format version 3 (issue 16, "lean records"): layout, round trip, registry and escape, CRC choice,
-v1/v2 still read in any mix, the overhead in the default carriage, and deterministic fuzzing. Pure Python."""
+"""The record unit (issue 16, "lean records"; genpost.sideinfo.record, version 3): layout, round trip, registry
+and escape, CRC choice, units of another version counted as malformed, the overhead in the default carriage,
+and deterministic fuzzing. Pure Python."""
 
 from __future__ import annotations
 
 import binascii
 import random
+import struct
 import zlib
 
 import pytest
@@ -23,8 +25,8 @@ from genpost.sideinfo import (
     sei_nal,
     sei_nal_messages,
 )
-from genpost.sideinfo.record import SEI_FRAMING, encode_records_v1, encode_records_v2
-from genpost.sideinfo.record3 import CRC16_MAX, FORMAT_CODES, parse_unit
+from genpost.sideinfo.record import CRC16_MAX, FORMAT_CODES, SEI_FRAMING, parse_unit
+from genpost.sideinfo.sidecar import encode_block
 
 SLICE = bytes([19 << 1, 1]) + b"\xaf" * 30  # an HEVC IDR slice
 PKT = len(SLICE).to_bytes(4, "big") + SLICE
@@ -121,21 +123,28 @@ def test_registry_names_every_first_party_format():
         assert f in FORMAT_CODES and update_format(f) in FORMAT_CODES, f
 
 
-def test_v1_and_v2_still_read_in_any_mix():
-    v1, v2, v3 = encode_records_v1(RECS[:2]), encode_records_v2(RECS[2:]), encode_records(RECS[1:3])
-    assert decode_records(v1) == (RECS[:2], 0) and decode_records(v2) == (RECS[2:], 0)
-    assert decode_records(v1 + v2 + v1) == (RECS[:2] + RECS[2:] + RECS[:2], 0)  # a v1/v2 unit: scanned
-    # one access unit with three genpost messages, one per version; packets of each version
-    nal = sei_nal_messages("hevc", [(5, GENPOST_UUID + v1), (5, GENPOST_UUID + v3), (5, GENPOST_UUID + v2)])
-    assert extract_records(insert_nal(PKT, nal, "hevc"), "hevc") == (RECS[:2] + RECS[1:3] + RECS[2:], 0)
-    for unit in (v1, v2, v3):
-        pkt = insert_nal(PKT, sei_nal_messages("hevc", [(5, GENPOST_UUID + unit)]), "hevc")
-        assert extract_records(pkt, "hevc") == decode_records(unit)
-    # damage stays in its message: a flipped v3 unit loses its records, the v1 and v2 ones stay
-    bad = bytearray(v3)
-    bad[5] ^= 4
-    nal = sei_nal_messages("hevc", [(5, GENPOST_UUID + v1), (5, GENPOST_UUID + bytes(bad)), (5, GENPOST_UUID + v2)])
-    assert extract_records(insert_nal(PKT, nal, "hevc"), "hevc") == (RECS[:2] + RECS[2:], 1)
+def prerelease_v1(r: Record) -> bytes:
+    """A record in the pre-release version-1 layout (b"GPSI" | 1 | id | frame | count | length | payload | CRC-32),
+    which no released genpost wrote and this reader does not take."""
+    fid = r.format_id.encode()
+    body = b"GPSI" + bytes([1, len(fid)]) + fid + struct.pack(">IHI", r.frame_index, r.count, len(r.payload)) + r.payload
+    return body + zlib.crc32(body).to_bytes(4, "big")
+
+
+def test_units_of_another_version_are_malformed_not_read():
+    """Only version 3 is read: a unit of any other version (a pre-release layout, a later genpost's) yields
+    no records and counts as one malformed unit, like a damaged one; its neighbours are unaffected."""
+    v3 = encode_records(RECS[1:3])
+    others = [prerelease_v1(RECS[0]), prerelease_v1(RECS[0]) + prerelease_v1(RECS[2]), encode_block(RECS)]
+    for nibble in (0, 1, 2, 4, 5, 15):  # a well-formed unit but for its version, CRC and all
+        body = bytes([nibble << 4]) + v3[1:-2]
+        others.append(body + crc16(body))
+    for unit in others:
+        assert decode_records(unit) == ([], 1), unit[:8]
+        assert records_from_sei_unregistered(GENPOST_UUID + unit) == ([], 1)
+    # one access unit with three genpost messages: the unit of another version is the only one lost
+    nal = sei_nal_messages("hevc", [(5, GENPOST_UUID + others[0]), (5, GENPOST_UUID + v3), (5, GENPOST_UUID + others[-1])])
+    assert extract_records(insert_nal(PKT, nal, "hevc"), "hevc") == (RECS[1:3], 2)
 
 
 def test_damaged_unit_degrades_only_its_access_unit():
@@ -157,7 +166,7 @@ def sei_overhead(recs: list[Record]) -> tuple[int, int]:
 def test_overhead_in_the_default_carriage():
     """Issue 16: <= 12 bytes per record beyond the SEI framing; a lone record's total."""
     lone, lone_unit = sei_overhead([Record("wiener/1", 100, b"\x55" * 40)])
-    assert (lone, lone_unit) == (30, 5) and lone - lone_unit == SEI_FRAMING == 25  # was 46 with version 2
+    assert (lone, lone_unit) == (30, 5) and lone - lone_unit == SEI_FRAMING == 25
     assert lone <= record_overhead_bytes("wiener/1", "sei") <= lone + 3  # frame varint and count budgeted
     table = {}
     for n in (1, 2, 4, 8, 16):
@@ -182,7 +191,7 @@ def test_fuzz_random_bytes_never_raise_never_forge(seed):
         assert bad >= 0 and all(isinstance(r, Record) for r in recs)
         assert parse_unit(buf) is None or v3_crc_matches(buf)
         forged += bool(recs)
-        assert not recs or v3_crc_matches(buf) or buf[0] >> 4 != 3
+        assert not recs or v3_crc_matches(buf)  # only a version-3 unit whose CRC matches yields records
     assert forged <= 3  # ~0.03 expected from CRC-16 (and 2^-32 for CRC-32)
 
 
