@@ -113,17 +113,22 @@ def test_valid_record_with_a_bad_payload_degrades_that_frame_only(carphone, tmp_
     base = decode_all(enc)
     ctx = Context(stream=media.InputFile(enc).info, qp=37, options=SEND_OFTEN)
     good = WienerFilter().analyze(source_frames[1], base[1], ctx)
+    assert good and good[0] >> 4 in (2, 5)
+    # frames 2 and 3: the same payload under versions no reader takes (1 and 4: pre-release wiener layouts)
+    older = [bytes([v << 4 | good[0] & 0x0F]) + good[1:] for v in (1, 4)]
     records = [sideinfo.Record("wiener/1", 0, b"\xff\x00garbage"), sideinfo.Record("wiener/1", 1, good)]
+    records += [sideinfo.Record("wiener/1", 2 + k, p) for k, p in enumerate(older)]
     sidecar = tmp_path / "s.gpsi"
     with open(sidecar, "wb") as fh:
         sideinfo.write_sidecar(fh, records)
     out = tmp_path / "out.mkv"
     result = pipeline.enhance(enc, out, media.EncoderSettings(codec="ffv1"), sidecar=sidecar)
-    assert result.per_plugin["wiener"].fallbacks == 1
+    assert result.per_plugin["wiener"].fallbacks == 3 and result.per_plugin["wiener"].errors == 0
     restored = decode_all(out)
     assert np.array_equal(restored[0].y, base[0].y)  # fell back
     assert not np.array_equal(restored[1].y, base[1].y)  # restored
-    assert all(np.array_equal(restored[i].y, base[i].y) for i in range(2, 33))  # no side info: untouched
+    assert all(np.array_equal(restored[i].y, base[i].y) for i in range(2, 4))  # fell back: no such version
+    assert all(np.array_equal(restored[i].y, base[i].y) for i in range(4, 33))  # no side info: untouched
     with pytest.raises(pipeline.PipelineError, match="max"):
         pipeline.enhance(enc, tmp_path / "strict.mkv", media.EncoderSettings(codec="ffv1"), sidecar=sidecar, max_errors=0)
     assert not (tmp_path / "strict.mkv").exists()

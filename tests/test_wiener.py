@@ -10,8 +10,7 @@ import pytest
 
 from genpost import Context, Frame, PayloadError, StreamInfo
 from genpost.builtins.wiener import WienerFilter
-from genpost.builtins.wiener_alf import LumaSet, Part, PayloadV2, write_v2
-from genpost.builtins.wiener_v1 import RADIUS, apply_filter, diamond_pairs
+from genpost.builtins.wiener_alf import LumaSet, Part, Payload, write_payload
 
 av = pytest.importorskip("av")
 Y4M = Path(__file__).parent / "data" / "carphone_176x144_29.97.y4m"
@@ -152,8 +151,9 @@ def test_truncations_and_bit_flips(pairs, payloads):
 def test_malformed_payloads_raise(pairs, payloads):
     dec, payload = pairs[1][1], max(payloads, key=len)
     wf = WienerFilter()
-    with pytest.raises(PayloadError, match="version"):
-        wf.restore(dec, bytes([0x60 | (payload[0] & 0x0F)]) + payload[1:], ctx_for(dec))  # 6: no such version
+    for version in (0, 1, 4, 6, 15):  # 1 and 4: pre-release layouts, no longer read; the others: none yet
+        with pytest.raises(PayloadError, match="version"):
+            wf.restore(dec, bytes([version << 4 | (payload[0] & 0x0F)]) + payload[1:], ctx_for(dec))
     with pytest.raises(PayloadError, match="exceeds"):
         wf.restore(dec, b"\x10" * (1 << 17), ctx_for(dec))
     with pytest.raises(PayloadError, match="trailing"):
@@ -186,23 +186,6 @@ def test_ten_bit_keeps_uint16_and_range(pairs):
     assert sent
 
 
-def test_apply_filter_matches_direct_formula():
-    rng = np.random.default_rng(1)
-    x = rng.integers(0, 1024, (9, 11)).astype(np.uint16)
-    r = RADIUS[0]
-    coefs = rng.integers(-200, 200, len(diamond_pairs(r)))
-    out = apply_filter(x, coefs, 8, r, 1023)
-    p = np.pad(x.astype(np.int64), r, mode="edge")
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            c = p[i + r, j + r]
-            acc = sum(k * (p[i + r + dy, j + r + dx] + p[i + r - dy, j + r - dx] - 2 * c)
-                      for (dy, dx), k in zip(diamond_pairs(r), coefs))
-            assert out[i, j] == min(max(c + ((acc + 128) >> 8), 0), 1023)
-    assert out.dtype == np.uint16
-    assert np.array_equal(apply_filter(x, np.zeros(len(coefs), int), 7, r, 1023), x)
-
-
 def test_default_lambda_scale_and_option_override(pairs):
     src, dec = pairs[1]
     assert WienerFilter().analyze(src, dec, ctx_for(dec, lambda_scale="1e9")) == b""
@@ -213,9 +196,9 @@ def _frame_sse(a: Frame, b: Frame) -> int:
 
 
 def _bad_payload() -> bytes:
-    """A valid version-2 payload whose luma filter (every coefficient at +1) blurs hard."""
+    """A valid payload (a set with luma only) whose luma filter (every coefficient at +1) blurs hard."""
     blur = LumaSet(5, np.full((1, 12), 32), np.zeros(1, int), np.zeros(25, int))
-    return write_v2(PayloadV2(6, Part(blur), [None, None], [None, None])).tobytes()
+    return write_payload(Payload(6, Part(blur), [None, None], [None, None])).tobytes()
 
 
 def test_reuses_previous_payload_when_a_new_record_costs_too_much(pairs):

@@ -1,6 +1,6 @@
 """wiener 2.1: period filter sets (``wiener/1+update``, APS-like) referenced by version-3 frame payloads,
-and the cross-chroma filter of payload version 4: syntax, exactness, rejection of damaged or mismatched
-payloads, and the RD that charges a set against the frames it serves."""
+and the cross-chroma and large CC-ALF parts: syntax, exactness, rejection of damaged, mismatched or
+other-version payloads, and the RD that charges a set against the frames it serves."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from genpost.builtins.wiener import (
     restore_planes,
 )
 from genpost.builtins.wiener_bits import BitReader
+from genpost.builtins.wiener_chroma import cc_acc, xc_acc
 
 
 def _sse(a, b):
@@ -43,36 +44,48 @@ def _update(frames, **kw):
     return WienerFilter().adapt(frames, _ctx(dec, period_frames=64, record_overhead_bits=8 * 54, **kw))
 
 
-def test_cross_chroma_filter_matches_the_direct_formula():
+def test_cross_chroma_sum_matches_the_direct_formula():
     rng = np.random.default_rng(3)
     o = _image(rng, (7, 9), 8)
     f = alf.Filter(6, rng.integers(-64, 64, len(alf.CHROMA_PAIRS)), 0)
-    d = alf.xc_delta(o, f, 8)
+    d = xc_acc(o, f, 8)
 
     def px(r, c):
         return int(o[min(max(r, 0), 6), min(max(c, 0), 8)])
 
     for r, c in itertools.product(range(7), range(9)):
         acc = sum(int(k) * (px(r + dy, c + dx) + px(r - dy, c - dx) - 2 * px(r, c)) for k, (dy, dx) in zip(f.coefs, alf.CHROMA_PAIRS))
-        assert d[r, c] == (acc + 32) >> 6
+        assert d[r, c] == acc << (8 - 6)
 
 
-def test_version_4_round_trip_and_version_2_unchanged():
+def test_cross_chroma_round_trip_and_other_versions_refused():
+    """Cross-chroma parts travel in version 5; a set without chroma parts is version 2, whose chroma part
+    flags must be 0; the pre-release versions 1 and 4, and any unknown one, are refused (PayloadError: the
+    frame keeps its base decode)."""
     rng = np.random.default_rng(8)
     shape = (200, 300)
+    planes = [rng.integers(0, 256, s).astype(np.uint8) for s in (shape, (100, 150), (100, 150))]
     for _ in range(10):
         pl = _random_payload(rng, shape)
-        assert BitReader(alf.write_v2(pl).tobytes()).u(4) == 2  # no cross-chroma part: version 2, as before
         pl.xc = [None if rng.random() < 0.3 else alf.Part(alf.Filter(6, rng.integers(-20, 21, 6)), None) for _ in range(2)]
-        if not any(pl.xc):
-            continue
-        rd = BitReader(alf.write_v2(pl).tobytes())
-        assert rd.u(4) == alf.VERSION_XC
-        back = alf.read_v2(rd, shape, alf.VERSION_XC)
+        data = alf.write_payload(pl).tobytes()
+        rd = BitReader(data)
+        assert rd.u(4) == alf.VERSION_SET
+        back = alf.read_payload(rd, shape, alf.VERSION_SET)
         for a, b in zip(alf.parts_of(pl), alf.parts_of(back)):
             assert (a is None) == (b is None)
             if a is not None:
                 assert all(np.array_equal(getattr(a.filt, k), getattr(b.filt, k)) for k in vars(a.filt))
+        for version in (1, 4, 6, 15):
+            with pytest.raises(PayloadError, match="version"):
+                restore_planes(planes, bytes([version << 4 | (data[0] & 0x0F)]) + data[1:], 8)
+    luma_only = alf.write_payload(alf.Payload(6, pl.luma, [None, None], [None, None])).tobytes()
+    assert luma_only[0] >> 4 == alf.VERSION_LUMA
+    restore_planes(planes, luma_only, 8)
+    # version 2 carries luma only: one whose chroma part flags are not 0 (a pre-release layout) is refused
+    with_chroma = alf.write_payload(alf.Payload(6, pl.luma, [alf.Part(alf.Filter(6, np.arange(6) - 3, 1)), None], [None, None])).tobytes()
+    with pytest.raises(PayloadError, match="no chroma part"):
+        restore_planes(planes, bytes([alf.VERSION_LUMA << 4 | with_chroma[0] & 0x0F]) + with_chroma[1:], 8)
 
 
 def test_period_set_is_referenced_bit_exactly(frames):
@@ -120,9 +133,10 @@ def test_update_with_flags_or_wrong_version_is_refused():
     pl.luma.flags = np.ones((2, 3), bool)
     pl.luma.flags[0, 0] = False
     with pytest.raises(PayloadError, match="no CTU flags"):
-        alf.read_update(alf.write_v2(pl).tobytes(), shape)
-    with pytest.raises(PayloadError, match="version"):
-        alf.read_update(b"\x10\x00", shape)
+        alf.read_update(alf.write_payload(pl).tobytes(), shape)
+    for old in (b"\x10\x00", b"\x40\x00", b"\x30\x00"):  # versions 1 and 4 (pre-release), 3 (a reference)
+        with pytest.raises(PayloadError, match="version"):
+            alf.read_update(old, shape)
 
 
 def test_period_sets_option_and_charging(frames):
@@ -134,16 +148,16 @@ def test_period_sets_option_and_charging(frames):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(min_size=1, max_size=120), st.sampled_from([3, 4]), st.booleans())
-def test_fuzzed_version_3_and_4_payloads_restore_or_raise(data, version, tagged):
+@given(st.binary(min_size=1, max_size=120), st.booleans())
+def test_fuzzed_version_3_payloads_restore_or_raise(data, tagged):
     rng = np.random.default_rng(len(data))
     shape = (40, 70)
     planes = [rng.integers(0, 256, s).astype(np.uint8) for s in (shape, (20, 35), (20, 35))]
-    update = alf.write_v2(alf.PayloadV2(6, None, [alf.Part(alf.Filter(6, np.arange(6) - 3, 1)), None],
-                                [None, alf.Part(alf.Filter(7, np.arange(7) - 2))],
-                                [alf.Part(alf.Filter(6, np.array([1, -1, 2, 0, 0, 1]))), None])).tobytes()
-    data = bytes([version << 4 | (data[0] & 0x0F)]) + data[1:]
-    if tagged and version == 3 and len(data) > 1:  # the right tag, to reach the part flags
+    update = alf.write_payload(alf.Payload(6, None, [alf.Part(alf.Filter(6, np.arange(6) - 3, 1)), None],
+                                           [None, alf.Part(alf.Filter(7, np.arange(7) - 2))],
+                                           [alf.Part(alf.Filter(6, np.array([1, -1, 2, 0, 0, 1]))), None])).tobytes()
+    data = bytes([alf.VERSION_REF << 4 | (data[0] & 0x0F)]) + data[1:]
+    if tagged and len(data) > 1:  # the right tag, to reach the part flags
         tag = alf.update_tag(update)
         data = bytes([data[0] & 0xF0 | tag >> 4, (tag & 0x0F) << 4 | (data[1] & 0x0F)]) + data[2:]
     try:
@@ -155,9 +169,9 @@ def test_fuzzed_version_3_and_4_payloads_restore_or_raise(data, version, tagged)
 
 def test_reference_syntax_round_trip():
     shape = (130, 260)
-    upl = alf.PayloadV2(6, None, [alf.Part(alf.Filter(6, np.arange(6) - 3, 1)), None], [None, alf.Part(alf.Filter(7, np.arange(7) - 2))],
-                    [alf.Part(alf.Filter(6, np.array([1, -1, 2, 0, 0, 1]))), None])
-    update = alf.write_v2(upl).tobytes()
+    upl = alf.Payload(6, None, [alf.Part(alf.Filter(6, np.arange(6) - 3, 1)), None], [None, alf.Part(alf.Filter(7, np.arange(7) - 2))],
+                      [alf.Part(alf.Filter(6, np.array([1, -1, 2, 0, 0, 1]))), None])
+    update = alf.write_payload(upl).tobytes()
     flags = np.zeros((3, 5), bool)
     flags[1, 2] = True
     parts = [None, alf.Part(upl.chroma[0].filt, flags), None, None, None, alf.Part(upl.cc[1].filt), None]
@@ -240,7 +254,7 @@ def test_record_overhead_in_the_default_carriage():
 
     lone_rec = [sideinfo.Record("wiener/1", 100, b"\x55" * 40)]
     lone = overhead(lone_rec)
-    assert (lone, unit(lone_rec)) == (30, 5)  # version 2: 46 and 21
+    assert (lone, unit(lone_rec)) == (30, 5)
     assert lone <= sideinfo.record_overhead_bytes("wiener/1", "sei") <= lone + 3  # varint and count budgeted
     for n in (1, 2, 4, 8, 16):
         recs = [sideinfo.Record("wiener/1", 100 + i, b"\x55" * 40) for i in range(n)]
@@ -250,7 +264,7 @@ def test_record_overhead_in_the_default_carriage():
 
 
 def test_large_cc_shape_matches_the_direct_formula_and_round_trips():
-    from genpost.builtins.wiener_alf import CC_TAPS_BIG, cc_delta
+    from genpost.builtins.wiener_alf import CC_TAPS_BIG
 
     assert len(CC_TAPS_BIG) == 23
     rng = np.random.default_rng(9)
@@ -258,17 +272,17 @@ def test_large_cc_shape_matches_the_direct_formula_and_round_trips():
         y = _image(rng, shape, 8)
         cshape = ((shape[0] + 1) // 2, (shape[1] + 1) // 2)
         f = alf.Filter(7, rng.integers(-100, 100, 23))
-        d = cc_delta(y, cshape, f)
+        d = cc_acc(y, cshape, f)
 
         def px(r, c, y=y, shape=shape):
             return int(y[min(max(r, 0), shape[0] - 1), min(max(c, 0), shape[1] - 1)])
 
         for r, c in itertools.product(range(cshape[0]), range(cshape[1])):
             acc = sum(int(k) * (px(2 * r + dy, 2 * c + dx) - px(2 * r, 2 * c)) for k, (dy, dx) in zip(f.coefs, CC_TAPS_BIG))
-            assert d[r, c] == (acc + 64) >> 7
+            assert d[r, c] == acc << (8 - 7)
     pl = _random_payload(rng, (200, 300))
     pl.cc = [alf.Part(alf.Filter(7, rng.integers(-100, 100, 23))), None]
-    rd = BitReader(alf.write_v2(pl).tobytes())
-    assert rd.u(4) == alf.VERSION_XC
-    back = alf.read_v2(rd, (200, 300), alf.VERSION_XC)
+    rd = BitReader(alf.write_payload(pl).tobytes())
+    assert rd.u(4) == alf.VERSION_SET
+    back = alf.read_payload(rd, (200, 300), alf.VERSION_SET)
     assert np.array_equal(back.cc[0].filt.coefs, pl.cc[0].filt.coefs) and back.cc[1] is None

@@ -1,14 +1,13 @@
 """``wiener``: an RD-optimised ALF-class loop filter for streams that lack one (x265/HEVC).
 
 The encoder fits VVC-style adaptive loop filters from the decoded frames towards the source and sends them
-as side info (payload versions 2-5, specified in ``wiener_alf`` and ``wiener_chroma``): luma filters for 25
+as side info (the payload, specified in ``wiener_alf`` and ``wiener_chroma``): luma filters for 25
 gradient classes merged into up to 8, with geometric transforms and non-linear clipping; a chroma filter per
-chroma plane, in a period set up to 4 alternatives chosen per block by a coded map (version 5,
-``wiener_alts``); a cross-component filter per chroma plane refining it from luma; a cross-chroma filter per
-chroma plane refining it from the other chroma plane (version 4); and per-CTU on/off flags for each part.
-Version 5 sums a chroma plane's parts unrounded and rounds once.
-Version-1 payloads (``wiener_v1``, one diamond per plane) still decode. The format id stays ``wiener/1``:
-the payload's first 4 bits are its version.
+chroma plane, in a period set up to 4 alternatives chosen per block by a coded map (``wiener_alts``); a
+cross-component filter per chroma plane refining it from luma; a cross-chroma filter per chroma plane
+refining it from the other chroma plane; and per-CTU on/off flags for each part. A chroma plane's parts are
+summed unrounded and rounded once. The payload's first 4 bits are its version: 5 a filter set (2 when it
+has no chroma part), 3 a frame's reference to the period's set; any other is a ``PayloadError``.
 
 Period sets (APS-like): ``adapt`` fits one set on the period's sampled frames (keyframe to keyframe) and
 sends it once as ``wiener/1+update`` when, charged with its record, it pays over the period's frames on
@@ -62,31 +61,26 @@ from ..postprocessor import Context, PayloadError, PostProcessor
 from ..rdcost import pays, pick, plane_lambdas
 from ..types import Frame
 from .wiener_alf import (
-    VERSION_ALT,
     VERSION_REF,
-    VERSION_XC,
+    VERSIONS,
     Part,
-    PayloadV2,
-    apply_v2,
-    cc_delta,
-    chroma_delta,
+    Payload,
+    apply_payload,
     luma_delta,
     masked,
     parts_of,
+    read_payload,
     read_ref,
     read_update,
-    read_v2,
     update_tag,
+    write_payload,
     write_ref,
-    write_v2,
-    xc_delta,
 )
 from .wiener_alts import improve_alternatives
 from .wiener_bits import BitReader
-from .wiener_chroma import ACC_SHIFT, alf_acc, cc_acc, xc_acc
+from .wiener_chroma import alf_acc, cc_acc, xc_acc
 from .wiener_fit import Fit, ctu_sse, fit_cc, fit_chroma, fit_luma, fit_period, fit_xc, lifted
 from .wiener_joint import choose_parts, improve_period
-from .wiener_v1 import restore_v1
 
 MAX_PAYLOAD = 1 << 16  # bytes; far above any real payload
 
@@ -113,28 +107,26 @@ def _plane_sse(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def restore_planes(planes, payload: bytes, bit_depth: int, update: bytes | None = None) -> list[np.ndarray]:
-    """Decode any supported payload version and filter the planes (the normative decoder). ``update``: the
-    period's filter set in force (``wiener/1+update``), which version-3 payloads reference."""
+    """Decode a payload and filter the planes (the normative decoder). ``update``: the period's filter set
+    in force (``wiener/1+update``), which version-3 payloads reference. PayloadError for a version other
+    than ``VERSIONS`` (the frame keeps its base decode) and for anything malformed."""
     if len(payload) > MAX_PAYLOAD or (update is not None and len(update) > MAX_PAYLOAD):
         raise PayloadError(f"wiener: payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-    rd = BitReader(payload)
-    version = rd.u(4)
-    if version == 1:
-        return restore_v1(rd, planes, (1 << bit_depth) - 1)
-    if version in (2, VERSION_REF, VERSION_XC, VERSION_ALT):
-        return apply_v2(planes, _parse(bytes(payload), None if update is None else bytes(update), planes[0].shape), bit_depth)
-    raise PayloadError(f"wiener: unsupported payload version {version}")
+    version = BitReader(payload).u(4)
+    if version not in VERSIONS:
+        raise PayloadError(f"wiener: unsupported payload version {version}")
+    return apply_payload(planes, _parse(bytes(payload), None if update is None else bytes(update), planes[0].shape), bit_depth)
 
 
 @functools.lru_cache(maxsize=16)
-def _parse(payload: bytes, update: bytes | None, shape: tuple[int, int]) -> PayloadV2:
+def _parse(payload: bytes, update: bytes | None, shape: tuple[int, int]) -> Payload:
     """The parsed payload (cached: a record's payload repeats over the frames of its run; nothing mutates
     a parsed payload). Errors are not cached; they raise again on the next call."""
     rd = BitReader(payload)
     version = rd.u(4)
     if version == VERSION_REF:
         return read_ref(rd, update, shape)
-    return read_v2(rd, shape, version)
+    return read_payload(rd, shape, version)
 
 
 def frame_payloads(source: Frame, decoded: Frame, lam: float, xc: bool = True) -> list[tuple[list[float], bytes]]:
@@ -171,9 +163,9 @@ def frame_payloads(source: Frame, decoded: Frame, lam: float, xc: bool = True) -
             cc_parts.append(cc_part)
             xc_parts.append(xc_part)
             sse.append(float(cc_sse.sum()))
-        payload = PayloadV2(ctu.bit_length() - 1, luma_part, alf_parts, cc_parts, xc_parts, joint=True)
+        payload = Payload(ctu.bit_length() - 1, luma_part, alf_parts, cc_parts, xc_parts)
         if luma_part is not None or any(alf_parts) or any(cc_parts) or any(xc_parts):
-            out.append((sse, write_v2(payload).tobytes()))
+            out.append((sse, write_payload(payload).tobytes()))
     return out
 
 
@@ -192,7 +184,7 @@ def reference_payloads(source: Frame, decoded: Frame, update: bytes, lam: float)
     if have[0] is not None:
         d = luma_delta(y, have[0].filt, bd)
         luma_fit = Fit(have[0].filt, ctu_sse(np.clip(y + d, 0, maxv), src[0], ctu), ctu_sse(y, src[0], ctu), 0, d)
-    deltas = {i: part_sums(y, c, decoded.planes[2 - i], have[1 + 3 * i: 4 + 3 * i], bd, upl.joint)
+    deltas = {i: part_sums(y, c, decoded.planes[2 - i], have[1 + 3 * i: 4 + 3 * i], bd)
               for i, c in enumerate(decoded.planes[1:])}
     out = []
     for allow in (True, False):
@@ -211,17 +203,11 @@ def reference_payloads(source: Frame, decoded: Frame, update: bytes, lam: float)
     return out
 
 
-def part_sums(y, c, other, parts, bit_depth: int, joint: bool) -> list:
-    """A chroma plane's [ALF, CC, cross-chroma] sums in 2^-8 units (None where a part is absent): version
-    5's unrounded sums, or for versions 2 and 4 each part's rounded correction scaled up (the same output
-    through ``wiener_fit.out_of``)."""
+def part_sums(y, c, other, parts, bit_depth: int) -> list:
+    """A chroma plane's [ALF, CC, cross-chroma] unrounded sums in 2^-8 units (None where a part is absent)."""
     alf, cc, xc = parts
-    if joint:
-        return [alf and alf_acc(c, alf.filt, bit_depth), cc and cc_acc(y, c.shape, cc.filt),
-                xc and xc_acc(other, xc.filt, bit_depth)]
-    legacy = [alf and chroma_delta(c, alf.filt, bit_depth), cc and cc_delta(y, c.shape, cc.filt),
-              xc and xc_delta(other, xc.filt, bit_depth)]
-    return [None if d is None else d << ACC_SHIFT for d in legacy]
+    return [alf and alf_acc(c, alf.filt, bit_depth), cc and cc_acc(y, c.shape, cc.filt),
+            xc and xc_acc(other, xc.filt, bit_depth)]
 
 
 class WienerFilter(PostProcessor):
@@ -309,11 +295,11 @@ class WienerFilter(PostProcessor):
         chroma, sums = improve_period(pairs, chroma, sums, decoded0.bit_depth, lam / weight, ctu // 2)
         if alt_scale := self._option(ctx, "alternatives"):
             chroma, sums = improve_alternatives(pairs, chroma, sums, decoded0.bit_depth, lam / weight, alt_scale)
-        pl = PayloadV2(ctu.bit_length() - 1, luma, chroma[0::3], chroma[1::3], chroma[2::3], joint=True)
+        pl = Payload(ctu.bit_length() - 1, luma, chroma[0::3], chroma[1::3], chroma[2::3])
         parts = parts_of(pl)
         if all(p is None for p in parts):
             return b""
-        payload = write_v2(pl).tobytes()
+        payload = write_payload(pl).tobytes()
         reference = write_ref(pl, update_tag(payload), [None if p is None else Part(p.filt) for p in parts])
         # the update's record and the first frame's (which shares its block: ~5 bytes of record fields)
         bits = 8 * len(payload) + max(0, int(ctx.record_overhead_bits)) + 8 * (5 + len(reference.tobytes()))

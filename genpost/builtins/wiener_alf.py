@@ -1,7 +1,7 @@
-"""Payload version 2 of ``wiener``: an ALF-class loop filter (as in VVC) for streams that lack one.
+"""wiener's payload (format ``wiener/1``): an ALF-class loop filter (as in VVC) for streams that lack one.
 
-Normative decoder side: the luma classification, the three integer filters, and the syntax. The
-encoder (``wiener_fit``) measures distortion with these very functions, so both sides are bit-exact.
+Normative decoder side: the luma classification, the integer filters, and the syntax. The encoder
+(``wiener_fit``) measures distortion with these very functions, so both sides are bit-exact.
 
 * Luma: each 4x4 block is classified from 1-D Laplacians (vertical, horizontal, two diagonals) summed
   over the 8x8 window around it: direction D in 0..4 and activity A in 0..4, class ``5 D + A`` (25
@@ -10,28 +10,36 @@ encoder (``wiener_fit``) measures distortion with these very functions, so both 
   the coefficients so one filter serves every orientation.
 * Non-linear: each filter clips every neighbour difference to +-clip before weighting it,
   ``clip = 2^(B - 2 i)`` for a coded index ``i`` in 0..3 (i = 0 clips nothing).
-* Chroma: one 5x5 diamond (6 pairs) per chroma plane, with its own clip index.
-* Cross-component (CC-ALF): per chroma plane, 7 coefficients over the luma (pre-filter) around each
-  chroma sample's co-sited luma sample, high-pass (``Y[o] - Y[0]``), added to the chroma output.
-* Per CTU (64 or 128 luma samples, half that in chroma) each of the five filters is on or off.
+* Chroma, per plane, up to three parts (``wiener_chroma``): an ALF (5x5 diamond, 6 pairs, its own clip;
+  up to 4 alternatives chosen per block by a coded map), a cross-component filter (CC-ALF: 7 or 23
+  coefficients over the pre-filter luma around the chroma sample's co-sited luma sample, high-pass
+  ``Y[o] - Y[0]``) and a cross-chroma filter (the other chroma plane's 5x5 diamond high-pass). Their sums
+  are taken in 2^-8 units, added and rounded once.
+* Per CTU (64 or 128 luma samples, half that in chroma) each part is on or off.
 
-Every filter is a DC-free correction in int32: ``delta = (sum_k c_k f_k + 2^(S-1)) >> S``; luma/chroma
-``f_k = clip(x[p+o_k]-x[p]) + clip(x[p-o_k]-x[p])`` (edge-replicated borders), CC ``f_k = Y[o_k]-Y[0]``;
-``out = clip(x + delta_alf + delta_cc, 0, 2^B - 1)`` where each delta counts only in CTUs where it is on.
+Luma is a DC-free correction in int32: ``delta = (sum_k c_k f_k + 2^(S-1)) >> S`` with
+``f_k = clip(x[p+o_k]-x[p]) + clip(x[p-o_k]-x[p])`` (edge-replicated borders),
+``out = clip(x + delta, 0, 2^B - 1)`` in CTUs where it is on.
 
-Syntax (MSB-first, zero-padded to a byte; the caller reads ``version u(4) = 2``)::
+Syntax (MSB-first, zero-padded to a byte)::
 
+    version             u(4)   5 a filter set; 2 a filter set without chroma parts; 3 a reference (below)
     ctu_log2_minus6     u(1)
     luma_on             u(1)
     if luma_on:  shift u(2) (S = 5+v), n_filters_minus1 u(3), if n > 1: 25 x u(ceil(log2 n)) class map,
                  eg_k u(2), n x [clip u(2), 12 x coef], ctu flags
-    for U, V:    alf_on u(1); if on: shift u(2), eg_k u(2), clip u(2), 6 x coef, ctu flags
-                 cc_on u(1);  if on: shift u(2), eg_k u(2), 7 x coef, ctu flags
+    version 5, for U, V:
+                 alf_on u(1); if on: ``wiener_chroma.write_alt`` (n x [shift u(2), eg_k u(2), clip u(2),
+                     6 x coef], the map), ctu flags
+                 cc_on u(1);  if on: cc_big u(1), shift u(2), eg_k u(2), 7 or 23 x coef, ctu flags
+                 xc_on u(1);  if on: shift u(2), eg_k u(2), 6 x coef, ctu flags
+    version 2, for U, V: alf_on u(1) = 0, cc_on u(1) = 0
     coef:        |c| as ue(eg_k), then a sign bit if c != 0; |c| <= 2^S
     ctu flags:   all_on u(1); if 0: ``wiener_bits.write_flags`` over the CTUs in raster order
 
-Version 4 adds ``cc_big u(1)`` and a cross-chroma part per chroma plane; version 5 (``wiener_chroma``) also
-sums a chroma plane's parts unrounded and rounds once, and lets its ALF hold alternatives chosen by a map.
+The version field is what lets another layout coexist with these: ``restore`` meets any other value (1 and
+4 were pre-release layouts; a later one would take a new value) with ``PayloadError``, so the frame keeps
+its base decode and is counted.
 """
 
 from __future__ import annotations
@@ -49,19 +57,19 @@ from .wiener_chroma import (
     AltFilter,
     alf_acc,
     cc_acc,
-    cc_features,
     clip_value,
+    diamond_pairs,
     joint_output,
     read_alt,
     write_alt,
     xc_acc,
 )
 from .wiener_jit import kernels
-from .wiener_v1 import diamond_pairs
 
-VERSION = 2
-VERSION_XC = 4  # version 2 plus a cross-chroma filter per chroma plane (written only when one is on)
-VERSION_ALT = 5  # version 4 with chroma rounded once and ALF alternatives (``wiener_chroma``)
+VERSION_LUMA = 2  # a filter set without chroma parts (version 5's syntax less the chroma part flags)
+VERSION_REF = 3  # a frame's reference to the period's set (below)
+VERSION_SET = 5  # a filter set
+VERSIONS = (VERSION_LUMA, VERSION_REF, VERSION_SET)
 LUMA_PAIRS = diamond_pairs(3)
 N_CLASSES = 25
 MAX_FILTERS = 8
@@ -76,8 +84,7 @@ def _transformed(o: tuple[int, int], t: int) -> tuple[int, int]:
     return (dy, dx) if dy > 0 or (dy == 0 and dx > 0) else (-dy, -dx)
 
 
-_OFFS_LUMA, _OFFS_CHROMA, _OFFS_CC, _OFFS_CC_BIG = (
-    np.array(o, np.int64) for o in (LUMA_PAIRS, CHROMA_PAIRS, CC_TAPS, CC_TAPS_BIG))
+_OFFS_LUMA = np.array(LUMA_PAIRS, np.int64)
 # PERM[t, j]: the coefficient of the canonical filter that weights feature pair j under transform t
 PERM = np.array([[LUMA_PAIRS.index(_transformed(o, t)) for o in LUMA_PAIRS] for t in range(4)])
 
@@ -145,38 +152,21 @@ class LumaSet:
 
 @dataclass
 class Part:
-    """One of the five filters of a payload and its CTU flags (None: on everywhere)."""
+    """One of the seven filters of a payload and its CTU flags (None: on everywhere)."""
 
     filt: LumaSet | Filter | AltFilter
     flags: np.ndarray | None = None
 
 
 @dataclass
-class PayloadV2:
+class Payload:
+    """A filter set: its parts, each None (off) or a Part. Chroma ALF filters may be AltFilters."""
+
     ctu_log2: int
     luma: Part | None
-    chroma: list  # [Part | None] * 2
+    chroma: list  # ALF: [Part | None] * 2
     cc: list  # [Part | None] * 2
     xc: list = field(default_factory=lambda: [None, None])  # cross-chroma: U from V's high-pass, V from U's
-    joint: bool = False  # version 5: chroma parts rounded once, ALF parts may be AltFilters
-
-
-def _pair_features(p: np.ndarray, r: int, shape: tuple[int, int], pairs, clips=None):
-    """Yield (j, f_j) with f_j the (clipped) pair differences over ``shape`` of a plane padded by ``r``."""
-    hh, ww = shape
-    x = p[r:r + hh, r:r + ww]
-    a, b = np.empty(shape, np.int32), np.empty(shape, np.int32)
-    for j, (dy, dx) in enumerate(pairs):
-        np.subtract(p[r + dy:r + dy + hh, r + dx:r + dx + ww], x, out=a)
-        np.subtract(p[r - dy:r - dy + hh, r - dx:r - dx + ww], x, out=b)
-        if clips is not None:
-            lo, hi = clips
-            np.minimum(a, hi, out=a)
-            np.maximum(a, lo, out=a)
-            np.minimum(b, hi, out=b)
-            np.maximum(b, lo, out=b)
-        a += b
-        yield j, a
 
 
 def luma_delta(y: np.ndarray, ls: LumaSet, bit_depth: int, classes=None) -> np.ndarray:
@@ -214,78 +204,29 @@ def luma_delta(y: np.ndarray, ls: LumaSet, bit_depth: int, classes=None) -> np.n
     return acc.reshape(hh, ww)[:h, :w]
 
 
-def chroma_delta(c: np.ndarray, f: Filter, bit_depth: int) -> np.ndarray:
-    cv = clip_value(f.clip, bit_depth)
-    p = np.pad(c, 2, mode="edge")
-    if (jit := kernels()) is not None:
-        coefs = f.coefs.astype(np.int32).reshape(1, 1, -1)
-        return jit["pair_filter"](p, 2, _OFFS_CHROMA, coefs, np.full((1, 1), cv, np.int32), 30, f.shift, *c.shape)
-    p = p.astype(np.int32)
-    return _weighted_sum(_pair_features(p, 2, c.shape, CHROMA_PAIRS, (-cv, cv) if f.clip else None), f, c.shape)
-
-
-def _weighted_sum(features, f: Filter, shape: tuple[int, int]) -> np.ndarray:
-    """``(sum_k c_k feature_k + 2^(S-1)) >> S`` over (k, feature) pairs; features may be overwritten."""
-    acc = np.zeros(shape, np.int32)
-    for k, fk in features:
-        if f.coefs[k]:
-            fk *= int(f.coefs[k])
-            acc += fk
-    acc += 1 << (f.shift - 1)
-    acc >>= f.shift
-    return acc
-
-
-def cc_delta(y: np.ndarray, shape: tuple[int, int], f: Filter) -> np.ndarray:
-    big = len(f.coefs) == len(CC_TAPS_BIG)
-    if (jit := kernels()) is not None:
-        p = np.pad(y, ((2, 4), (2, 4)), mode="edge")
-        ev, od = np.ascontiguousarray(p[:, 0::2]), np.ascontiguousarray(p[:, 1::2])
-        return jit["cc_filter"](ev, od, _OFFS_CC_BIG if big else _OFFS_CC, f.coefs.astype(np.int32), f.shift, *shape)
-    return _weighted_sum(cc_features(y, shape, CC_TAPS_BIG if big else CC_TAPS), f, shape)
-
-
-def xc_delta(other: np.ndarray, f: Filter, bit_depth: int) -> np.ndarray:
-    """Cross-chroma correction: the 5x5 diamond pair features of the *other* chroma plane (decoded,
-    unclipped), ``(sum_k c_k (o[p+o_k] + o[p-o_k] - 2 o[p]) + 2^(S-1)) >> S``."""
-    return chroma_delta(other, Filter(f.shift, f.coefs, 0), bit_depth)
-
-
 def masked(delta: np.ndarray, flags: np.ndarray | None, ctu: int) -> np.ndarray:
     if flags is not None:
         delta *= block_mask(flags, ctu, delta.shape)
     return delta
 
 
-def apply_v2(planes, pl: PayloadV2, bit_depth: int) -> list[np.ndarray]:
+def apply_payload(planes, pl: Payload, bit_depth: int) -> list[np.ndarray]:
     """The restored planes (the decoder's output, also what the encoder measures)."""
     y = planes[0]
     ctu = 1 << pl.ctu_log2
     out = [_combine(y, [(luma_delta(y, pl.luma.filt, bit_depth), pl.luma.flags)] if pl.luma else [], ctu, bit_depth)]
     for i, (c, alf, cc, xc) in enumerate(zip(planes[1:], pl.chroma, pl.cc, pl.xc)):
-        if pl.joint:
-            accs = [] if alf is None else [(alf_acc(c, alf.filt, bit_depth), alf.flags)]
-            accs += [] if cc is None else [(cc_acc(y, c.shape, cc.filt), cc.flags)]
-            accs += [] if xc is None else [(xc_acc(planes[2 - i], xc.filt, bit_depth), xc.flags)]
-            out.append(joint_output(c, accs, ctu // 2, bit_depth))
-            continue
-        deltas = []
-        if alf is not None:
-            deltas.append((chroma_delta(c, alf.filt, bit_depth), alf.flags))
-        if cc is not None:
-            deltas.append((cc_delta(y, c.shape, cc.filt), cc.flags))
-        if xc is not None:
-            deltas.append((xc_delta(planes[2 - i], xc.filt, bit_depth), xc.flags))
-        out.append(_combine(c, deltas, ctu // 2, bit_depth))
+        accs = [] if alf is None else [(alf_acc(c, alf.filt, bit_depth), alf.flags)]
+        accs += [] if cc is None else [(cc_acc(y, c.shape, cc.filt), cc.flags)]
+        accs += [] if xc is None else [(xc_acc(planes[2 - i], xc.filt, bit_depth), xc.flags)]
+        out.append(joint_output(c, accs, ctu // 2, bit_depth))
     return out
 
 
 def _combine(x: np.ndarray, deltas: list, ctu: int, bit_depth: int) -> np.ndarray:
-    """``clip(x + each delta where its CTU flag is on, 0, 2^B - 1)`` in x's dtype."""
+    """``clip(x + each delta (at most two) where its CTU flag is on, 0, 2^B - 1)`` in x's dtype."""
     if not deltas:
         return x
-    if len(deltas) > 2:  # fold the masked deltas into one (the sum is the same int32 either way)
-        deltas = [(sum(masked(d.copy(), flags, ctu) for d, flags in deltas), None)]
     maxv = (1 << bit_depth) - 1
     if (jit := kernels()) is not None:
         args = []
@@ -364,19 +305,15 @@ def class_map_bits(n: int) -> int:
     return (n - 1).bit_length()
 
 
-def payload_version(pl: PayloadV2) -> int:
-    """5 for a joint payload with a chroma part, else 4 with a cross-chroma part or a large CC-ALF, else 2."""
-    if pl.joint and any(p is not None for p in [*pl.chroma, *pl.cc, *pl.xc]):
-        return VERSION_ALT
-    big = any(p is not None and len(p.filt.coefs) != len(CC_TAPS) for p in pl.cc)
-    return VERSION_XC if big or any(p is not None for p in pl.xc) else VERSION
+def payload_version(pl: Payload) -> int:
+    """5 for a set with a chroma part, else 2 (the same without the chroma part flags)."""
+    return VERSION_SET if any(p is not None for p in [*pl.chroma, *pl.cc, *pl.xc]) else VERSION_LUMA
 
 
-def write_v2(pl: PayloadV2) -> BitWriter:
-    """Version 2, 4 or 5 (``payload_version``) syntax of ``pl``."""
+def write_payload(pl: Payload) -> BitWriter:
+    """The set ``pl`` in version 5's syntax, or 2's when it has no chroma part (``payload_version``)."""
     w = BitWriter()
     version = payload_version(pl)
-    xc = version != VERSION
     w.u(version, 4)
     w.u(pl.ctu_log2 - 6, 1)
     w.u(pl.luma is not None, 1)
@@ -394,32 +331,35 @@ def write_v2(pl: PayloadV2) -> BitWriter:
             _write_coefs(w, q, k)
         _write_flags(w, pl.luma.flags)
     for alf, cc, x in zip(pl.chroma, pl.cc, pl.xc):
-        for part, with_clip in ((alf, True), (cc, False), (x, False))[: 3 if xc else 2]:
+        if version == VERSION_LUMA:
+            w.u(0, 2)  # alf_on, cc_on
+            continue
+        for part in (alf, cc, x):
             w.u(part is not None, 1)
             if part is not None:
-                if xc and part is cc:
+                if part is cc:
                     w.u(len(cc.filt.coefs) == len(CC_TAPS_BIG), 1)  # cc_big
-                if version == VERSION_ALT and part is alf:
+                if part is alf:
                     filt = part.filt if isinstance(part.filt, AltFilter) else AltFilter([part.filt])
                     write_alt(w, filt, lambda w_, f: _write_filter(w_, f, True))
                 else:
-                    _write_filter(w, part.filt, with_clip)
+                    _write_filter(w, part.filt, False)
                 _write_flags(w, part.flags)
     return w
 
 
-def _read_alf(rd: BitReader, version: int, chroma_shape: tuple[int, int]) -> Filter | AltFilter:
-    """A chroma ALF: one Filter, or in version 5 ``wiener_chroma.read_alt``'s alternatives (a plain Filter
-    when that is one filter without a map)."""
-    if version != VERSION_ALT:
-        return _read_filter(rd, len(CHROMA_PAIRS), True)
+def _read_alf(rd: BitReader, chroma_shape: tuple[int, int]) -> Filter | AltFilter:
+    """A chroma ALF: ``wiener_chroma.read_alt``'s alternatives (a plain Filter when that is one filter
+    without a map)."""
     alt = read_alt(rd, chroma_shape, lambda r: _read_filter(r, len(CHROMA_PAIRS), True))
     return alt.alts[0] if alt.amap is None and len(alt.alts) == 1 else alt
 
 
-def read_v2(rd: BitReader, luma_shape: tuple[int, int], version: int = VERSION) -> PayloadV2:
-    """Parse a version-2 (4: with cross-chroma parts, 5: also ALF alternatives and joint chroma rounding)
-    payload after its version field; PayloadError for anything malformed."""
+def read_payload(rd: BitReader, luma_shape: tuple[int, int], version: int = VERSION_SET) -> Payload:
+    """Parse a filter set (version 5, or 2: without chroma parts) after its version field; PayloadError for
+    anything malformed."""
+    if version not in (VERSION_LUMA, VERSION_SET):
+        raise PayloadError(f"wiener: unsupported payload version {version}")
     ctu_log2 = rd.u(1) + 6
     g = grid(luma_shape, 1 << ctu_log2)
     luma = None
@@ -437,26 +377,25 @@ def read_v2(rd: BitReader, luma_shape: tuple[int, int], version: int = VERSION) 
             clips.append(rd.u(2))
             coefs.append(_read_coefs(rd, len(LUMA_PAIRS), k, shift))
         luma = Part(LumaSet(shift, np.array(coefs), np.array(clips), cmap), _read_flags(rd, g))
-    chroma, cc, xc = [], [], []
+    chroma: list = [None, None]
+    cc: list = [None, None]
+    xc: list = [None, None]
     chroma_shape = ((luma_shape[0] + 1) // 2, (luma_shape[1] + 1) // 2)
-    for _ in range(2):
-        chroma.append(Part(_read_alf(rd, version, chroma_shape), _read_flags(rd, g)) if rd.u(1) else None)
+    for i in range(2):
+        if version == VERSION_LUMA:
+            if rd.u(2):
+                raise PayloadError("wiener: a version-2 payload carries no chroma part")
+            continue
+        chroma[i] = Part(_read_alf(rd, chroma_shape), _read_flags(rd, g)) if rd.u(1) else None
         if rd.u(1):
-            n = len(CC_TAPS_BIG) if version != VERSION and rd.u(1) else len(CC_TAPS)
-            cc.append(Part(_read_filter(rd, n, False), _read_flags(rd, g)))
-        else:
-            cc.append(None)
-        if version != VERSION:
-            xc.append(Part(_read_filter(rd, len(CHROMA_PAIRS), False), _read_flags(rd, g)) if rd.u(1) else None)
-        else:
-            xc.append(None)
+            n = len(CC_TAPS_BIG) if rd.u(1) else len(CC_TAPS)
+            cc[i] = Part(_read_filter(rd, n, False), _read_flags(rd, g))
+        xc[i] = Part(_read_filter(rd, len(CHROMA_PAIRS), False), _read_flags(rd, g)) if rd.u(1) else None
     rd.finish()
-    return PayloadV2(ctu_log2, luma, chroma, cc, xc, version == VERSION_ALT)
+    return Payload(ctu_log2, luma, chroma, cc, xc)
 
 
 # ----------------------------------------------------------------------------- period sets (version 3)
-
-VERSION_REF = 3
 
 
 def update_tag(update: bytes) -> int:
@@ -466,29 +405,29 @@ def update_tag(update: bytes) -> int:
     return zlib.crc32(update) & 0xFF
 
 
-def read_update(update: bytes, luma_shape: tuple[int, int]) -> PayloadV2:
-    """A period's filter set (the ``wiener/1+update`` record): a version-2 payload whose parts carry no
-    CTU flags (on/off per CTU is each frame's choice). PayloadError for anything else."""
+def read_update(update: bytes, luma_shape: tuple[int, int]) -> Payload:
+    """A period's filter set (the ``wiener/1+update`` record): a version-5 (or -2) payload whose parts carry
+    no CTU flags (on/off per CTU is each frame's choice). PayloadError for anything else."""
     rd = BitReader(update)
     version = rd.u(4)
-    if version not in (VERSION, VERSION_XC, VERSION_ALT):
-        raise PayloadError("wiener: a filter-set update must be a version-2, -4 or -5 payload")
-    pl = read_v2(rd, luma_shape, version)
+    if version not in (VERSION_LUMA, VERSION_SET):
+        raise PayloadError("wiener: a filter-set update must be a version-5 (or -2) payload")
+    pl = read_payload(rd, luma_shape, version)
     if any(p is not None and p.flags is not None for p in parts_of(pl)):
         raise PayloadError("wiener: a filter-set update carries no CTU flags")
     return pl
 
 
-def parts_of(pl: PayloadV2) -> list:
+def parts_of(pl: Payload) -> list:
     """The seven parts in syntax order: luma, U ALF, U CC, U XC, V ALF, V CC, V XC."""
     return [pl.luma, pl.chroma[0], pl.cc[0], pl.xc[0], pl.chroma[1], pl.cc[1], pl.xc[1]]
 
 
-def with_parts(pl: PayloadV2, parts: list) -> PayloadV2:
-    return PayloadV2(pl.ctu_log2, parts[0], [parts[1], parts[4]], [parts[2], parts[5]], [parts[3], parts[6]], pl.joint)
+def with_parts(pl: Payload, parts: list) -> Payload:
+    return Payload(pl.ctu_log2, parts[0], [parts[1], parts[4]], [parts[2], parts[5]], [parts[3], parts[6]])
 
 
-def write_ref(update_pl: PayloadV2, tag: int, parts: list) -> BitWriter:
+def write_ref(update_pl: Payload, tag: int, parts: list) -> BitWriter:
     """A version-3 payload: this frame uses the period's set ``update_pl``; ``parts`` (seven, syntax order)
     are None (off) or a Part whose flags are this frame's CTU flags (None: on everywhere).
 
@@ -505,7 +444,7 @@ def write_ref(update_pl: PayloadV2, tag: int, parts: list) -> BitWriter:
     return w
 
 
-def read_ref(rd: BitReader, update: bytes | None, luma_shape: tuple[int, int]) -> PayloadV2:
+def read_ref(rd: BitReader, update: bytes | None, luma_shape: tuple[int, int]) -> Payload:
     """Parse a version-3 payload (after its version) against the update in force; PayloadError when there
     is none, when its tag differs, or for anything malformed."""
     if not update:

@@ -15,9 +15,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .wiener_alf import CHROMA_PAIRS, Filter, Part, cc_features, clip_value
+from .wiener_alf import CHROMA_PAIRS, Filter, Part, clip_value
 from .wiener_bits import grid
-from .wiener_chroma import MAP_LOG2, MAX_ALTS, AltFilter, alf_acc, candidates, cc_acc, cc_taps, map_bits, symbol_bits, xc_acc
+from .wiener_chroma import (
+    MAP_LOG2,
+    MAX_ALTS,
+    AltFilter,
+    alf_acc,
+    candidates,
+    cc_acc,
+    cc_features,
+    cc_taps,
+    map_bits,
+    symbol_bits,
+    xc_acc,
+)
 from .wiener_fit import ctu_sse, filter_bits, lifted, out_of, solve
 from .wiener_joint import best_subset, quantise_parts
 

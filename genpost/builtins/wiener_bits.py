@@ -1,4 +1,4 @@
-"""Bit I/O shared by every wiener payload version: MSB-first bits, Exp-Golomb codes, flag runs.
+"""Bit I/O of wiener's payloads: MSB-first bits, Exp-Golomb codes, flag runs.
 
 Readers raise ``PayloadError`` on anything they cannot parse, so a damaged payload never crashes.
 """

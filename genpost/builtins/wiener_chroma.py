@@ -1,8 +1,8 @@
-"""Payload version 5's chroma decoding (normative): one rounding per chroma plane, and ALF alternatives.
+"""wiener's chroma decoding (normative): one rounding per chroma plane, ALF alternatives, and the filter shapes.
 
-Why: versions 2-4 round each chroma part (ALF, CC-ALF, cross-chroma) to an integer before adding them,
-and at high quality most corrections are below half a step, so they vanish (carphone QP 27, V: the same
-filters give +0.105 dB rounded per part, +0.189 dB rounded once). And one chroma filter per plane misses
+Why: rounding each chroma part (ALF, CC-ALF, cross-chroma) to an integer before adding them, as wiener did
+before payload version 5, drops most corrections at high quality, which are below half a step (carphone
+QP 27, V: the same filters give +0.105 dB rounded per part, +0.189 dB rounded once). And one chroma filter per plane misses
 how much chroma statistics differ across a picture: a least-squares bound over 33 frames with a per-block
 choice among 2 ALF filters (or none) lifts V from +0.28 to +0.56 dB on carphone, +0.30 to +0.45 on BBB
 416x240 at QP 27 (VVC's chroma ALF alternatives).
@@ -26,12 +26,19 @@ import numpy as np
 
 from .wiener_bits import BitReader, BitWriter, grid
 from .wiener_jit import kernels
-from .wiener_v1 import diamond_pairs
 
-ACC_SHIFT = 8  # version-5 chroma sums are taken in units of 2^-8 and rounded once
+
+def diamond_pairs(radius: int) -> list[tuple[int, int]]:
+    """One offset of each point-symmetric pair in the diamond |dy|+|dx| <= radius, inner rings first."""
+    half = [(dy, dx) for dy in range(0, radius + 1) for dx in range(-radius, radius + 1)
+            if 0 < abs(dy) + abs(dx) <= radius and (dy > 0 or dx > 0)]
+    return sorted(half, key=lambda o: (abs(o[0]) + abs(o[1]), o))
+
+
+ACC_SHIFT = 8  # chroma sums are taken in units of 2^-8 and rounded once
 CHROMA_PAIRS = diamond_pairs(2)
 CC_TAPS = ((-1, 0), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1), (2, 0))  # VVC's CC-ALF diamond
-# version 4's large CC-ALF shape: the luma samples within L1 distance 3.5 of the chroma sample's centre
+# the large CC-ALF shape: the luma samples within L1 distance 3.5 of the chroma sample's centre
 # (between its 2x2 luma samples), 23 taps; chosen per part by ``cc_big u(1)``
 CC_TAPS_BIG = tuple((dy, dx) for dy in range(-2, 4) for dx in range(-2, 4)
                     if (dy, dx) != (0, 0) and abs(2 * dy - 1) + abs(2 * dx - 1) <= 7)
@@ -42,7 +49,7 @@ _OFFS_CHROMA, _OFFS_CC, _OFFS_CC_BIG = (np.array(o, np.int64) for o in (CHROMA_P
 
 @dataclass
 class AltFilter:
-    """A version-5 chroma ALF: ``alts`` (Filters) and the map choosing among them per block (None: the one
+    """A chroma ALF: ``alts`` (Filters) and the map choosing among them per block (None: the one
     alternative everywhere)."""
 
     alts: list
@@ -55,7 +62,7 @@ def clip_value(index: int, bit_depth: int) -> int:
 
 
 def cc_taps(n: int) -> tuple:
-    """The CC-ALF shape with ``n`` coefficients (7: VVC's, 23: version 4's large one)."""
+    """The CC-ALF shape with ``n`` coefficients (7: VVC's, 23: the large one)."""
     return CC_TAPS_BIG if n == len(CC_TAPS_BIG) else CC_TAPS
 
 

@@ -1,8 +1,8 @@
-"""Encoder side of wiener payload version 2: statistics, class merging, quantisation, CTU flags.
+"""Encoder side of wiener's payload: statistics, class merging, quantisation, CTU flags.
 
 Everything is chosen by ``SSE + lambda * bits``; every SSE that decides something is measured on the
 output of ``wiener_alf``'s integer functions (the decoder's), so the encoder's numbers are exact. Chroma is
-fitted for payload version 5 (``wiener_chroma``): a plane's state is an int32 sum in 2^-8 units that
+fitted for one rounding per plane (``wiener_chroma``): a plane's state is an int32 sum in 2^-8 units that
 includes the plane (``lifted``), each part adds its unrounded sum, and the output rounds once (``out_of``).
 Least-squares statistics use every other row and column on frames above ``SUBSAMPLE_PIXELS``.
 """
@@ -23,7 +23,6 @@ from .wiener_alf import (
     Filter,
     LumaSet,
     Part,
-    cc_features,
     class_map_bits,
     classify,
     clip_value,
@@ -31,7 +30,7 @@ from .wiener_alf import (
     luma_delta,
 )
 from .wiener_bits import BitWriter, grid, write_flags
-from .wiener_chroma import ACC_SHIFT, alf_acc, cc_acc, xc_acc
+from .wiener_chroma import ACC_SHIFT, alf_acc, cc_acc, cc_features, xc_acc
 
 SUBSAMPLE_PIXELS = 200_000
 # clip indices the encoder tries (index 1, +-2^(B-2), almost never clips and costs a fourth of the
@@ -257,7 +256,7 @@ def _clip_out(x: np.ndarray, delta: np.ndarray, max_value: int) -> np.ndarray:
 
 
 def lifted(c: np.ndarray) -> np.ndarray:
-    """A chroma plane as the int32 state of version-5 fitting: its samples in 2^-8 units."""
+    """A chroma plane as the int32 state of chroma fitting: its samples in 2^-8 units."""
     return c.astype(np.int32) << ACC_SHIFT
 
 

@@ -1,4 +1,4 @@
-"""Optional compiled kernels for wiener's version-2 decoder (numba), bit-exact with the numpy code.
+"""Optional compiled kernels for wiener's decoder (numba), bit-exact with the numpy code.
 
 ``wiener_alf`` stays the normative, always-available implementation; when numba is installed
 (``pip install "genpost[fast]"``) and ``GENPOST_WIENER_JIT`` is not ``0``, the same integer

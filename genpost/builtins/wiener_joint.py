@@ -17,10 +17,9 @@ from .wiener_alf import (
     CHROMA_PAIRS,
     Filter,
     Part,
-    cc_features,
     clip_value,
 )
-from .wiener_chroma import alf_acc, cc_acc, xc_acc
+from .wiener_chroma import alf_acc, cc_acc, cc_features, xc_acc
 from .wiener_fit import ctu_sse, filter_bits, fit_filter, flags_bits, lifted, out_of, phases, sampled_pairs, solve
 
 # the parts' feature counts in the joint vector: ALF pairs, CC taps (6 or 23), cross-chroma pairs

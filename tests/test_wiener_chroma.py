@@ -1,6 +1,7 @@
-"""wiener payload version 5 (``wiener_chroma``, ``wiener_alts``): chroma rounded once and ALF alternatives
-on a coded map. The normative sums against direct per-sample formulas, the map and payload syntax round
-trips, fuzzed payloads, encoder/decoder exactness, and the alternatives never costing more than one filter."""
+"""wiener's chroma (``wiener_chroma``, ``wiener_alts``; payload version 5): chroma rounded once and ALF
+alternatives on a coded map. The normative sums against direct per-sample formulas, the map and payload
+syntax round trips, fuzzed payloads, encoder/decoder exactness, and the alternatives never costing more than
+one filter."""
 
 from __future__ import annotations
 
@@ -106,12 +107,11 @@ def test_map_syntax_round_trip_and_bits():
         chroma.read_map(BitReader(w.tobytes()), (9, 9), 2)
 
 
-def _v5_payload(rng, shape):
+def _set_payload(rng, shape):
     pl = _random_payload(rng, shape)
     cshape = ((shape[0] + 1) // 2, (shape[1] + 1) // 2)
     pl.chroma[0] = alf.Part(_alt_filter(rng, cshape, int(rng.integers(1, 5)), int(rng.integers(3, 7))))
     pl.xc = [alf.Part(alf.Filter(6, rng.integers(-30, 31, 6))), None]
-    pl.joint = True
     return pl
 
 
@@ -119,23 +119,23 @@ def test_version_5_round_trip_and_restore():
     rng = np.random.default_rng(2)
     shape = (70, 100)
     for _ in range(10):
-        pl = _v5_payload(rng, shape)
-        data = alf.write_v2(pl).tobytes()
+        pl = _set_payload(rng, shape)
+        data = alf.write_payload(pl).tobytes()
         rd = BitReader(data)
-        assert rd.u(4) == alf.VERSION_ALT
-        back = alf.read_v2(rd, shape, alf.VERSION_ALT)
-        assert back.joint
+        assert rd.u(4) == alf.VERSION_SET
+        back = alf.read_payload(rd, shape, alf.VERSION_SET)
+        assert back.xc[0] is not None and np.array_equal(back.xc[0].filt.coefs, pl.xc[0].filt.coefs)
         a, b = pl.chroma[0].filt, back.chroma[0].filt
         assert np.array_equal(a.amap, b.amap) and a.map_log2 == b.map_log2
         assert [(f.shift, f.clip, f.coefs.tolist()) for f in a.alts] == [(f.shift, f.clip, f.coefs.tolist()) for f in b.alts]
         planes = [_image(rng, shape, 8), _image(rng, (35, 50), 8), _image(rng, (35, 50), 8)]
-        assert all(np.array_equal(p, q) for p, q in zip(restore_planes(planes, data, 8), alf.apply_v2(planes, pl, 8)))
-    plain = alf.PayloadV2(6, None, [alf.Part(alf.Filter(6, np.arange(6) - 3, 1)), None], [None, None], joint=True)
-    rd = BitReader(alf.write_v2(plain).tobytes())
-    assert rd.u(4) == alf.VERSION_ALT
-    assert isinstance(alf.read_v2(rd, shape, alf.VERSION_ALT).chroma[0].filt, alf.Filter)  # one filter, no map
-    luma_only = alf.PayloadV2(6, plain.luma, [None, None], [None, None], joint=True)
-    assert BitReader(alf.write_v2(luma_only).tobytes()).u(4) == alf.VERSION  # nothing to round once
+        assert all(np.array_equal(p, q) for p, q in zip(restore_planes(planes, data, 8), alf.apply_payload(planes, pl, 8)))
+    plain = alf.Payload(6, None, [alf.Part(alf.Filter(6, np.arange(6) - 3, 1)), None], [None, None])
+    rd = BitReader(alf.write_payload(plain).tobytes())
+    assert rd.u(4) == alf.VERSION_SET
+    assert isinstance(alf.read_payload(rd, shape, alf.VERSION_SET).chroma[0].filt, alf.Filter)  # one filter, no map
+    luma_only = alf.Payload(6, plain.luma, [None, None], [None, None])
+    assert BitReader(alf.write_payload(luma_only).tobytes()).u(4) == alf.VERSION_LUMA  # no chroma part flags
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -148,11 +148,11 @@ def test_fuzzed_version_5_payloads_restore_or_raise(data, reference):
     planes = [rng.integers(0, 256, s).astype(np.uint8) for s in (shape, (20, 35), (20, 35))]
     update = None
     if reference:
-        upl = _v5_payload(np.random.default_rng(0), shape)
+        upl = _set_payload(np.random.default_rng(0), shape)
         for p in alf.parts_of(upl):
             if p is not None:
                 p.flags = None
-        update = alf.write_v2(upl).tobytes()
+        update = alf.write_payload(upl).tobytes()
         tag = alf.update_tag(update)
         data = bytes([0x30 | tag >> 4, (tag & 0x0F) << 4 | (data[0] & 0x0F)]) + data[1:]
     else:
@@ -197,7 +197,7 @@ def test_alternatives_pay_where_regions_differ_and_restore_bit_exactly(bit_depth
     ctx = Context(stream=StreamInfo(dec0.width, dec0.height, bit_depth, "hevc", None, None), qp=32,
                   period_frames=30, record_overhead_bits=8 * 30, base_bits=1e5)
     update = WienerFilter().adapt(pairs, ctx)
-    assert update and update[0] >> 4 == alf.VERSION_ALT
+    assert update and update[0] >> 4 == alf.VERSION_SET
     upl = alf.read_update(update, dec0.y.shape)
     assert all(isinstance(p.filt, chroma.AltFilter) for p in (upl.chroma[0], upl.chroma[1]))
     for src, dec in pairs:
@@ -218,8 +218,8 @@ def test_alternatives_never_cost_more_than_one_filter(lam):
     j0 = sse0 + lam * alts.parts_bits(kept)
     parts, sse, j = alts.best_alternatives(frames, base, 8, lam)
     assert j <= j0
-    pl = alf.PayloadV2(6, None, [None, parts[0]], [None, parts[1]], [None, parts[2]], joint=True)
-    got = sum(float(np.sum((alf.apply_v2(d.planes, pl, 8)[2].astype(np.int64) - s.v) ** 2)) for s, d in pairs)
+    pl = alf.Payload(6, None, [None, parts[0]], [None, parts[1]], [None, parts[2]])
+    got = sum(float(np.sum((alf.apply_payload(d.planes, pl, 8)[2].astype(np.int64) - s.v) ** 2)) for s, d in pairs)
     assert got == sse
     if lam >= 1e9:  # nothing pays: the one filter stays
         assert not isinstance(parts[0].filt if parts[0] else None, chroma.AltFilter)
