@@ -187,10 +187,19 @@ def _diffusion_mean_mode(dec):
     return ResidualDenoiser(blocks=5), lambda net: net(torch.cat([torch.zeros(1, 6, 24, 24), dec, rest], 1)) / RS, RS
 
 
-@pytest.mark.parametrize("family", [_flow_at_t0, _diffusion_mean_mode], ids=["flow-t0", "diffusion-mean-mode"])
+def _syntax_default_mode(dec):
+    from genpost_syntax_diffusion.model import K, Denoiser
+
+    planes = torch.cat([torch.zeros(1, 1, 24, 24), torch.full((1, K, 24, 24), 0.3), torch.ones(1, 1, 24, 24)], 1)
+    return Denoiser(), lambda net: net(torch.cat([dec[:, :6], dec, planes], 1)) - dec[:, :6], 1.0
+
+
+@pytest.mark.parametrize("family", [_flow_at_t0, _diffusion_mean_mode, _syntax_default_mode],
+                         ids=["flow-t0", "diffusion-mean-mode", "syntax-step-0"])  # fmt: skip
 def test_a_family_warm_started_from_the_trunk_restores_as_the_trunk(family):
-    """One long run serves every family: the flow (one step from t = 0) and the residual diffusion (the
-    one-step mean mode, no latent sent: t = 1, x_t = 0, flag 0) start as the trained trunk's distortion head."""
+    """One long run serves every family: the flow (one step from t = 0), the residual diffusion (the
+    one-step mean mode: t = 1, x_t = 0) and the syntax diffusion (its first step, t = 0, x_t = decode)
+    start as the trained trunk's distortion head, whatever their other inputs (latent, vector) hold."""
     from genpost_gan_enhance.model import Generator
 
     from genpost.learned import trunk
@@ -237,4 +246,22 @@ def test_the_residual_diffusion_trains_from_a_trunk_run_and_exports(tiny_corpus,
     meta = json.loads((tmp_path / "w" / "training.json").read_text())
     assert len(meta["prior_log_scale"]) == 4 and meta["blocks"] == 5
     for stem in ("latent_encoder_v1", "residual_denoiser_v1"):
+        assert hashlib.sha256((tmp_path / "w" / f"{stem}.onnx").read_bytes()).hexdigest() == meta[f"{stem}.onnx"]
+
+
+def test_the_syntax_diffusion_trains_from_a_trunk_run_and_exports(tiny_corpus, tmp_path):
+    from genpost_gan_enhance import train as gan_train
+    from genpost_syntax_diffusion import train as sd_train
+
+    gan_train.main(["--out", str(tmp_path / "gan"), "--corpus", str(tiny_corpus), "--steps", "10", "--batch", "2"])
+    out = tmp_path / "sd"
+    assert sd_train.main(["--out", str(out), "--corpus", str(tiny_corpus), "--steps", "20", "--batch", "2",
+                          "--init-from", str(tmp_path / "gan"), "--validate-every", "20"]) == 0  # fmt: skip
+    log = json.loads((out / "checkpoint.json").read_text())
+    assert log["step"] == 20 and len(log["validation"]) == 2 and log["kmac_per_px_denoiser_step"] <= 15
+    first = log["validation"][0]  # the warm start: default mode and vector mode restore as the trunk does
+    assert first["val_gain_db_default"] == first["val_gain_db_vector"]
+    assert sd_train.main(["--out", str(out), "--steps", "20", "--export", str(tmp_path / "w")]) == 0
+    meta = json.loads((tmp_path / "w" / "training.json").read_text())
+    for stem in ("syntax_extractor_v1", "syntax_denoiser_v1"):
         assert hashlib.sha256((tmp_path / "w" / f"{stem}.onnx").read_bytes()).hexdigest() == meta[f"{stem}.onnx"]

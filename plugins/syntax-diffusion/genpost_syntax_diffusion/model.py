@@ -6,20 +6,21 @@ four 2x2 phases, U and V at chroma resolution, each / (2^bitdepth - 1)), so 8 an
 map. The syntax vector is its *spatial mean over the whole frame*, bounded by ``ZMAX * tanh(m / ZMAX)`` and
 rounded; the mean is taken outside the network (numpy), so the extractor tiles exactly too.
 
-``Denoiser`` (decoder): a 2-scale U-Net. Input (15 + K channels): state ``x_t`` (6), decoded (6), and
-constant planes: QP ``(QP - 27) / 15``, time ``t``, the syntax vector ``z / ZMAX`` (K) and a "present"
-flag (1 when a vector was sent, 0 in the default mode). The vector arrives as *constant input planes*, so a
-tile carries it exactly (the net reads it back with a spatial mean) and the vector is computed once per
-frame, never inside the tiled net. The conditioning (vector, flag, QP, t) drives FiLM (per-channel scale
-and shift) at three places: full scale encoder, half scale bottleneck, full scale decoder. Output: the
-estimate of the source ``x1_hat = decoded + r`` (6 channels, the residual's last conv zero-initialised).
+``Denoiser`` (decoder): the shared trunk's shape (head, 5 residual 3x3 blocks, tail; 14.2 kMAC/px) with
+FiLM (per-channel scale and shift) after every block. Input (15 + K channels): state ``x_t`` (6), decoded
+(6), and constant planes: QP ``(QP - 27) / 15``, time ``t``, the syntax vector ``z / ZMAX`` (K) and a
+"present" flag (1 when a vector was sent, 0 in the default mode). The vector arrives as *constant input
+planes*, so a tile carries it exactly (the net reads it back with a spatial mean) and the vector is
+computed once per frame, never inside the tiled net. Output: the estimate of the source
+``x1_hat = decoded + r`` (6 channels). It starts from the shared trunk (``genpost.learned.trunk``).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: N812
 from torch import nn
+
+from genpost.learned.layers import ResidualConvStack, conv_macs
 
 K = 16  # syntax vector length
 ZMAX = 15  # quantised values lie in -ZMAX..ZMAX
@@ -45,53 +46,31 @@ class SyntaxExtractor(nn.Module):
         return self.gain * self.c3(self.act(self.c2(h)))
 
 
-class Denoiser(nn.Module):
-    def __init__(self, c1: int = 24, c2: int = 48):
-        super().__init__()
-        self.c1, self.c2 = c1, c2
-        self.e1 = nn.Conv2d(12, c1, 3, padding=1)
-        self.e2 = nn.Conv2d(c1, c1, 3, padding=1)
-        self.down = nn.Conv2d(c1, c2, 3, stride=2, padding=1)
-        self.m1 = nn.Conv2d(c2, c2, 3, padding=1)
-        self.m2 = nn.Conv2d(c2, c2, 3, padding=1)
-        self.up = nn.Conv2d(c2, c1, 1)
-        self.d1 = nn.Conv2d(2 * c1, c1, 3, padding=1)
-        self.out = nn.Conv2d(c1, 6, 3, padding=1)
-        self.film = nn.Sequential(nn.Linear(COND, 64), nn.LeakyReLU(0.1), nn.Linear(64, 2 * (c1 + c2 + c1)))
+class Denoiser(ResidualConvStack):
+    """The shared trunk's shape (``genpost.learned.layers``) over the 31 inputs, with FiLM after every body
+    block from the conditioning (QP, t, vector, flag). Zero-initialised FiLM and the trunk's weights
+    (``genpost.learned.trunk``) make the untrained net restore exactly as the trunk does."""
+
+    def __init__(self, channels: int = 32, blocks: int = 5):
+        super().__init__(IN_CHANNELS, 6, channels, blocks)
+        self.channels = channels
+        self.film = nn.Sequential(nn.Linear(COND, 64), nn.LeakyReLU(0.1), nn.Linear(64, 2 * channels * blocks))
         nn.init.zeros_(self.film[2].weight)
         nn.init.zeros_(self.film[2].bias)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-        self.act = nn.LeakyReLU(0.1)
-
-    @staticmethod
-    def _mod(h: torch.Tensor, gb: torch.Tensor) -> torch.Tensor:
-        g, b = gb.chunk(2, 1)
-        return h * (1.0 + g[:, :, None, None]) + b[:, :, None, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, 15 + K, h, w) -> (N, 6, h, w) source estimate."""
-        xt, dec = x[:, :6], x[:, 6:12]
+        n = x.shape[0]
         cond = x[:, 12:].mean((2, 3))  # constant planes: the mean is the value, on any tile
-        f = self.film(cond)
-        c1, c2 = self.c1, self.c2
-        f1, f2, f3 = f[:, : 2 * c1], f[:, 2 * c1 : 2 * (c1 + c2)], f[:, 2 * (c1 + c2) :]
-        h1 = self.act(self.e1(torch.cat([xt - 0.5, dec - 0.5], 1)))
-        h1 = self._mod(self.act(self.e2(h1)), f1)
-        h2 = self.act(self.down(h1))
-        h2 = self._mod(self.act(self.m1(h2)), f2)
-        h2 = h2 + self.act(self.m2(h2))
-        up = F.interpolate(self.up(h2), scale_factor=2.0, mode="nearest")[:, :, : h1.shape[2], : h1.shape[3]]
-        h = self._mod(self.act(self.d1(torch.cat([h1, up], 1))), f3)
-        return dec + self.out(h)
+        film = self.film(cond).view(n, len(self.body), 2, self.channels, 1, 1)
+        h = self.act(self.head(torch.cat([x[:, :12] - 0.5, x[:, 12:]], 1)))
+        for i, conv in enumerate(self.body):
+            h = h + self.act(conv(h))
+            h = h * (1.0 + film[:, i, 0]) + film[:, i, 1]
+        return x[:, 6:12] + self.tail(h)
 
 
 def macs_per_pixel(net: nn.Module) -> float:
-    """Multiply-accumulates per luma pixel (convs at chroma resolution, 1/4 of the luma pixels; the
-    strided conv and the half-scale convs at a quarter of that)."""
-    total = 0.0
-    for name, m in net.named_modules():
-        if isinstance(m, nn.Conv2d):
-            per = m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1]
-            total += per / 4.0 if name in ("down", "m1", "m2", "up") else per
-    return total / 4.0
+    """Multiply-accumulates per luma pixel (convs at chroma resolution: 1/4 of the luma pixels; FiLM runs
+    once per frame)."""
+    return conv_macs(net) / 4.0

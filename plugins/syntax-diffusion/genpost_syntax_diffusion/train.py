@@ -1,124 +1,142 @@
-"""Train the syntax extractor and the FiLM U-Net denoiser end to end; export both as safetensors + ONNX.
+"""Train the syntax extractor and the FiLM denoiser end to end on the corpus (resumable,
+``genpost.learned.trainer``) and export both as safetensors + ONNX + training.json.
 
-    python -m genpost.training_data /tmp/gan                       # (source, x265 decode) pairs, QP 27..42
-    python -m genpost_syntax_diffusion.train --pairs /tmp/gan/pairs --out /tmp/sd/stage1 --steps 4500
-    python -m genpost_syntax_diffusion.train --pairs /tmp/gan/pairs --out genpost_syntax_diffusion/weights \
-        --init /tmp/sd/stage1 --steps 2200 --lr 5e-4
+    python -m genpost.learned.corpus build
+    python -m genpost_syntax_diffusion.train --out runs/syntax-diffusion --init-from runs/gan-enhance --hours 1
+    python -m genpost_syntax_diffusion.train --out runs/syntax-diffusion --export genpost_syntax_diffusion/weights
 
-Two stages (the shipped weights): stage 1 trains both nets from scratch with uniform noise as the rounding
-proxy and extractor gain 1; its vector collapsed to zeros (the denoiser learnt to ignore a noise-dominated
-vector, so the extractor got no signal). Stage 2 continues from stage 1 with the extractor output scaled by
-``model.GAIN`` (8) and straight-through rounding (the denoiser sees exactly the integers the encoder sends).
+Per sample (a patch drawn by ``genpost.learned.patches``): the extractor sees (source, decoded, QP), its
+features averaged over the patch give the K-vector ``m``; the vector is ``ZMAX * tanh(m / ZMAX)``,
+rounded straight-through (the denoiser sees exactly the integers the encoder sends), and with probability
+``DROP`` replaced by zeros with the "present" flag off (the default mode, no vector). The denoiser sees a
+state on the straight line from the decode to the source, ``x_t = decoded + t (source - decoded)`` (t = 0
+with probability P_T0, else U(0, T_MAX): the deterministic few-step sampler), and predicts the source.
+Loss: the error relative to the decode's per patch and plane (``patches.relative_mse``, the trunk's), so
+every QP counts as in a BD-rate.
 
-Per sample (random 128x128 luma patch of a pair, ``genpost.training_data.random_patch``): the extractor
-sees (source, decoded, QP) and its features are averaged over the patch to the K-vector ``m``; the vector
-is ``ZMAX * tanh(m / ZMAX)``, rounded (stage 2, straight-through) or plus uniform noise in [-0.5, 0.5]
-(stage 1), and with probability ``DROP`` it is replaced by zeros with the "present" flag off (the
-default mode, no side info). The denoiser then sees a state on the straight line from the decode to the
-source, ``x_t = decoded + t (source - decoded)`` (t = 0 with probability 0.7, else U(0, 0.75): the
-deterministic few-step sampler), and predicts the source; loss = MSE over the 6 packed channels (= SSE over
-Y, U, V, the plugin's RD distortion). Reproducible for a given seed, steps and thread count.
+``--init-from`` starts the denoiser from the shared restoration trunk (``genpost.learned.trunk``): with
+FiLM at zero it restores exactly as the trunk does, and training teaches the vector what to add. (The
+shipped 1.0 weights, a U-Net trained from scratch in two stages on 11 photographs, never paid.) Needs the
+``train`` extra. Reproducible for a given seed, step count and thread count.
 """
 
 from __future__ import annotations
 
 import json
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from genpost import modeling, training_data
-from genpost.learned import train
-from genpost.training_data import random_patch
+from genpost import modeling
+from genpost.learned import corpus, patches, trainer, trunk
+from genpost.learned.trainer import Trainer, seed_everything
 
 PATCH = 128
 DROP = 0.3  # probability of training the default mode (zero vector, flag off)
 P_T0 = 0.7
 T_MAX = 0.75
-STRAIGHT_THROUGH = True  # set by --init runs (the second stage); the first stage used noise
+EXTRACTOR_STEM, DENOISER_STEM = "syntax_extractor_v1", "syntax_denoiser_v1"
 
 
-def batch(pairs, rng: np.random.Generator, size: int):
-    srcs, decs, ts, keep, noise = [], [], [], [], []
-    for _ in range(size):
-        src, dec = random_patch(pairs, rng, PATCH)
-        srcs.append(src)
-        decs.append(dec)
-        ts.append(0.0 if rng.random() < P_T0 else rng.uniform(0.0, T_MAX))
-        keep.append(float(rng.random() >= DROP))
-    noise = rng.uniform(-0.5, 0.5, (size, 16)).astype(np.float32)
-    return (np.stack(srcs), np.stack(decs), np.asarray(ts, np.float32), np.asarray(keep, np.float32), noise)
-
-
-def forward(ext, den, src, dec, t, keep, noise):
+def joint(blocks: int):
+    """Extractor and denoiser as one module (one optimiser, one EMA)."""
     import torch
 
+    from .model import GAIN, Denoiser, SyntaxExtractor
+
+    class Joint(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ext, self.den = SyntaxExtractor(gain=GAIN), Denoiser(blocks=blocks)
+
+    return Joint()
+
+
+def draws(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The step's times and kept-vector flags (a function of the generator, so of (seed, step))."""
+    t = np.where(rng.random(n) < P_T0, 0.0, rng.uniform(0.0, T_MAX, n)).astype(np.float32)
+    keep = (rng.random(n) >= DROP).astype(np.float32)
+    return t, keep
+
+
+def forward(torch, net, src, dec, t, keep):
+    """The denoiser's source estimate for a batch, the vector computed by the extractor on each patch."""
     from .model import ZMAX
 
     n, _, h, w = src.shape
-    m = ext(torch.cat([src, dec], 1)).mean((2, 3))
+    m = net.ext(torch.cat([src, dec], 1)).mean((2, 3))
     z = ZMAX * torch.tanh(m / ZMAX)
-    if STRAIGHT_THROUGH:  # the decoder sees exactly the rounded integers; gradients pass as if unrounded
-        z = z + (torch.round(z) - z).detach()
-    else:  # uniform noise as the proxy of rounding
-        z = z + noise
+    z = z + (torch.round(z) - z).detach()  # straight-through: the decoder sees the rounded integers
     z = z * keep[:, None] / ZMAX
     xt = dec[:, :6] + t[:, None, None, None] * (src - dec[:, :6])
     planes = torch.cat([t[:, None], z, keep[:, None]], 1)[:, :, None, None].expand(n, -1, h, w)
-    return den(torch.cat([xt, dec, planes], 1))
+    return net.den(torch.cat([xt, dec, planes], 1))
 
 
-def main(argv=None) -> None:
-    ap = train.arguments(__doc__, 4000)
-    ap.add_argument("--init", type=Path, default=None, help="start from these weights (stage 2: straight-through rounding)")
-    ap.add_argument("--max-seconds", type=float, default=1e9, help="stop early (the cosine schedule is cut)")
-    args = ap.parse_args(argv)
+def arguments(argv):
+    ap = trainer.arguments(__doc__, steps=16_000, validate_every=2000, lr=2e-4)
+    ap.add_argument("--init-from", type=Path, default=None, help="the shared trunk: a gan-enhance run folder or safetensors")
+    ap.add_argument("--blocks", type=int, default=5, help="the denoiser's residual blocks (the trunk has 5)")
+    return ap.parse_args(argv)
 
+
+def main(argv=None) -> int:
+    args = arguments(argv)
     import torch
 
-    from .model import GAIN, Denoiser, SyntaxExtractor, macs_per_pixel
+    from .model import EXTRACTOR_IN, IN_CHANNELS, macs_per_pixel
 
-    rng, pairs = training_data.start(args.seed, args.threads, args.pairs)
-    ext, den = SyntaxExtractor(gain=GAIN if args.init is not None else 1.0), Denoiser()
-    global STRAIGHT_THROUGH
-    STRAIGHT_THROUGH = args.init is not None
-    if args.init is not None:  # second stage: continue from exported weights (safetensors)
-        from safetensors.torch import load_file
+    seed_everything(args.seed, args.threads)
+    net = joint(args.blocks)
+    extra = {"corpus_manifest_sha256": corpus.manifest_hash(), "batch": args.batch, "patch": PATCH, "lr": args.lr,
+             "blocks": args.blocks, "drop": DROP, "p_t0": P_T0, "t_max": T_MAX,
+             "params_denoiser": sum(p.numel() for p in net.den.parameters()),
+             "params_extractor": sum(p.numel() for p in net.ext.parameters()),
+             "kmac_per_px_denoiser_step": macs_per_pixel(net.den) / 1e3,
+             "kmac_per_px_extractor": macs_per_pixel(net.ext) / 1e3}  # fmt: skip
+    run = Trainer(args.out, {"sd": net}, {"sd": (args.lr, None)}, total_steps=args.steps, seed=args.seed,
+                  threads=args.threads, ema="sd", checkpoint_s=60 * args.checkpoint_minutes, log_extra=extra)  # fmt: skip
+    resumed = run.resume(strict=not args.export)
+    if args.export:
+        ema = run.ema_module(lambda: joint(run.log.get("blocks", args.blocks)))
+        log = modeling.export(ema.ext, args.export, EXTRACTOR_STEM, EXTRACTOR_IN, run.summary())
+        print(json.dumps(modeling.export(ema.den, args.export, DENOISER_STEM, IN_CHANNELS, log)["history"][-1:]))
+        return 0
+    if not resumed and args.init_from:
+        trunk.warm_start(net.den, trunk.load(args.init_from), decoded_at=6)
+        run.ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        run.log["init_from"] = str(args.init_from)
+    cache = corpus.cache_dir(args.corpus)
+    train_pairs, val_pairs = patches.load(cache, "train"), patches.load(cache, "val")
+    vx, vs = (torch.from_numpy(a) for a in patches.fixed_set(val_pairs, 96, PATCH))
+    print(f"{'resumed at step ' + str(run.step) if resumed else 'new run'}: {train_pairs.count} train pairs from "
+          f"{len(train_pairs.sources)} sources, {val_pairs.count} val pairs from {len(val_pairs.sources)}", file=sys.stderr)  # fmt: skip
 
-        ext.load_state_dict(load_file(str(args.init / "syntax_extractor_v1.safetensors")))
-        den.load_state_dict(load_file(str(args.init / "syntax_denoiser_v1.safetensors")))
-    params = list(ext.parameters()) + list(den.parameters())
-    log = {"pairs": len(pairs), "params_denoiser": sum(p.numel() for p in den.parameters()),
-           "params_extractor": sum(p.numel() for p in ext.parameters()),
-           "kmac_per_px_denoiser_step": macs_per_pixel(den) / 1e3, "kmac_per_px_extractor": macs_per_pixel(ext) / 1e3}  # fmt: skip
-    print(json.dumps(log), flush=True)
-    opt, sched = train.adam(params, args.lr, args.steps)
-    start, run, base_run = time.time(), 0.0, 0.0
-    step = 0
-    for step in range(args.steps):
-        src, dec, t, keep, noise = (torch.from_numpy(a) for a in batch(pairs, rng, args.batch))
-        pred = forward(ext, den, src, dec, t, keep, noise)
-        loss = ((pred - src) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        base = float(((dec[:, :6] - src) ** 2).mean())
-        run = 0.98 * run + 0.02 * loss.item() if step else loss.item()
-        base_run = 0.98 * base_run + 0.02 * base if step else base
-        if step % 100 == 0 or step == args.steps - 1:
-            print(f"step {step} loss {run:.7f} decode {base_run:.7f} t {time.time() - start:.0f}s", flush=True)
-        if time.time() - start > args.max_seconds:
-            break
-    log.update(steps=step + 1, seconds=round(time.time() - start), seed=args.seed, batch=args.batch, patch=PATCH,
-               lr=args.lr, threads=args.threads, drop=DROP, p_t0=P_T0, t_max=T_MAX,
-               final_loss=run, final_decode_mse=base_run, straight_through=STRAIGHT_THROUGH,
-               init=None if args.init is None else str(args.init))  # fmt: skip
-    log = modeling.export(ext, args.out, "syntax_extractor_v1", 13, log)
-    log = modeling.export(den, args.out, "syntax_denoiser_v1", 31, log)
-    print(json.dumps(log, indent=1))
+    def validate(r: Trainer) -> dict:
+        m = r.ema_module(lambda: joint(args.blocks)).eval()
+        out = {}
+        for name, keep in (("default", 0.0), ("vector", 1.0)):
+            with torch.no_grad():
+                est = forward(torch, m, vs, vx, torch.zeros(len(vx)), torch.full((len(vx),), keep)).numpy()
+            out[f"val_gain_db_{name}"] = patches.plane_psnr_gain(vs.numpy(), vx[:, :6].numpy(), est)
+            if name == "default":
+                out["val_mse"] = float(np.mean((est - vs.numpy()) ** 2))
+        return out
+
+    if not resumed:
+        run.validate(validate)
+    while run.step < run.total_steps and run.within(None if args.hours is None else 3600 * args.hours):
+        dec, src = (torch.from_numpy(a) for a in patches.batch(train_pairs, run.seed, run.step, args.batch, PATCH))
+        t, keep = (torch.from_numpy(a) for a in draws(len(src), np.random.default_rng([run.seed, run.step, 1])))
+        est = forward(torch, net, src, dec, t, keep)
+        loss = patches.relative_mse(est, src, src - dec[:, :6])
+        run.optimize("sd", loss)
+        run.advance({"rel_mse": loss.item()}, validate, args.validate_every)
+    log = run.finish()
+    print(json.dumps({k: log[k] for k in ("step", "cpu_s", "wall_s")} | {"validation": log["validation"][-1:]}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
