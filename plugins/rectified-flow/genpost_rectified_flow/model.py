@@ -24,7 +24,7 @@ OUT_CHANNELS = 6
 
 
 class VelocityNet(ResidualConvStack):
-    def __init__(self, channels: int = 32, blocks: int = 4):
+    def __init__(self, channels: int = 32, blocks: int = 5):
         super().__init__(IN_CHANNELS, OUT_CHANNELS, channels, blocks)  # zero tail: v = 0, the flow starts as the identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

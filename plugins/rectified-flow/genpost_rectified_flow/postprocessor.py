@@ -46,7 +46,7 @@ OPTIONS = (
     *ADAPT_OPTIONS,  # content adaptation per period (genpost.learned.adaptive)
 )
 DEFAULTS = opt.defaults(OPTIONS)
-SPEC = AdaptSpec(convs=("head", *(f"body.{i}" for i in range(4)), "tail"), out_planes=(0, 0, 0, 0, 1, 2))
+SPEC = AdaptSpec(convs=("head", *(f"body.{i}" for i in range(5)), "tail"), out_planes=(0, 0, 0, 0, 1, 2))
 KIT = Kit("rectified-flow", OPTIONS, shipped_weights(__file__), Engine, SPEC)
 _number = KIT.read
 # (steps, t0 index, sigma index) tried by analyze; noisy ones with several seeds
@@ -73,9 +73,9 @@ def default_settings(ctx: Context) -> Settings:
 
 class RectifiedFlow(LearnedPostProcessor):
     name = "rectified-flow"
-    version = "1.1.0"  # 1.1: the sampler's noise is one field per seed, not one per frame
+    version = "2.0.0"  # 2.0: started from the shared trunk, trained on the genpost corpus (docs/training.md)
     side_info = "rectified-flow/1"
-    description = "rectified-flow restoration (43k params, 10.7 kMAC/px per step, 1-4 Euler steps), RD-chosen sampler"
+    description = "rectified-flow restoration (52k params, 13.0 kMAC/px per step, 1-4 Euler steps), RD-chosen sampler"
     kit = KIT
     restoring_options = {"blind": "1"}  # genpost bench: frames without side info run the sampler (the default 0 leaves them as decoded)
 

@@ -21,8 +21,7 @@ like the trunk's, it is taken relative to the decode's error per patch and plane
 ``--init-from`` starts from the shared restoration trunk (a gan-enhance run folder or its exported
 safetensors; ``genpost.learned.trunk``): at t = 0 without noise the untrained flow already restores as the
 trunk does away from the frame edge, when both have the same number of blocks (``--blocks 5``, the
-trunk's; tests/test_training.py checks it). The plugin's
-``VelocityNet`` keeps 4 blocks until weights trained with 5 ship with it.
+trunk's; tests/test_training.py checks it).
 Needs the ``train`` extra. Reproducible for a given seed, step count and thread count.
 """
 

@@ -34,7 +34,7 @@ class LatentEncoder(nn.Module):
 
 
 class ResidualDenoiser(ResidualConvStack):
-    def __init__(self, channels: int = 32, blocks: int = 4):
+    def __init__(self, channels: int = 32, blocks: int = 5):
         super().__init__(DEC_IN, 6, channels, blocks)  # zero tail: x0 = 0 at the start, the identity restoration
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -40,7 +40,7 @@ OPTIONS = (
 )
 DEFAULTS = opt.defaults(OPTIONS)
 # the denoiser's convs in forward order; the output layer's 6 channels: 4 luma phases, U, V
-SPEC = AdaptSpec(convs=("head", *(f"body.{i}" for i in range(4)), "tail"), out_planes=(0, 0, 0, 0, 1, 2))
+SPEC = AdaptSpec(convs=("head", *(f"body.{i}" for i in range(5)), "tail"), out_planes=(0, 0, 0, 0, 1, 2))
 # the shipped weights: weights/SHA256SUMS (weights/training.json lists the same)
 KIT = Kit(WHO, OPTIONS, shipped_weights(__file__), engine.denoiser, SPEC)
 _number = KIT.read
@@ -58,8 +58,9 @@ def generate(net, frame: Frame, decoded: np.ndarray, latent: np.ndarray | None, 
         cond[7 : 7 + LATENT] = upsample(latent, h, w)
         cond[7 + LATENT] = 1.0
     noise = None
-    if steps:  # the noise depends on the seed and the frame index only: bit-exact on repeat
-        noise = np.random.default_rng([seed, frame.index & 0xFFFFFFFF]).standard_normal((6, h, w), np.float32)
+    if steps:  # one noise field per seed and frame size, the same in every frame: bit-exact on repeat and
+        # temporally stable (noise drawn anew per frame flickers on still content)
+        noise = np.random.default_rng([seed, h, w]).standard_normal((6, h, w), np.float32)
     out = decoded[:6] + sample(net, cond, steps, noise) / np.float32(RS)
     y, u, v = unpack(out, frame.height, frame.width)
     return frame.with_planes(*(to_samples(p, frame.max_value, frame.dtype) for p in (y, u, v)))
@@ -67,7 +68,7 @@ def generate(net, frame: Frame, decoded: np.ndarray, latent: np.ndarray | None, 
 
 class ResidualDiffusion(LearnedPostProcessor):
     name = "residual-diffusion"
-    version = "1.0.0"
+    version = "2.0.0"  # 2.0: started from the shared trunk, trained on the genpost corpus; a zero latent = flag 0
     side_info = "residual-diffusion/1"
     description = "learned residual latent (1/8 grid, ANS, RD-chosen step) + conditional diffusion decoder (one-step default)"
     kit = KIT
@@ -95,7 +96,8 @@ class ResidualDiffusion(LearnedPostProcessor):
         qp, step, q = codec.decode(body, rows, cols)
         if not planes:
             return decoded
-        latent = q.astype(np.float32) * np.float32(codec.STEPS[step])
+        # an all-zero latent is the latent-free mode (flag 0), the one training drops the latent for
+        latent = q.astype(np.float32) * np.float32(codec.STEPS[step]) if q.any() else None
         out = self._restored(decoded, qp, latent, body, framing.decoder_context(ctx, tag))
         return framing.keep_planes(out, decoded, planes)
 
@@ -149,14 +151,14 @@ class ResidualDiffusion(LearnedPostProcessor):
         generic = self.adapted(Context(stream=ctx.stream, options=ctx.options))
         steps, seed = _number(ctx, "steps"), _number(ctx, "seed")
 
-        def forward(net, x):  # the QP-only payload's mode: x_t = 0 at t = 1, zero latent (flag 1); x0 = RS * residual
+        def forward(net, x):  # the QP-only payload's mode: x_t = 0 at t = 1, latent absent (flag 0); x0 = RS * residual
             import torch
 
             n, _, h, w = x.shape
-            inp = torch.cat([torch.zeros(n, 6, h, w), x, torch.ones(n, 1, h, w), torch.zeros(n, LATENT, h, w), torch.ones(n, 1, h, w)], 1)
+            inp = torch.cat([torch.zeros(n, 6, h, w), x, torch.ones(n, 1, h, w), torch.zeros(n, LATENT + 1, h, w)], 1)
             return net(inp) / RS
 
         return self._adaptive.choose(
             generic, pairs, ctx, qp, lam, make_denoiser, forward,
-            lambda net, dec, x: generate(net, dec, x, np.zeros((LATENT, *grid(*x.shape[1:])), np.float32), steps, seed),
+            lambda net, dec, x: generate(net, dec, x, None, steps, seed),
         )  # fmt: skip

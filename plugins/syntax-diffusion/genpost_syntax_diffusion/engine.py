@@ -14,7 +14,7 @@ from .codec import ZMAX, K
 WHO = "syntax-diffusion"
 DENOISER = ("syntax_denoiser_v1.onnx", "syntax_denoiser_v1.safetensors")
 EXTRACTOR = ("syntax_extractor_v1.onnx", "syntax_extractor_v1.safetensors")
-HALO = 16  # > the U-Net's receptive radius (10 at chroma resolution), even: tiles keep the stride-2 phase
+HALO = 8  # > the denoiser's receptive radius (7 convs of 3x3 at chroma resolution): tiles join exactly
 EXTRACTOR_HALO = 4  # > its radius of 2
 TILE = 256  # chroma samples (512 luma)
 

@@ -1,5 +1,5 @@
-"""``syntax-diffusion``: a small 2-scale U-Net denoiser restores the decoded frame in 1..4 deterministic
-steps, its features modulated (FiLM) by a compact per-frame syntax vector (16 integers) that a small
+"""``syntax-diffusion``: a small denoiser (the shared trunk's shape) restores the decoded frame in 1..4
+deterministic steps, its features modulated (FiLM) by a compact per-frame syntax vector (16 integers) that a small
 extractor computes from the source and its reconstruction at the encoder and sends as side info, with the
 QP the encoder knew. A consistency step then puts the decoded frame's low frequencies back. The encoder
 chooses by D + lambda * R between nothing, the payload in force, QP only and QP + vector; without side
@@ -7,7 +7,7 @@ info a documented default mode runs (zero vector, trained for with vector dropou
 
 Never worse than the base, per plane: every payload carries per-plane strengths (0 keeps the plane as
 decoded), and the default mode (no payload) is a candidate only where it loses on no plane. Content
-adaptation (``genpost.learned``): per period the encoder may tune the U-Net's conv biases, per-channel
+adaptation (``genpost.learned``): per period the encoder may tune the denoiser's conv biases, per-channel
 multipliers, per-plane output gains and (mode ``full``) its output conv on the content, for the one-step
 QP-only mode, and send the update once; every frame of the period then names it (``framing`` prefix)."""
 
@@ -41,9 +41,9 @@ OPTIONS = (
     *ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
 )
 DEFAULTS = opt.defaults(OPTIONS)
-# the U-Net's convs in forward order (the FiLM MLP is not adapted: it is linear, not a conv); the output
+# the denoiser's convs in forward order (the FiLM MLP is not adapted: it is linear, not a conv); the output
 # conv's 6 channels: 4 luma phases, U, V (its output is added to the decode, so gain 0 keeps the decode)
-SPEC = AdaptSpec(convs=("e1", "e2", "down", "m1", "m2", "up", "d1", "out"), out_planes=(0, 0, 0, 0, 1, 2))
+SPEC = AdaptSpec(convs=("head", *(f"body.{i}" for i in range(5)), "tail"), out_planes=(0, 0, 0, 0, 1, 2))
 KIT = Kit(WHO, OPTIONS, shipped_weights(__file__), engine.denoiser, SPEC)
 _number = KIT.read
 
@@ -85,9 +85,9 @@ def restored_frame(net, frame: Frame, packed: np.ndarray, z: tuple[int, ...] | N
 
 class SyntaxDiffusion(LearnedPostProcessor):
     name = WHO
-    version = "1.0.0"
+    version = "2.0.0"  # 2.0: the shared trunk's shape, trained on the genpost corpus (docs/training.md)
     side_info = "syntax-diffusion/1"
-    description = "syntax-guided U-Net denoiser (86k params, 8.2 kMAC/px per step), FiLM by a 16-value RD-chosen syntax vector"
+    description = "syntax-guided denoiser (79k params, 14.2 kMAC/px per step), FiLM by a 16-value RD-chosen syntax vector"
     kit = KIT
     restoring_options = {"blind": "1"}  # genpost bench: frames without side info run the blind mode (the default 0 leaves them as decoded)
 
