@@ -126,6 +126,7 @@ def main(argv=None) -> int:
 
     if not resumed:
         run.validate(validate)
+    run.stop_on_signals()  # kill (SIGTERM) ends the run checkpointed
     while run.step < run.total_steps and run.within(None if args.hours is None else 3600 * args.hours):
         dec, src = (torch.from_numpy(a) for a in patches.batch(train_pairs, run.seed, run.step, args.batch, PATCH))
         t, keep = (torch.from_numpy(a) for a in draws(len(src), np.random.default_rng([run.seed, run.step, 1])))
