@@ -36,6 +36,7 @@ OPTIONS = (
     opt.choice("backend", "onnx", BACKENDS, "inference runtime (falls back to the other when missing)"),
     # encoder: multiplier on the planes' BD-safe lambdas (genpost.learned.rd.plane_lambdas)
     opt.number("lambda_scale", "1.0", 0.0, 1e6, "encoder: multiplier on the planes' lambdas"),
+    opt.number("record_frames", "8", 1.0, 1e4, "encoder: a new latent-free payload is charged its bits / this"),
     *ADAPT_OPTIONS,  # encoder: content adaptation per period (genpost.learned.adaptive)
 )
 DEFAULTS = opt.defaults(OPTIONS)
@@ -109,7 +110,8 @@ class ResidualDiffusion(LearnedPostProcessor):
         no plane; never while an update is in force), the payload in force (0 bits), a latent-free payload
         that only sends the QP, and the latent quantised at every step of codec.STEPS; each payload restores
         only the planes where it lowers that plane's SSE (``framing``). D = SSE per plane at the stream's bit
-        depth, of what ``restore`` gives; R of a new payload = ctx.record_overhead_bits + 8 * its bytes."""
+        depth, of what ``restore`` gives; R of a new payload = ctx.record_overhead_bits + 8 * its bytes, divided
+        by ``record_frames`` for the latent-free one (frame-independent, so usually extended for free)."""
         from genpost.learned import rd
 
         qp = base_qp(ctx, _number(ctx, "qp"))
@@ -128,6 +130,7 @@ class ResidualDiffusion(LearnedPostProcessor):
         src = pack(source.y, source.u, source.v, source.max_value)
         dec = pack(decoded.y, decoded.u, decoded.v, decoded.max_value)
         y = self.network(engine.encoder, str(_number(ctx, "backend")))(encoder_input(src, dec, qp))
+        spread = _number(ctx, "record_frames")
         tried = set()
         for step in (None, *range(len(codec.STEPS))):
             q = np.zeros(y.shape, np.int32) if step is None else codec.quantise(y, step)
@@ -138,7 +141,10 @@ class ResidualDiffusion(LearnedPostProcessor):
             d = measure(framing.wrap(body, framing.ALL_PLANES, tag))
             planes = framing.plane_mask(d, base)
             payload = framing.wrap(body, planes, tag)
-            candidates.append((framing.masked(d, base, planes), float(ctx.record_overhead_bits + 8 * len(payload)), payload))
+            bits = float(ctx.record_overhead_bits + 8 * len(payload))
+            # the latent-free payload (QP only) usually goes on over the next frames for free (the payload in
+            # force): charged its bits / record_frames; a latent is the frame's own, charged in full
+            candidates.append((framing.masked(d, base, planes), bits / spread if step is None else bits, payload))
         return rd.pick(candidates, base, lambdas)
 
     def adapt(self, pairs, ctx: Context) -> bytes:
