@@ -249,6 +249,8 @@ class Trainer:
         self.total_steps = self.log["total_steps"]
         self.step = self._session_start_step = state["step"]
         self.log.update({k: state[k] for k in ("history", "validation", "wall_s", "cpu_s")})
+        for k, v in state.items():  # what the run recorded beside (e.g. the trunk it started from)
+            self.log.setdefault(k, v)
         self.log["sessions"] = state.get("sessions", 1) + 1
         self._t0, self._c0 = time.time(), time.process_time()
         return True
