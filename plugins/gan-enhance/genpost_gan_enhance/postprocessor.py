@@ -56,7 +56,7 @@ def _float_option(ctx: Context, key: str) -> float:
 
 class GanEnhance(LearnedPostProcessor):
     name = "gan-enhance"
-    version = "2.0.0"  # 2.0: weights trained on the genpost corpus (genpost.learned), docs/training.md
+    version = "2.1.0"  # 2.0: weights trained on the genpost corpus (genpost.learned), docs/training.md; 2.1: the same run further on
     side_info = "gan-enhance/1"
     description = "GAN restoration (52k params, 12.9 kMAC/px) with an RD-chosen per-block realism map"
     parameter_count = 51_756  # README "parameters"
