@@ -17,8 +17,9 @@ import time
 
 from _report import report
 
-from genpost import media, metrics, pipeline
+from genpost import media, pipeline
 from genpost.distributed import session
+from genpost.eval import metrics
 
 
 def measure(source, output, crf: float, preset: str, workers: int, chunk_frames: int | None, keyint: int | None) -> dict:

@@ -345,14 +345,15 @@ def eval_(
     For one clip and plugin or a whole test set; genpost's points are the user's flow: encode --plugin, then
     enhance with no plugin named (what the stream declares)."""
     with _errors():
-        from . import evalplot, evalset
-        from .evaluate import DEFAULT_QPS, evaluate
+        from .eval import plot as rd_plot
+        from .eval import testset
+        from .eval.rd import DEFAULT_QPS, evaluate
         from .outputs import check_paths
 
         qps, opted = eval_ladder(qp, bool(stream), bit_depth, preset, frames, jobs, metrics, DEFAULT_QPS)
         options = with_target(_options(option), target)
         rate = _fps(fps)
-        clips = evalset.collect_sources(sources)
+        clips = testset.collect_sources(sources)
         single = len(clips) == 1 and len(plugin) == 1 and not os.path.isdir(sources[0])
         if stream and not single:
             _fail("--stream anchors belong to one clip and one plugin", 2)
@@ -365,10 +366,10 @@ def eval_(
                 clips[0], plugin[0], qps, preset, bit_depth, options, say, streams=anchors or None,  # type: ignore[arg-type]
                 fps=rate, frames=frames, carriage=carriage, force_plugin=force_plugin, jobs=jobs, metrics=opted,
             )  # fmt: skip
-            full: dict = {"runs": [result], "summary": evalset.summarize([result], plugin), "failures": [],
+            full: dict = {"runs": [result], "summary": testset.summarize([result], plugin), "failures": [],
                           "unavailable": result["unavailable"]}  # fmt: skip
         else:
-            full = evalset.evaluate_set(
+            full = testset.evaluate_set(
                 clips, plugin, qps, preset, bit_depth, options, say, rate, frames, carriage, force_plugin, jobs,
                 metrics=opted,
             )  # fmt: skip
@@ -377,15 +378,15 @@ def eval_(
         if plot is not None:
             for run in full["runs"]:
                 where = plot if single else _plot_name(plot, run)
-                evalplot.plot(run, where)
+                rd_plot.plot(run, where)
                 wrote.append(f"wrote {os.path.abspath(where)}")
         if markdown is not None:
-            evalset.write_markdown(full, markdown, "genpost eval " + " ".join(sys.argv[2:]))
+            testset.write_markdown(full, markdown, "genpost eval " + " ".join(sys.argv[2:]))
             wrote.append(f"wrote {os.path.abspath(markdown)}")
         if as_json:
             _print_json(result)
         else:
-            for line in evalset.text_lines(full):
+            for line in testset.text_lines(full):
                 _out().print(line)
         sys.stdout.flush()
         for line in wrote:

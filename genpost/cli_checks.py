@@ -115,8 +115,8 @@ def eval_ladder(qp: Optional[str], streams: bool, bit_depth: Optional[int], pres
                 metrics: Optional[str], default_qps) -> tuple[list[int], tuple[str, ...]]:  # fmt: skip
     """eval's ladder and opt-in metrics, checked before any work: (QPs, metrics); bad usage is exit 2."""
     from .errors import UsageError
+    from .eval.videometrics import NAMES
     from .options import check_encoder
-    from .videometrics import NAMES
 
     if streams and qp is not None:
         raise UsageError("give --qp (x265 ladder) or --stream files, not both")

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import media, metrics
+from . import media
 from .errors import GenpostError
+from .eval import metrics
 from .outputs import atomic_output, check_paths
 from .session import DecodeSession
 from .types import Frame, StreamInfo, to_bit_depth

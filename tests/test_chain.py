@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from conftest import decode_all, ffmpeg
 
-from genpost import chain, media, metrics, pipeline
+from genpost import chain, media, pipeline
+from genpost.eval import metrics
 
 pytest.importorskip("imageio_ffmpeg")
 pytest.importorskip("ffmpeg")  # ffmpeg-python

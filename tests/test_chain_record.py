@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from genpost import PostProcessor, cli, declared, evalmeasure, media, pipeline, sideinfo
+from genpost import PostProcessor, cli, declared, media, pipeline, sideinfo
+from genpost.eval import measure
 from genpost.plugins import installed
 from genpost.sideinfo.declare import PluginDeclaration
 
@@ -69,7 +70,7 @@ class _Mark(PostProcessor):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("chainclip") / "clip.y4m"
-    evalmeasure.trim_to(CARPHONE, path, FRAMES)
+    measure.trim_to(CARPHONE, path, FRAMES)
     return path
 
 

@@ -13,7 +13,8 @@ import pytest
 from conftest import CARPHONE, decode_all
 
 from genpost import ffmpeg as gp_ffmpeg
-from genpost import media, metrics, pipeline, preview, sideinfo
+from genpost import media, pipeline, preview, sideinfo
+from genpost.eval import metrics
 from genpost.postprocessor import Context
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")

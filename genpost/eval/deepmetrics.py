@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import GenpostError, one_line
+from ..errors import GenpostError, one_line
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 VGG16_FILE = "vgg16-397923af.pth"

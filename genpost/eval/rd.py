@@ -9,7 +9,7 @@ Two anchors: plain x265 at each QP (raw Annex-B .265 streams, so the rate includ
 side info, and no container overhead on either side), or external streams such as VTM .266 encodes (genpost
 adds the side info to each stream as ``encode --base`` does, and the rate is that stream's). Each anchor point
 is made and measured once and shared by every plugin. Every point is measured against the source at the
-source's bit depth in one decode (``measure``). Many clips: ``evalset``; plots: ``evalplot``. The protocol
+source's bit depth in one decode (``measure``). Many clips: ``testset``; plots: ``plot``. The protocol
 and metric definitions are in docs/evaluation.md.
 """
 
@@ -32,20 +32,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import addon, deepmetrics, evalpool, ffmpeg, media, metrics, pipeline, videometrics
-from .errors import GenpostError, PipelineError, UsageError, one_line
-from .evalmeasure import (
-    PLANES,
-    VMAF_MODELS,
-    EvalError,
-    Reference,
-    base_of,
-    frame_count,
-    kbps,
-    measure,
-    prepare_reference,
-)
-from .types import to_bit_depth
+from .. import addon, ffmpeg, media, pipeline
+from ..errors import GenpostError, PipelineError, UsageError, one_line
+from ..types import to_bit_depth
+from . import deepmetrics, metrics, pool, videometrics
+from .measure import PLANES, VMAF_MODELS, EvalError, Reference, base_of, frame_count, kbps, measure, prepare_reference
 
 DEFAULT_QPS = (27, 32, 37, 42)
 # BD-rate per metric key, computed on the point value named here; a leading "-" negates it (distances,
@@ -303,7 +294,7 @@ def run_ladders(clips: list[Clip], jobs: int = 1, progress: Callable[[str], None
         ready += [(n, index, 0) for index in range(clip.points)]
     heapq.heapify(ready)
     running = 0
-    with evalpool.executor(jobs) as ex:
+    with pool.executor(jobs) as ex:
         while ready or running:
             while ready and running < max(1, jobs):  # the earliest clip's work first: its source caches are warm
                 n, index, order = heapq.heappop(ready)
@@ -323,7 +314,7 @@ def run_ladders(clips: list[Clip], jobs: int = 1, progress: Callable[[str], None
             (n, index, plugin), point = ex.next_done()
             running -= 1
             lad, clip = out[n], clips[n]
-            if isinstance(point, evalpool.Failed):
+            if isinstance(point, pool.Failed):
                 point = PointFailed(point.error, point.exit_code)
             if isinstance(point, BaseException):
                 if stop_on_error:
@@ -403,7 +394,7 @@ def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "me
     with tempfile.TemporaryDirectory(prefix="genpost-eval-") as tmp:
         clip = prepare_clip(source, tmp, plugins, qps, preset, bit_depth, options, streams, fps, frames, carriage,
                             force_plugin, label, metrics)  # fmt: skip
-        (lad,) = run_ladders([clip], evalpool.auto_jobs() if jobs == 0 else jobs, progress, stop_on_error)
+        (lad,) = run_ladders([clip], pool.auto_jobs() if jobs == 0 else jobs, progress, stop_on_error)
     if lad.error is not None:
         raise PointFailed(lad.error)
     return runs_of(lad), dict(lad.failures)

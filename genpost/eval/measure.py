@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import deepmetrics, ffmpeg, media, metrics, naturalness, perceptual, sideinfo, videometrics
-from .errors import PipelineError
-from .types import ColorInfo, Frame, to_bit_depth
+from .. import ffmpeg, media, sideinfo
+from ..errors import PipelineError
+from ..types import ColorInfo, Frame, to_bit_depth
+from . import deepmetrics, metrics, naturalness, perceptual, videometrics
 
 PLANES = ("y", "u", "v")
 VMAF_MODELS = {"vmaf": "vmaf_v0.6.1", "vmaf_neg": ffmpeg.VMAF_NEG}

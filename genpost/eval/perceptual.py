@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .types import ColorInfo, Frame
+from ..types import ColorInfo, Frame
 
 EPS = float(np.finfo(np.float64).eps)
 # RGB -> YIQ (NTSC), the matrix piq uses for both metrics

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .types import Frame, to_bit_depth
+from ..types import Frame, to_bit_depth
 
 PSNR_CAP = 100.0  # dB reported for a lossless plane (MSE 0), as HM/VTM do
 

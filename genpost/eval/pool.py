@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator
 
-from .errors import one_line
+from ..errors import one_line
 
 MAX_AUTO_JOBS = 4  # "auto" uses the cores up to this many workers (each holds its own caches and torch)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")

@@ -1,6 +1,6 @@
 """`genpost eval` over a test set: many clips x many plugins in one run, a summary, and a Markdown table.
 
-All clips' points go through ``evaluate.run_ladders`` together (each anchor encoded and measured once for
+All clips' points go through ``rd.run_ladders`` together (each anchor encoded and measured once for
 all plugins; with ``jobs`` > 1 several points at a time, across clips).
 A clip that fails is reported under ``failures`` and the others go on; so does a plugin that fails on one
 clip. The summary averages each BD-rate over the clips where it is defined and counts "never worse" losses.
@@ -14,9 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from . import evalpool, pipeline
-from .errors import PipelineError, one_line
-from .evaluate import (
+from .. import pipeline
+from ..errors import PipelineError, one_line
+from ..outputs import atomic_output
+from . import pool
+from .rd import (
     BD_METRICS,
     DECODER_FORCED,
     DECODER_USER,
@@ -30,7 +32,6 @@ from .evaluate import (
     runs_of,
     versions,
 )
-from .outputs import atomic_output
 
 VIDEO_SUFFIXES = (".y4m", ".mkv", ".mp4", ".mov", ".webm", ".ts", ".nut")
 # the PSNR the summary and the Markdown table lead with: from the sequence's mean MSE, so frames coded
@@ -67,8 +68,8 @@ def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset
                  carriage: str = pipeline.DEFAULT_CARRIAGE, force_plugin: bool = False, jobs: int = 1,
                  metrics: tuple[str, ...] = ()) -> dict:  # fmt: skip
     """``{"runs": [one per clip x plugin], "summary": {plugin: ...}, "failures": [...], ...}``; genpost's
-    points are the user's flow (``evaluate``), or with ``force_plugin`` the plugin forced at the decoder.
-    ``jobs`` points run at a time (0: one per core, ``evalpool``), across clips."""
+    points are the user's flow (``rd.evaluate``), or with ``force_plugin`` the plugin forced at the decoder.
+    ``jobs`` points run at a time (0: one per core, ``pool``), across clips."""
     check_ladder(qps, None, frames, carriage, jobs)
     pipeline.load_postprocessors([m for p in plugins for m in chain_of(p)])  # unknown plugins fail before any clip
     failures, clips = [], []
@@ -81,7 +82,7 @@ def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset
                                           carriage, force_plugin, label, metrics))  # fmt: skip
             except Exception as exc:  # one clip's failure is reported; the set goes on
                 failures.append(_failed(source, None, one_line(exc), label, progress))
-        ladders = run_ladders(clips, evalpool.auto_jobs() if jobs == 0 else jobs, progress)
+        ladders = run_ladders(clips, pool.auto_jobs() if jobs == 0 else jobs, progress)
     runs = []
     for lad in ladders:
         if lad.error is not None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .evaluate import PLANES, EvalError
-from .install import hint
-from .outputs import atomic_output, check_paths
+from ..install import hint
+from ..outputs import atomic_output, check_paths
+from .rd import PLANES, EvalError
 
 PLOT_METRICS = (
     ("psnr_y_mse", "psnr_y_mse", "PSNR-Y from mean MSE (dB)"),

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import one_line
+from ..errors import one_line
 
 NAMES = ("cvvdp",)
 DISPLAY = "standard_fhd"  # 24" 1920x1080 SDR display at 200 cd/m^2 viewed from 60 cm (cvvdp's model)
