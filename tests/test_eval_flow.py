@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from conftest import CARPHONE, decode_all
 
-from genpost import PostProcessor, cli, pipeline
+from genpost import PostProcessor, pipeline
+from genpost.cli import commands
 from genpost.eval import measure, metrics, rd
 from genpost.plugins import Registering, in_process_plugin
 
@@ -132,7 +133,7 @@ def test_a_declared_chain_runs_as_declared(clip, carriage):
 def test_eval_uses_the_encoders_default_carriage():
     """eval's default carriage is `genpost encode`'s, so its points stay the user's flow if that changes."""
     defaults = {
-        name: inspect.signature(fn).parameters["carriage"].default.default for name, fn in (("encode", cli.encode), ("eval", cli.eval_))
+        name: inspect.signature(fn).parameters["carriage"].default.default for name, fn in (("encode", commands.encode), ("eval", commands.eval_))
     }
     assert defaults == {"encode": pipeline.DEFAULT_CARRIAGE, "eval": pipeline.DEFAULT_CARRIAGE}
     assert inspect.signature(rd.evaluate).parameters["carriage"].default == pipeline.DEFAULT_CARRIAGE

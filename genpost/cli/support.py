@@ -1,4 +1,4 @@
-"""Helpers of the typer CLI (genpost.cli) that hold no command logic: the progress bar, JSON output,
+"""Helpers of the typer CLI (genpost.cli.commands) that hold no command logic: the progress bar, JSON output,
 plot names, the installed-plugins listing, and SIGTERM handling."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def plot_name(plot: str, run: dict) -> str:
 
 def plugin_rows() -> list[dict]:
     """``genpost plugins``: one row per installed post-processor."""
-    from .plugins import postprocessors
+    from ..plugins import postprocessors
 
     return [
         {
@@ -156,7 +156,7 @@ class WarningLine(logging.Handler):
 def print_version(value: bool) -> None:
     """``--version``: genpost's version and its plugin API version."""
     if value:
-        from . import __api_version__, __version__
+        from .. import __api_version__, __version__
 
         sys.stdout.write(f"genpost {__version__} (plugin API {__api_version__})\n")
         raise typer.Exit(0)
@@ -167,7 +167,7 @@ def register_plugin_commands(app) -> None:
     if os.environ.get("GENPOST_NO_PLUGIN_COMMANDS"):
         return
     try:
-        from .plugins import make_plugin_manager
+        from ..plugins import make_plugin_manager
 
         make_plugin_manager().hook.register_commands(cli=app)
     except Exception as exc:

@@ -1,7 +1,7 @@
 """The CLI's value checks: every flag and ``--option`` value is checked before any work starts.
 
 Each check raises ``OptionError`` (exit 2) with one line naming the flag and what it allows; the CLI turns
-it into its one-line message. Kept apart from ``genpost.cli`` so the commands module stays small.
+it into its one-line message. Kept apart from ``genpost.cli.commands`` so the commands module stays small.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 from fractions import Fraction
 from typing import Optional
 
-from .options import OptionError
+from ..options import OptionError
 
 
 def parse_fps(value: Optional[str]) -> Optional[Fraction]:
@@ -42,15 +42,15 @@ def parse_options(pairs: list[str], extra: Optional[dict[str, str]] = None) -> d
 def check_plugin_options(options: dict[str, str]) -> None:
     if not options:
         return
-    from .options import validate
-    from .plugins import postprocessors
+    from ..options import validate
+    from ..plugins import postprocessors
 
     validate(options, {name: reg.cls for name, reg in postprocessors().items()})
 
 
 def check_values(**values) -> None:
     """Core values: the flag and what it allows, for each value given (None: not given)."""
-    from . import options as o
+    from .. import options as o
 
     if values.get("carriage") is not None:
         o.check_choice("--carriage", values["carriage"], o.CARRIAGES)
@@ -76,7 +76,7 @@ def check_device(device: str) -> None:
 def cuda_available() -> bool:
     """torch's answer where torch is installed; else an NVIDIA device node and an onnxruntime with CUDA
     (onnxruntime lists its CUDA provider whether or not a device is there)."""
-    from .modeling import runtime_installed
+    from ..modeling import runtime_installed
 
     if runtime_installed("torch"):
         import torch
@@ -91,8 +91,8 @@ def cuda_available() -> bool:
 
 def encoder_settings(codec, bit_depth, qp, crf, preset, keyint):
     """The base encoder's settings from the flags, each checked."""
-    from .media import EncoderSettings
-    from .options import check_encoder
+    from ..media import EncoderSettings
+    from ..options import check_encoder
 
     if qp is not None and crf is not None:
         raise OptionError("give --qp or --crf, not both")
@@ -105,7 +105,7 @@ def encoder_settings(codec, bit_depth, qp, crf, preset, keyint):
 def with_target(options: dict[str, str], target: str) -> dict[str, str]:
     """The job's options with ``--target`` (a job option every plugin sees); fidelity adds nothing, so its
     results are exactly those of a job without the flag."""
-    from .options import JOB_OPTIONS, by_name
+    from ..options import JOB_OPTIONS, by_name
 
     by_name(JOB_OPTIONS)["target"].parse(target, "genpost")
     return options if target == "fidelity" else {**options, "target": target}
@@ -114,9 +114,9 @@ def with_target(options: dict[str, str], target: str) -> dict[str, str]:
 def eval_ladder(qp: Optional[str], streams: bool, bit_depth: Optional[int], preset: str, frames: Optional[int], jobs: int,
                 metrics: Optional[str], default_qps) -> tuple[list[int], tuple[str, ...]]:  # fmt: skip
     """eval's ladder and opt-in metrics, checked before any work: (QPs, metrics); bad usage is exit 2."""
-    from .errors import UsageError
-    from .eval.videometrics import NAMES
-    from .options import check_encoder
+    from ..errors import UsageError
+    from ..eval.videometrics import NAMES
+    from ..options import check_encoder
 
     if streams and qp is not None:
         raise UsageError("give --qp (x265 ladder) or --stream files, not both")

@@ -1,6 +1,6 @@
-"""The typer CLI. The only place where errors become one-line messages and exit codes.
+"""The typer app and its commands. The only place where errors become one-line messages and exit codes.
 
-Exit codes (``EXIT_CODES``, documented in docs/cli.md): 0 ok, 1 internal error, 2 bad usage, 3 unreadable/
+Exit codes (``genpost.errors.EXIT_CODES``, documented in docs/cli.md): 0 ok, 1 internal error, 2 bad usage, 3 unreadable/
 unsupported input, 4 unusable output path, 5 plugin problem, 6 job failed, 130 interrupted. Every option
 value is checked before any work starts, and user text (paths, values, pip extras) is printed verbatim:
 no console markup is interpreted.
@@ -18,19 +18,19 @@ from typing import NoReturn, Optional
 
 import typer
 
-from .cli_checks import check_plugin_options as _check_options
-from .cli_checks import check_values as _check
-from .cli_checks import encoder_settings as _settings
-from .cli_checks import eval_ladder, with_target
-from .cli_checks import parse_fps as _fps
-from .cli_checks import parse_options as _options
-from .cli_support import OneLineErrors, WarningLine, err, plugin_rows, print_version, progress_bar, register_plugin_commands
-from .cli_support import line as _line
-from .cli_support import out as _out
-from .cli_support import plot_name as _plot_name
-from .cli_support import print_json as _print_json
-from .cli_support import terminate as _terminate
-from .errors import EXIT_CODES, GenpostError  # noqa: F401  (EXIT_CODES: importable from here, as before)
+from ..errors import GenpostError
+from .checks import check_plugin_options as _check_options
+from .checks import check_values as _check
+from .checks import encoder_settings as _settings
+from .checks import eval_ladder, with_target
+from .checks import parse_fps as _fps
+from .checks import parse_options as _options
+from .support import OneLineErrors, WarningLine, err, plugin_rows, print_version, progress_bar, register_plugin_commands
+from .support import line as _line
+from .support import out as _out
+from .support import plot_name as _plot_name
+from .support import print_json as _print_json
+from .support import terminate as _terminate
 
 app = typer.Typer(
     help="Generative post-processing for standard HEVC/VVC streams with side information.",
@@ -129,14 +129,14 @@ def encode(
 ):
     """Make the x265 base (or take --base) and carry each plugin's side info with it."""
     with _errors():
-        from . import pipeline
-        from .options import check_range
+        from .. import pipeline
+        from ..options import check_range
 
         _check(carriage=carriage, on_plugin_error=on_plugin_error, max_errors=max_errors, chunk_frames=chunk_frames,
                workers=workers, keyint=keyint)  # fmt: skip
         rate, options = _fps(fps), with_target(_options(option), target)
         if base is not None:
-            from .addon import encode_with_base
+            from ..addon import encode_with_base
 
             check_range("--qp", qp, 0, 63, " (the QP --base was coded with)")
             with _progress("encode", quiet) as progress:
@@ -193,8 +193,8 @@ def enhance(
 ):
     """Decode, restore every frame with post-processors, and re-mux with the original streams."""
     with _errors():
-        from . import pipeline
-        from .options import check_encoder
+        from .. import pipeline
+        from ..options import check_encoder
 
         _check(on_plugin_error=on_plugin_error, max_errors=max_errors, chunk_frames=chunk_frames, workers=workers)
         if output.lower().endswith(".y4m"):
@@ -204,8 +204,8 @@ def enhance(
         rate = _fps(fps)
         if chain or vf_pre or vf_post or codec in ("vvc", "libvvenc"):
             # the ffmpeg route (docs/ffmpeg.md): ffmpeg decode + filters -> restore -> ffmpeg encode
-            from . import chain as chain_mod
-            from . import ffmpeg_tools
+            from .. import chain as chain_mod
+            from .. import ffmpeg_tools
 
             if qp is not None and crf is not None:
                 _fail("give --qp or --crf, not both", 2)
@@ -260,7 +260,7 @@ def inspect(
 ):
     """Streams, codec, frames, and the side-info records per plugin with their bytes and kbps."""
     with _errors():
-        from . import pipeline
+        from .. import pipeline
 
         info = pipeline.inspect(input, _fps(fps), sideinfo)
         for warning in info["warnings"]:
@@ -345,10 +345,10 @@ def eval_(
     For one clip and plugin or a whole test set; genpost's points are the user's flow: encode --plugin, then
     enhance with no plugin named (what the stream declares)."""
     with _errors():
-        from .eval import plot as rd_plot
-        from .eval import testset
-        from .eval.rd import DEFAULT_QPS, evaluate
-        from .outputs import check_paths
+        from ..eval import plot as rd_plot
+        from ..eval import testset
+        from ..eval.rd import DEFAULT_QPS, evaluate
+        from ..outputs import check_paths
 
         qps, opted = eval_ladder(qp, bool(stream), bit_depth, preset, frames, jobs, metrics, DEFAULT_QPS)
         options = with_target(_options(option), target)
@@ -411,7 +411,7 @@ def pipe(
 ):
     """Restore y4m from stdin to stdout, frame by frame: sits between two ffmpeg commands (docs/ffmpeg.md)."""
     with _errors():
-        from . import pipe as pipe_mod
+        from .. import pipe as pipe_mod
 
         _check(on_plugin_error=on_plugin_error, max_errors=max_errors, device=device)
         options = _options(option, {"strength": str(strength)} if strength is not None else None)
@@ -450,7 +450,7 @@ def batch(
 ):
     """Run a catalogue of jobs over the workers; rerun to resume; one bad file never stops the others."""
     with _errors():
-        from . import batch as batch_mod
+        from .. import batch as batch_mod
 
         with _progress("batch", quiet) as progress:
             result = batch_mod.run(manifest, workers, ray_address, retries, report, progress)
@@ -472,7 +472,7 @@ def plugin_new(
 ):
     """Create a ready-to-install plugin package: entry point, identity post-processor, README, contract tests."""
     with _errors():
-        from .scaffold import new_plugin
+        from ..scaffold import new_plugin
 
         path = new_plugin(name, dir)
         err.print(
@@ -502,19 +502,19 @@ def bench(
 ):
     """Speed of decode -> restore -> x265 per stage, against plain PyAV decode + the same x265 re-encode."""
     with _errors():
-        from .options import check_encoder
+        from ..options import check_encoder
 
         check_encoder("libx265", None, crf, preset)
         _check(frames=frames, repeat=repeat, chunk_frames=chunk_frames, device=device)
         if workers is not None:  # scaling (genpost.scaling)
-            from .scaling import bench_workers, summary
+            from ..scaling import bench_workers, summary
 
             if option:
                 _fail("--option: bench --workers runs the plugins' defaults (it takes no plugin options yet)", 2)
 
             result = bench_workers(input, plugin, workers, _fps(fps), preset, crf, chunk_frames, err.print)
             return _print_json(result) if as_json else err.print(summary(result))
-        from .bench import bench as run_bench
+        from ..bench import bench as run_bench
 
         result = run_bench(input, plugin, frames, device, _fps(fps), preset, crf, repeat, err.print, _options(option))
         if as_json:
@@ -556,8 +556,8 @@ def preview(
 ):
     """Base vs restored for one frame as a PNG, with PSNR-Y and VMAF-NEG in the caption."""
     with _errors():
-        from .options import check_choice
-        from .preview import preview as make_preview
+        from ..options import check_choice
+        from ..preview import preview as make_preview
 
         check_choice("--mode", mode, ("side", "split", "diff"))
         _check(frame=frame, zoom=zoom, gain=gain, device=device)
@@ -592,7 +592,3 @@ def main() -> None:
             sys.stderr.flush()
             os._exit(code)  # the job, its actors and ray.shutdown() are finished: leave without the crash
         raise
-
-
-if __name__ == "__main__":
-    main()
