@@ -24,7 +24,7 @@ def _idc_parameters(count: int | None) -> int:
 
 
 def properties(proc: PostProcessor, width: int, height: int) -> sideinfo.NnpfcProperties:
-    """The NNPFC property fields of a plugin: 4:2:0 packed float tensors (genpost.modeling.pack), its
+    """The NNPFC property fields of a plugin: 4:2:0 packed float tensors (genpost.learned.modeling.pack), its
     patch and complexity as the plugin class declares them (unknown fields stay 0 = unspecified)."""
     tile_w, tile_h = proc.patch_size or ((width + 1) // 2, (height + 1) // 2)
     p = sideinfo.NnpfcProperties(

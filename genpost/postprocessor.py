@@ -15,7 +15,7 @@ __all__ = ["Context", "PayloadError", "PostProcessor", "WeightsFile"]
 
 @dataclass(frozen=True)
 class WeightsFile:
-    """A weights file a plugin ships, pinned by its sha256 (loaded only through ``genpost.weights``)."""
+    """A weights file a plugin ships, pinned by its sha256 (loaded only through ``genpost.learned.weights``)."""
 
     path: str
     sha256: str

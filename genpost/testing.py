@@ -345,7 +345,7 @@ class PostProcessorContract:
 
 
 class NetworkContract:
-    """Extra contract tests for a plugin that runs a ``genpost.modeling.Network`` (subclass it next to
+    """Extra contract tests for a plugin that runs a ``genpost.learned.modeling.Network`` (subclass it next to
     ``PostProcessorContract``, set ``postprocessor`` and ``option_prefix``): tiles join to the untiled
     result, the torch path agrees with the ONNX one, and a bad backend name is a clear error.
 
@@ -370,7 +370,7 @@ class NetworkContract:
 
     @pytest.mark.parametrize("bit_depth", [8, 10])
     def test_tiles_join_to_the_untiled_result(self, bit_depth, monkeypatch):
-        from . import modeling
+        from .learned import modeling
 
         frame = self._frame(bit_depth)
         whole = self._restore(frame)

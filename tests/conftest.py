@@ -113,7 +113,7 @@ def encode_first_frames(folder: Path, plugin: str, frames: int, options: dict | 
     """The first ``frames`` carphone frames as a y4m source and its x265 (QP 37, ultrafast) encode by
     ``genpost encode --plugin PLUGIN``: (source, coded, report, folder)."""
     from genpost import media, pipeline
-    from genpost.training_data import write_y4m
+    from genpost.learned.training_data import write_y4m
 
     src = folder / "src.y4m"
     write_y4m(src, [fr.planes for fr in first_frames(frames)], fps=30)

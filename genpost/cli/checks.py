@@ -76,7 +76,7 @@ def check_device(device: str) -> None:
 def cuda_available() -> bool:
     """torch's answer where torch is installed; else an NVIDIA device node and an onnxruntime with CUDA
     (onnxruntime lists its CUDA provider whether or not a device is there)."""
-    from ..modeling import runtime_installed
+    from ..learned.modeling import runtime_installed
 
     if runtime_installed("torch"):
         import torch

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..modeling import pack
+from .modeling import pack
 
 
 @dataclass

@@ -3,7 +3,7 @@ weights loaded only through ``genpost.weights`` (sha256 checked)."""
 
 from __future__ import annotations
 
-from genpost.modeling import NetworkSpec
+from genpost.learned.modeling import NetworkSpec
 
 FILES = ("gan_enhance_v1.onnx", "gan_enhance_v1.safetensors")
 HALO = 8  # > the generator's receptive radius (7 convs of 3x3 at chroma resolution): tiles join exactly

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genpost.modeling import Network, NetworkSpec
+from genpost.learned.modeling import Network, NetworkSpec
 
 from .layout import CELL, LATENT, alpha_sigma
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from genpost.modeling import Network, NetworkSpec
+from genpost.learned.modeling import Network, NetworkSpec
 
 from .codec import ZMAX, K
 

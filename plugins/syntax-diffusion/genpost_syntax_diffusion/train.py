@@ -28,9 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genpost import modeling, training_data
-from genpost.learned import train
-from genpost.training_data import random_patch
+from genpost.learned import modeling, train, training_data
+from genpost.learned.training_data import random_patch
 
 PATCH = 128
 DROP = 0.3  # probability of training the default mode (zero vector, flag off)

@@ -10,7 +10,7 @@ imported only when a plugin asks for that kind of file (``genpost.install.hint``
         weights = (WeightsFile("models/mynet.safetensors", "9f86d08..."),)
 
         def setup(self, device):
-            tensors = genpost.weights.load(self)          # dict of numpy arrays, sha256 checked
+            tensors = genpost.learned.weights.load(self)  # dict of numpy arrays, sha256 checked
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .install import hint
-from .plugins import PluginError
-from .postprocessor import WeightsFile
+from ..install import hint
+from ..plugins import PluginError
+from ..postprocessor import WeightsFile
 
 PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib", ".npy", ".npz"}
 SAFE_SUFFIXES = {".safetensors": "safetensors", ".onnx": "onnx"}

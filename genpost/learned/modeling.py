@@ -105,7 +105,7 @@ def pick_backend(requested: str, who: str) -> str:
 class Network:
     """A plugin's network, run on tiles with a halo: its ONNX export on onnxruntime (the CUDA provider
     when ``device`` is cuda and onnxruntime-gpu is there), or its safetensors weights in the torch module
-    ``make_module()`` returns. Weights load only through ``genpost.weights`` (sha256 checked against the
+    ``make_module()`` returns. Weights load only through ``genpost.learned.weights`` (sha256 checked against the
     plugin's ``WeightsFile`` declarations); onnxruntime and torch are imported here, on first use."""
 
     def __init__(

