@@ -24,14 +24,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from . import ffmpeg_tools, media
+from . import media
 from .errors import GenpostError, PipelineError, UsageError
+from .media import ffmpeg_tools
+from .media.y4m import Y4MError, Y4MReader, Y4MWriter
 from .options import VVENC_PRESETS
 from .outputs import atomic_output, check_paths
 from .pipe import output_header
 from .runner import EnhanceReport, Progress, check_policy, no_progress
 from .session import DecodeSession
-from .y4m import Y4MError, Y4MReader, Y4MWriter
 
 FILTERS_DIR = Path(__file__).resolve().parent.parent / "filters"  # the shipped presets (source tree)
 FILTERS_ENV = "GENPOST_FILTERS"  # more folders of presets, searched first (the Docker images set it)

@@ -24,9 +24,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from . import media, resume
-from .damage import DecodeDamage
 from .errors import GenpostError, PipelineError
 from .install import hint
+from .media.damage import DecodeDamage
 from .outputs import atomic_output
 from .postprocessor import Context
 from .runner import (

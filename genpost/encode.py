@@ -45,7 +45,7 @@ class EncodeReport:
     carriage: str
     sidecar: str | None = None
     duration_s: float | None = None
-    decode: dict = field(default_factory=dict)  # genpost.damage.DecodeDamage of the source
+    decode: dict = field(default_factory=dict)  # genpost.media.damage.DecodeDamage of the source
     plugin_errors: dict[str, int] = field(default_factory=dict)  # frames skipped per plugin (--on-plugin-error skip)
     warnings: list[str] = field(default_factory=list)
     workers: dict = field(default_factory=dict)  # --workers > 1: chunks, seconds, bytes each way (genpost.distributed)

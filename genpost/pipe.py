@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from .media.y4m import PROVENANCE_FIELD, Y4MHeader, Y4MReader, Y4MWriter
 from .outputs import provenance
 from .postprocessor import PostProcessor
 from .runner import (
@@ -22,7 +23,6 @@ from .runner import (
     check_policy,
 )
 from .session import DecodeSession
-from .y4m import PROVENANCE_FIELD, Y4MHeader, Y4MReader, Y4MWriter
 
 
 @dataclass

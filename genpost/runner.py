@@ -131,7 +131,7 @@ class EnhanceReport:
     per_plugin: dict[str, PluginStats] = field(default_factory=dict)
     side_info: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    decode: dict = field(default_factory=dict)  # genpost.damage.DecodeDamage of the input
+    decode: dict = field(default_factory=dict)  # genpost.media.damage.DecodeDamage of the input
     resumed_from: int = 0  # frames a previous --resume run had finished
     workers: dict = field(default_factory=dict)  # --workers > 1: chunks, seconds, bytes each way (genpost.distributed)
     output_coding: str = ""  # enhance: how the video was written, e.g. "libx265 lossless", "libx265 crf 12", "copy"
@@ -144,7 +144,7 @@ class FrameRestorer:
     """The per-frame policy of every restoring command: run the chain on a frame, count fallbacks, plugin
     errors and the input's damage, and stop past ``max_errors``.
 
-    ``inp``: where frames come from (anything with ``path`` and ``damage``, a genpost.damage.DecodeDamage),
+    ``inp``: where frames come from (anything with ``path`` and ``damage``, a genpost.media.damage.DecodeDamage),
     or None when the caller counts no decode damage (a y4m pipe). ``plan``: a declared chain
     (genpost.declared.DeclaredPlan), which activates each plugin on some frames only (NNPFA)."""
 
@@ -289,7 +289,7 @@ class AnalysisJob:
     max_errors: int | None = 0
     on_error: str = "fail"
     errors: dict[str, int] = field(default_factory=dict)
-    damage: Any = None  # genpost.damage.DecodeDamage of frames given to ``run`` (else the source file's)
+    damage: Any = None  # genpost.media.damage.DecodeDamage of frames given to ``run`` (else the source file's)
     # plugins whose default mode changed a frame the encoder left without a record: only for them must a
     # record carriage declare the chain (genpost.declared); None until ``FrameAnalyzer.run`` has looked
     default_acts: set[str] | None = None

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from conftest import CARPHONE, decode_all
 
-from genpost import ffmpeg as gp_ffmpeg
 from genpost import media, pipeline, preview, sideinfo
 from genpost.eval import metrics
+from genpost.media import ffmpeg as gp_ffmpeg
 from genpost.postprocessor import Context
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")

@@ -205,7 +205,7 @@ def enhance(
         if chain or vf_pre or vf_post or codec in ("vvc", "libvvenc"):
             # the ffmpeg route (docs/ffmpeg.md): ffmpeg decode + filters -> restore -> ffmpeg encode
             from .. import chain as chain_mod
-            from .. import ffmpeg_tools
+            from ..media import ffmpeg_tools
 
             if qp is not None and crf is not None:
                 _fail("give --qp or --crf, not both", 2)

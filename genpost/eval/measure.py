@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import ffmpeg, media, sideinfo
+from .. import media, sideinfo
 from ..errors import PipelineError
+from ..media import ffmpeg
 from ..types import ColorInfo, Frame, to_bit_depth
 from . import deepmetrics, metrics, naturalness, perceptual, videometrics
 

@@ -1,7 +1,7 @@
 """Objective metrics on genpost Frames at the reference's bit depth (peak = 2^bitdepth - 1), and BD-rate.
 
 PSNR and MS-SSIM are computed here in numpy; XPSNR comes from FFmpeg's ``xpsnr`` filter (through
-``media.CompareFilter``) and VMAF from the ffmpeg binary (``genpost.ffmpeg``). MS-SSIM is also split into
+``media.CompareFilter``) and VMAF from the ffmpeg binary (``genpost.media.ffmpeg``). MS-SSIM is also split into
 ``ms_ssim_features`` of one plane and ``ms_ssim_compare`` of two, so that eval computes a source frame's half
 once for all its test streams. The definitions, sequence pooling and rounding are written down in
 docs/evaluation.md; change them there too.

@@ -32,8 +32,9 @@ from typing import Callable
 
 import numpy as np
 
-from .. import addon, ffmpeg, media, pipeline
+from .. import addon, media, pipeline
 from ..errors import GenpostError, PipelineError, UsageError, one_line
+from ..media import ffmpeg
 from ..types import to_bit_depth
 from . import deepmetrics, metrics, pool, videometrics
 from .measure import PLANES, VMAF_MODELS, EvalError, Reference, base_of, frame_count, kbps, measure, prepare_reference

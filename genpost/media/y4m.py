@@ -15,8 +15,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .errors import MediaError
-from .types import ColorInfo, Frame, StreamInfo
+from ..errors import MediaError
+from ..types import ColorInfo, Frame, StreamInfo
 
 MAGIC = b"YUV4MPEG2"
 FFMPEG_MAX_HEADER = 128  # bytes with the newline: FFmpeg's yuv4mpegpipe demuxer fails on a longer header line

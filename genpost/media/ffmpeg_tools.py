@@ -1,9 +1,9 @@
 """Driving the ffmpeg binary as a filter/encoder stage: y4m over pipes, filters checked up front.
 
 PyAV's FFmpeg has no VVC encoder and runs no external filter chains per job; the ffmpeg 9 binary
-(``genpost.ffmpeg.executable``: ``GENPOST_FFMPEG`` or imageio-ffmpeg's) has libvvenc and every filter.
+(``genpost.media.ffmpeg.executable``: ``GENPOST_FFMPEG`` or imageio-ffmpeg's) has libvvenc and every filter.
 Command lines are built with ``ffmpeg-python`` and run as child processes that exchange y4m with genpost
-(``genpost.y4m``); their stderr goes to a temporary file, so a failure becomes one line (the last thing
+(``genpost.media.y4m``); their stderr goes to a temporary file, so a failure becomes one line (the last thing
 ffmpeg said) and a chatty child can never block on a full stderr pipe.
 """
 
@@ -17,9 +17,9 @@ import tempfile
 from collections.abc import Sequence
 from typing import IO, Any
 
-from .errors import GenpostError
+from ..errors import GenpostError
+from ..install import MissingExtra, hint
 from .ffmpeg import ENV, FFmpegError, executable
-from .install import MissingExtra, hint
 
 GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import GenpostError
+from ..errors import GenpostError
 
 DEFAULT_MAX_PIXELS = 8192 * 4320  # 8K UHD; a frame needs about 6 bytes per pixel per copy in flight
 MAX_PIXELS_ENV = "GENPOST_MAX_PIXELS"

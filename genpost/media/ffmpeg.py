@@ -15,8 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .errors import GenpostError
-from .install import MissingExtra, hint
+from ..errors import GenpostError
+from ..install import MissingExtra, hint
 
 ENV = "GENPOST_FFMPEG"
 VMAF_NEG = "vmaf_v0.6.1neg"  # libvmaf's built-in "no enhancement gain" model
