@@ -25,7 +25,7 @@ import numpy as np
 from genpost import Context, media, pipeline
 from genpost.eval import perceptual, videometrics
 from genpost.learned import blocks
-from genpost.runner import load_postprocessors
+from genpost.runner.loop import load_postprocessors
 
 
 def _frames(path, count: int, fps=None):

@@ -9,7 +9,7 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
-from . import declared, media, sideinfo
+from . import media, sideinfo
 from .encode import (
     CARRIAGES,
     EncodeReport,
@@ -19,7 +19,8 @@ from .encode import (
 )
 from .errors import PipelineError
 from .outputs import atomic_output, check_paths, default_sidecar
-from .runner import Progress, load_postprocessors
+from .runner import declared
+from .runner.loop import Progress, load_postprocessors
 
 
 class BaseMismatchError(PipelineError):

@@ -31,8 +31,8 @@ from .media.y4m import Y4MError, Y4MReader, Y4MWriter
 from .options import VVENC_PRESETS
 from .outputs import atomic_output, check_paths
 from .pipe import output_header
-from .runner import EnhanceReport, Progress, check_policy, no_progress
-from .session import DecodeSession
+from .runner.loop import EnhanceReport, Progress, check_policy, no_progress
+from .runner.session import DecodeSession
 
 FILTERS_DIR = Path(__file__).resolve().parent.parent / "filters"  # the shipped presets (source tree)
 FILTERS_ENV = "GENPOST_FILTERS"  # more folders of presets, searched first (the Docker images set it)

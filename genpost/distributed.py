@@ -29,14 +29,7 @@ from .install import hint
 from .media.damage import DecodeDamage
 from .outputs import atomic_output
 from .postprocessor import Context
-from .runner import (
-    AnalysisJob,
-    EnhanceReport,
-    FrameAnalyzer,
-    FrameRestorer,
-    PluginStats,
-    load_postprocessors,
-)
+from .runner.loop import AnalysisJob, EnhanceReport, FrameAnalyzer, FrameRestorer, PluginStats, load_postprocessors
 from .types import Frame, to_bit_depth
 
 INSTALL_HINT = f"Ray is not installed: {hint('ray')} (or run with --workers 1)"

@@ -14,18 +14,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from . import declared, media, sideinfo
+from . import media, sideinfo
 from .errors import PipelineError, UsageError
 from .outputs import atomic_output, check_paths, default_sidecar
 from .postprocessor import PostProcessor
-from .runner import (
-    AnalysisJob,
-    FrameAnalyzer,
-    Progress,
-    check_policy,
-    load_postprocessors,
-    no_progress,
-)
+from .runner import declared
+from .runner.loop import AnalysisJob, FrameAnalyzer, Progress, check_policy, load_postprocessors, no_progress
 from .schedule import Schedule
 from .types import to_bit_depth
 
@@ -206,7 +200,7 @@ def mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts
     """Mux the base's packets (or ``packets``: (bytes, packet) in decode order) with the source's other
     streams, carrying each frame's records as ``carriage`` says (``nnpfc``: with ``signalling``'s
     NNPFC/NNPFA messages; else with its chain declaration record at each keyframe when it has one,
-    genpost.declared; ``sidecar``: the caller writes ``signalling.chain_written`` with the records)."""
+    genpost.runner.declared; ``sidecar``: the caller writes ``signalling.chain_written`` with the records)."""
     by_frame: dict[int, list[sideinfo.Record]] = {}
     for rec in records:
         by_frame.setdefault(rec.frame_index, []).append(rec)

@@ -7,12 +7,13 @@ import dataclasses
 import os
 from fractions import Fraction
 
-from . import declared, media
+from . import media
 from .errors import UsageError
 from .outputs import atomic_output, check_paths, found_sidecar, provenance
-from .runner import EnhanceReport, Progress, check_policy, collect_side_info, no_progress
+from .runner import declared
+from .runner.loop import EnhanceReport, Progress, check_policy, collect_side_info, no_progress
+from .runner.session import DecodeSession
 from .schedule import Schedule
-from .session import DecodeSession
 from .types import to_bit_depth
 
 

@@ -18,11 +18,8 @@ from typing import BinaryIO
 from .media.y4m import PROVENANCE_FIELD, Y4MHeader, Y4MReader, Y4MWriter
 from .outputs import provenance
 from .postprocessor import PostProcessor
-from .runner import (
-    EnhanceReport,
-    check_policy,
-)
-from .session import DecodeSession
+from .runner.loop import EnhanceReport, check_policy
+from .runner.session import DecodeSession
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The names genpost's pipeline has always offered, gathered in one place (a facade, nothing of its own).
 
 The code lives by role: genpost.encode (``encode``), genpost.enhance (``enhance``, ``inspect``),
-genpost.runner (the per-frame ``FrameRestorer`` and ``FrameAnalyzer``, chain loading, side-info
+genpost.runner.loop (the per-frame ``FrameRestorer`` and ``FrameAnalyzer``, chain loading, side-info
 collection), genpost.schedule (``Schedule``: one pass, resumable chunks or Ray workers), genpost.outputs (atomic outputs, path checks, sidecar names) and genpost.errors.
 """
 
@@ -25,7 +25,7 @@ from .outputs import (
     found_sidecar,
     provenance,
 )
-from .runner import (
+from .runner.loop import (
     PLUGIN_ERROR_POLICIES,
     AnalysisJob,
     EnhanceReport,

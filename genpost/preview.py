@@ -27,7 +27,7 @@ from .errors import GenpostError
 from .eval import metrics
 from .media.y4m import Y4MHeader, Y4MWriter
 from .outputs import atomic_output, check_paths
-from .session import DecodeSession
+from .runner.session import DecodeSession
 from .types import Frame, StreamInfo, to_bit_depth
 
 MODES = ("side", "split", "diff")

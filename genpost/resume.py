@@ -34,7 +34,7 @@ from pathlib import Path
 from . import __version__, media
 from .errors import PipelineError
 from .outputs import atomic_output
-from .runner import AnalysisJob, FrameAnalyzer, PluginStats, no_progress
+from .runner.loop import AnalysisJob, FrameAnalyzer, PluginStats, no_progress
 from .types import to_bit_depth
 
 DEFAULT_CHUNK_FRAMES = 240
@@ -80,7 +80,7 @@ def segment_format(codec: str) -> tuple[str, str]:
 
 
 def enhance_in_chunks(inp, output, fps, info, settings, restorer, progress, job, chunk_frames, metadata) -> None:
-    """enhance's video loop, chunked and resumable; ``restorer`` is a genpost.runner.FrameRestorer."""
+    """enhance's video loop, chunked and resumable; ``restorer`` is a genpost.runner.loop.FrameRestorer."""
     chunk_frames = chunk_frames or DEFAULT_CHUNK_FRAMES
     if chunk_frames < 1:
         raise PipelineError("--chunk-frames must be at least 1")
@@ -147,7 +147,7 @@ def remove_work(output) -> None:
 
 def encode_in_chunks(src, output, analysis: AnalysisJob, progress, job: dict, chunk_frames: int | None):
     """encode's base and analysis in resumable chunks: each chunk's base is encoded by a fresh x265 into a
-    TS segment, decoded, and analyzed (genpost.runner.FrameAnalyzer, as ``analysis`` says) against the same
+    TS segment, decoded, and analyzed (genpost.runner.loop.FrameAnalyzer, as ``analysis`` says) against the same
     source frames (read by a second, lagging reader), and its records are kept beside it as a sidecar;
     records never run across a chunk boundary. Returns (frames, records, first segment, pts -> frame
     index, packets)."""

@@ -49,7 +49,7 @@ from .contract import (
 from .encode import encode
 from .enhance import enhance
 from .postprocessor import Context, PayloadError, PostProcessor
-from .runner import PluginFailure
+from .runner.loop import PluginFailure
 from .types import Frame, StreamInfo, to_bit_depth
 
 # ---------------------------------------------------------------- running a plugin through the pipeline

@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from genpost import PostProcessor, cli, declared, media, pipeline, sideinfo
+from genpost import PostProcessor, cli, media, pipeline, sideinfo
 from genpost.eval import measure
 from genpost.plugins import installed
+from genpost.runner import declared
 from genpost.sideinfo.declare import PluginDeclaration
 
 FPS = Fraction(30000, 1001)

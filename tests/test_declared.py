@@ -13,7 +13,8 @@ import pytest
 from conftest import CARPHONE, DATA, SEND_OFTEN, decode_all
 from typer.testing import CliRunner
 
-from genpost import cli, declared, media, pipeline, sideinfo
+from genpost import cli, media, pipeline, sideinfo
+from genpost.runner import declared
 
 VTM = Path(__file__).resolve().parents[2] / "shared" / "vtm" / "bin" / "DecoderApp"
 NNPF = DATA / "nnpf"
@@ -194,7 +195,7 @@ def test_sidecar_beside_the_input_is_found(tmp_path):
 
 def test_every_route_runs_the_same_decode_session(nnpfc_265, tmp_path):
     """The FFmpeg route and preview take the chain, activation and options from the same decode session as
-    plain enhance (genpost.session): same plugins, same frames, the declaration in the report."""
+    plain enhance (genpost.runner.session): same plugins, same frames, the declaration in the report."""
     pytest.importorskip("ffmpeg")
     from genpost import chain as chain_mod
     from genpost import preview

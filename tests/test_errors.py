@@ -12,7 +12,7 @@ import pytest
 import genpost
 from genpost.errors import ContractError, GenpostError, PayloadError, PipelineError, PluginError
 from genpost.postprocessor import Context, PostProcessor
-from genpost.runner import EnhanceReport, FrameRestorer, PluginFailure, PluginStats
+from genpost.runner.loop import EnhanceReport, FrameRestorer, PluginFailure, PluginStats
 from genpost.types import Frame, StreamInfo
 
 README = Path(__file__).resolve().parent.parent / "README.md"

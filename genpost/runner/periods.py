@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from . import media, sideinfo
-from .postprocessor import Context, PostProcessor
-from .types import Frame, to_bit_depth
+from .. import media, sideinfo
+from ..postprocessor import Context, PostProcessor
+from ..types import Frame, to_bit_depth
 
 MAX_SAMPLE = 8  # pairs per period handed to ``adapt`` (memory: 8 pairs of 1080p 8-bit frames ~ 50 MB)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from . import media, sideinfo
-from .errors import PipelineError
-from .plugins import by_side_info_format, postprocessors
-from .postprocessor import PostProcessor
+from .. import media, sideinfo
+from ..errors import PipelineError
+from ..plugins import by_side_info_format, postprocessors
+from ..postprocessor import PostProcessor
 
 
 def _idc_parameters(count: int | None) -> int:

@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from . import declared, media, periods, sideinfo
-from .errors import ContractError, MediaError, PayloadError, PipelineError, PluginError
-from .plugins import by_side_info_format, get_postprocessor, make_plugin_manager
-from .postprocessor import Context, PostProcessor
-from .types import Frame, StreamInfo, to_bit_depth
+from .. import media, sideinfo
+from ..errors import ContractError, MediaError, PayloadError, PipelineError, PluginError
+from ..plugins import by_side_info_format, get_postprocessor, make_plugin_manager
+from ..postprocessor import Context, PostProcessor
+from ..types import Frame, StreamInfo, to_bit_depth
+from . import declared, periods
 
 Progress = Callable[[int, int | None], None]
 PLUGIN_ERROR_POLICIES = ("fail", "skip")
@@ -146,7 +147,7 @@ class FrameRestorer:
 
     ``inp``: where frames come from (anything with ``path`` and ``damage``, a genpost.media.damage.DecodeDamage),
     or None when the caller counts no decode damage (a y4m pipe). ``plan``: a declared chain
-    (genpost.declared.DeclaredPlan), which activates each plugin on some frames only (NNPFA)."""
+    (genpost.runner.declared.DeclaredPlan), which activates each plugin on some frames only (NNPFA)."""
 
     def __init__(
         self, chain, index, ctx: Context, report: EnhanceReport, inp: Any = None, max_errors: int | None = None,
@@ -250,7 +251,7 @@ class FrameRestorer:
 def check_restored(proc, before: Frame, after: Frame) -> None:
     """ContractError unless ``after`` is a Frame like ``before``: the contract kit's own check
     (``genpost.contract.check_restored_frame``: planes, dtypes, bit depth, index, pts, time base, range)."""
-    from .contract import ContractViolation, check_restored_frame
+    from ..contract import ContractViolation, check_restored_frame
 
     try:
         check_restored_frame(before, after, proc.name)
@@ -291,7 +292,7 @@ class AnalysisJob:
     errors: dict[str, int] = field(default_factory=dict)
     damage: Any = None  # genpost.media.damage.DecodeDamage of frames given to ``run`` (else the source file's)
     # plugins whose default mode changed a frame the encoder left without a record: only for them must a
-    # record carriage declare the chain (genpost.declared); None until ``FrameAnalyzer.run`` has looked
+    # record carriage declare the chain (genpost.runner.declared); None until ``FrameAnalyzer.run`` has looked
     default_acts: set[str] | None = None
 
     @property

@@ -16,9 +16,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import declared, media, sideinfo
-from .postprocessor import Context, PostProcessor
-from .runner import (
+from .. import media, sideinfo
+from ..postprocessor import Context, PostProcessor
+from ..types import StreamInfo
+from . import declared
+from .loop import (
     EnhanceReport,
     FrameRestorer,
     PluginStats,
@@ -27,7 +29,6 @@ from .runner import (
     load_postprocessors,
     read_sidecar_index,
 )
-from .types import StreamInfo
 
 
 @dataclass
