@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genpost import Context, media, pipeline
+from genpost import Context, media
 from genpost.eval import perceptual, videometrics
+from genpost.jobs import pipeline
 from genpost.learned import blocks
 from genpost.runner.loop import load_postprocessors
 

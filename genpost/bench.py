@@ -84,7 +84,7 @@ def _split(chain) -> dict[str, float]:
 
 
 def _genpost_run(path, output, settings, chain, fps, max_frames, options=None) -> dict:
-    """The per-frame path of ``genpost.enhance.enhance`` (same calls), timed by stage."""
+    """The per-frame path of ``genpost.jobs.enhance.enhance`` (same calls), timed by stage."""
     t = dict.fromkeys(STAGES, 0.0)
     split_before = _split(chain)
     start, cpu = time.perf_counter(), time.process_time()

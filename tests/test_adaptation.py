@@ -18,7 +18,8 @@ pytest.importorskip("torch", reason="content adaptation tunes with torch: pip in
 from conftest import first_frames
 from genpost_gan_enhance.postprocessor import SPEC, GanEnhance
 
-from genpost import Context, PayloadError, media, pipeline, sideinfo
+from genpost import Context, PayloadError, media, sideinfo
+from genpost.jobs import pipeline
 from genpost.learned import adapt, finetune, framing
 from genpost.learned.training_data import write_y4m
 

@@ -57,7 +57,8 @@ def test_a_learned_plugin_is_timed_restoring_not_as_the_identity(tmp_path):
     import pytest
 
     pytest.importorskip("genpost_gan_enhance")
-    from genpost import media, pipeline
+    from genpost import media
+    from genpost.jobs import pipeline
 
     base = tmp_path / "plain.mkv"
     pipeline.encode(CARPHONE, base, media.EncoderSettings(qp=37, preset="ultrafast"), [])

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from conftest import decode_all, ffmpeg
 
-from genpost import chain, media, pipeline
+from genpost import media
 from genpost.eval import metrics
+from genpost.jobs import chain, pipeline
 
 pytest.importorskip("imageio_ffmpeg")
 pytest.importorskip("ffmpeg")  # ffmpeg-python

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from conftest import CARPHONE, VVC, decode_all
 
-from genpost import media, pipeline
+from genpost import media
 from genpost.errors import PipelineError
 from genpost.eval import measure, metrics, perceptual, rd, testset
+from genpost.jobs import pipeline
 from genpost.types import StreamInfo
 
 POINT_KEYS = {"qp", "kbps", "side_info_kbps", "psnr_y", "psnr_u", "psnr_v", "ms_ssim", "xpsnr", "vmaf_neg"}

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from conftest import CARPHONE, decode_all
 
-from genpost import PostProcessor, pipeline
+from genpost import PostProcessor
 from genpost.cli import commands
 from genpost.eval import measure, metrics, rd
+from genpost.jobs import pipeline
 from genpost.plugins import Registering, in_process_plugin
 
 QPS = (32, 42)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from conftest import decode_all
 
-from genpost import media, pipe, pipeline
+from genpost import media
+from genpost.jobs import pipe, pipeline
 from genpost.media.y4m import PROVENANCE_FIELD, Y4MHeader, Y4MReader
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from conftest import CARPHONE, decode_all
 
-from genpost import media, pipeline, preview, sideinfo
+from genpost import media, sideinfo
 from genpost.eval import metrics
+from genpost.jobs import pipeline, preview
 from genpost.media import ffmpeg as gp_ffmpeg
 from genpost.postprocessor import Context
 

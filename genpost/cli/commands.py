@@ -129,14 +129,14 @@ def encode(
 ):
     """Make the x265 base (or take --base) and carry each plugin's side info with it."""
     with _errors():
-        from .. import pipeline
+        from ..jobs import pipeline
         from ..options import check_range
 
         _check(carriage=carriage, on_plugin_error=on_plugin_error, max_errors=max_errors, chunk_frames=chunk_frames,
                workers=workers, keyint=keyint)  # fmt: skip
         rate, options = _fps(fps), with_target(_options(option), target)
         if base is not None:
-            from ..addon import encode_with_base
+            from ..jobs.encode_base import encode_with_base
 
             check_range("--qp", qp, 0, 63, " (the QP --base was coded with)")
             with _progress("encode", quiet) as progress:
@@ -193,7 +193,7 @@ def enhance(
 ):
     """Decode, restore every frame with post-processors, and re-mux with the original streams."""
     with _errors():
-        from .. import pipeline
+        from ..jobs import pipeline
         from ..options import check_encoder
 
         _check(on_plugin_error=on_plugin_error, max_errors=max_errors, chunk_frames=chunk_frames, workers=workers)
@@ -204,7 +204,7 @@ def enhance(
         rate = _fps(fps)
         if chain or vf_pre or vf_post or codec in ("vvc", "libvvenc"):
             # the ffmpeg route (docs/ffmpeg.md): ffmpeg decode + filters -> restore -> ffmpeg encode
-            from .. import chain as chain_mod
+            from ..jobs import chain as chain_mod
             from ..media import ffmpeg_tools
 
             if qp is not None and crf is not None:
@@ -260,7 +260,7 @@ def inspect(
 ):
     """Streams, codec, frames, and the side-info records per plugin with their bytes and kbps."""
     with _errors():
-        from .. import pipeline
+        from ..jobs import pipeline
 
         info = pipeline.inspect(input, _fps(fps), sideinfo)
         for warning in info["warnings"]:
@@ -348,7 +348,7 @@ def eval_(
         from ..eval import plot as rd_plot
         from ..eval import testset
         from ..eval.rd import DEFAULT_QPS, evaluate
-        from ..outputs import check_paths
+        from ..jobs.outputs import check_paths
 
         qps, opted = eval_ladder(qp, bool(stream), bit_depth, preset, frames, jobs, metrics, DEFAULT_QPS)
         options = with_target(_options(option), target)
@@ -411,7 +411,7 @@ def pipe(
 ):
     """Restore y4m from stdin to stdout, frame by frame: sits between two ffmpeg commands (docs/ffmpeg.md)."""
     with _errors():
-        from .. import pipe as pipe_mod
+        from ..jobs import pipe as pipe_mod
 
         _check(on_plugin_error=on_plugin_error, max_errors=max_errors, device=device)
         options = _options(option, {"strength": str(strength)} if strength is not None else None)
@@ -450,7 +450,7 @@ def batch(
 ):
     """Run a catalogue of jobs over the workers; rerun to resume; one bad file never stops the others."""
     with _errors():
-        from .. import batch as batch_mod
+        from ..jobs import batch as batch_mod
 
         with _progress("batch", quiet) as progress:
             result = batch_mod.run(manifest, workers, ray_address, retries, report, progress)
@@ -556,8 +556,8 @@ def preview(
 ):
     """Base vs restored for one frame as a PNG, with PSNR-Y and VMAF-NEG in the caption."""
     with _errors():
+        from ..jobs.preview import preview as make_preview
         from ..options import check_choice
-        from ..preview import preview as make_preview
 
         check_choice("--mode", mode, ("side", "split", "diff"))
         _check(frame=frame, zoom=zoom, gain=gain, device=device)

@@ -25,7 +25,7 @@ _GAMMAS = np.arange(0.2, 10, 0.001)
 
 @functools.cache
 def _pristine() -> tuple[np.ndarray, np.ndarray]:
-    with np.load(Path(__file__).parent.parent / "data" / "niqe_pristine.npz", allow_pickle=False) as z:
+    with np.load(Path(__file__).parents[1] / "data" / "niqe_pristine.npz", allow_pickle=False) as z:
         return z["mu"], z["cov"]
 
 

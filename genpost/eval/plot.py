@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..install import hint
-from ..outputs import atomic_output, check_paths
+from ..jobs.outputs import atomic_output, check_paths
 from .rd import PLANES, EvalError
 
 PLOT_METRICS = (

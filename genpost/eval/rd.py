@@ -32,8 +32,9 @@ from typing import Callable
 
 import numpy as np
 
-from .. import addon, media, pipeline
+from .. import media
 from ..errors import GenpostError, PipelineError, UsageError, one_line
+from ..jobs import encode_base, pipeline
 from ..media import ffmpeg
 from ..types import to_bit_depth
 from . import deepmetrics, metrics, pool, videometrics
@@ -215,7 +216,7 @@ def plugin_point(clip: Clip, index: int, plugin: str, same: dict) -> Point:
             stream = clip.streams[index]
             coded, common = os.path.join(tmp, "genpost" + Path(stream).suffix), {"qp": stream_qp(stream), "stream": str(stream)}
             with clock.timed(plugin, "encode"):
-                report = addon.encode_with_base(ref.y4m, stream, coded, chain_of(plugin), clip.carriage, qp=common["qp"],
+                report = encode_base.encode_with_base(ref.y4m, stream, coded, chain_of(plugin), clip.carriage, qp=common["qp"],
                                                 fps=clip.rate, options=clip.options)  # fmt: skip
             side = os.path.getsize(coded) - os.path.getsize(stream)
         else:

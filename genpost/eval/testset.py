@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from .. import pipeline
 from ..errors import PipelineError, one_line
-from ..outputs import atomic_output
+from ..jobs import pipeline
+from ..jobs.outputs import atomic_output
 from . import pool
 from .rd import (
     BD_METRICS,

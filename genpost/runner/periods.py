@@ -4,7 +4,7 @@ A period runs from one keyframe of the base to the next, so a decoder that start
 the period's update in that keyframe's access unit and restores exactly as one that decoded from the
 start. This pass walks the source and the base's decode once, keeps an evenly spread, bounded sample of
 each period's (source, decoded) pairs, and asks every plugin that implements ``adapt`` for its update.
-The per-frame pass (``genpost.pipeline``) then runs with ``ctx.update`` set to the update in force.
+The per-frame pass (``genpost.jobs.pipeline``) then runs with ``ctx.update`` set to the update in force.
 """
 
 from __future__ import annotations

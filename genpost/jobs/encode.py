@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from . import media, sideinfo
-from .errors import PipelineError, UsageError
+from .. import media, sideinfo
+from ..errors import PipelineError, UsageError
+from ..postprocessor import PostProcessor
+from ..runner import declared
+from ..runner.loop import AnalysisJob, FrameAnalyzer, Progress, check_policy, load_postprocessors, no_progress
+from ..types import to_bit_depth
 from .outputs import atomic_output, check_paths, default_sidecar
-from .postprocessor import PostProcessor
-from .runner import declared
-from .runner.loop import AnalysisJob, FrameAnalyzer, Progress, check_policy, load_postprocessors, no_progress
 from .schedule import Schedule
-from .types import to_bit_depth
 
 CARRIAGES = ("sei", "nnpfc", "track", "sidecar")
 BASE_OUTPUTS = {ext: fmt for ext, fmt in media.OUTPUT_FORMATS.items() if fmt not in ("yuv4mpegpipe", "vvc")}  # HEVC only
@@ -42,7 +42,7 @@ class EncodeReport:
     decode: dict = field(default_factory=dict)  # genpost.media.damage.DecodeDamage of the source
     plugin_errors: dict[str, int] = field(default_factory=dict)  # frames skipped per plugin (--on-plugin-error skip)
     warnings: list[str] = field(default_factory=list)
-    workers: dict = field(default_factory=dict)  # --workers > 1: chunks, seconds, bytes each way (genpost.distributed)
+    workers: dict = field(default_factory=dict)  # --workers > 1: chunks, seconds, bytes each way (genpost.jobs.distributed)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -67,7 +67,7 @@ def encode(
 
     Strict by default: any damaged source frame or plugin failure ends the job; ``max_errors`` allows that
     many (damaged frames are concealed, a failing plugin sends no side info for the frame with
-    ``on_plugin_error="skip"``). ``schedule``: one pass, resumable chunks or Ray workers (genpost.schedule)."""
+    ``on_plugin_error="skip"``). ``schedule``: one pass, resumable chunks or Ray workers (genpost.jobs.schedule)."""
     check_policy(on_plugin_error)
     if carriage not in CARRIAGES:
         raise PipelineError(f"unknown carriage {carriage!r}; use one of {', '.join(CARRIAGES)}")
@@ -96,14 +96,14 @@ def encode(
                 source, base_path, chain, settings, info, carriage, 0, dict(options or {}), fps,
                 max_errors=max_errors, on_error=on_plugin_error, errors=plugin_errors,
             )  # fmt: skip
-            if schedule.resume:  # base and analysis in resumable chunks (genpost.resume)
+            if schedule.resume:  # base and analysis in resumable chunks (genpost.jobs.resume)
                 from . import resume as resuming
 
                 job = resuming.job_key(source, output, None, fps, settings, chain, options, schedule.chunk_frames, "encode")
                 job["carriage"], job["sidecar_out"] = carriage, sidecar
                 chunked = resuming.encode_in_chunks(src, output, analysis, progress, job, schedule.chunk_frames)
                 frames, records, base_path, pts_index, packets = chunked
-            elif schedule.distributed:  # closed-GOP chunks encoded and analysed on Ray actors (genpost.distributed)
+            elif schedule.distributed:  # closed-GOP chunks encoded and analysed on Ray actors (genpost.jobs.distributed)
                 from .distributed import encode_over_workers
 
                 *chunked, distributed_stats = encode_over_workers(

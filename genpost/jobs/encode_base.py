@@ -9,18 +9,12 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
-from . import media, sideinfo
-from .encode import (
-    CARRIAGES,
-    EncodeReport,
-    analyze_stream,
-    mux_with_side_info,
-    summarize_records,
-)
-from .errors import PipelineError
+from .. import media, sideinfo
+from ..errors import PipelineError
+from ..runner import declared
+from ..runner.loop import Progress, load_postprocessors
+from .encode import CARRIAGES, EncodeReport, analyze_stream, mux_with_side_info, summarize_records
 from .outputs import atomic_output, check_paths, default_sidecar
-from .runner import declared
-from .runner.loop import Progress, load_postprocessors
 
 
 class BaseMismatchError(PipelineError):

@@ -5,7 +5,7 @@ the same cut as ``--resume``) or every ``chunk_frames`` frames (encode: each chu
 and ships each chunk's decoded frames (and, for enhance, its side-info payloads) to an actor. An actor
 loads the plugins once, in its constructor, then restores or encodes chunk after chunk into a segment and
 returns the segment's bytes. The driver writes the segments in order to a work folder beside the output
-and joins them as ``--resume`` does (genpost.resume), so nothing but the driver touches the destination.
+and joins them as ``--resume`` does (genpost.jobs.resume), so nothing but the driver touches the destination.
 
 Ray is imported only here and only when ``--workers`` > 1: without it that says how to install it and
 exits 2. Numbers, transfer sizes and where it stops scaling: docs/scaling.md.
@@ -23,14 +23,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 
-from . import media, resume
-from .errors import GenpostError, PipelineError
-from .install import hint
-from .media.damage import DecodeDamage
+from .. import media
+from ..errors import GenpostError, PipelineError
+from ..install import hint
+from ..media.damage import DecodeDamage
+from ..postprocessor import Context
+from ..runner.loop import AnalysisJob, EnhanceReport, FrameAnalyzer, FrameRestorer, PluginStats, load_postprocessors
+from ..types import Frame, to_bit_depth
+from . import resume
 from .outputs import atomic_output
-from .postprocessor import Context
-from .runner.loop import AnalysisJob, EnhanceReport, FrameAnalyzer, FrameRestorer, PluginStats, load_postprocessors
-from .types import Frame, to_bit_depth
 
 INSTALL_HINT = f"Ray is not installed: {hint('ray')} (or run with --workers 1)"
 IN_FLIGHT_PER_WORKER = 2  # one chunk running, one queued: bounds the memory each worker holds
@@ -204,7 +205,7 @@ class ChunkWorker:
 
     def encode(self, chunk: Chunk) -> ChunkResult:
         """A fresh x265 (the chunk opens with an IDR: a closed GOP), then the plugins' analyze, and their
-        content adaptation per period, on (source, this chunk's own decode), as genpost.encode does for
+        content adaptation per period, on (source, this chunk's own decode), as genpost.jobs.encode does for
         a whole file: the chunk's source is written losslessly (y4m) beside its base so both are files."""
         start, job = time.perf_counter(), self.job
         info, settings, n = job["info"], job["settings"], len(chunk.frames)
@@ -406,7 +407,7 @@ def enhance_over_workers(inp, output, fps, info, settings, restorer, progress, c
 def encode_over_workers(src, workdir, info, settings, names, carriage, options, progress, on_error, max_errors,
                         plugin_errors, chunk_frames, workers, address):  # fmt: skip
     """encode's base and analysis on ``workers`` actors, one closed-GOP chunk each call. Returns what
-    genpost.encode muxes: (frames, records, first segment, pts -> frame index, packets, stats)."""
+    genpost.jobs.encode muxes: (frames, records, first segment, pts -> frame index, packets, stats)."""
     chunk_frames = chunk_frames or resume.DEFAULT_CHUNK_FRAMES
     if chunk_frames < 1:
         raise PipelineError("--chunk-frames must be at least 1")

@@ -24,17 +24,17 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from . import media
-from .errors import GenpostError, PipelineError, UsageError
-from .media import ffmpeg_tools
-from .media.y4m import Y4MError, Y4MReader, Y4MWriter
-from .options import VVENC_PRESETS
+from .. import media
+from ..errors import GenpostError, PipelineError, UsageError
+from ..media import ffmpeg_tools
+from ..media.y4m import Y4MError, Y4MReader, Y4MWriter
+from ..options import VVENC_PRESETS
+from ..runner.loop import EnhanceReport, Progress, check_policy, no_progress
+from ..runner.session import DecodeSession
 from .outputs import atomic_output, check_paths
 from .pipe import output_header
-from .runner.loop import EnhanceReport, Progress, check_policy, no_progress
-from .runner.session import DecodeSession
 
-FILTERS_DIR = Path(__file__).resolve().parent.parent / "filters"  # the shipped presets (source tree)
+FILTERS_DIR = Path(__file__).resolve().parents[2] / "filters"  # the shipped presets (source tree)
 FILTERS_ENV = "GENPOST_FILTERS"  # more folders of presets, searched first (the Docker images set it)
 CODECS = {"libx265": "libx265", "hevc": "libx265", "libx264": "libx264", "h264": "libx264",
           "vvc": "libvvenc", "libvvenc": "libvvenc", "ffv1": "ffv1", "y4m": "y4m"}  # fmt: skip

@@ -1,31 +1,14 @@
 """The names genpost's pipeline has always offered, gathered in one place (a facade, nothing of its own).
 
-The code lives by role: genpost.encode (``encode``), genpost.enhance (``enhance``, ``inspect``),
+The code lives by role: genpost.jobs.encode (``encode``), genpost.jobs.enhance (``enhance``, ``inspect``),
 genpost.runner.loop (the per-frame ``FrameRestorer`` and ``FrameAnalyzer``, chain loading, side-info
-collection), genpost.schedule (``Schedule``: one pass, resumable chunks or Ray workers), genpost.outputs (atomic outputs, path checks, sidecar names) and genpost.errors.
+collection), genpost.jobs.schedule (``Schedule``: one pass, resumable chunks or Ray workers), genpost.jobs.outputs (atomic outputs, path checks, sidecar names) and genpost.errors.
 """
 
 from __future__ import annotations
 
-from .encode import (
-    CARRIAGES,
-    DEFAULT_CARRIAGE,
-    EncodeReport,
-    analyze_stream,
-    encode,
-    mux_with_side_info,
-    summarize_records,
-)
-from .enhance import enhance, inspect
-from .errors import OutputPathError, PipelineError
-from .outputs import (
-    atomic_output,
-    check_paths,
-    default_sidecar,
-    found_sidecar,
-    provenance,
-)
-from .runner.loop import (
+from ..errors import OutputPathError, PipelineError
+from ..runner.loop import (
     PLUGIN_ERROR_POLICIES,
     AnalysisJob,
     EnhanceReport,
@@ -41,6 +24,9 @@ from .runner.loop import (
     no_progress,
     read_sidecar_index,
 )
+from .encode import CARRIAGES, DEFAULT_CARRIAGE, EncodeReport, analyze_stream, encode, mux_with_side_info, summarize_records
+from .enhance import enhance, inspect
+from .outputs import atomic_output, check_paths, default_sidecar, found_sidecar, provenance
 from .schedule import Schedule
 
 __all__ = [

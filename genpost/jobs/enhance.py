@@ -7,14 +7,14 @@ import dataclasses
 import os
 from fractions import Fraction
 
-from . import media
-from .errors import UsageError
+from .. import media
+from ..errors import UsageError
+from ..runner import declared
+from ..runner.loop import EnhanceReport, Progress, check_policy, collect_side_info, no_progress
+from ..runner.session import DecodeSession
+from ..types import to_bit_depth
 from .outputs import atomic_output, check_paths, found_sidecar, provenance
-from .runner import declared
-from .runner.loop import EnhanceReport, Progress, check_policy, collect_side_info, no_progress
-from .runner.session import DecodeSession
 from .schedule import Schedule
-from .types import to_bit_depth
 
 
 def enhance(
@@ -35,9 +35,9 @@ def enhance(
 
     Errors (docs/reliability.md): damaged input frames are concealed and counted, a plugin that raises is
     skipped for that frame (``on_plugin_error="skip"``) or ends the job (``"fail"``); more damaged or failed
-    frames than ``max_errors`` (None: no limit) end the job. ``schedule`` (genpost.schedule): one pass, or
-    with ``resume`` GOP-aligned chunks that a later run with ``resume`` continues (genpost.resume), or Ray
-    workers (genpost.distributed).
+    frames than ``max_errors`` (None: no limit) end the job. ``schedule`` (genpost.jobs.schedule): one pass, or
+    with ``resume`` GOP-aligned chunks that a later run with ``resume`` continues (genpost.jobs.resume), or Ray
+    workers (genpost.jobs.distributed).
     """
     check_policy(on_plugin_error)
     sidecar = found_sidecar(input, sidecar)
@@ -69,7 +69,7 @@ def enhance(
             resuming.enhance_in_chunks(
                 inp, output, fps, info, settings, restorer, progress, job, schedule.chunk_frames, provenance(chain)
             )
-        elif schedule.distributed and not copy:  # keyframe-aligned chunks restored on Ray actors (genpost.distributed)
+        elif schedule.distributed and not copy:  # keyframe-aligned chunks restored on Ray actors (genpost.jobs.distributed)
             from .distributed import enhance_over_workers
 
             enhance_over_workers(

@@ -31,11 +31,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from . import __version__, media
-from .errors import PipelineError
+from .. import __version__, media
+from ..errors import PipelineError
+from ..runner.loop import AnalysisJob, FrameAnalyzer, PluginStats, no_progress
+from ..types import to_bit_depth
 from .outputs import atomic_output
-from .runner.loop import AnalysisJob, FrameAnalyzer, PluginStats, no_progress
-from .types import to_bit_depth
 
 DEFAULT_CHUNK_FRAMES = 240
 PROGRESS = "progress.json"
@@ -192,7 +192,7 @@ def encode_in_chunks(src, output, analysis: AnalysisJob, progress, job: dict, ch
         lagging.close()
     if not chunks:
         raise PipelineError(f"{src.path} has no frames")
-    from . import sideinfo
+    from .. import sideinfo
 
     records, pts_index = [], {}
     for c in chunks:
@@ -209,7 +209,7 @@ def _analyze_chunk(segment, behind, analysis: AnalysisJob, damage):
     """Close a base chunk, run the plugins' analyze on it, and make chunk and records durable."""
     import itertools
 
-    from . import sideinfo
+    from .. import sideinfo
 
     segment.out.close()
     with media.InputFile(segment.part) as base:

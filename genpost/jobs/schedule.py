@@ -8,10 +8,10 @@ from dataclasses import dataclass
 @dataclass(frozen=True, kw_only=True)
 class Schedule:
     """How a job runs: in one pass (the default), in resumable chunks (``resume``, ``chunk_frames``:
-    genpost.resume) or on Ray workers (``workers`` > 1, ``chunk_frames``, ``ray_address``:
-    genpost.distributed). The choices change how the work is cut, never the result, and only make sense
-    together (``--resume`` runs in one process), so ``genpost.encode.encode`` and
-    ``genpost.enhance.enhance`` take them as one value, checked once when it is made: before any work.
+    genpost.jobs.resume) or on Ray workers (``workers`` > 1, ``chunk_frames``, ``ray_address``:
+    genpost.jobs.distributed). The choices change how the work is cut, never the result, and only make sense
+    together (``--resume`` runs in one process), so ``genpost.jobs.encode.encode`` and
+    ``genpost.jobs.enhance.enhance`` take them as one value, checked once when it is made: before any work.
 
     ``chunk_frames`` None: the commands' default chunking. ``ray_address`` None: a local Ray session.
     """

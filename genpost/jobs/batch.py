@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from .errors import GenpostError, PipelineError
-from .options import OptionError
+from ..errors import GenpostError, PipelineError
+from ..options import OptionError
 
 COMMANDS = ("enhance", "encode")
 COMMON = {"plugin", "sideinfo", "qp", "crf", "preset", "bit_depth", "fps", "option", "max_errors", "on_plugin_error"}
@@ -124,7 +124,7 @@ def _job(row: dict, n: int, base: Path) -> Job:
 def _check_values(command: str, o: dict) -> None:
     """The checks the command's flags get on the command line (QP, CRF, preset, codec, bit depth, choices,
     declared plugin options), so a bad job fails the manifest before any job runs."""
-    from .cli.checks import check_plugin_options, check_values, encoder_settings, with_target
+    from ..cli.checks import check_plugin_options, check_values, encoder_settings, with_target
 
     codec = "libx265" if command == "encode" else o.get("codec")
     encoder_settings(codec, o.get("bit_depth"), o.get("qp"), o.get("crf"), o.get("preset", "medium"), o.get("keyint"))
@@ -162,8 +162,8 @@ def _value(key: str, value, base: Path):
 
 def run_job(command: str, input: str, output: str, options: dict) -> dict:
     """Run one job in this process; never raises but for Ctrl-C: a failure becomes status "failed"."""
-    from . import media
-    from .cli.checks import with_target
+    from .. import media
+    from ..cli.checks import with_target
     from .encode import encode
     from .enhance import enhance
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import media
-from .errors import GenpostError
-from .eval import metrics
-from .media.y4m import Y4MHeader, Y4MWriter
+from .. import media
+from ..errors import GenpostError
+from ..eval import metrics
+from ..media.y4m import Y4MHeader, Y4MWriter
+from ..runner.session import DecodeSession
+from ..types import Frame, StreamInfo, to_bit_depth
 from .outputs import atomic_output, check_paths
-from .runner.session import DecodeSession
-from .types import Frame, StreamInfo, to_bit_depth
 
 MODES = ("side", "split", "diff")
 DEFAULT_GAIN = 8
@@ -174,7 +174,7 @@ def _write_y4m(path: str, frames: list[Frame], rate: Fraction | None) -> None:
 def vmaf_neg(reference: Frame, tests: list[Frame]) -> list[float]:
     """VMAF-NEG of each test frame against ``reference`` (one libvmaf run; the reference repeats, so
     the motion feature is 0 for every frame alike, as for any single-frame VMAF)."""
-    from .media import ffmpeg
+    from ..media import ffmpeg
 
     tests = [to_bit_depth(t, reference.bit_depth) for t in tests]
     with tempfile.TemporaryDirectory(prefix="genpost-preview-") as tmp:
@@ -294,7 +294,7 @@ def preview(
         raise PreviewError(f"preview writes PNG: give an output ending in .png, got {output}")
     check_paths([input, sidecar, reference], output)
     if with_vmaf:
-        from .media import ffmpeg
+        from ..media import ffmpeg
 
         ffmpeg.require_vmaf("preview's VMAF-NEG", "ffmpeg", ", or give --no-vmaf")
     area = Crop.parse(crop) if crop else None

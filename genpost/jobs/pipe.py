@@ -15,11 +15,11 @@ import os
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from .media.y4m import PROVENANCE_FIELD, Y4MHeader, Y4MReader, Y4MWriter
+from ..media.y4m import PROVENANCE_FIELD, Y4MHeader, Y4MReader, Y4MWriter
+from ..postprocessor import PostProcessor
+from ..runner.loop import EnhanceReport, check_policy
+from ..runner.session import DecodeSession
 from .outputs import provenance
-from .postprocessor import PostProcessor
-from .runner.loop import EnhanceReport, check_policy
-from .runner.session import DecodeSession
 
 
 @dataclass

@@ -9,8 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import OutputPathError
-from .postprocessor import PostProcessor
+from ..errors import OutputPathError
+from ..postprocessor import PostProcessor
 
 __all__ = ["atomic_output", "check_paths", "default_sidecar", "found_sidecar", "provenance"]
 
