@@ -8,7 +8,7 @@ import sys
 
 from conftest import CARPHONE, VVC
 
-from genpost import bench
+from genpost.eval import bench
 
 KEYS = {"fps", "baseline_fps", "stages_ms", "peak_rss_mb", "frames", "plugin", "device", "versions"}
 STAGES = {"decode", "to_model", "model", "from_model", "encode", "mux"}

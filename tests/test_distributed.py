@@ -164,7 +164,7 @@ def test_bad_manifest_exits_2_before_any_work(tmp_path):
 
 
 def test_bench_reports_fps_per_worker_count_and_a_cluster_model(ray_session, keyed_base):
-    from genpost.scaling import bench_workers
+    from genpost.eval.scaling import bench_workers
 
     result = bench_workers(keyed_base, "wiener", "1,2", preset="ultrafast", chunk_frames=8)
     one, two = result["runs"]

@@ -506,15 +506,15 @@ def bench(
 
         check_encoder("libx265", None, crf, preset)
         _check(frames=frames, repeat=repeat, chunk_frames=chunk_frames, device=device)
-        if workers is not None:  # scaling (genpost.scaling)
-            from ..scaling import bench_workers, summary
+        if workers is not None:  # scaling (genpost.eval.scaling)
+            from ..eval.scaling import bench_workers, summary
 
             if option:
                 _fail("--option: bench --workers runs the plugins' defaults (it takes no plugin options yet)", 2)
 
             result = bench_workers(input, plugin, workers, _fps(fps), preset, crf, chunk_frames, err.print)
             return _print_json(result) if as_json else err.print(summary(result))
-        from ..bench import bench as run_bench
+        from ..eval.bench import bench as run_bench
 
         result = run_bench(input, plugin, frames, device, _fps(fps), preset, crf, repeat, err.print, _options(option))
         if as_json:

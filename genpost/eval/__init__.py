@@ -1,4 +1,5 @@
-"""genpost eval: how good a plugin is against the plain base, measured the user's way.
+"""How good and how fast: ``genpost eval`` (a plugin against the plain base, measured the user's way) and
+``genpost bench`` (speed against a plain transcode).
 
 - ``rd``: one clip's rate-distortion evaluation (anchor ladder vs genpost's points), BD-rates, the verdict.
 - ``testset``: many clips x many plugins in one run, the summary and the Markdown table.
@@ -7,4 +8,6 @@
 - ``metrics`` (PSNR, MS-SSIM, XPSNR, BD-rate), ``perceptual`` (HaarPSI, FSIM), ``deepmetrics`` (LPIPS,
   DISTS), ``videometrics`` (ColorVideoVDP), ``naturalness`` (NIQE, flicker): the measures themselves.
 - ``plot``: the RD plots of one run.
+- ``bench``: decode -> restore -> encode speed per stage against PyAV's plain transcode; ``scaling``: fps
+  at each worker count and what it predicts for a cluster (``bench --workers``).
 """

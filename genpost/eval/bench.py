@@ -20,11 +20,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import media
-from .errors import PipelineError, UsageError
-from .postprocessor import Context
-from .runner.loop import EnhanceReport, FrameRestorer, PluginStats, collect_side_info, load_postprocessors
-from .types import to_bit_depth
+from .. import media
+from ..errors import PipelineError, UsageError
+from ..postprocessor import Context
+from ..runner.loop import EnhanceReport, FrameRestorer, PluginStats, collect_side_info, load_postprocessors
+from ..types import to_bit_depth
 
 STAGES = ("decode", "side_info", "to_model", "model", "from_model", "encode", "mux")
 

@@ -15,11 +15,11 @@ import tempfile
 import time
 from fractions import Fraction
 
-from . import media
+from .. import media
+from ..errors import PipelineError
+from ..jobs.enhance import enhance
+from ..jobs.schedule import Schedule
 from .bench import BenchError
-from .errors import PipelineError
-from .jobs.enhance import enhance
-from .jobs.schedule import Schedule
 
 LINK_GBPS = (1.0, 10.0)  # links the cluster prediction is written for
 PREDICT_NODES = (1, 2, 4, 8, 16, 32, 64)
@@ -34,7 +34,7 @@ def bench_workers(input, plugin: str, counts: str, fps: Fraction | None = None, 
     except ValueError:
         raise BenchError(f"--workers wants comma-separated counts of at least 1, e.g. 1,2; got {counts!r}") from None
     if max(counts) > 1:
-        from .jobs.distributed import require_ray
+        from ..jobs.distributed import require_ray
 
         require_ray()
     plugins = [] if plugin == "none" else [plugin]
@@ -107,7 +107,7 @@ def _ray_if(workers: int):
     if workers == 1:
         yield None
         return
-    from .jobs.distributed import session
+    from ..jobs.distributed import session
 
     start = time.perf_counter()
     with session(workers):
