@@ -198,8 +198,8 @@ def test_every_route_runs_the_same_decode_session(nnpfc_265, tmp_path):
     """The FFmpeg route and preview take the chain, activation and options from the same decode session as
     plain enhance (genpost.runner.session): same plugins, same frames, the declaration in the report."""
     pytest.importorskip("ffmpeg")
+    from genpost.eval import preview
     from genpost.jobs import chain as chain_mod
-    from genpost.jobs import preview
 
     plain, frames = _enhance(nnpfc_265, tmp_path, "plain.y4m")
     steps = chain_mod.Chain(post=["null"])  # as enhance --vf-post null builds it

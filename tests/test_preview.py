@@ -13,8 +13,8 @@ import pytest
 from conftest import CARPHONE, decode_all
 
 from genpost import media, sideinfo
-from genpost.eval import metrics
-from genpost.jobs import pipeline, preview
+from genpost.eval import metrics, preview
+from genpost.jobs import pipeline
 from genpost.media import ffmpeg as gp_ffmpeg
 from genpost.postprocessor import Context
 

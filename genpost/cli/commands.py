@@ -556,7 +556,7 @@ def preview(
 ):
     """Base vs restored for one frame as a PNG, with PSNR-Y and VMAF-NEG in the caption."""
     with _errors():
-        from ..jobs.preview import preview as make_preview
+        from ..eval.preview import preview as make_preview
         from ..options import check_choice
 
         check_choice("--mode", mode, ("side", "split", "diff"))

@@ -6,7 +6,7 @@ What they compute:
   ``encode_base``: the same side info for a base someone else encoded (``encode --base``).
 - ``enhance``: decode -> restore -> encode -> re-mux with the input's other streams; ``inspect``.
 - ``pipe``: y4m in, restored y4m out, between two ffmpeg commands; ``chain``: chain presets and the FFmpeg
-  route (``--chain``, ``--vf-pre``/``--vf-post``); ``preview``: one frame, base vs restored, as a PNG.
+  route (``--chain``, ``--vf-pre``/``--vf-post``).
 - ``outputs``: where outputs go (path checks first, atomic writes, sidecar names, provenance).
 
 How they run:

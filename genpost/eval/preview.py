@@ -24,11 +24,11 @@ import numpy as np
 
 from .. import media
 from ..errors import GenpostError
-from ..eval import metrics
+from ..jobs.outputs import atomic_output, check_paths
 from ..media.y4m import Y4MHeader, Y4MWriter
 from ..runner.session import DecodeSession
 from ..types import Frame, StreamInfo, to_bit_depth
-from .outputs import atomic_output, check_paths
+from . import metrics
 
 MODES = ("side", "split", "diff")
 DEFAULT_GAIN = 8
