@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from genpost import media, pipeline
+from genpost import media
+from genpost.jobs import pipeline
 from genpost.learned import rd
 
 _choose = rd.choose

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 from _report import report
 
-from genpost import media, weights
-from genpost.modeling import pack
+from genpost import media
+from genpost.learned import weights
+from genpost.learned.modeling import pack
 
 GROUPS = {"bias": 3e-3, "bias+tail": 1e-3, "all": 1e-4}  # Adam learning rate per group (tuned on 720p BBB)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genpost import media, pipeline, sideinfo
+from genpost import media, sideinfo
+from genpost.jobs import pipeline
 
 
 def _frames(path) -> list:

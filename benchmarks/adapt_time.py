@@ -17,7 +17,8 @@ from pathlib import Path
 
 from _report import report
 
-from genpost import media, pipeline, sideinfo
+from genpost import media, sideinfo
+from genpost.jobs import pipeline
 
 
 def encode(source: Path, plugin: str, qp: int, mode: str, folder: Path) -> dict:

@@ -17,8 +17,10 @@ import time
 
 from _report import report
 
-from genpost import media, metrics, pipeline
-from genpost.distributed import session
+from genpost import media
+from genpost.eval import metrics
+from genpost.jobs import pipeline
+from genpost.jobs.distributed import session
 
 
 def measure(source, output, crf: float, preset: str, workers: int, chunk_frames: int | None, keyint: int | None) -> dict:

@@ -9,7 +9,7 @@ median over frames of ``time.thread_time``:
 
 * ``one_shot``: ``metrics.ms_ssim``, ``perceptual.metric_rgb`` (both pictures), ``perceptual.haarpsi``,
   ``perceptual.fsim`` -- what a caller comparing one pair pays;
-* ``cached_source``: what ``evalmeasure.measure`` pays per test picture once the source frame's side is cached
+* ``cached_source``: what ``eval.measure.measure`` pays per test picture once the source frame's side is cached
   (``source_ms``: that side, paid once per source frame); a checkout without the per-metric source features
   is timed as its measure ran (the source RGB and HaarPSI/MS-SSIM computed again, FSIM's source half cached).
 
@@ -33,7 +33,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from _report import report  # noqa: E402
 
-from genpost import media, metrics, perceptual  # noqa: E402
+from genpost import media  # noqa: E402
+from genpost.eval import metrics, perceptual  # noqa: E402
 from genpost.types import Frame  # noqa: E402
 
 SPLIT = hasattr(metrics, "ms_ssim_features")  # this checkout has the features + compare split
@@ -79,7 +80,7 @@ def one_shot(ref: Frame, test: Frame) -> tuple[dict, dict]:
 
 
 def source_side(ref: Frame):
-    """The source frame's cached side, as evaluate keeps it."""
+    """The source frame's cached side, as eval.measure keeps it."""
     rgb = perceptual.metric_rgb(ref)
     if SPLIT:
         return metrics.ms_ssim_features(ref.y, ref.bit_depth), perceptual.picture_features(rgb)

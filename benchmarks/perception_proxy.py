@@ -6,7 +6,7 @@ ColorVideoVDP, the metric the perception axis is judged on.
 Per clip and QP: the x265 base (preset medium) and candidate restorations of it a decoder could show --
 gan-enhance's distortion head, its perception head and half of each, a 3x3 luma blur, and grain (fresh
 seeded noise in every frame) -- each scored by SSE, by the proxy (SSE + PERCEPTION_MU x texture-energy
-loss, ``genpost.learned.blocks``) and by CVVDP (JOD, ``genpost.videometrics``). Agreement is Kendall's tau
+loss, ``genpost.learned.blocks``) and by CVVDP (JOD, ``genpost.eval.videometrics``). Agreement is Kendall's tau
 between each distortion and -JOD over the candidates of one rung (1: the same order as CVVDP), averaged over
 the rungs: the proxy is useful where its tau beats SSE's. Needs gan-enhance, torch and cvvdp.
 """
@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from genpost import Context, media, perceptual, pipeline, videometrics
+from genpost import Context, media
+from genpost.eval import perceptual, videometrics
+from genpost.jobs import pipeline
 from genpost.learned import blocks
-from genpost.runner import load_postprocessors
+from genpost.runner.loop import load_postprocessors
 
 
 def _frames(path, count: int, fps=None):

@@ -26,8 +26,9 @@ from pathlib import Path  # noqa: E402
 
 from _report import report  # noqa: E402
 
-from genpost import Context, media, pipeline  # noqa: E402
+from genpost import Context, media  # noqa: E402
 from genpost.builtins.wiener import WienerFilter  # noqa: E402
+from genpost.jobs import pipeline  # noqa: E402
 from genpost.types import to_bit_depth  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "bbb_wiener.mkv"

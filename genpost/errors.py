@@ -5,8 +5,8 @@ Each class carries the CLI's exit code as the class attribute ``exit_code``; the
 of codes is in the README ("Exit codes"); tests/test_errors.py checks it against these classes.
 
 Exit codes: 1 internal error (a bug), 2 bad usage, 3 unreadable/unsupported input, 4 unusable output path,
-5 plugin problem, 6 job failed. Subclasses that exist in other modules (``ChainError`` in genpost.chain,
-``Y4MError`` in genpost.y4m, ...) stay importable from there.
+5 plugin problem, 6 job failed. Subclasses that exist in other modules (``ChainError`` in genpost.jobs.chain,
+``Y4MError`` in genpost.media.y4m, ...) stay importable from there.
 
 Two plugin errors must not be confused:
 

@@ -15,7 +15,7 @@ __all__ = ["Context", "PayloadError", "PostProcessor", "WeightsFile"]
 
 @dataclass(frozen=True)
 class WeightsFile:
-    """A weights file a plugin ships, pinned by its sha256 (loaded only through ``genpost.weights``)."""
+    """A weights file a plugin ships, pinned by its sha256 (loaded only through ``genpost.learned.weights``)."""
 
     path: str
     sha256: str
@@ -90,7 +90,7 @@ class PostProcessor:
     side_info: ClassVar[str | None] = None  # versioned format id such as "wiener/1"; None = sends nothing
     description: ClassVar[str] = ""
     weights: ClassVar[tuple[WeightsFile, ...]] = ()
-    # What ``--carriage nnpfc`` declares in the plugin's H.274 NNPFC (genpost.declared); None = unknown.
+    # What ``--carriage nnpfc`` declares in the plugin's H.274 NNPFC (genpost.runner.declared); None = unknown.
     default_mode: ClassVar[bool] = True  # restore(payload=None) enhances; False: a frame without payload is "off"
     parameter_count: ClassVar[int | None] = None  # network parameters
     kmac_per_pixel: ClassVar[float | None] = None  # thousands of multiply-accumulates per luma sample

@@ -10,7 +10,7 @@ Subclass the base class in your plugin's tests and name your post-processor::
 
 The tests run the plugin on real frames: a 6-frame carphone clip shipped with genpost, coded by x265
 through genpost's own pipeline at 8 and 10 bits, its side info carried in every carriage and read back
-through ``genpost.enhance.enhance``. Each check is also a plain ``check_*`` function that raises
+through ``genpost.jobs.enhance.enhance``. Each check is also a plain ``check_*`` function that raises
 ``ContractViolation`` (an AssertionError) with a one-line reason, so it can be used outside pytest.
 """
 
@@ -46,10 +46,10 @@ from .contract import (
     plugin_modules,
     weights_path,
 )
-from .encode import encode
-from .enhance import enhance
+from .jobs.encode import encode
+from .jobs.enhance import enhance
 from .postprocessor import Context, PayloadError, PostProcessor
-from .runner import PluginFailure
+from .runner.loop import PluginFailure
 from .types import Frame, StreamInfo, to_bit_depth
 
 # ---------------------------------------------------------------- running a plugin through the pipeline
@@ -57,7 +57,7 @@ from .types import Frame, StreamInfo, to_bit_depth
 
 @dataclass
 class Trace:
-    """What a plugin was given and gave back while genpost.pipeline ran it."""
+    """What a plugin was given and gave back while genpost.jobs.pipeline ran it."""
 
     inputs: dict[int, tuple[Frame, Frame, Context]] = field(default_factory=dict)  # index -> source, decoded, ctx
     analyzed: dict[int, bytes] = field(default_factory=dict)
@@ -96,7 +96,7 @@ def traced(cls: type[PostProcessor], trace: Trace) -> type[PostProcessor]:
 
 @dataclass
 class Encoded:
-    """One ``genpost.encode.encode`` of the kit's clip with the plugin, and what a plain decode gives."""
+    """One ``genpost.jobs.encode.encode`` of the kit's clip with the plugin, and what a plain decode gives."""
 
     path: Path
     sidecar: str | None
@@ -130,7 +130,7 @@ def _plugin_errors_as_violations():
 
 
 class ContractRunner:
-    """Runs one post-processor class through genpost.pipeline on the kit's clip, caching every encode."""
+    """Runs one post-processor class through genpost.jobs.pipeline on the kit's clip, caching every encode."""
 
     def __init__(self, cls: type[PostProcessor], workdir: Path, qp: int = 37, options: dict[str, str] | None = None):
         self.cls = cls
@@ -168,7 +168,7 @@ class ContractRunner:
         return self._encoded[key]
 
     def enhance(self, path: Path, sidecar: str | None = None, fps=None) -> tuple[Trace, Path]:
-        """Restore ``path`` with the plugin through genpost.enhance.enhance into a lossless y4m; any
+        """Restore ``path`` with the plugin through genpost.jobs.enhance.enhance into a lossless y4m; any
         exception from the plugin fails, and so does a PayloadError (the kit only sends valid payloads)."""
         trace = Trace(enhancing=True)
         cls = traced(self.cls, trace)
@@ -345,7 +345,7 @@ class PostProcessorContract:
 
 
 class NetworkContract:
-    """Extra contract tests for a plugin that runs a ``genpost.modeling.Network`` (subclass it next to
+    """Extra contract tests for a plugin that runs a ``genpost.learned.modeling.Network`` (subclass it next to
     ``PostProcessorContract``, set ``postprocessor`` and ``option_prefix``): tiles join to the untiled
     result, the torch path agrees with the ONNX one, and a bad backend name is a clear error.
 
@@ -370,7 +370,7 @@ class NetworkContract:
 
     @pytest.mark.parametrize("bit_depth", [8, 10])
     def test_tiles_join_to_the_untiled_result(self, bit_depth, monkeypatch):
-        from . import modeling
+        from .learned import modeling
 
         frame = self._frame(bit_depth)
         whole = self._restore(frame)

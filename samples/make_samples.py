@@ -34,7 +34,8 @@ def bigbuckbunny(folder: Path) -> Path:
 def main() -> None:
     import imageio_ffmpeg
 
-    from genpost import media, pipeline
+    from genpost import media
+    from genpost.jobs import pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

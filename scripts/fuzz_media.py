@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from robustness import corrupt
 
-from genpost import media, pipeline
+from genpost import media
+from genpost.jobs import pipeline
 
 CARPHONE = ROOT / "tests" / "data" / "carphone_176x144_29.97.y4m"
 VTM = ROOT / "tests" / "data" / "vvc" / "carphone_176x144_29.97_ra_qp32.266"

@@ -36,7 +36,8 @@ class Hang(Exception):
 
 
 def corpus(folder: Path) -> list[tuple[str, bytes, list]]:
-    from genpost import media, pipeline, sideinfo
+    from genpost import media, sideinfo
+    from genpost.jobs import pipeline
 
     out: list[tuple[str, bytes, list]] = []
     sources = []

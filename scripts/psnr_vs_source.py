@@ -8,7 +8,7 @@ import json
 from fractions import Fraction
 
 from genpost import media
-from genpost.metrics import sequence_psnr
+from genpost.eval.metrics import sequence_psnr
 from genpost.types import to_bit_depth
 
 ap = argparse.ArgumentParser()

@@ -58,7 +58,8 @@ def av_source(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def wiener_mkv(tmp_path_factory, carphone) -> Path:
     """carphone coded by genpost encode at QP 37 with wiener side info in SEI (MKV)."""
-    from genpost import media, pipeline
+    from genpost import media
+    from genpost.jobs import pipeline
 
     out = tmp_path_factory.mktemp("enc") / "wiener.mkv"
     pipeline.encode(carphone, out, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], "sei", options=SEND_OFTEN)
@@ -112,8 +113,9 @@ def base_and_restored_psnr_y(source, coded, restored) -> tuple[float, float, int
 def encode_first_frames(folder: Path, plugin: str, frames: int, options: dict | None = None):
     """The first ``frames`` carphone frames as a y4m source and its x265 (QP 37, ultrafast) encode by
     ``genpost encode --plugin PLUGIN``: (source, coded, report, folder)."""
-    from genpost import media, pipeline
-    from genpost.training_data import write_y4m
+    from genpost import media
+    from genpost.jobs import pipeline
+    from genpost.learned.training_data import write_y4m
 
     src = folder / "src.y4m"
     write_y4m(src, [fr.planes for fr in first_frames(frames)], fps=30)

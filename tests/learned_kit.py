@@ -13,7 +13,8 @@ from conftest import (
     plugin_context,
 )
 
-from genpost import media, pipeline
+from genpost import media
+from genpost.jobs import pipeline
 from genpost.learned.rd import plane_sse
 from genpost.testing import NetworkContract, PostProcessorContract
 from genpost.types import to_bit_depth

@@ -18,9 +18,10 @@ pytest.importorskip("torch", reason="content adaptation tunes with torch: pip in
 from conftest import first_frames
 from genpost_gan_enhance.postprocessor import SPEC, GanEnhance
 
-from genpost import Context, PayloadError, media, pipeline, sideinfo
+from genpost import Context, PayloadError, media, sideinfo
+from genpost.jobs import pipeline
 from genpost.learned import adapt, finetune, framing
-from genpost.training_data import write_y4m
+from genpost.learned.training_data import write_y4m
 
 QP = 37
 FAST = {"adapt_steps": "60"}  # a short tune: enough to pay on the test clip, quick in CI
@@ -91,7 +92,7 @@ def test_gain_zero_leaves_a_plane_exactly_as_decoded():
     """'No change' is always reachable: gain 0 on U gives U exactly as decoded."""
     from genpost_gan_enhance.engine import Engine
 
-    from genpost.modeling import pack, to_samples, unpack
+    from genpost.learned.modeling import pack, to_samples, unpack
 
     frame = first_frames(1)[0]
     up = adapt.quantize({"gain": np.array([1.0, 0.0, 1.0])}, {})

@@ -8,7 +8,7 @@ import sys
 
 from conftest import CARPHONE, VVC
 
-from genpost import bench
+from genpost.eval import bench
 
 KEYS = {"fps", "baseline_fps", "stages_ms", "peak_rss_mb", "frames", "plugin", "device", "versions"}
 STAGES = {"decode", "to_model", "model", "from_model", "encode", "mux"}
@@ -57,7 +57,8 @@ def test_a_learned_plugin_is_timed_restoring_not_as_the_identity(tmp_path):
     import pytest
 
     pytest.importorskip("genpost_gan_enhance")
-    from genpost import media, pipeline
+    from genpost import media
+    from genpost.jobs import pipeline
 
     base = tmp_path / "plain.mkv"
     pipeline.encode(CARPHONE, base, media.EncoderSettings(qp=37, preset="ultrafast"), [])

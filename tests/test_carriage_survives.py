@@ -13,7 +13,7 @@ import pytest
 from conftest import CARPHONE, ffmpeg
 
 from genpost import media
-from genpost.enhance import enhance
+from genpost.jobs.enhance import enhance
 
 ROUTES = ("copy", "libx265")  # packets copied (no plugin), restored frames re-encoded
 

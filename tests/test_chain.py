@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from conftest import decode_all, ffmpeg
 
-from genpost import chain, media, metrics, pipeline
+from genpost import media
+from genpost.eval import metrics
+from genpost.jobs import chain, pipeline
 
 pytest.importorskip("imageio_ffmpeg")
 pytest.importorskip("ffmpeg")  # ffmpeg-python

@@ -14,8 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from genpost import PostProcessor, cli, declared, evalmeasure, media, pipeline, sideinfo
+from genpost import PostProcessor, cli, media, sideinfo
+from genpost.eval import measure
+from genpost.jobs import pipeline
 from genpost.plugins import installed
+from genpost.runner import declared
 from genpost.sideinfo.declare import PluginDeclaration
 
 FPS = Fraction(30000, 1001)
@@ -69,7 +72,7 @@ class _Mark(PostProcessor):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("chainclip") / "clip.y4m"
-    evalmeasure.trim_to(CARPHONE, path, FRAMES)
+    measure.trim_to(CARPHONE, path, FRAMES)
     return path
 
 
@@ -325,7 +328,7 @@ def test_plugin_forces(two_265, tmp_path):
 
 @pytest.mark.parametrize("carriage", ["sei", "sidecar"])
 def test_encode_with_base_declares_the_chain_too(clip, tmp_path, carriage):
-    from genpost.addon import encode_with_base
+    from genpost.jobs.encode_base import encode_with_base
 
     base, coded = tmp_path / "base.265", tmp_path / "coded.265"
     _encode(clip, base, [])

@@ -138,7 +138,7 @@ def test_each_case_is_one_line_with_its_exit_code_and_writes_nothing(case, base,
 
 
 def test_the_exit_code_table_in_docs_is_the_code():
-    from genpost.cli import EXIT_CODES
+    from genpost.errors import EXIT_CODES
 
     doc = (ROOT / "docs" / "cli.md").read_text()
     table = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", doc, flags=re.MULTILINE))
@@ -233,7 +233,7 @@ def test_results_md_wiener_period_sets_is_taken():
 
     from genpost import Context, StreamInfo
     from genpost.builtins.wiener import WienerFilter
-    from genpost.cli_checks import parse_options
+    from genpost.cli.checks import parse_options
 
     assert parse_options(["wiener.period_sets=0"]) == {"wiener.period_sets": "0"}
     sources = first_frames(2)

@@ -13,7 +13,9 @@ import pytest
 from conftest import CARPHONE, DATA, SEND_OFTEN, decode_all
 from typer.testing import CliRunner
 
-from genpost import cli, declared, media, pipeline, sideinfo
+from genpost import cli, media, sideinfo
+from genpost.jobs import pipeline
+from genpost.runner import declared
 
 VTM = Path(__file__).resolve().parents[2] / "shared" / "vtm" / "bin" / "DecoderApp"
 NNPF = DATA / "nnpf"
@@ -34,7 +36,7 @@ def plain_265(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def nnpfc_265(plain_265, tmp_path_factory) -> Path:
-    from genpost.addon import encode_with_base
+    from genpost.jobs.encode_base import encode_with_base
 
     out = tmp_path_factory.mktemp("nnpfc") / "wiener.265"
     encode_with_base(CARPHONE, plain_265, out, ["wiener"], "nnpfc", qp=37, fps=FPS, options=SEND_OFTEN)
@@ -83,7 +85,7 @@ def test_enhance_runs_the_declared_chain(nnpfc_265, tmp_path):
 
 
 def test_encoder_chose_off_is_explicit(plain_265, tmp_path):
-    from genpost.addon import encode_with_base
+    from genpost.jobs.encode_base import encode_with_base
 
     out = tmp_path / "off.265"
     encode_with_base(CARPHONE, plain_265, out, ["wiener"], "nnpfc", qp=37, fps=FPS, options={"wiener.lambda_scale": "1e6"})
@@ -194,10 +196,10 @@ def test_sidecar_beside_the_input_is_found(tmp_path):
 
 def test_every_route_runs_the_same_decode_session(nnpfc_265, tmp_path):
     """The FFmpeg route and preview take the chain, activation and options from the same decode session as
-    plain enhance (genpost.session): same plugins, same frames, the declaration in the report."""
+    plain enhance (genpost.runner.session): same plugins, same frames, the declaration in the report."""
     pytest.importorskip("ffmpeg")
-    from genpost import chain as chain_mod
-    from genpost import preview
+    from genpost.eval import preview
+    from genpost.jobs import chain as chain_mod
 
     plain, frames = _enhance(nnpfc_265, tmp_path, "plain.y4m")
     steps = chain_mod.Chain(post=["null"])  # as enhance --vf-post null builds it

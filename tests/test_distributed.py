@@ -13,7 +13,8 @@ from conftest import SEND_OFTEN, decode_all
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install genpost[ray])")
 
-from genpost import media, pipeline  # noqa: E402
+from genpost import media  # noqa: E402
+from genpost.jobs import pipeline  # noqa: E402
 
 TWO_WORKERS = pipeline.Schedule(workers=2, chunk_frames=8)  # keyed_base's GOPs: one chunk each
 
@@ -121,7 +122,7 @@ def test_without_ray_workers_2_says_how_to_install_and_workers_1_never_imports_i
 
 
 def test_batch_finishes_the_good_jobs_reports_the_corrupt_one_and_resumes(ray_session, wiener_mkv, carphone, tmp_path):
-    from genpost import batch
+    from genpost.jobs import batch
 
     corrupt = tmp_path / "corrupt.mkv"
     corrupt.write_bytes(bytes(range(256)) * 64)
@@ -150,7 +151,7 @@ def test_batch_finishes_the_good_jobs_reports_the_corrupt_one_and_resumes(ray_se
 
 
 def test_bad_manifest_exits_2_before_any_work(tmp_path):
-    from genpost import batch
+    from genpost.jobs import batch
 
     bad = tmp_path / "jobs.csv"
     bad.write_text("input,output,qp\nx.mkv,y.mkv,high\n")
@@ -163,7 +164,7 @@ def test_bad_manifest_exits_2_before_any_work(tmp_path):
 
 
 def test_bench_reports_fps_per_worker_count_and_a_cluster_model(ray_session, keyed_base):
-    from genpost.scaling import bench_workers
+    from genpost.eval.scaling import bench_workers
 
     result = bench_workers(keyed_base, "wiener", "1,2", preset="ultrafast", chunk_frames=8)
     one, two = result["runs"]
@@ -184,7 +185,8 @@ def test_bench_reports_fps_per_worker_count_and_a_cluster_model(ray_session, key
 
 def test_chunks_carry_every_side_info_format_of_their_frames_weight_updates_included(keyed_base):
     """enhance's workers look payloads and content-adaptive updates up in the chunk's own index."""
-    from genpost import distributed, sideinfo
+    from genpost import sideinfo
+    from genpost.jobs import distributed
 
     update = sideinfo.update_format("wiener/1")
     index = sideinfo.RecordIndex()

@@ -12,7 +12,7 @@ import pytest
 import genpost
 from genpost.errors import ContractError, GenpostError, PayloadError, PipelineError, PluginError
 from genpost.postprocessor import Context, PostProcessor
-from genpost.runner import EnhanceReport, FrameRestorer, PluginFailure, PluginStats
+from genpost.runner.loop import EnhanceReport, FrameRestorer, PluginFailure, PluginStats
 from genpost.types import Frame, StreamInfo
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -65,9 +65,9 @@ def test_every_class_code_is_a_documented_exit_code():
 
 def test_old_import_paths_still_work():
     from genpost import PayloadError as p1
+    from genpost.jobs.pipeline import OutputPathError
+    from genpost.jobs.pipeline import PipelineError as p2
     from genpost.media import MediaError
-    from genpost.pipeline import OutputPathError
-    from genpost.pipeline import PipelineError as p2
     from genpost.plugins import PluginError as p3
     from genpost.postprocessor import PayloadError as p4
 

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from conftest import CARPHONE, VVC, decode_all
 
-from genpost import evalmeasure, evalset, evaluate, media, metrics, perceptual, pipeline
+from genpost import media
 from genpost.errors import PipelineError
+from genpost.eval import measure, metrics, perceptual, rd, testset
+from genpost.jobs import pipeline
 from genpost.types import StreamInfo
 
 POINT_KEYS = {"qp", "kbps", "side_info_kbps", "psnr_y", "psnr_u", "psnr_v", "ms_ssim", "xpsnr", "vmaf_neg"}
@@ -42,7 +44,7 @@ def check_shape(result):
 
 @pytest.fixture(scope="module")
 def x265_result():
-    return evaluate.evaluate(CARPHONE, "wiener", (32, 42), "ultrafast", options=FORCE_SIDE_INFO, frames=6)
+    return rd.evaluate(CARPHONE, "wiener", (32, 42), "ultrafast", options=FORCE_SIDE_INFO, frames=6)
 
 
 def test_x265_ladder_counts_every_side_info_bit(x265_result):
@@ -65,7 +67,7 @@ def test_x265_ladder_counts_every_side_info_bit(x265_result):
 def test_x265_anchor_point_matches_an_independent_encode(x265_result, tmp_path):
     """Re-encode QP 42 by hand and measure with numpy: the anchor point's rate and PSNR are reproduced."""
     source = tmp_path / "six.y4m"
-    evalmeasure.trim_to(CARPHONE, source, 6)
+    measure.trim_to(CARPHONE, source, 6)
     plain = tmp_path / "plain.265"
     pipeline.encode(source, plain, media.EncoderSettings(qp=42, preset="ultrafast"))
     rate = 30000 / 1001
@@ -76,7 +78,7 @@ def test_x265_anchor_point_matches_an_independent_encode(x265_result, tmp_path):
 
 
 def test_eval_is_reproducible(x265_result):
-    again = evaluate.evaluate(CARPHONE, "wiener", (32, 42), "ultrafast", options=FORCE_SIDE_INFO, frames=6)
+    again = rd.evaluate(CARPHONE, "wiener", (32, 42), "ultrafast", options=FORCE_SIDE_INFO, frames=6)
     assert again["bd_rate"] == x265_result["bd_rate"]
     assert again["genpost"] == x265_result["genpost"]
 
@@ -84,7 +86,7 @@ def test_eval_is_reproducible(x265_result):
 def test_vtm_streams_as_anchor_match_their_manifest():
     """Rates and 8-bit PSNR of the VTM anchors equal the manifest's (made independently from VTM's log);
     genpost adds the side info as `encode --base` does, and every added byte counts in the rate."""
-    result = evaluate.evaluate(CARPHONE, "wiener", streams=LD, options=FORCE_SIDE_INFO)
+    result = rd.evaluate(CARPHONE, "wiener", streams=LD, options=FORCE_SIDE_INFO)
     check_shape(result)
     manifest = {s["file"]: s for s in json.loads((VVC / "manifest.json").read_text())["streams"]}
     for path, a, g in zip(LD, result["anchor"], result["genpost"]):
@@ -95,7 +97,7 @@ def test_vtm_streams_as_anchor_match_their_manifest():
         assert g["side_info_kbps"] > 0 and g["side_info_records"] > 0 and g["restored_by"] == ["wiener"]
         assert g["kbps"] == pytest.approx(a["kbps"] + g["side_info_kbps"], rel=1e-12)
     assert result["frames"] == 33 and result["anchor_kind"] == "external streams"
-    assert result["decoder"] == evaluate.DECODER_USER
+    assert result["decoder"] == rd.DECODER_USER
 
 
 def test_cli_eval_json_and_plot(tmp_path):
@@ -128,11 +130,11 @@ def test_cli_eval_errors(args, code):
 
 
 def test_stream_qp_from_manifest_then_name(tmp_path):
-    assert evaluate.stream_qp(LD[0]) == 32
+    assert rd.stream_qp(LD[0]) == 32
     named = tmp_path / "clip_QP37_ra.266"
     named.write_bytes(b"")
-    assert evaluate.stream_qp(named) == 37
-    assert evaluate.stream_qp(tmp_path / "clip.266") is None
+    assert rd.stream_qp(named) == 37
+    assert rd.stream_qp(tmp_path / "clip.266") is None
 
 
 # ---------------------------------------------------------------- test sets
@@ -142,8 +144,8 @@ def test_stream_qp_from_manifest_then_name(tmp_path):
 def clip_dir(tmp_path_factory):
     """Two short clips in a folder: carphone (8-bit 176x144) and the 10-bit VTM decode of BBB (416x240)."""
     folder = tmp_path_factory.mktemp("set")
-    evalmeasure.trim_to(CARPHONE, folder / "carphone.y4m", 3)
-    evalmeasure.trim_to(VVC / "bigbuckbunny_416x240_25_ra_qp27.266", folder / "bbb10.y4m", 3)
+    measure.trim_to(CARPHONE, folder / "carphone.y4m", 3)
+    measure.trim_to(VVC / "bigbuckbunny_416x240_25_ra_qp27.266", folder / "bbb10.y4m", 3)
     return folder
 
 
@@ -195,9 +197,9 @@ def test_eval_set_reports_a_failing_clip_and_goes_on(tmp_path):
     broken = tmp_path / "broken.y4m"
     broken.write_bytes(b"YUV4MPEG2 W176 H144 F30000:1001 C420\nFRAME\n" + b"\x10" * 1000)  # a truncated frame
     good = tmp_path / "good.y4m"
-    evalmeasure.trim_to(CARPHONE, good, 3)  # (2 frames: the x265 base .mp4 mux fails, a pipeline limit)
+    measure.trim_to(CARPHONE, good, 3)  # (2 frames: the x265 base .mp4 mux fails, a pipeline limit)
     messages = []
-    result = evalset.evaluate_set([str(broken), str(good)], ["wiener"], (32, 42), "ultrafast", progress=messages.append)
+    result = testset.evaluate_set([str(broken), str(good)], ["wiener"], (32, 42), "ultrafast", progress=messages.append)
     assert [r["source"] for r in result["runs"]] == [str(good)]
     (failure,) = result["failures"]
     assert failure["source"] == str(broken) and failure["plugin"] is None and failure["error"]
@@ -218,8 +220,8 @@ def test_black_frames_psnr_both_ways(tmp_path):
     out.close()
     coded = tmp_path / "coded.265"
     pipeline.encode(source, coded, media.EncoderSettings(qp=37, preset="ultrafast"))
-    ref = evalmeasure.prepare_reference(source, tmp_path)
-    point = evalmeasure.measure(ref, coded, tmp_path, Fraction(30000, 1001))
+    ref = measure.prepare_reference(source, tmp_path)
+    point = measure.measure(ref, coded, tmp_path, Fraction(30000, 1001))
     decoded = decode_all(coded, Fraction(30000, 1001))
     mse = np.array([metrics.frame_mse(r, d) for r, d in zip(black + real, decoded)])
     assert mse[:2].max() == 0 and mse[2:, 0].min() > 0 and point["perfect_frames"] == 2
@@ -236,13 +238,13 @@ def _point(qp, kbps, y, u, v):
 def test_vs_anchor_flags_each_worse_plane_and_the_summary_counts_them():
     anchor = [_point(32, 100.0, 35.0, 40.0, 41.0), _point(42, 40.0, 30.0, 37.0, 38.0)]
     genpost = [_point(32, 101.0, 35.2, 39.99, 41.0), _point(42, 40.5, 30.1, 37.0, 37.5)]
-    deltas = evaluate.vs_anchor(anchor, genpost)
+    deltas = rd.vs_anchor(anchor, genpost)
     assert [d["worse"] for d in deltas] == [["u"], ["v"]]  # an equal plane (V at QP 32) is not a loss
     assert deltas[0]["delta_psnr_y"] == pytest.approx(0.2) and deltas[1]["delta_psnr_v"] == pytest.approx(-0.5)
-    bd = dict.fromkeys(evaluate.BD_METRICS, None)
+    bd = dict.fromkeys(rd.BD_METRICS, None)
     runs = [{"plugin": "p", "vs_anchor": deltas, "bd_rate": {**bd, "fsim": -2.0}},
-            {"plugin": "p", "vs_anchor": evaluate.vs_anchor(anchor, anchor), "bd_rate": {**bd, "fsim": -4.0}}]  # fmt: skip
-    summary = evalset.summarize(runs, ["p"])["p"]
+            {"plugin": "p", "vs_anchor": rd.vs_anchor(anchor, anchor), "bd_rate": {**bd, "fsim": -4.0}}]  # fmt: skip
+    summary = testset.summarize(runs, ["p"])["p"]
     assert summary["losses"] == {"y": 0, "u": 1, "v": 1} and summary["lost_points"] == {"y": 0, "u": 1, "v": 1}
     assert summary["bd_rate"]["fsim"] == pytest.approx(-3.0) and summary["bd_rate_clips"]["fsim"] == 2
     assert summary["bd_rate"]["lpips"] is None and summary["bd_rate_clips"]["lpips"] == 0
@@ -252,11 +254,11 @@ def test_a_plane_worse_at_equal_rate_is_flagged_though_every_qp_rose():
     """Side info that lifts every QP's PSNR a little but costs more than it buys: BD-rate above 0 is a loss."""
     anchor = [_point(q, r, y, 40.0, 41.0) for q, r, y in ((27, 400.0, 40.0), (32, 200.0, 37.0), (37, 100.0, 34.0), (42, 50.0, 31.0))]
     genpost = [_point(a["qp"], a["kbps"] * 1.08, a["psnr_y_mse"] + 0.01, 40.5, 41.5) for a in anchor]  # fmt: skip
-    assert all(not d["worse"] for d in evaluate.vs_anchor(anchor, genpost))
-    bd = evaluate.bd_rates(anchor, genpost)
-    assert bd["psnr_y_mse"] > 0 and evaluate.bd_worse(bd) == ["y"]
-    run = {"plugin": "p", "vs_anchor": evaluate.vs_anchor(anchor, genpost), "bd_rate": bd, "bd_worse": ["y"]}
-    assert evalset.summarize([run], ["p"])["p"]["bd_losses"] == {"y": 1, "u": 0, "v": 0}
+    assert all(not d["worse"] for d in rd.vs_anchor(anchor, genpost))
+    bd = rd.bd_rates(anchor, genpost)
+    assert bd["psnr_y_mse"] > 0 and rd.bd_worse(bd) == ["y"]
+    run = {"plugin": "p", "vs_anchor": rd.vs_anchor(anchor, genpost), "bd_rate": bd, "bd_worse": ["y"]}
+    assert testset.summarize([run], ["p"])["p"]["bd_losses"] == {"y": 1, "u": 0, "v": 0}
 
 
 def test_never_worse_is_judged_on_the_axis_the_user_chose():
@@ -268,38 +270,38 @@ def test_never_worse_is_judged_on_the_axis_the_user_chose():
     genpost = [dict(a, kbps=a["kbps"] * 1.02, psnr_y_mse=a["psnr_y_mse"] - 0.05) for a in anchor]
     genpost[1].update(cvvdp=7.2, flicker=0.019)
     genpost[2].update(cvvdp=5.9)  # CVVDP fell at QP 37
-    bd, versus = evaluate.bd_rates(anchor, genpost), evaluate.vs_anchor(anchor, genpost)
-    fidelity = evaluate.never_worse("fidelity", bd, versus)
+    bd, versus = rd.bd_rates(anchor, genpost), rd.vs_anchor(anchor, genpost)
+    fidelity = rd.never_worse("fidelity", bd, versus)
     assert fidelity["axis"] == "fidelity" and not fidelity["holds"] and fidelity["failures"][0].startswith("psnr_y")
-    perception = evaluate.never_worse("perception", bd, versus)
+    perception = rd.never_worse("perception", bd, versus)
     assert not perception["holds"] and perception["failures"] == ["cvvdp -0.100 JOD at QP 37"]
     assert perception["psnr_bd_rate"]["y"] > 0 and perception["unmeasured"] == []
     genpost[2].update(cvvdp=6.1)
-    ok = evaluate.never_worse("perception", bd, evaluate.vs_anchor(anchor, genpost))
+    ok = rd.never_worse("perception", bd, rd.vs_anchor(anchor, genpost))
     assert ok["holds"] and ok["failures"] == []
     for point in anchor + genpost:
         point.pop("cvvdp")
-    blind = evaluate.never_worse("perception", bd, evaluate.vs_anchor(anchor, genpost))
+    blind = rd.never_worse("perception", bd, rd.vs_anchor(anchor, genpost))
     assert blind["unmeasured"] == ["cvvdp"] and blind["holds"]
     run = {"plugin": "p", "vs_anchor": versus, "bd_rate": bd, "never_worse": perception}
-    assert evalset.summarize([run], ["p"])["p"]["never_worse_broken"] == 1
+    assert testset.summarize([run], ["p"])["p"]["never_worse_broken"] == 1
 
 
 def test_measure_perceptual_metrics_and_the_source_side_cache(tmp_path, monkeypatch):
     """HaarPSI/FSIM of a point equal the per-frame means computed directly; a second measurement, which
     takes the source's half of MS-SSIM, HaarPSI and FSIM from the cache, gives the very same numbers."""
     source = tmp_path / "three.y4m"
-    evalmeasure.trim_to(CARPHONE, source, 3)
+    measure.trim_to(CARPHONE, source, 3)
     coded = tmp_path / "coded.265"
     pipeline.encode(source, coded, media.EncoderSettings(qp=42, preset="ultrafast"))
-    ref = evalmeasure.prepare_reference(source, tmp_path)
-    first = evalmeasure.measure(ref, coded, tmp_path, Fraction(30000, 1001))
+    ref = measure.prepare_reference(source, tmp_path)
+    first = measure.measure(ref, coded, tmp_path, Fraction(30000, 1001))
     assert len(ref.source_cache) == 3
-    again = evalmeasure.measure(ref, coded, tmp_path, Fraction(30000, 1001))
+    again = measure.measure(ref, coded, tmp_path, Fraction(30000, 1001))
     assert again == first
-    monkeypatch.setattr(evalmeasure, "SOURCE_CACHE_BYTES", 0)  # nothing kept: every source half computed again
-    uncached = evalmeasure.prepare_reference(source, tmp_path)
-    assert evalmeasure.measure(uncached, coded, tmp_path, Fraction(30000, 1001)) == first and not uncached.source_cache
+    monkeypatch.setattr(measure, "SOURCE_CACHE_BYTES", 0)  # nothing kept: every source half computed again
+    uncached = measure.prepare_reference(source, tmp_path)
+    assert measure.measure(uncached, coded, tmp_path, Fraction(30000, 1001)) == first and not uncached.source_cache
     frames = list(zip(decode_all(source), decode_all(coded, Fraction(30000, 1001))))
     assert first["ms_ssim"] == pytest.approx(np.mean([metrics.ms_ssim(s.y, d.y, 8) for s, d in frames]), abs=1e-12)
     pairs = [(perceptual.metric_rgb(s), perceptual.metric_rgb(d)) for s, d in frames]
@@ -331,7 +333,7 @@ def test_points_in_worker_processes_give_the_same_numbers(clip_dir):
     """--jobs 2 runs the points of both clips in two spawned workers: the same runs as in this process
     (wiener's encoder is integer arithmetic), apart from the wall seconds."""
     one, two = (
-        evalset.evaluate_set(sorted(map(str, clip_dir.iterdir())), ["wiener"], (32, 42), "ultrafast", jobs=jobs,
+        testset.evaluate_set(sorted(map(str, clip_dir.iterdir())), ["wiener"], (32, 42), "ultrafast", jobs=jobs,
                              options=FORCE_SIDE_INFO)  # fmt: skip
         for jobs in (1, 2)
     )
@@ -346,10 +348,10 @@ def test_a_point_failing_in_a_worker_keeps_its_message_and_exit_code(tmp_path):
     """An external anchor shorter than the first fails in the worker that measures it; the error line and
     its exit code (2, a bad ladder) come back to this process."""
     short = tmp_path / "short.265"
-    evalmeasure.trim_to(CARPHONE, tmp_path / "two.y4m", 2)
+    measure.trim_to(CARPHONE, tmp_path / "two.y4m", 2)
     pipeline.encode(tmp_path / "two.y4m", short, media.EncoderSettings(qp=42, preset="ultrafast"))
     with pytest.raises(PipelineError) as caught:
-        evaluate.evaluate(CARPHONE, "wiener", streams=[LD[0], short], fps=Fraction(30000, 1001), jobs=2)
+        rd.evaluate(CARPHONE, "wiener", streams=[LD[0], short], fps=Fraction(30000, 1001), jobs=2)
     assert caught.value.exit_code == 2 and "give streams of one length" in str(caught.value)
 
 

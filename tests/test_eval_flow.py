@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 from conftest import CARPHONE, decode_all
 
-from genpost import PostProcessor, cli, evalmeasure, evaluate, metrics, pipeline
+from genpost import PostProcessor
+from genpost.cli import commands
+from genpost.eval import measure, metrics, rd
+from genpost.jobs import pipeline
 from genpost.plugins import Registering, in_process_plugin
 
 QPS = (32, 42)
@@ -28,7 +31,7 @@ def run(*args):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("flow") / "clip.y4m"
-    evalmeasure.trim_to(CARPHONE, path, FRAMES)
+    measure.trim_to(CARPHONE, path, FRAMES)
     return path
 
 
@@ -55,8 +58,8 @@ def user_flow(clip, folder, plugin, options, carriage=None):
 def test_eval_point_is_the_user_flow(clip, tmp_path, plugin, options, carriage):
     """The PSNR of `encode --plugin P` then `enhance` (no plugin named) equals eval's genpost point at that QP."""
     kw = {"carriage": carriage} if carriage else {}
-    result = evaluate.evaluate(clip, plugin, QPS, "ultrafast", options=options, **kw)
-    assert result["decoder"] == evaluate.DECODER_USER
+    result = rd.evaluate(clip, plugin, QPS, "ultrafast", options=options, **kw)
+    assert result["decoder"] == rd.DECODER_USER
     assert result["carriage"] == (carriage or pipeline.DEFAULT_CARRIAGE)
     point = next(p for p in result["genpost"] if p["qp"] == USER_QP)
     anchor = next(p for p in result["anchor"] if p["qp"] == USER_QP)
@@ -99,11 +102,11 @@ def test_no_side_info_at_all_gives_the_anchor_and_forcing_is_named(clip, monkeyp
     do when forced; measured (not only reused from the anchor, which eval does for such points).
     --force-plugin runs it anyway, and the run says so."""
     with in_process_plugin("test-quiet", Registering(_Quiet)):
-        user = evaluate.evaluate(clip, "test-quiet", QPS, "ultrafast", carriage="sei")
-        forced = evaluate.evaluate(clip, "test-quiet", QPS, "ultrafast", carriage="sei", force_plugin=True)
-        monkeypatch.setattr(evaluate, "REUSE_ANCHOR_SCORES", False)
-        measured = evaluate.evaluate(clip, "test-quiet", QPS, "ultrafast", carriage="sei")
-    assert forced["decoder"] == evaluate.DECODER_FORCED and user["decoder"] == evaluate.DECODER_USER
+        user = rd.evaluate(clip, "test-quiet", QPS, "ultrafast", carriage="sei")
+        forced = rd.evaluate(clip, "test-quiet", QPS, "ultrafast", carriage="sei", force_plugin=True)
+        monkeypatch.setattr(rd, "REUSE_ANCHOR_SCORES", False)
+        measured = rd.evaluate(clip, "test-quiet", QPS, "ultrafast", carriage="sei")
+    assert forced["decoder"] == rd.DECODER_FORCED and user["decoder"] == rd.DECODER_USER
     for a, g, m, f in zip(user["anchor"], user["genpost"], measured["genpost"], forced["genpost"]):
         assert g["side_info_kbps"] == 0 and g["side_info_records"] == 0 and g["restored_by"] == []
         assert g["base_matches_anchor"] and g["scores_of_anchor"] and not m["scores_of_anchor"]
@@ -119,8 +122,8 @@ def test_a_declared_chain_runs_as_declared(clip, carriage):
     each keyframe, `nnpfc` an NNPFC activated on every picture), so the user's enhance runs it, and eval's
     point equals the forced one, at the declaration's rate."""
     with in_process_plugin("test-brighten", Registering(_Brighten)):
-        user = evaluate.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage=carriage)
-        forced = evaluate.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage=carriage, force_plugin=True)
+        user = rd.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage=carriage)
+        forced = rd.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage=carriage, force_plugin=True)
     for a, g, f in zip(user["anchor"], user["genpost"], forced["genpost"]):
         assert g["restored_by"] == ["test-brighten"] and g["base_matches_anchor"]
         assert g["side_info_kbps"] > 0 and g["kbps"] == pytest.approx(a["kbps"] + g["side_info_kbps"], rel=1e-12)
@@ -131,10 +134,10 @@ def test_a_declared_chain_runs_as_declared(clip, carriage):
 def test_eval_uses_the_encoders_default_carriage():
     """eval's default carriage is `genpost encode`'s, so its points stay the user's flow if that changes."""
     defaults = {
-        name: inspect.signature(fn).parameters["carriage"].default.default for name, fn in (("encode", cli.encode), ("eval", cli.eval_))
+        name: inspect.signature(fn).parameters["carriage"].default.default for name, fn in (("encode", commands.encode), ("eval", commands.eval_))
     }
     assert defaults == {"encode": pipeline.DEFAULT_CARRIAGE, "eval": pipeline.DEFAULT_CARRIAGE}
-    assert inspect.signature(evaluate.evaluate).parameters["carriage"].default == pipeline.DEFAULT_CARRIAGE
+    assert inspect.signature(rd.evaluate).parameters["carriage"].default == pipeline.DEFAULT_CARRIAGE
 
 
 def test_cli_eval_refuses_a_carriage_a_raw_stream_cannot_hold(clip):

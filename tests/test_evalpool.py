@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from genpost import evalpool
 from genpost.errors import PipelineError
+from genpost.eval import pool
 
 
 def _refuse(code: int):
@@ -19,7 +19,7 @@ def _refuse(code: int):
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_results_and_errors_come_back_with_their_keys(jobs):
-    with evalpool.executor(jobs) as ex:
+    with pool.executor(jobs) as ex:
         ex.submit("root", math.sqrt, 16.0)
         ex.submit("bad", _refuse, 7)
         got = dict(ex.next_done() for _ in range(2))
@@ -27,15 +27,15 @@ def test_results_and_errors_come_back_with_their_keys(jobs):
     if jobs == 1:  # in this process the exception itself
         assert isinstance(got["bad"], PipelineError) and got["bad"].exit_code == 7
     else:  # from a worker its line and exit code (genpost's exceptions need not pickle)
-        assert got["bad"] == evalpool.Failed("PipelineError: bad ladder", 7)
+        assert got["bad"] == pool.Failed("PipelineError: bad ladder", 7)
 
 
 def test_a_worker_that_dies_fails_its_point_instead_of_hanging():
-    with evalpool.executor(2) as ex:
+    with pool.executor(2) as ex:
         ex.submit("dies", os._exit, 3)
         key, outcome = ex.next_done()
     assert key == "dies" and isinstance(outcome, BaseException)
 
 
 def test_auto_jobs_is_the_cores_up_to_the_cap():
-    assert 1 <= evalpool.auto_jobs() <= min(evalpool.cores(), evalpool.MAX_AUTO_JOBS)
+    assert 1 <= pool.auto_jobs() <= min(pool.cores(), pool.MAX_AUTO_JOBS)

@@ -8,7 +8,7 @@ from conftest import CARPHONE
 
 from genpost import Context, Frame, media
 from genpost.postprocessor import PostProcessor
-from genpost.runner import AnalysisJob, FrameAnalyzer
+from genpost.runner.loop import AnalysisJob, FrameAnalyzer
 
 
 class Lift(PostProcessor):

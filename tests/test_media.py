@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from conftest import SEND_OFTEN, VVC, decode_all, ffmpeg
 
-from genpost import media, pipeline
+from genpost import media
 from genpost.errors import UsageError
+from genpost.jobs import pipeline
 from genpost.types import ColorInfo, ContentLight, MasteringDisplay, to_bit_depth
 
 MANIFEST = json.loads((VVC / "manifest.json").read_text())
@@ -218,7 +219,7 @@ def test_a_y4m_output_keeps_the_sources_aspect_siting_and_names_its_postprocesso
 def test_a_y4m_output_of_a_coded_stream_says_hevcs_siting_and_its_frame_rate(wiener_mkv, tmp_path, resume):
     """From an HEVC base: C420mpeg2 (HEVC's default siting, left), A1:1 from the VUI, and the frame rate, also
     when chunks are joined (--resume and --workers wrote the chunk files' time base, F64000:1)."""
-    from genpost.schedule import Schedule
+    from genpost.jobs.schedule import Schedule
 
     out = tmp_path / "out.y4m"
     pipeline.enhance(wiener_mkv, out, media.EncoderSettings(codec="y4m"), None, schedule=Schedule(resume=resume, chunk_frames=8))

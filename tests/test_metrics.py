@@ -19,7 +19,9 @@ import pytest
 from conftest import CARPHONE, VVC, decode_all
 from numpy.lib.stride_tricks import sliding_window_view
 
-from genpost import deepmetrics, ffmpeg, media, metrics, perceptual
+from genpost import media
+from genpost.eval import deepmetrics, metrics, perceptual
+from genpost.media import ffmpeg
 from genpost.types import ColorInfo, Frame, StreamInfo, to_bit_depth
 
 RATES = [92.0, 171.0, 318.0, 604.0]

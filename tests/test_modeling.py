@@ -1,9 +1,9 @@
-"""genpost.modeling: the one place 4:2:0 samples become model tensors (8/10-bit, odd sizes) and tiling."""
+"""genpost.learned.modeling: the one place 4:2:0 samples become model tensors (8/10-bit, odd sizes) and tiling."""
 
 import numpy as np
 import pytest
 
-from genpost.modeling import pack, qp_value, run_tiled, to_samples, unpack
+from genpost.learned.modeling import pack, qp_value, run_tiled, to_samples, unpack
 
 
 @pytest.mark.parametrize(("bits", "height", "width"), [(8, 64, 96), (10, 37, 51)])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genpost import media, naturalness
+from genpost import media
+from genpost.eval import naturalness
 
 
 def _frames(path, count):

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from conftest import decode_all
 
-from genpost import media, pipe, pipeline
-from genpost.y4m import PROVENANCE_FIELD, Y4MHeader, Y4MReader
+from genpost import media
+from genpost.jobs import pipe, pipeline
+from genpost.media.y4m import PROVENANCE_FIELD, Y4MHeader, Y4MReader
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -189,7 +190,7 @@ def test_missing_sidecar_is_exit_3(tmp_path):
 
 def test_a_long_header_still_opens_in_ffmpeg(tmp_path):
     """FFmpeg's y4m demuxer refuses a header line over 128 bytes: optional X fields give way."""
-    from genpost.y4m import FFMPEG_MAX_HEADER, Y4MHeader
+    from genpost.media.y4m import FFMPEG_MAX_HEADER, Y4MHeader
 
     header = Y4MHeader.parse(b"YUV4MPEG2 W16 H16 F25:1 Ip A1:1 C420mpeg2 XYSCSS=420MPEG2 XCOLORRANGE=LIMITED\n", "t")
     long = header.with_extension("GENPOST_POSTPROCESSORS", ",".join(f"plugin-{i}/1.0.0" for i in range(6)))

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from conftest import SEND_OFTEN, decode_all
 
-from genpost import media, metrics, pipeline, sideinfo
+from genpost import media, sideinfo
 from genpost.builtins.wiener import WienerFilter
+from genpost.eval import metrics
+from genpost.jobs import pipeline
 from genpost.postprocessor import Context
 
 CASES = [

@@ -33,7 +33,7 @@ TestSyntaxDiffusionContract, TestSyntaxDiffusionNetwork = kit.contract_kits(
     SyntaxDiffusion, SEND, {"syntax-diffusion.blind": "1"}  # the network kit: the blind mode runs the network
 )
 _ctx = kit.context_maker("syntax-diffusion")
-# carphone, 6 frames, x265 QP 37 ultrafast through genpost.pipeline.encode with syntax-diffusion side info
+# carphone, 6 frames, x265 QP 37 ultrafast through genpost.jobs.pipeline.encode with syntax-diffusion side info
 coded, proc, pair = kit.plugin_fixtures(SyntaxDiffusion, 6, SEND)
 
 

@@ -97,7 +97,7 @@ def test_allowlist_limits_which_plugins_load(installed_plugin):
 
 
 def test_importing_genpost_and_builtins_does_not_import_torch():
-    code = "import sys, genpost, genpost.cli, genpost.pipeline, genpost.builtins.wiener; print('torch' in sys.modules)"
+    code = "import sys, genpost, genpost.cli, genpost.jobs.pipeline, genpost.builtins.wiener; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from conftest import CARPHONE, decode_all
 
-from genpost import ffmpeg as gp_ffmpeg
-from genpost import media, metrics, pipeline, preview, sideinfo
+from genpost import media, sideinfo
+from genpost.eval import metrics, preview
+from genpost.jobs import pipeline
+from genpost.media import ffmpeg as gp_ffmpeg
 from genpost.postprocessor import Context
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")

@@ -1,14 +1,49 @@
 """genpost's layout rules, checked on its source: no module imports another module's private names, no
-import cycle among genpost's modules (function-level imports included), no module over 600 lines, and
-only genpost.media imports av."""
+import cycle among genpost's modules (function-level imports included), only genpost.media imports av or
+sets packet timing, the data flows one way between the folders (FOLDERS), sideinfo is plain Python, the
+flat modules at the top are the plugin API (FLAT), and the README's "How it fits together" names every
+folder and flat module there is."""
 
 import ast
+import re
+import sys
 from pathlib import Path
 
 import genpost
 
 ROOT = Path(genpost.__file__).resolve().parent
-MAX_LINES = 600
+README = ROOT.parent / "README.md"
+
+# genpost's folders, in the order the data flows (as the README lists them), and the folders each may import
+# besides itself and the flat modules. A folder not listed fails test_every_folder_and_flat_module_has_its_place.
+FOLDERS: dict[str, set[str]] = {
+    "sideinfo": set(),  # side info <-> bytes on the wire (stdlib only: test_sideinfo_is_plain_python)
+    "media": set(),  # bytes <-> frames
+    "runner": {"media", "sideinfo"},  # frames + payloads through the plugins
+    "jobs": {"runner", "media", "sideinfo"},  # files -> files: one command's work, and how it runs
+    "eval": {"jobs", "runner", "media", "sideinfo"},  # how good and how fast
+    "learned": {"jobs", "media"},  # the learned plugins' toolkit (its training pairs are coded by jobs)
+    "builtins": set(),  # a plugin like any other: the plugin API only
+    "cli": {"eval", "jobs", "learned", "media", "runner", "sideinfo"},  # the command line, on top of all
+}
+# the one import against the flow, and why
+UPWARD = {("genpost.jobs.batch", "genpost.cli.checks"): "a manifest's jobs take the CLI's flags and are checked by them"}
+# genpost's flat modules: the public plugin API and what it stands on, each with the folders it may import
+FLAT: dict[str, set[str]] = {
+    "__init__": set(),  # the names a plugin imports: PostProcessor, Frame, Option, hookimpl, ...
+    "types": set(),
+    "errors": set(),
+    "install": set(),
+    "options": set(),
+    "postprocessor": set(),
+    "hookspecs": set(),
+    "plugins": set(),
+    "rdcost": set(),
+    "contract": {"media"},
+    "testing": {"media", "runner", "jobs", "learned"},  # for plugin authors' tests (pytest): nothing imports it
+    "scaffold": set(),
+    "__main__": {"cli"},
+}
 
 
 def modules() -> dict[str, tuple[Path, list[str]]]:
@@ -120,11 +155,6 @@ def test_the_cycle_finder_finds_cycles():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def test_no_module_over_600_lines():
-    long = {str(p.relative_to(ROOT)): n for p in ROOT.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
-    assert long == {}
-
-
 def test_only_media_imports_av():
     for name, (path, _) in modules().items():
         if name == "genpost.media" or name.startswith("genpost.media."):
@@ -159,3 +189,104 @@ def test_only_media_sets_packet_timing():
                     if isinstance(t, ast.Attribute) and t.attr in PACKET_TIMING and not own:
                         edits.append(f"{name}:{t.lineno}: .{t.attr} =")
     assert edits == [], "\n".join(edits)
+
+
+def place(module: str) -> str:
+    """The folder a genpost module lives in, or its own name when it is flat (``genpost`` is __init__)."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "__init__"
+    return parts[1]
+
+
+def test_every_folder_and_flat_module_has_its_place():
+    folders = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    flat = {p.stem for p in ROOT.glob("*.py")}
+    assert folders == set(FOLDERS), "a new folder takes a row in FOLDERS (what it may import) and in the README"
+    assert flat == set(FLAT), "a new module goes in the folder of its job; the flat modules are the plugin API"
+
+
+def flow_breaks(graph: dict[str, set[str]]) -> list[str]:
+    """Imports against FOLDERS and FLAT: a folder importing one it may not, a flat module importing a folder
+    it may not, or anything importing genpost.testing (a pytest plugin)."""
+    breaks = []
+    for module, deps in graph.items():
+        here = place(module)
+        for dep in deps:
+            there = place(dep)
+            if there == here or (module, dep) in UPWARD:
+                continue
+            if there == "testing" or there == "__main__":
+                breaks.append(f"{module} -> {dep}")
+            elif there in FOLDERS and there not in FOLDERS.get(here, FLAT.get(here, set())):
+                breaks.append(f"{module} -> {dep}")
+    return sorted(breaks)
+
+
+def test_the_data_flows_one_way_between_folders():
+    graph, _ = analyse()
+    assert flow_breaks(graph) == []
+    for module, dep in UPWARD:
+        assert dep in graph[module], f"{module} no longer imports {dep}: drop it from UPWARD"
+
+
+def test_the_flow_check_finds_breaks():
+    graph = {
+        "genpost.media.decode": {"genpost.runner.loop", "genpost.types"},  # media may not look up
+        "genpost.sideinfo.nal": {"genpost.sideinfo.record", "genpost.errors"},
+        "genpost.runner.loop": {"genpost.testing", "genpost.media"},  # nothing imports testing
+        "genpost.errors": {"genpost.jobs.encode"},  # the API stands on no folder
+        "genpost.jobs.batch": {"genpost.cli.checks"},  # the recorded exception
+    }
+    assert flow_breaks(graph) == [
+        "genpost.errors -> genpost.jobs.encode",
+        "genpost.media.decode -> genpost.runner.loop",
+        "genpost.runner.loop -> genpost.testing",
+    ]
+
+
+def test_sideinfo_is_plain_python():
+    """genpost.sideinfo imports the standard library, itself and genpost.errors only, so it can be imported,
+    tested and fuzzed without av or numpy."""
+    outside = []
+    for name, (path, package) in modules().items():
+        if not (name == "genpost.sideinfo" or name.startswith("genpost.sideinfo.")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                targets = [_absolute(node, package) or ""]
+            else:
+                continue
+            for target in targets:
+                top = target.split(".")[0]
+                if top == "genpost":
+                    if not (target.startswith("genpost.sideinfo") or target == "genpost.errors"):
+                        outside.append(f"{name}: {target}")
+                elif top != "__future__" and top not in sys.stdlib_module_names:
+                    outside.append(f"{name}: {target}")
+    assert outside == []
+
+
+def test_every_package_says_its_job():
+    """Each folder's __init__ opens with what the folder is for (the README's line is its summary)."""
+    silent = [f for f in FOLDERS if not ast.get_docstring(ast.parse((ROOT / f / "__init__.py").read_text()))]
+    assert silent == []
+
+
+def how_it_fits_together() -> str:
+    text = README.read_text()
+    start = text.index("## How it fits together")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_the_readme_names_every_folder_and_flat_module():
+    """"How it fits together" names each folder of genpost/ as `genpost/NAME/` (with its job on that line), and
+    each flat module as `genpost/NAME.py`; and names none that is not there."""
+    section = how_it_fits_together()
+    named_folders = set(re.findall(r"`genpost/(\w+)/`", section))
+    folders = {p.name for p in ROOT.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert named_folders == folders
+    named_modules = set(re.findall(r"`genpost/(\w+)\.py`", section))
+    assert named_modules == {p.stem for p in ROOT.glob("*.py")}

@@ -1,6 +1,6 @@
 """genpost.testing: the contract kit passes the built-in wiener and fails plugins that break the contract.
 
-Every check runs on real frames (the kit's carphone clip coded by x265 through genpost.pipeline); each
+Every check runs on real frames (the kit's carphone clip coded by x265 through genpost.jobs.pipeline); each
 broken plugin below breaks exactly one rule, and the kit must name that rule.
 """
 

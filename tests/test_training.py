@@ -188,7 +188,7 @@ def _diffusion_mean_mode(dec):
 
 
 def _syntax_default_mode(dec):
-    from genpost_syntax_diffusion.model import K, Denoiser
+    from genpost_syntax_diffusion.model import Denoiser, K
 
     planes = torch.cat([torch.zeros(1, 1, 24, 24), torch.full((1, K, 24, 24), 0.3), torch.ones(1, 1, 24, 24)], 1)
     return Denoiser(), lambda net: net(torch.cat([dec[:, :6], dec, planes], 1)) - dec[:, :6], 1.0

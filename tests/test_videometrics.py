@@ -1,4 +1,4 @@
-"""ColorVideoVDP through genpost.videometrics: a one-line reason where it is not installed, JOD where it is."""
+"""ColorVideoVDP through genpost.eval.videometrics: a one-line reason where it is not installed, JOD where it is."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from genpost import videometrics
+from genpost.eval import videometrics
 
 
 def test_unavailable_is_a_reason_not_an_error(monkeypatch):

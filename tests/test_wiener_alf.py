@@ -243,7 +243,7 @@ def test_the_sample_restores_exactly():
     (payload version 5) and the frames' reference to it (version 3), both over all 66 frames. restore must
     give its exact output (md5s recorded when the sample was made)."""
     media = pytest.importorskip("genpost.media")
-    from genpost import pipeline
+    from genpost.jobs import pipeline
 
     expected = {0: "1bf4f58a06df517d399092004b8c6141", 1: "a31924f3d9dfb4bb66c7bc4f44f87bee"}
     with media.InputFile(SAMPLE) as inp:

@@ -191,7 +191,8 @@ def _flow(tmp_path, y4m, qp=37):
     import subprocess
     import sys
 
-    from genpost import media, metrics
+    from genpost import media
+    from genpost.eval import metrics
 
     def run(*args):
         r = subprocess.run([sys.executable, "-m", "genpost.cli", *map(str, args)], capture_output=True, text=True, check=False)

@@ -17,11 +17,11 @@ import numpy as np
 
 from .. import options as opt
 from ..install import hint
-from ..modeling import Network, runtime_installed
 from ..postprocessor import Context, PayloadError
 from ..types import Frame
 from . import adapt
 from .finetune import Recipe, budget_steps
+from .modeling import Network, runtime_installed
 
 MODES = {"auto": ("small", "full"), "off": (), "small": ("small",), "full": ("full",)}
 # the options a plugin taking part declares too (``PostProcessor.options``)

@@ -337,7 +337,8 @@ def codings(file_sha: str, count: int) -> list[tuple[int, str, int]]:
 
 def code_file(entry: dict, path: Path, pairs: Path, work: Path, keep_every: int) -> int:
     """x265-code one corpus file at its settings; write ``pairs/ID_qpQ_PRESET_bB_FFF.npz``; returns how many."""
-    from .. import media, pipeline
+    from .. import media
+    from ..jobs import pipeline
 
     picture = entry["media"] == "picture"
     frames = None  # decoded only when a coding is missing: a resumed build skips the files it finished

@@ -1,5 +1,5 @@
 """Training patches from the corpus's coded pairs: loaded by split, drawn by source so no source dominates,
-packed exactly as the plugins pack frames at run time (``genpost.modeling.pack``). numpy only.
+packed exactly as the plugins pack frames at run time (``genpost.learned.modeling.pack``). numpy only.
 
 A batch is a pure function of ``(seed, step)``: a resumed run draws the same patches as one that never stopped.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..modeling import pack
+from .modeling import pack
 
 
 @dataclass

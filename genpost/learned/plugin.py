@@ -28,12 +28,12 @@ from typing import Any, ClassVar, TypeVar
 
 from .. import options as opt
 from ..hookspecs import hookimpl
-from ..modeling import Network, NetworkSpec
 from ..options import Option, Value
 from ..postprocessor import Context, PostProcessor, WeightsFile
 from ..types import Frame
 from .adapt import AdaptSpec
 from .adaptive import AdaptiveNetwork
+from .modeling import Network, NetworkSpec
 
 T = TypeVar("T")
 SUMS = "SHA256SUMS"  # the weights folder's manifest, as ``sha256sum`` writes it: one "HEX  NAME" line a file
@@ -53,7 +53,7 @@ def register_hook(*classes):
 
 def weights_dir(module_file: str) -> Path:
     """The ``weights`` folder beside a plugin module (pass ``__file__``), as an absolute path:
-    genpost.weights resolves a relative path against the module of the instance's class, which for a
+    genpost.learned.weights resolves a relative path against the module of the instance's class, which for a
     subclass defined elsewhere (the contract kit's tracer) is not the plugin's package."""
     return Path(module_file).resolve().parent / "weights"
 
@@ -61,7 +61,7 @@ def weights_dir(module_file: str) -> Path:
 def read_sums(path: Path) -> dict[str, str]:
     """A ``SHA256SUMS`` manifest (``sha256sum`` format, checkable with ``sha256sum -c``): file name ->
     sha256, in the file's order; a line that is not "HEX  NAME" (a plain name in that folder) is refused."""
-    from ..weights import WeightsError
+    from .weights import WeightsError
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -80,7 +80,7 @@ def read_sums(path: Path) -> dict[str, str]:
 def shipped_weights(module_file: str, digests: Mapping[str, str] | None = None) -> tuple[WeightsFile, ...]:
     """``PostProcessor.weights`` for files in the ``weights`` folder beside a plugin module (pass
     ``__file__``): file name -> sha256, in order; by default the folder's ``SHA256SUMS``. The files are
-    checked against these digests whenever they load (``genpost.weights``)."""
+    checked against these digests whenever they load (``genpost.learned.weights``)."""
     folder = weights_dir(module_file)
     if digests is None:
         digests = read_sums(folder / SUMS)

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..modeling import pack
 from ..rdcost import SLOPES as SLOPES  # the per-plane rule, shared with wiener: re-exported here
 from ..rdcost import pick as pick
 from ..rdcost import plane_lambdas as plane_lambdas
 from ..types import Frame
 from . import adapt
 from .finetune import Recipe, finetune
+from .modeling import pack
 
 FRAME_PAYLOAD_BITS = 64  # a frame payload naming the update (prefix + a one-level body)
 # quantiser step exponents tried per mode (step = 2**-e): coarse and fine

@@ -22,7 +22,7 @@ def arguments(doc: str, steps: int, lr: float | None = 1e-3, steps_help: str | N
     ``--steps`` (default ``steps``), ``--batch`` 8, ``--lr`` (default ``lr``; not added when None), ``--seed``
     0 and ``--threads`` 1."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
-    ap.add_argument("--pairs", type=Path, required=True, help="(source, decode) pairs from python -m genpost.training_data")
+    ap.add_argument("--pairs", type=Path, required=True, help="(source, decode) pairs from python -m genpost.learned.training_data")
     ap.add_argument("--out", type=Path, required=True, help="folder for the exported weights and training.json")
     ap.add_argument("--steps", type=int, default=steps, help=steps_help)
     ap.add_argument("--batch", type=int, default=8)

@@ -1,4 +1,5 @@
-"""The only package that imports av: open, demux, decode, encode and mux, keeping pts and colour.
+"""Bytes in and out of Frames: open, demux, decode, encode and mux, keeping pts and colour; the only package
+that imports av.
 
 The pipeline sees plain ``Frame`` objects and opaque packet handles; it never touches av objects.
 Names follow FFmpeg's verbs (demux, decode, encode, mux) as PyAV does.
@@ -9,8 +10,14 @@ Names follow FFmpeg's verbs (demux, decode, encode, mux) as PyAV does.
                 packets of segments joined with increasing dts (callers never set packet timing themselves)
     encode      EncoderSettings, OutputFile: encode or copy, mux with the other streams and side info
     measure     two-input comparison filters (psnr, ssim, xpsnr) and the bench's plain transcode
+    damage      decode damage counted as FFmpeg does; lost pictures concealed, frames and timing kept
+    limits      resource limits checked before memory is committed (plain Python, no av)
+    y4m         YUV4MPEG2 over pipes, one frame at a time (plain Python, no av)
+    ffmpeg      the ffmpeg binary (libvmaf, libvvenc): its path and VMAF
+    ffmpeg_tools  the ffmpeg binary as a filter/encoder stage: y4m over pipes, filters checked up front
 
-Everything public is importable from ``genpost.media`` itself.
+Everything public of the PyAV modules is importable from ``genpost.media`` itself; the others by their
+module (``genpost.media.y4m``, ``genpost.media.ffmpeg``, ...).
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ import av
 from av.packet import packet_sidedata_type_from_literal
 
 from ..errors import MediaError, UsageError
-from ..limits import check_frame_size
 from ..types import Frame
-from ..y4m import CHROMA_LOCATION
+from .limits import check_frame_size
+from .y4m import CHROMA_LOCATION
 
 RAW_FORMATS = {".265": "hevc", ".hevc": "hevc", ".h265": "hevc", ".266": "vvc", ".vvc": "vvc", ".h266": "vvc"}
 RAW_INPUTS = {**RAW_FORMATS, ".264": "h264", ".h264": "h264"}  # raw Annex-B genpost reads (H.264: input only)
@@ -48,7 +48,7 @@ def output_format(path: str | os.PathLike, formats: dict[str, str] = OUTPUT_FORM
     return formats[ext]
 
 
-# ---------------------------------------------------------------- resource limits (genpost.limits)
+# ---------------------------------------------------------------- resource limits (genpost.media.limits)
 
 
 def check_y4m_header(path: str) -> int:

@@ -10,13 +10,13 @@ from typing import Iterator, Sequence
 
 import av
 
-from ..damage import Concealer, DecodeDamage
 from ..errors import MediaError, PipelineError
-from ..limits import check_frame_size
 from ..types import Frame, StreamInfo
 from . import container
 from .colour import color_of, frame_from_av
 from .container import OtherPacket, VideoUnit, block_additional, demux_packets, open_container
+from .damage import Concealer, DecodeDamage
+from .limits import check_frame_size
 
 
 class InputFile:
@@ -151,7 +151,7 @@ class InputFile:
     def demux(self, copy_others: bool = True, stamp: bool = False) -> Iterator[VideoUnit | OtherPacket]:
         """Packets in file order; video packets come with the frames their decode produced.
 
-        Damage is counted in ``damage``: a picture the decoder loses is concealed (see genpost.damage) so
+        Damage is counted in ``damage``: a picture the decoder loses is concealed (see genpost.media.damage) so
         frame count and timing survive, and more damaged frames than ``max_errors`` raise MediaError.
         ``stamp``: a raw stream's video packets get the times its frames have (``raw_packet_times``), so
         they can be copied into a container; it costs one more decode of the stream.

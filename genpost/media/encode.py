@@ -15,7 +15,6 @@ from av.packet import PacketSideData
 
 from ..errors import MediaError
 from ..types import Frame, StreamInfo, to_bit_depth
-from ..y4m import PROVENANCE_FIELD, Y4MHeader, Y4MWriter
 from .colour import frame_from_av, frame_to_av, set_color, x265_hdr_params
 from .container import (
     BLOCK_ADD_ID,
@@ -27,6 +26,7 @@ from .container import (
     pix_fmt_for,
 )
 from .decode import InputFile
+from .y4m import PROVENANCE_FIELD, Y4MHeader, Y4MWriter
 
 # ---------------------------------------------------------------- output
 
@@ -67,7 +67,7 @@ class EncoderSettings:
 class OutputFile:
     """A muxer with one video stream (encoded or copied) and the input's other streams copied untouched.
 
-    A ``.y4m`` output is written by genpost.y4m, as ``genpost pipe`` writes it, not by FFmpeg's muxer, which
+    A ``.y4m`` output is written by genpost.media.y4m, as ``genpost pipe`` writes it, not by FFmpeg's muxer, which
     writes A0:0 whatever the stream's pixel aspect, guesses the chroma siting, has no X field for the
     ``genpost_postprocessors`` tag and, for copied packets (joined chunks), writes the time base as the rate.
     """

@@ -66,7 +66,8 @@ def snapshot(folder: Path) -> dict[str, str]:
 def probe_encode(out: Path) -> Path:
     """carphone through x265 (QP 37, keyint 8) with a probe record in SEI on every frame, into ``out``
     (the container by its suffix)."""
-    from genpost import media, pipeline
+    from genpost import media
+    from genpost.jobs import pipeline
 
     with probe_installed():
         pipeline.encode(CARPHONE, out, media.EncoderSettings(qp=37, preset="fast", keyint=8), ["probe"], "sei")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genpost.damage import Concealer
+from genpost.media.damage import Concealer
 
 
 def run(sent, decoded):

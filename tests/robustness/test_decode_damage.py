@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import decode_all
 
-from genpost import media, pipeline
+from genpost import media
+from genpost.jobs import pipeline
 
 from . import corrupt
 from .conftest import VTM_RA

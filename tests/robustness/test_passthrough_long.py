@@ -10,7 +10,8 @@ import av
 import pytest
 from conftest import ffmpeg
 
-from genpost import media, pipeline
+from genpost import media
+from genpost.jobs import pipeline
 
 FRAMES = 3000
 

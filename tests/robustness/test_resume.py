@@ -12,7 +12,8 @@ import signal
 import numpy as np
 from conftest import decode_all
 
-from genpost import media, pipeline
+from genpost import media
+from genpost.jobs import pipeline
 
 from .conftest import cli, one_line_error, probe_installed
 
@@ -28,7 +29,7 @@ def same_frames(a, b) -> bool:
 
 
 def work(out):
-    from genpost.resume import work_dir
+    from genpost.jobs.resume import work_dir
 
     return work_dir(out)
 
@@ -158,7 +159,7 @@ def _one_frame_segments(av_source, folder, n):
     from dataclasses import replace
     from fractions import Fraction
 
-    from genpost import resume
+    from genpost.jobs import resume
 
     with media.InputFile(av_source) as inp:
         info = replace(inp.info, time_base=Fraction(1, 1000))
@@ -192,8 +193,8 @@ def test_a_chunk_file_whose_dts_is_past_its_pts_fails_with_one_line_not_a_mux_er
     import av
     import pytest
 
-    from genpost import resume
     from genpost.errors import PipelineError
+    from genpost.jobs import resume
 
     good, bad = _one_frame_segments(av_source, tmp_path, 2)
     with av.open(str(good)) as src:

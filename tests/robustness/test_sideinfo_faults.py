@@ -15,7 +15,8 @@ from conftest import decode_all, v3_crc_matches
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genpost import media, pipeline, sideinfo
+from genpost import media, sideinfo
+from genpost.jobs import pipeline
 
 from . import corrupt
 from .conftest import VTM_RA

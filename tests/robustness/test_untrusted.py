@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from conftest import CARPHONE, decode_all
 
-from genpost import PostProcessor, WeightsFile, weights
+from genpost import PostProcessor, WeightsFile
+from genpost.learned import weights
 
 from .conftest import ROOT, cli, one_line_error, snapshot
 
@@ -107,7 +108,7 @@ def test_plugins_load_the_weights_they_declare(tensors_file):
 
 
 def test_importing_weights_imports_no_ml_framework():
-    code = "import sys, genpost.weights; print(sorted(m for m in ('torch', 'safetensors', 'onnxruntime') if m in sys.modules))"
+    code = "import sys, genpost.learned.weights; print(sorted(m for m in ('torch', 'safetensors', 'onnxruntime') if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
 
 

@@ -1,9 +1,9 @@
-"""The generator as a ``genpost.modeling.Network``: onnxruntime (default) or torch, on overlapping tiles,
-weights loaded only through ``genpost.weights`` (sha256 checked)."""
+"""The generator as a ``genpost.learned.modeling.Network``: onnxruntime (default) or torch, on overlapping tiles,
+weights loaded only through ``genpost.learned.weights`` (sha256 checked)."""
 
 from __future__ import annotations
 
-from genpost.modeling import NetworkSpec
+from genpost.learned.modeling import NetworkSpec
 
 FILES = ("gan_enhance_v1.onnx", "gan_enhance_v1.safetensors")
 HALO = 8  # > the generator's receptive radius (7 convs of 3x3 at chroma resolution): tiles join exactly

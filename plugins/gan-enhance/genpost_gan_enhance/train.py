@@ -16,8 +16,7 @@ import sys
 
 import numpy as np
 
-from genpost import modeling
-from genpost.learned import corpus, patches, trainer
+from genpost.learned import corpus, modeling, patches, trainer
 from genpost.learned.trainer import Trainer, seed_everything
 
 PATCH = 128  # luma patch side (64 at chroma resolution)

@@ -1,11 +1,11 @@
-"""The velocity network as a ``genpost.modeling.Network`` (onnxruntime by default, or torch, on overlapping
-tiles, weights only through ``genpost.weights``) and the Euler sampler."""
+"""The velocity network as a ``genpost.learned.modeling.Network`` (onnxruntime by default, or torch, on overlapping
+tiles, weights only through ``genpost.learned.weights``) and the Euler sampler."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from genpost.modeling import Network, NetworkSpec
+from genpost.learned.modeling import Network, NetworkSpec
 
 FILES = ("rectified_flow_v1.onnx", "rectified_flow_v1.safetensors")
 HALO = 8  # > the network's receptive radius (6 convs of 3x3 at chroma resolution): tiles join exactly

@@ -1,7 +1,7 @@
 """The velocity network (torch; imported only by ``setup`` with backend=torch, by training and by export,
 never when the plugin is imported).
 
-It works on 4:2:0 directly, on genpost's packed layout (``genpost.modeling.pack``): luma's four 2x2 phases,
+It works on 4:2:0 directly, on genpost's packed layout (``genpost.learned.modeling.pack``): luma's four 2x2 phases,
 U and V at chroma resolution, each divided by the bit depth's maximum. Input, 14 channels: the current
 state ``x_t`` (6), the decoded frame (6), a constant QP plane ``(QP - 27) / 15`` and a constant time plane
 ``t``. Output: the velocity ``v`` (6 channels); an Euler step is ``x <- x + dt * v``.

@@ -19,8 +19,8 @@ from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
 from genpost.learned.blocks import perceptual_weight, plane_block_sse
+from genpost.learned.modeling import BACKENDS, pack, to_samples, unpack
 from genpost.learned.plugin import Kit, LearnedPostProcessor, base_qp, frame_key, shipped_weights, update_key
-from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
 from . import codec
 from .codec import Settings

@@ -33,8 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genpost import modeling
-from genpost.learned import corpus, patches, trainer, trunk
+from genpost.learned import corpus, modeling, patches, trainer, trunk
 from genpost.learned.trainer import Trainer, seed_everything
 
 PATCH = 128  # luma patch side (64 at chroma resolution)

@@ -1,11 +1,11 @@
-"""The two networks as ``genpost.modeling.Network``s (onnxruntime by default, or torch; overlapping tiles;
-weights only through ``genpost.weights``) and the DDIM sampler over the residual."""
+"""The two networks as ``genpost.learned.modeling.Network``s (onnxruntime by default, or torch; overlapping tiles;
+weights only through ``genpost.learned.weights``) and the DDIM sampler over the residual."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from genpost.modeling import Network, NetworkSpec
+from genpost.learned.modeling import Network, NetworkSpec
 
 from .layout import CELL, LATENT, alpha_sigma
 

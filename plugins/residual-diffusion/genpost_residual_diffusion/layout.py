@@ -1,7 +1,7 @@
 """Numpy-only layout shared by training and the plugin: the latent grid, space-to-depth for the latent
 encoder, nearest upsampling of the latent, and the diffusion schedule (no torch here).
 
-Everything works on genpost's packed 4:2:0 (``genpost.modeling.pack``): six planes at chroma resolution.
+Everything works on genpost's packed 4:2:0 (``genpost.learned.modeling.pack``): six planes at chroma resolution.
 One latent cell covers ``CELL`` x ``CELL`` chroma samples = 8 x 8 luma samples (the 1/8 grid).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genpost.modeling import qp_value
+from genpost.learned.modeling import qp_value
 
 CELL = 4  # chroma samples per latent cell side (8 luma samples)
 LATENT = 4  # latent channels

@@ -20,8 +20,8 @@ from genpost.learned import framing
 from genpost.learned.adapt import AdaptSpec
 from genpost.learned.adaptive import DECLARED as ADAPT_OPTIONS
 from genpost.learned.blocks import perceptual_weight, plane_distortion
+from genpost.learned.modeling import BACKENDS, pack, to_samples, unpack
 from genpost.learned.plugin import Kit, LearnedPostProcessor, base_qp, frame_key, shipped_weights, update_key
-from genpost.modeling import BACKENDS, pack, to_samples, unpack
 
 from . import codec, engine
 from .layout import LATENT, RS, encoder_input, grid, upsample

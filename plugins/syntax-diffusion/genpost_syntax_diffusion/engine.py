@@ -1,5 +1,5 @@
-"""The two networks as ``genpost.modeling.Network``s (onnxruntime by default, or torch; overlapping tiles;
-weights only through ``genpost.weights``), the few-step sampler and the low-frequency consistency step."""
+"""The two networks as ``genpost.learned.modeling.Network``s (onnxruntime by default, or torch; overlapping tiles;
+weights only through ``genpost.learned.weights``), the few-step sampler and the low-frequency consistency step."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from genpost.modeling import Network, NetworkSpec
+from genpost.learned.modeling import Network, NetworkSpec
 
 from .codec import ZMAX, K
 

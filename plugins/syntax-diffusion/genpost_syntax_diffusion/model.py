@@ -1,5 +1,5 @@
 """The two networks (torch; imported only by ``setup`` with backend=torch, by training and by export, never
-when the plugin is imported). Both work on genpost's packed 4:2:0 layout (``genpost.modeling.pack``: luma's
+when the plugin is imported). Both work on genpost's packed 4:2:0 layout (``genpost.learned.modeling.pack``: luma's
 four 2x2 phases, U and V at chroma resolution, each / (2^bitdepth - 1)), so 8 and 10 bits go in directly.
 
 ``SyntaxExtractor`` (encoder only): 13 channels (source 6 + decoded 6 + QP plane) -> a K-channel feature
