@@ -218,50 +218,36 @@ def test_a_family_warm_started_from_the_trunk_restores_as_the_trunk(family):
     assert r_trunk.abs().max() > 1e-3
 
 
-def test_the_flow_trains_from_a_trunk_run_and_exports(tiny_corpus, tmp_path):
-    from genpost_gan_enhance import train as gan_train
-    from genpost_rectified_flow import train as flow_train
+FAMILIES = {  # family: (training module, exported stems)
+    "rectified-flow": ("genpost_rectified_flow.train", ("rectified_flow_v1",)),
+    "residual-diffusion": ("genpost_residual_diffusion.train", ("latent_encoder_v1", "residual_denoiser_v1")),
+    "syntax-diffusion": ("genpost_syntax_diffusion.train", ("syntax_extractor_v1", "syntax_denoiser_v1")),
+}
 
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_a_family_trains_from_a_trunk_run_and_exports(family, tiny_corpus, tmp_path):
+    """The real training script of each family: a new run from a trunk run, its log, and the export
+    (safetensors + ONNX whose sha256 training.json lists)."""
+    import importlib
+
+    from genpost_gan_enhance import train as gan_train
+
+    module, stems = FAMILIES[family]
+    train = importlib.import_module(module)
     gan_train.main(["--out", str(tmp_path / "gan"), "--corpus", str(tiny_corpus), "--steps", "10", "--batch", "2"])
-    out = tmp_path / "flow"
-    assert flow_train.main(["--out", str(out), "--corpus", str(tiny_corpus), "--steps", "20", "--batch", "2",
-                            "--init-from", str(tmp_path / "gan"), "--validate-every", "20"]) == 0  # fmt: skip
+    out = tmp_path / family
+    assert train.main(["--out", str(out), "--corpus", str(tiny_corpus), "--steps", "20", "--batch", "2",
+                       "--init-from", str(tmp_path / "gan"), "--validate-every", "20"]) == 0  # fmt: skip
     log = json.loads((out / "checkpoint.json").read_text())
     assert log["step"] == 20 and log["init_from"].endswith("gan") and len(log["validation"]) == 2
-    assert flow_train.main(["--out", str(out), "--steps", "20", "--export", str(tmp_path / "w")]) == 0
-    assert (tmp_path / "w" / "rectified_flow_v1.onnx").exists()
-
-
-def test_the_residual_diffusion_trains_from_a_trunk_run_and_exports(tiny_corpus, tmp_path):
-    from genpost_gan_enhance import train as gan_train
-    from genpost_residual_diffusion import train as rd_train
-
-    gan_train.main(["--out", str(tmp_path / "gan"), "--corpus", str(tiny_corpus), "--steps", "10", "--batch", "2"])
-    out = tmp_path / "rd"
-    assert rd_train.main(["--out", str(out), "--corpus", str(tiny_corpus), "--steps", "20", "--batch", "2",
-                          "--init-from", str(tmp_path / "gan"), "--validate-every", "20"]) == 0  # fmt: skip
-    log = json.loads((out / "checkpoint.json").read_text())
-    assert log["step"] == 20 and len(log["validation"]) == 2 and log["validation"][-1]["val_bpp_latent"] > 0
-    assert rd_train.main(["--out", str(out), "--steps", "20", "--export", str(tmp_path / "w")]) == 0
+    if family == "residual-diffusion":
+        assert log["validation"][-1]["val_bpp_latent"] > 0
+    if family == "syntax-diffusion":  # the warm start: default and vector modes restore as the trunk does
+        assert log["kmac_per_px_denoiser_step"] <= 15
+        assert log["validation"][0]["val_gain_db_default"] == log["validation"][0]["val_gain_db_vector"]
+    assert train.main(["--out", str(out), "--steps", "20", "--export", str(tmp_path / "w")]) == 0
     meta = json.loads((tmp_path / "w" / "training.json").read_text())
-    assert len(meta["prior_log_scale"]) == 4 and meta["blocks"] == 5
-    for stem in ("latent_encoder_v1", "residual_denoiser_v1"):
-        assert hashlib.sha256((tmp_path / "w" / f"{stem}.onnx").read_bytes()).hexdigest() == meta[f"{stem}.onnx"]
-
-
-def test_the_syntax_diffusion_trains_from_a_trunk_run_and_exports(tiny_corpus, tmp_path):
-    from genpost_gan_enhance import train as gan_train
-    from genpost_syntax_diffusion import train as sd_train
-
-    gan_train.main(["--out", str(tmp_path / "gan"), "--corpus", str(tiny_corpus), "--steps", "10", "--batch", "2"])
-    out = tmp_path / "sd"
-    assert sd_train.main(["--out", str(out), "--corpus", str(tiny_corpus), "--steps", "20", "--batch", "2",
-                          "--init-from", str(tmp_path / "gan"), "--validate-every", "20"]) == 0  # fmt: skip
-    log = json.loads((out / "checkpoint.json").read_text())
-    assert log["step"] == 20 and len(log["validation"]) == 2 and log["kmac_per_px_denoiser_step"] <= 15
-    first = log["validation"][0]  # the warm start: default mode and vector mode restore as the trunk does
-    assert first["val_gain_db_default"] == first["val_gain_db_vector"]
-    assert sd_train.main(["--out", str(out), "--steps", "20", "--export", str(tmp_path / "w")]) == 0
-    meta = json.loads((tmp_path / "w" / "training.json").read_text())
-    for stem in ("syntax_extractor_v1", "syntax_denoiser_v1"):
+    assert meta["init_from"].endswith("gan") and meta["blocks"] == 5
+    for stem in stems:
         assert hashlib.sha256((tmp_path / "w" / f"{stem}.onnx").read_bytes()).hexdigest() == meta[f"{stem}.onnx"]

@@ -11,6 +11,7 @@ then only has to learn what its extra inputs add. torch is imported when called.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 
@@ -47,3 +48,19 @@ def warm_start(net, trunk: dict, decoded_at: int, out_scale: float = 1.0) -> Non
         sd["tail.weight"] = trunk["tail.weight"][:6] * out_scale
         sd["tail.bias"] = trunk["tail.bias"][:6] * out_scale
     net.load_state_dict(sd)
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """A family's training options for the trunk: ``--init-from`` (a gan-enhance run folder or exported
+    safetensors) and ``--blocks`` (its network's residual blocks; the trunk has 5)."""
+    ap.add_argument("--init-from", type=Path, default=None, help="the shared trunk: a gan-enhance run folder or safetensors")
+    ap.add_argument("--blocks", type=int, default=5, help="residual blocks of the family's network (the trunk has 5)")
+
+
+def start(run, net, path: str | Path, out_scale: float = 1.0) -> None:
+    """Start a new run (``genpost.learned.trainer.Trainer``) from the trunk: ``warm_start`` of ``net`` (the
+    family's trunk-shaped network, decode at input channel 6), the run's EMA taken afresh from its module
+    and the trunk's path in the log."""
+    warm_start(net, load(path), decoded_at=6, out_scale=out_scale)
+    run.ema = {k: v.detach().clone() for k, v in run.modules[run.ema_name].state_dict().items()}
+    run.log["init_from"] = str(path)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -64,8 +63,7 @@ def flow_batch(dec: np.ndarray, x1: np.ndarray, rng: np.random.Generator, p_zero
 
 def arguments(argv):
     ap = trainer.arguments(__doc__, steps=20_000, validate_every=2500)
-    ap.add_argument("--init-from", type=Path, default=None, help="the shared trunk: a gan-enhance run folder or safetensors")
-    ap.add_argument("--blocks", type=int, default=5, help="residual blocks (the trunk has 5; the shipped v1 net 4)")
+    trunk.add_arguments(ap)  # --init-from, --blocks
     ap.add_argument("--p-zero", type=float, default=P_ZERO)
     return ap.parse_args(argv)
 
@@ -91,9 +89,7 @@ def main(argv=None) -> int:
         print(json.dumps(modeling.export(run.ema_module(make), args.export, STEM, 14, run.summary())["history"][-1:]))
         return 0
     if not resumed and args.init_from:
-        trunk.warm_start(net, trunk.load(args.init_from), decoded_at=6)
-        run.ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        run.log["init_from"] = str(args.init_from)
+        trunk.start(run, net, args.init_from)
     cache = corpus.cache_dir(args.corpus)
     train_pairs, val_pairs = patches.load(cache, "train"), patches.load(cache, "val")
     vx, vs = patches.fixed_set(val_pairs, 96, PATCH)

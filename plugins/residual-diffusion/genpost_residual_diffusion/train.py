@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -107,8 +106,7 @@ def forward(torch, net, dec, src, d: dict):
 
 def arguments(argv):
     ap = trainer.arguments(__doc__, steps=16_000, validate_every=2000, lr=2e-4)
-    ap.add_argument("--init-from", type=Path, default=None, help="the shared trunk: a gan-enhance run folder or safetensors")
-    ap.add_argument("--blocks", type=int, default=5, help="the denoiser's residual blocks (the trunk has 5)")
+    trunk.add_arguments(ap)  # --init-from, --blocks
     ap.add_argument("--lambda-scale", type=float, default=LAMBDA_SCALE)
     return ap.parse_args(argv)
 
@@ -138,9 +136,7 @@ def main(argv=None) -> int:
         print(json.dumps(modeling.export(ema.den, args.export, DENOISER_STEM, ema.den.head.in_channels, log)["history"][-1:]))
         return 0
     if not resumed and args.init_from:
-        trunk.warm_start(net.den, trunk.load(args.init_from), decoded_at=6, out_scale=RS)
-        run.ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        run.log["init_from"] = str(args.init_from)
+        trunk.start(run, net.den, args.init_from, out_scale=RS)
     cache = corpus.cache_dir(args.corpus)
     train_pairs, val_pairs = patches.load(cache, "train"), patches.load(cache, "val")
     vx, vs = patches.fixed_set(val_pairs, 96, PATCH)
