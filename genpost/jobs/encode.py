@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import media, sideinfo
 from ..errors import PipelineError, UsageError
+from ..options import CARRIAGES
 from ..postprocessor import PostProcessor
 from ..runner import declared
 from ..runner.loop import AnalysisJob, FrameAnalyzer, Progress, check_policy, load_postprocessors, no_progress
@@ -23,7 +24,6 @@ from ..types import to_bit_depth
 from .outputs import atomic_output, check_paths, default_sidecar
 from .schedule import Schedule
 
-CARRIAGES = ("sei", "nnpfc", "track", "sidecar")
 BASE_OUTPUTS = {ext: fmt for ext, fmt in media.OUTPUT_FORMATS.items() if fmt not in ("yuv4mpegpipe", "vvc")}  # HEVC only
 DEFAULT_CARRIAGE = "sei"  # what `genpost encode` writes unless --carriage says otherwise (and so what eval measures)
 
