@@ -11,7 +11,7 @@
 - ``corpus``: the training corpus (registry packages and public repositories, sha256-checked, coded by
   real x265), ``patches``: batches drawn from it as a function of (seed, step), ``trainer``: the one
   resumable training loop (checkpoints, budget, EMA, progress, JSON log), ``training_data``: the first
-  (source, x265 reconstruction) pairs, ``train``/``trunk``: what the training scripts share. See docs/training.md.
+  (source, x265 reconstruction) pairs, ``trunk``: the shared restoration trunk the families start from. See docs/training.md.
 
 numpy and constriction only at import; torch is imported by ``finetune`` when it runs.
 """

@@ -108,47 +108,6 @@ def code_pairs(sources: list[Path], out: Path, qps=(27, 32, 37, 42), keep_every:
     return n
 
 
-def load_pairs(folder: Path) -> list[dict]:
-    """Every ``.npz`` pair ``code_pairs`` wrote, in name order (so a seed picks the same patches)."""
-    pairs = []
-    for f in sorted(glob.glob(str(Path(folder) / "*.npz"))):
-        with np.load(f) as z:
-            pairs.append({k: z[k] for k in z.files})
-    return pairs
-
-
-def random_patch(pairs: list[dict], rng: np.random.Generator, patch: int) -> tuple[np.ndarray, np.ndarray]:
-    """A random ``patch`` x ``patch`` luma window of a random pair, flipped left-right half of the time, as
-    ``genpost.learned.modeling.pack`` gives it to a network: (source (6, c, c), decode + QP plane (7, c, c)),
-    c = patch / 2."""
-    from .modeling import pack
-
-    p = pairs[rng.integers(len(pairs))]
-    h, w = p["su"].shape
-    c = patch // 2
-    i, j = rng.integers(0, h - c + 1), rng.integers(0, w - c + 1)
-
-    def crop(key: str, s: int) -> np.ndarray:
-        return p[key][s * i : s * (i + c), s * j : s * (j + c)]
-
-    src = [crop("sy", 2), crop("su", 1), crop("sv", 1)]
-    dec = [crop("dy", 2), crop("du", 1), crop("dv", 1)]
-    if rng.integers(2):
-        src, dec = [a[:, ::-1] for a in src], [a[:, ::-1] for a in dec]
-    top = np.iinfo(p["sy"].dtype).max if p["sy"].dtype.kind == "u" else 255
-    return pack(*src, top), pack(*dec, top, int(p["qp"]))
-
-
-def start(seed: int, threads: int, pairs_folder: Path) -> tuple[np.random.Generator, list[dict]]:
-    """What every training script does first, in this order so a seed reproduces its weights: seed torch,
-    fix its thread count (results depend on it), make the patch RNG, load the pairs."""
-    import torch
-
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    return np.random.default_rng(seed), load_pairs(pairs_folder)
-
-
 if __name__ == "__main__":
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "genpost-data")
     raw = fetch(root)
