@@ -218,6 +218,24 @@ def test_a_family_warm_started_from_the_trunk_restores_as_the_trunk(family):
     assert r_trunk.abs().max() > 1e-3
 
 
+def test_a_wider_deeper_generator_starts_exactly_as_the_trunk():
+    """``trunk.widen``: a "quality" generator (48 channels, 8 blocks) holding the trunk (32, 5) computes
+    exactly what the trunk does, both heads, everywhere (edges included), and its new weights can learn."""
+    from genpost_gan_enhance.model import Generator
+
+    from genpost.learned import trunk
+
+    torch.manual_seed(0)
+    small, big = Generator(), Generator(48, 8)
+    torch.nn.init.normal_(small.tail.weight, std=0.02)
+    trunk.widen(big, small.state_dict())
+    x = torch.rand(2, 7, 20, 20)
+    with torch.no_grad():
+        assert torch.allclose(big(x), small(x), atol=1e-6) and small(x).abs().max() > 1e-3
+    big(x).square().mean().backward()
+    assert big.body[7].weight.grad.abs().max() > 0 and big.tail.weight.grad[:, 32:].abs().max() > 0
+
+
 FAMILIES = {  # family: (training module, exported stems)
     "rectified-flow": ("genpost_rectified_flow.train", ("rectified_flow_v1",)),
     "residual-diffusion": ("genpost_residual_diffusion.train", ("latent_encoder_v1", "residual_denoiser_v1")),

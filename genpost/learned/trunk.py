@@ -50,6 +50,35 @@ def warm_start(net, trunk: dict, decoded_at: int, out_scale: float = 1.0) -> Non
     net.load_state_dict(sd)
 
 
+def widen(net, trunk: dict) -> None:
+    """Write a trained ``ResidualConvStack`` of the same inputs and outputs (``trunk``) into ``net``, a wider
+    and/or deeper one, so that ``net`` computes exactly what the trunk does: the trunk's channels fill the
+    first channels of every conv, the new channels' inputs keep their initialisation but reach the old
+    channels and the tail through zero weights, and the convs beyond the trunk's depth start at zero (a
+    residual block ``h + act(0)`` is the identity). Training then grows the new capacity from there, so a
+    larger "quality" network starts where the long trunk run ended instead of from scratch."""
+    import torch
+
+    sd = net.state_dict()
+    c = trunk["head.weight"].shape[0]
+    with torch.no_grad():
+        sd["head.weight"][:c] = trunk["head.weight"]
+        sd["head.bias"][:c] = trunk["head.bias"]
+        for k in [k for k in sd if k.startswith("body.") and k.endswith(".weight")]:
+            b = k[: -len(".weight")]
+            if k in trunk:
+                sd[k][:c, c:] = 0
+                sd[k][:c, :c] = trunk[k]
+                sd[b + ".bias"][:c] = trunk[b + ".bias"]
+            else:
+                sd[k].zero_()
+                sd[b + ".bias"].zero_()
+        sd["tail.weight"].zero_()
+        sd["tail.weight"][:, :c] = trunk["tail.weight"]
+        sd["tail.bias"].copy_(trunk["tail.bias"])
+    net.load_state_dict(sd)
+
+
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """A family's training options for the trunk: ``--init-from`` (a gan-enhance run folder or exported
     safetensors) and ``--blocks`` (its network's residual blocks; the trunk has 5)."""

@@ -4,6 +4,8 @@ the perception head only; resumable, with a time budget per session; export safe
     python -m genpost.learned.corpus build                        # the corpus (outside the repo)
     python -m genpost_gan_enhance.train --out runs/gan --hours 2  # run (again) until done; resumes itself
     python -m genpost_gan_enhance.train --out runs/gan --export genpost_gan_enhance/weights
+    # a wider/deeper "quality" generator that starts exactly where the trunk run ended (trunk.widen):
+    python -m genpost_gan_enhance.train --out runs/gan-quality --channels 48 --blocks 10 --init-from runs/gan
 
 Reproducible for a given seed, step count and thread count: a run killed and resumed gives the same
 weights as one that never stopped (``genpost.learned.trainer``). Needs the ``train`` extra.
@@ -16,7 +18,7 @@ import sys
 
 import numpy as np
 
-from genpost.learned import corpus, modeling, patches, trainer
+from genpost.learned import corpus, modeling, patches, trainer, trunk
 from genpost.learned.trainer import Trainer, seed_everything
 
 PATCH = 128  # luma patch side (64 at chroma resolution)
@@ -27,6 +29,9 @@ def arguments(argv):
     ap = trainer.arguments(__doc__, steps=200_000, validate_every=5000)
     ap.add_argument("--gan-fraction", type=float, default=0.05, help="last fraction of steps: adversarial phase")
     ap.add_argument("--adv-weight", type=float, default=0.005)
+    ap.add_argument("--channels", type=int, default=32, help="the generator's width (the shipped trunk: 32)")
+    ap.add_argument("--stem", default=STEM, help="exported file names (a larger variant ships beside the default)")
+    trunk.add_arguments(ap)  # --init-from (a trained generator to widen), --blocks
     return ap.parse_args(argv)
 
 
@@ -39,7 +44,11 @@ def main(argv=None) -> int:
 
     cache = corpus.cache_dir(args.corpus)
     seed_everything(args.seed, args.threads)
-    g = Generator().to(memory_format=torch.channels_last)
+
+    def make() -> Generator:
+        return Generator(args.channels, args.blocks)
+
+    g = make().to(memory_format=torch.channels_last)
     d = PatchDiscriminator().to(memory_format=torch.channels_last)
     tail = list(g.tail.parameters())
     gan_start = int(args.steps * (1 - args.gan_fraction))
@@ -50,13 +59,14 @@ def main(argv=None) -> int:
         checkpoint_s=60 * args.checkpoint_minutes,
         log_extra={"corpus_manifest_sha256": corpus.manifest_hash(), "batch": args.batch, "patch": PATCH,
                    "lr": args.lr, "adv_weight": args.adv_weight, "gan_start": gan_start,
+                   "channels": args.channels, "blocks": args.blocks,
                    "params": sum(p.numel() for p in g.parameters()), "kmac_per_px": macs_per_pixel(g) / 1e3},
     )  # fmt: skip
     resumed = run.resume(strict=not args.export)
     if args.export:
         log = run.summary()  # exporting never writes the run's checkpoint (a run may be going on beside it)
-        net = run.ema_module(Generator)
-        print(json.dumps(modeling.export(net, args.export, STEM, 7, log)["history"][-1:], indent=1))
+        net = run.ema_module(make)
+        print(json.dumps(modeling.export(net, args.export, args.stem, 7, log)["history"][-1:], indent=1))
         return 0
     train_pairs, val_pairs = patches.load(cache, "train"), patches.load(cache, "val")
     vx, vs = patches.fixed_set(val_pairs, 96, PATCH)
@@ -64,7 +74,7 @@ def main(argv=None) -> int:
           f"{len(train_pairs.sources)} sources, {val_pairs.count} val pairs from {len(val_pairs.sources)}", file=sys.stderr)  # fmt: skip
 
     def validate(r: Trainer) -> dict:
-        net = r.ema_module(Generator).eval()
+        net = r.ema_module(make).eval()
         with torch.no_grad():
             res = net(torch.from_numpy(vx)).numpy()
         out = vx[:, :6] + res[:, :6]
@@ -73,6 +83,10 @@ def main(argv=None) -> int:
         return {"val_mse": float(np.mean((out - vs) ** 2)), "val_rel_mse": rel,
                 "val_gain_db": patches.plane_psnr_gain(vs, vx[:, :6], out)}
 
+    if not resumed and args.init_from:
+        trunk.widen(g, trunk.load(args.init_from))
+        run.ema = {k: v.detach().clone() for k, v in g.state_dict().items()}
+        run.log["init_from"] = str(args.init_from)
     if not resumed:
         run.validate(validate)
     run.stop_on_signals()  # kill (SIGTERM) ends the run checkpointed
