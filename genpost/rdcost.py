@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .types import Frame
+
 SLOPES = np.array([5.0, 3.0, 3.0])
 """dB of PSNR-Y, -U, -V per neper of rate along an x265 anchor's RD curve (carphone, x265 medium, QP 27-42:
 5.2, 2.6, 3.1; BBB 416x240: similar): how much a plane must gain to pay for extra bits in BD-rate terms."""
@@ -27,6 +29,11 @@ def plane_lambdas(base_sse: np.ndarray, base_bits: float | None, fallback: float
     if not base_bits:
         return np.full(3, float(fallback))
     return np.maximum(np.asarray(base_sse, np.float64), 1.0) * (np.log(10) / 10) * SLOPES / float(base_bits)
+
+
+def plane_sse(a: Frame, b: Frame) -> np.ndarray:
+    """Squared error of each plane (Y, U, V) between two frames, in samples of their bit depth."""
+    return np.array([float(((x.astype(np.float64) - y) ** 2).sum()) for x, y in zip(a.planes, b.planes)])
 
 
 WEIGHTS = np.array([6.0, 1.0, 1.0]) / 8.0  # Y, U, V: how ``pick`` ranks candidates that keep to the rule
@@ -45,18 +52,26 @@ def pays(d, bits: float, base, lambdas: np.ndarray) -> bool:
 
 
 def pick(candidates: Sequence[tuple[np.ndarray, float, bytes]], base: np.ndarray, lambdas: np.ndarray) -> bytes:
-    """The payload to send among (per-plane D (3,), bits, payload) candidates, "never worse per plane" first.
+    """The payload to send among (per-plane D (3,), bits, payload) candidates, "never worse per plane" first
+    (``best``); b"" when there is none."""
+    if not candidates:
+        return b""
+    return candidates[best([(d, bits) for d, bits, _ in candidates], base, lambdas)][2]
+
+
+def best(candidates: Sequence[tuple[np.ndarray, float]], base: np.ndarray, lambdas: np.ndarray) -> int:
+    """The index of the best of (per-plane D (3,), bits) candidates, "never worse per plane" first.
 
     A candidate's margin on plane p is what it gains there, in bits at that plane's lambda, minus its bits:
     ``(base[p] - D[p]) / lambdas[p] - bits``. Candidates whose every margin is >= 0 keep every plane's
     BD-rate from rising; among them the largest 6:1:1-weighted margin wins. When none qualifies (e.g. a
     default mode that loses on a plane, against payloads that cost more than they gain), the one whose worst
     plane loses least wins. Ties: the earlier candidate (list cheaper ones first)."""
-    best, best_key = b"", None
-    for d, bits, payload in candidates:
+    chosen, chosen_key = 0, None
+    for i, (d, bits) in enumerate(candidates):
         m = margins(d, bits, base, lambdas)
         worst = float(m.min())
         key = (1, float(WEIGHTS @ m)) if worst >= 0 else (0, worst)
-        if best_key is None or key > best_key:
-            best, best_key = payload, key
-    return best
+        if chosen_key is None or key > chosen_key:
+            chosen, chosen_key = i, key
+    return chosen

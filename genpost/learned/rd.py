@@ -19,6 +19,7 @@ import numpy as np
 from ..rdcost import SLOPES as SLOPES  # the per-plane rule, shared with wiener: re-exported here
 from ..rdcost import pick as pick
 from ..rdcost import plane_lambdas as plane_lambdas
+from ..rdcost import plane_sse as plane_sse
 from ..types import Frame
 from . import adapt
 from .finetune import Recipe, finetune
@@ -27,11 +28,6 @@ from .modeling import pack
 FRAME_PAYLOAD_BITS = 64  # a frame payload naming the update (prefix + a one-level body)
 # quantiser step exponents tried per mode (step = 2**-e): coarse and fine
 EXPONENTS = ({"bias": 9, "scale": 8, "tail": 11}, {"bias": 11, "scale": 10, "tail": 13})
-
-
-def plane_sse(a: Frame, b: Frame) -> np.ndarray:
-    """Squared error of each plane (Y, U, V) between two frames, in samples of their bit depth."""
-    return np.array([float(((x.astype(np.float64) - y) ** 2).sum()) for x, y in zip(a.planes, b.planes)])
 
 
 def training_pairs(pairs: Sequence[tuple[Frame, Frame]], qp: float) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import media, sideinfo
+from .. import media, rdcost, sideinfo
 from ..errors import ContractError, MediaError, PayloadError, PipelineError, PluginError
 from ..plugins import by_side_info_format, get_postprocessor, make_plugin_manager
 from ..postprocessor import Context, PostProcessor
@@ -311,6 +311,48 @@ def default_mode_acts(proc: PostProcessor, decoded: Frame, ctx: Context) -> bool
     return out is not decoded and any(not np.array_equal(a, b) for a, b in zip(out.planes, decoded.planes))
 
 
+@dataclass
+class Step:
+    """One side-info plugin's choice on one frame: its payload, the context it chose in and the frame it
+    was given (the decode as the plugins before it restore it)."""
+
+    proc: PostProcessor
+    payload: bytes
+    ctx: Context
+    given: Frame
+
+
+@dataclass
+class ChainState:
+    """What analyzing a frame along the chain needs besides the frames: the runs in force (a payload equal
+    to its run's extends it at no cost), the periods' updates and the base's mean bits per frame."""
+
+    job: AnalysisJob
+    current: dict[str, list]
+    updates: periods.Updates
+    base_bits: float | None
+
+    def context(self, proc: PostProcessor, index: int) -> Context:
+        job, run = self.job, self.current.get(proc.side_info or "")
+        live = run is not None and run[1] + run[3] == index and run[3] < sideinfo.MAX_RUN
+        return Context(
+            stream=job.info,
+            qp=job.qp,
+            options=job.options,
+            previous_payload=run[2] if live and run is not None else None,
+            record_overhead_bits=8 * sideinfo.record_overhead_bytes(proc.side_info, job.carriage),
+            update=self.updates.in_force(proc.side_info, index),
+            base_bits=self.base_bits,
+        )
+
+    @staticmethod
+    def bits(step: Step) -> float:
+        """What sending the step's payload costs: nothing for none or one that extends the run in force."""
+        if not step.payload or step.payload == step.ctx.previous_payload:
+            return 0.0
+        return step.ctx.record_overhead_bits + 8.0 * len(step.payload)
+
+
 class FrameAnalyzer:
     """Decode the base as a decoder will and let each plugin compute its payload per frame.
 
@@ -331,6 +373,57 @@ class FrameAnalyzer:
         damaged = job.damage.frames if job.damage else 0
         if job.max_errors is not None and sum(job.errors.values()) + damaged > job.max_errors:
             raise PipelineError(f"{message}; more than --max-errors {job.max_errors}") from exc
+
+    def analyze_path(self, state: ChainState, original: Frame, decoded: Frame, quiet: PostProcessor | None = None,
+                     output: bool = False) -> tuple[list[Step], Frame | None] | None:  # fmt: skip
+        """Each side-info plugin's payload along the chain, each choosing on what the decoder will give it
+        (the plugins before it restoring with their payloads), and with ``output`` the chain's output.
+        ``quiet``: a plugin that sends nothing on this path; a path other than the greedy one (``quiet``
+        set) that meets a plugin error is None (the greedy path has counted or raised it)."""
+        job, steps, previous = self.job, [], None
+        for proc in job.chain:
+            if previous is not None:  # a later plugin analyzes what the decoder will give it
+                decoded = _as_decoder_restores(*previous, decoded)
+            if not proc.side_info:
+                previous = (proc, b"", Context(stream=job.info, qp=job.qp, options=job.options))
+                continue
+            ctx = state.context(proc, decoded.index)
+            payload = b""
+            if proc is not quiet:
+                try:
+                    payload = bytes(proc.analyze(original, decoded, ctx) or b"")
+                except Exception as exc:  # an untrusted plugin's bug, reported by name
+                    if quiet is not None:
+                        return None
+                    self.failed(proc, f"analyze frame {decoded.index}", exc)
+            steps.append(Step(proc, payload, ctx, decoded))
+            previous = (proc, payload, ctx)
+        if output and previous is not None:
+            decoded = _as_decoder_restores(*previous, decoded)
+        return steps, decoded if output else None
+
+    def choose_path(self, state: ChainState, original: Frame, decoded: Frame) -> list[Step]:
+        """The greedy path (each plugin its own best payload on what it is given) or, in a chain of several
+        side-info plugins, that path with one earlier plugin sending nothing, where the chain's output is
+        better so (``rdcost.best``: per-plane SSE of the output, every payload's bits): a learned plugin's
+        restoration can leave less for wiener to correct than the decode did, and then the chain should not
+        be worse than wiener alone."""
+        senders = [p for p in self.job.chain if p.side_info]
+        greedy = self.analyze_path(state, original, decoded, output=len(senders) > 1)
+        assert greedy is not None  # the greedy path raises or counts instead
+        paths = [greedy]
+        for quiet in senders[:-1]:
+            if any(s.proc is quiet and s.payload for s in greedy[0]):
+                alternative = self.analyze_path(state, original, decoded, quiet=quiet, output=True)
+                if alternative is not None:
+                    paths.append(alternative)
+        if len(paths) == 1:
+            return greedy[0]
+        base = rdcost.plane_sse(original, decoded)
+        fallback = Context(stream=self.job.info, qp=self.job.qp).lagrangian
+        lambdas = rdcost.plane_lambdas(base, state.base_bits, fallback)
+        costs = [(rdcost.plane_sse(original, out), sum(map(state.bits, steps))) for steps, out in paths]  # type: ignore[arg-type]
+        return paths[rdcost.best(costs, base, lambdas)][0]
 
     def run(self, progress: Progress = no_progress, sources=None, bases=None):
         """(records, pts -> frame index). ``sources``/``bases``: frames given by the caller (genpost.jobs.resume,
@@ -369,41 +462,17 @@ class FrameAnalyzer:
                     raise PipelineError("the base has more frames than the source")
                 pts_index[decoded.pts] = decoded.index
                 original = to_bit_depth(original, info.bit_depth)
-                base = decoded
-                previous: tuple | None = None  # (plugin, payload, context) whose restoration the next one is given
-                for proc in job.chain:
-                    if previous is not None:  # a later plugin analyzes what the decoder will give it
-                        decoded = _as_decoder_restores(*previous, decoded)
-                    if not proc.side_info:
-                        previous = (proc, b"", Context(stream=info, qp=qp, options=options))
-                        continue
-                    run = current.get(proc.side_info)
-                    live = run is not None and run[1] + run[3] == decoded.index and run[3] < sideinfo.MAX_RUN
-                    ctx = Context(
-                        stream=info,
-                        qp=qp,
-                        options=options,
-                        previous_payload=run[2] if live else None,
-                        record_overhead_bits=8 * sideinfo.record_overhead_bytes(proc.side_info, job.carriage),
-                        update=updates.in_force(proc.side_info, decoded.index),
-                        base_bits=base_bits,
-                    )
-                    try:
-                        payload = bytes(proc.analyze(original, decoded, ctx) or b"")
-                    except Exception as exc:  # an untrusted plugin's bug, reported by name
-                        self.failed(proc, f"analyze frame {decoded.index}", exc)
-                        payload = b""
-                    previous = (proc, payload, ctx)
+                for step in self.choose_path(ChainState(job, current, updates, base_bits), original, decoded):
+                    proc, payload, run = step.proc, step.payload, current.get(step.proc.side_info or "")
                     if not payload:
-                        current.pop(proc.side_info, None)
-                        if proc.default_mode and proc.name not in acts and default_mode_acts(proc, decoded, ctx):
+                        current.pop(proc.side_info or "", None)
+                        if proc.default_mode and proc.name not in acts and default_mode_acts(proc, step.given, step.ctx):
                             acts.add(proc.name)
-                    elif live and payload == run[2]:
+                    elif run is not None and step.ctx.previous_payload is not None and payload == run[2]:
                         run[3] += 1
                     else:
-                        current[proc.side_info] = run = [proc.side_info, decoded.index, payload, 1]
+                        current[proc.side_info or ""] = run = [proc.side_info, decoded.index, payload, 1]
                         runs.append(run)
-                decoded = base
                 progress((phases - 1) * total + decoded.index + 1, phases * total)
         records = updates.records + [sideinfo.Record(fid, first, payload, count) for fid, first, payload, count in runs]
         return records, pts_index
