@@ -48,6 +48,7 @@ from .contract import (
 )
 from .jobs.encode import encode
 from .jobs.enhance import enhance
+from .options import PluginErrorPolicy
 from .postprocessor import Context, PayloadError, PostProcessor
 from .runner.loop import PluginFailure
 from .types import Frame, StreamInfo, to_bit_depth
@@ -176,7 +177,7 @@ class ContractRunner:
         with plugins.in_process_plugin("genpost-contract", plugins.Registering(cls)), _plugin_errors_as_violations():
             report = enhance(
                 path, out, media.EncoderSettings(codec="y4m"), [cls.name], sidecar, fps,
-                options=self.options_for(cls), on_plugin_error="fail",
+                options=self.options_for(cls), on_plugin_error=PluginErrorPolicy.FAIL,
             )  # fmt: skip
         stats = report.per_plugin[cls.name]
         if stats.fallbacks:

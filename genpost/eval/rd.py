@@ -36,6 +36,7 @@ from .. import media
 from ..errors import GenpostError, PipelineError, UsageError, one_line
 from ..jobs import encode_base, pipeline
 from ..media import ffmpeg
+from ..options import InBandCarriage
 from ..types import to_bit_depth
 from . import deepmetrics, metrics, pool, videometrics
 from .measure import PLANES, VMAF_MODELS, EvalError, Reference, base_of, frame_count, kbps, measure, prepare_reference
@@ -62,7 +63,6 @@ BD_METRICS = {
     "flicker": "-flicker",  # lower is steadier; NIQE gets no BD-rate: it need not fall as the rate rises
 }
 REUSE_ANCHOR_SCORES = True  # False: measure such points anyway (tests compare the two)
-EVAL_CARRIAGES = ("sei", "nnpfc")  # what a raw .265/.266 stream can carry in-band
 
 
 @dataclasses.dataclass(frozen=True)
@@ -357,8 +357,8 @@ DECODER_FORCED = "forced (genpost enhance --plugin NAME with the --option values
 
 def check_ladder(qps, streams, frames, carriage: str = pipeline.DEFAULT_CARRIAGE, jobs: int = 1) -> None:
     """Refuse a ladder that cannot give a BD-rate before any work starts."""
-    if carriage not in EVAL_CARRIAGES:
-        raise EvalError(f"eval carries side info in the raw stream: --carriage must be one of {', '.join(EVAL_CARRIAGES)}")
+    if carriage not in [c.value for c in InBandCarriage]:
+        raise EvalError(f"eval carries side info in the raw stream: --carriage must be one of {', '.join(InBandCarriage)}")
     if streams and frames:
         raise EvalError("--frames applies to the x265 ladder; external streams are compared whole")
     if frames is not None and frames < 1:

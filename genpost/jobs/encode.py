@@ -16,16 +16,16 @@ from pathlib import Path
 
 from .. import media, sideinfo
 from ..errors import PipelineError, UsageError
-from ..options import CARRIAGES
+from ..options import Carriage, PluginErrorPolicy
 from ..postprocessor import PostProcessor
 from ..runner import declared
-from ..runner.loop import AnalysisJob, FrameAnalyzer, Progress, check_policy, load_postprocessors, no_progress
+from ..runner.loop import AnalysisJob, FrameAnalyzer, Progress, load_postprocessors, no_progress
 from ..types import to_bit_depth
 from .outputs import atomic_output, check_paths, default_sidecar
 from .schedule import Schedule
 
 BASE_OUTPUTS = {ext: fmt for ext, fmt in media.OUTPUT_FORMATS.items() if fmt not in ("yuv4mpegpipe", "vvc")}  # HEVC only
-DEFAULT_CARRIAGE = "sei"  # what `genpost encode` writes unless --carriage says otherwise (and so what eval measures)
+DEFAULT_CARRIAGE = Carriage.SEI  # what `genpost encode` writes unless --carriage says otherwise (and so what eval measures)
 
 
 @dataclass
@@ -53,13 +53,13 @@ def encode(
     output: str | os.PathLike,
     settings: media.EncoderSettings,
     plugins: list[str] = (),
-    carriage: str = "sei",
+    carriage: Carriage = Carriage.SEI,
     sidecar: str | os.PathLike | None = None,
     fps: Fraction | None = None,
     progress: Progress = no_progress,
     options: dict[str, str] | None = None,
     max_errors: int | None = 0,
-    on_plugin_error: str = "fail",
+    on_plugin_error: PluginErrorPolicy = PluginErrorPolicy.FAIL,
     schedule: Schedule = Schedule(),
 ) -> EncodeReport:
     """Make the x265 base, decode exactly what a decoder will see, run each plugin's ``analyze`` on
@@ -68,9 +68,7 @@ def encode(
     Strict by default: any damaged source frame or plugin failure ends the job; ``max_errors`` allows that
     many (damaged frames are concealed, a failing plugin sends no side info for the frame with
     ``on_plugin_error="skip"``). ``schedule``: one pass, resumable chunks or Ray workers (genpost.jobs.schedule)."""
-    check_policy(on_plugin_error)
-    if carriage not in CARRIAGES:
-        raise PipelineError(f"unknown carriage {carriage!r}; use one of {', '.join(CARRIAGES)}")
+    carriage = Carriage.parse(carriage, "--carriage")
     if settings.codec not in (None, "libx265"):
         raise PipelineError("genpost encode makes an HEVC base: --codec must be libx265")
     fmt = media.output_format(output, BASE_OUTPUTS, " (genpost encode writes an HEVC base)")
@@ -94,7 +92,7 @@ def encode(
             plugin_errors: dict[str, int] = {}
             analysis = AnalysisJob(
                 source, base_path, chain, settings, info, carriage, 0, dict(options or {}), fps,
-                max_errors=max_errors, on_error=on_plugin_error, errors=plugin_errors,
+                max_errors=max_errors, on_plugin_error=on_plugin_error, errors=plugin_errors,
             )  # fmt: skip
             if schedule.resume:  # base and analysis in resumable chunks (genpost.jobs.resume)
                 from . import resume as resuming

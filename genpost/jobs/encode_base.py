@@ -11,9 +11,10 @@ from pathlib import Path
 
 from .. import media, sideinfo
 from ..errors import PipelineError
+from ..options import Carriage
 from ..runner import declared
 from ..runner.loop import Progress, load_postprocessors
-from .encode import CARRIAGES, EncodeReport, analyze_stream, mux_with_side_info, summarize_records
+from .encode import EncodeReport, analyze_stream, mux_with_side_info, summarize_records
 from .outputs import atomic_output, check_paths, default_sidecar
 
 
@@ -37,7 +38,7 @@ def encode_with_base(
     base: str | os.PathLike,
     output: str | os.PathLike,
     plugins: list[str],
-    carriage: str = "sei",
+    carriage: Carriage = Carriage.SEI,
     sidecar: str | os.PathLike | None = None,
     qp: int | None = None,
     fps: Fraction | None = None,
@@ -46,8 +47,7 @@ def encode_with_base(
 ) -> EncodeReport:
     """Add side info to ``base`` (raw .265/.266 or a container) as ``carriage`` says; ``qp`` is the base's
     QP where the caller knows it (plugins weigh their rate with it)."""
-    if carriage not in CARRIAGES:
-        raise PipelineError(f"unknown carriage {carriage!r}; use one of {', '.join(CARRIAGES)}")
+    carriage = Carriage.parse(carriage, "--carriage")
     sidecar = str(sidecar) if sidecar else (default_sidecar(output) if carriage == "sidecar" else None)
     check_paths([p for p in (source, base, sidecar) if p is not None], output)
     options = dict(options or {})

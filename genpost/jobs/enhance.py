@@ -9,8 +9,9 @@ from fractions import Fraction
 
 from .. import media
 from ..errors import UsageError
+from ..options import PluginErrorPolicy
 from ..runner import declared
-from ..runner.loop import EnhanceReport, Progress, check_policy, collect_side_info, no_progress
+from ..runner.loop import EnhanceReport, Progress, collect_side_info, no_progress
 from ..runner.session import DecodeSession
 from ..types import to_bit_depth
 from .outputs import atomic_output, check_paths, found_sidecar, provenance
@@ -27,7 +28,7 @@ def enhance(
     options: dict[str, str] | None = None,
     progress: Progress = no_progress,
     max_errors: int | None = None,
-    on_plugin_error: str = "skip",
+    on_plugin_error: PluginErrorPolicy = PluginErrorPolicy.SKIP,
     schedule: Schedule = Schedule(),
 ) -> EnhanceReport:
     """Decode, restore each frame with the chosen (or side-info-named) post-processors, re-encode, and
@@ -39,7 +40,6 @@ def enhance(
     with ``resume`` GOP-aligned chunks that a later run with ``resume`` continues (genpost.jobs.resume), or Ray
     workers (genpost.jobs.distributed).
     """
-    check_policy(on_plugin_error)
     sidecar = found_sidecar(input, sidecar)
     check_paths([input, sidecar], output)
     media.output_format(output)  # before any work, and named as the user gave it (not the temporary file)
