@@ -160,10 +160,10 @@ def test_bad_requests(coded, tmp_path, kwargs, words):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_font_covers_the_caption_alphabet():
-    for ch, rows in preview._GLYPHS.items():
-        values = [int(v, 16) for v in rows.split()]
-        assert len(values) == 7 and all(0 <= v < 32 for v in values), ch
-    mask = preview.text_mask("PSNR-Y 31.20 DB", 2)
-    assert mask.shape == (18, 12 * 15) and mask.any()
-    assert not preview.text_mask(" ").any()
+def test_captions_are_drawn_and_wrapped():
+    bar = preview.text_bar(["PSNR-Y 31.20 DB"], 200, 2)
+    assert bar.shape[1] == 200 and (bar != bar[0, 0]).any()  # the text is on the bar
+    assert (preview.text_bar([" "], 200, 2) == bar[0, 0]).all()  # a blank line draws nothing
+    assert preview.text_bar(["A", "B"], 200, 1).shape[0] > preview.text_bar(["A"], 200, 1).shape[0]
+    lines = preview.wrap("FRAME 5  " + "WORD " * 40 + "\nSECOND", 176, 1)
+    assert len(lines) > 3 and lines[-1] == "SECOND" and " ".join(lines[:-1]).split() == ("FRAME 5 " + "WORD " * 40).split()
