@@ -28,7 +28,7 @@ FRAME = 5
 def coded(tmp_path_factory, carphone):
     out = tmp_path_factory.mktemp("preview") / "base.mkv"
     settings = media.EncoderSettings(qp=37, preset="fast")
-    pipeline.encode(carphone, out, settings, ["wiener"], "sei", options={"wiener.lambda_scale": "0.05"})
+    pipeline.encode(carphone, out, settings, plugins=["wiener"], carriage="sei", options={"wiener.lambda_scale": "0.05"})
     return out
 
 
@@ -57,7 +57,7 @@ def png_text(path: Path) -> dict[str, str]:
 
 def test_side_by_side_with_reference(coded, tmp_path):
     out = tmp_path / "cmp.png"
-    result = preview.preview(coded, out, FRAME, ["wiener"], reference=CARPHONE)
+    result = preview.preview(coded, out, FRAME, plugins=["wiener"], reference=CARPHONE)
     image = png_rgb(out)
     assert image.shape == (result["size"][1], result["size"][0], 3)
 
@@ -109,7 +109,7 @@ def test_diff_mode_shows_amplified_differences(coded, tmp_path):
     """--mode diff: heat maps of |restored - base| and |restored - source|, each 8-bit luma step times the
     gain; black exactly where the pictures agree."""
     out = tmp_path / "diff.png"
-    result = preview.preview(coded, out, FRAME, ["wiener"], reference=CARPHONE, mode="diff", gain=16, with_vmaf=False)
+    result = preview.preview(coded, out, FRAME, plugins=["wiener"], reference=CARPHONE, mode="diff", gain=16, with_vmaf=False)
     assert result["gain"] == 16 and result["mode"] == "diff"
     image = png_rgb(out)
     base, source = decode_all(coded)[FRAME], decode_all(CARPHONE)[FRAME]

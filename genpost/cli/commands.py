@@ -140,12 +140,14 @@ def encode(
 
             check_range("--qp", qp, 0, 63, " (the QP --base was coded with)")
             with _progress("encode", quiet) as progress:
-                report = encode_with_base(source, base, output, plugin, carriage, sideinfo, qp, rate, options, progress)
+                report = encode_with_base(source, base, output, plugins=plugin, carriage=carriage, sidecar=sideinfo, qp=qp,
+                                          fps=rate, options=options, progress=progress)
         else:
             settings = _settings("libx265", bit_depth, qp, crf if crf is not None or qp is not None else 28, preset, keyint)
             with _progress("encode", quiet) as progress:
                 report = pipeline.encode(
-                    source, output, settings, plugin, carriage, sideinfo, rate, progress, options,
+                    source, output, settings, plugins=plugin, carriage=carriage, sidecar=sideinfo, fps=rate, progress=progress,
+                    options=options,
                     max_errors=max_errors, on_plugin_error=on_plugin_error,
                     schedule=pipeline.Schedule(resume=resume, chunk_frames=chunk_frames, workers=workers, ray_address=ray_address),
                 )  # fmt: skip
@@ -226,15 +228,17 @@ def enhance(
             cli_profile = chain_mod.OutputProfile(codec, bit_depth, preset, qp, crf)
             with _progress("enhance", quiet) as progress:
                 report = chain_mod.enhance(
-                    input, output, steps, cli_profile, plugins, sideinfo, rate, progress, max_errors,
-                    on_plugin_error,
+                    input, output, steps, cli_profile=cli_profile, plugins=plugins, sidecar=sideinfo, fps=rate,
+                    progress=progress, max_errors=max_errors,
+                    on_plugin_error=on_plugin_error,
                 )  # fmt: skip
         else:
             settings = _settings(codec, bit_depth, qp, crf, preset or "medium", None)
             options = _options(option)
             with _progress("enhance", quiet) as progress:
                 report = pipeline.enhance(
-                    input, output, settings, plugins, sideinfo, rate, options, progress, max_errors,
+                    input, output, settings, plugins=plugins, sidecar=sideinfo, fps=rate, options=options, progress=progress,
+                    max_errors=max_errors,
                     on_plugin_error=on_plugin_error,
                     schedule=pipeline.Schedule(resume=resume, chunk_frames=chunk_frames, workers=workers, ray_address=ray_address),
                 )  # fmt: skip
@@ -363,14 +367,16 @@ def eval_(
         say, anchors = err.print, list(stream)
         if single:
             result = evaluate(
-                clips[0], plugin[0], qps, preset, bit_depth, options, say, streams=anchors or None,  # type: ignore[arg-type]
+                clips[0], plugin[0], qps, preset=preset, bit_depth=bit_depth, options=options, progress=say,
+                streams=anchors or None,  # type: ignore[arg-type]
                 fps=rate, frames=frames, carriage=carriage, force_plugin=force_plugin, jobs=jobs, metrics=opted,
             )  # fmt: skip
             full: dict = {"runs": [result], "summary": testset.summarize([result], plugin), "failures": [],
                           "unavailable": result["unavailable"]}  # fmt: skip
         else:
             full = testset.evaluate_set(
-                clips, plugin, qps, preset, bit_depth, options, say, rate, frames, carriage, force_plugin, jobs,
+                clips, plugin, qps, preset=preset, bit_depth=bit_depth, options=options, progress=say, fps=rate, frames=frames,
+                carriage=carriage, force_plugin=force_plugin, jobs=jobs,
                 metrics=opted,
             )  # fmt: skip
             result = full
@@ -516,7 +522,8 @@ def bench(
             return _print_json(result) if as_json else err.print(summary(result))
         from ..eval.bench import bench as run_bench
 
-        result = run_bench(input, plugin, frames, device, _fps(fps), preset, crf, repeat, err.print, _options(option))
+        result = run_bench(input, plugin, frames=frames, device=device, fps=_fps(fps), preset=preset, crf=crf, repeat=repeat,
+                           progress=err.print, options=_options(option))  # fmt: skip
         if as_json:
             _print_json(result)
             return
@@ -561,8 +568,8 @@ def preview(
         _check(frame=frame, zoom=zoom, gain=gain, device=device)
         options, rate = _options(option), _fps(fps)
         result = make_preview(
-            input, output, frame, list(plugin) or None, sideinfo, reference, mode, crop, zoom, rate,
-            options, not no_vmaf, device, gain,
+            input, output, frame, plugins=list(plugin) or None, sidecar=sideinfo, reference=reference, mode=mode,
+            crop=crop, zoom=zoom, fps=rate, options=options, with_vmaf=not no_vmaf, device=device, gain=gain,
         )  # fmt: skip
         for warning in result["warnings"]:
             _warn(warning)

@@ -140,6 +140,7 @@ def _baseline_run(path, output, settings, fps, max_frames) -> dict:
 def bench(
     input: str | os.PathLike,
     plugin: str,
+    *,
     frames: int | None = None,
     device: str = "cpu",
     fps: Fraction | None = None,

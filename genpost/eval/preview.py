@@ -236,6 +236,7 @@ def preview(
     input: str | os.PathLike,
     output: str | os.PathLike,
     frame: int = 0,
+    *,
     plugins: list[str] | None = None,
     sidecar: str | os.PathLike | None = None,
     reference: str | os.PathLike | None = None,

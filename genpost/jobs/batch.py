@@ -180,14 +180,16 @@ def run_job(command: str, input: str, output: str, options: dict) -> dict:
     try:
         if command == "encode":
             report = encode(
-                input, output, settings, o.get("plugin", []), o.get("carriage", "sei"), o.get("sideinfo"), fps,
+                input, output, settings, plugins=o.get("plugin", []), carriage=o.get("carriage", "sei"),
+                sidecar=o.get("sideinfo"), fps=fps,
                 options=with_target(o.get("option") or {}, str(o.get("target", "fidelity"))),
                 max_errors=o.get("max_errors", 0), on_plugin_error=o.get("on_plugin_error", PluginErrorPolicy.FAIL),
             )  # fmt: skip
             fallbacks = sum(report.plugin_errors.values())
         else:
             report = enhance(
-                input, output, settings, o.get("plugin") or None, o.get("sideinfo"), fps, o.get("option"),
+                input, output, settings, plugins=o.get("plugin") or None, sidecar=o.get("sideinfo"), fps=fps,
+                options=o.get("option"),
                 max_errors=o.get("max_errors"), on_plugin_error=o.get("on_plugin_error", PluginErrorPolicy.SKIP),
             )  # fmt: skip
             fallbacks = sum(s.fallbacks for s in report.per_plugin.values())

@@ -370,6 +370,7 @@ def enhance(
     input: str | os.PathLike,
     output: str | os.PathLike,
     chain: Chain,
+    *,
     cli_profile: OutputProfile | None = None,
     plugins: list[str] | None = None,
     sidecar: str | os.PathLike | None = None,

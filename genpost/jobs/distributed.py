@@ -356,7 +356,7 @@ def with_payloads(chunk: Chunk, index) -> Chunk:
     return chunk
 
 
-def enhance_over_workers(inp, output, fps, info, settings, restorer, progress, chunk_frames, workers, address, metadata):
+def enhance_over_workers(inp, output, *, fps, info, settings, restorer, progress, chunk_frames, workers, address, metadata):
     """enhance's video loop on ``workers`` actors; ``restorer`` is the driver's runner.FrameRestorer
     (its chain names the plugins, its report receives the counts, its budget covers input damage)."""
     chunk_frames = chunk_frames or resume.DEFAULT_CHUNK_FRAMES
@@ -404,7 +404,7 @@ def enhance_over_workers(inp, output, fps, info, settings, restorer, progress, c
     report.workers = stats.to_dict()
 
 
-def encode_over_workers(src, workdir, info, settings, names, carriage, options, progress, on_plugin_error, max_errors,
+def encode_over_workers(src, workdir, *, info, settings, names, carriage, options, progress, on_plugin_error, max_errors,
                         plugin_errors, chunk_frames, workers, address):  # fmt: skip
     """encode's base and analysis on ``workers`` actors, one closed-GOP chunk each call. Returns what
     genpost.jobs.encode muxes: (frames, records, first segment, pts -> frame index, packets, stats)."""

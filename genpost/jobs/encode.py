@@ -52,6 +52,7 @@ def encode(
     source: str | os.PathLike,
     output: str | os.PathLike,
     settings: media.EncoderSettings,
+    *,
     plugins: list[str] = (),
     carriage: Carriage = Carriage.SEI,
     sidecar: str | os.PathLike | None = None,
@@ -105,9 +106,11 @@ def encode(
                 from .distributed import encode_over_workers
 
                 *chunked, distributed_stats = encode_over_workers(
-                    src, workdir, info, settings, list(plugins), carriage, dict(options or {}), progress,
-                    on_plugin_error, max_errors, plugin_errors, schedule.chunk_frames,
-                    schedule.workers, schedule.ray_address,
+                    src, workdir, info=info, settings=settings, names=list(plugins), carriage=carriage,
+                    options=dict(options or {}), progress=progress,
+                    on_plugin_error=on_plugin_error, max_errors=max_errors, plugin_errors=plugin_errors,
+                    chunk_frames=schedule.chunk_frames,
+                    workers=schedule.workers, address=schedule.ray_address,
                 )  # fmt: skip
                 frames, records, base_path, pts_index, packets = chunked
             else:
@@ -121,7 +124,8 @@ def encode(
             signalling = declared.ChainSignalling(
                 chain, records, dict(options or {}), info.width, info.height, frames, analysis.default_acts
             )
-            mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets, signalling)
+            mux_with_side_info(source, base_path, tmp, fps=fps, info=info, carriage=carriage, records=records,
+                               pts_index=pts_index, packets=packets, signalling=signalling)
             records = signalling.chain_written + records  # the chain declarations, counted as records
             if sidecar:
                 with atomic_output(sidecar) as side_tmp, open(side_tmp, "wb") as fh:
@@ -172,6 +176,7 @@ def analyze_stream(
     source: str | os.PathLike,
     base: str | os.PathLike,
     plugins: list[str],
+    *,
     qp: int | None = None,
     carriage: str = "sei",
     fps: Fraction | None = None,
@@ -194,7 +199,7 @@ def analyze_stream(
     return records
 
 
-def mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets=None, signalling=None) -> None:
+def mux_with_side_info(source, base_path, tmp, *, fps, info, carriage, records, pts_index, packets=None, signalling=None) -> None:
     """Mux the base's packets (or ``packets``: (bytes, packet) in decode order) with the source's other
     streams, carrying each frame's records as ``carriage`` says (``nnpfc``: with ``signalling``'s
     NNPFC/NNPFA messages; else with its chain declaration record at each keyframe when it has one,

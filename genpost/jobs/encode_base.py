@@ -37,6 +37,7 @@ def encode_with_base(
     source: str | os.PathLike,
     base: str | os.PathLike,
     output: str | os.PathLike,
+    *,
     plugins: list[str],
     carriage: Carriage = Carriage.SEI,
     sidecar: str | os.PathLike | None = None,
@@ -68,7 +69,8 @@ def encode_with_base(
         raise PipelineError("a raw stream has no room for a data track; use --carriage sei, nnpfc or sidecar")
     chain = load_postprocessors(list(plugins))
     acts: set[str] = set()
-    records = analyze_stream(source, base, plugins, qp, carriage, fps, options, progress, chain=chain, default_acts=acts)
+    records = analyze_stream(source, base, plugins, qp=qp, carriage=carriage, fps=fps, options=options, progress=progress,
+                             chain=chain, default_acts=acts)
     signalling = declared.ChainSignalling(chain, records, options, info.width, info.height, frames, acts)
     with atomic_output(output) as tmp:
         if out_raw:
@@ -76,7 +78,8 @@ def encode_with_base(
         else:
             with media.InputFile(base, fps) as inp:
                 pts_index = {f.pts: f.index for f in inp.frames()}
-            mux_with_side_info(base, base, tmp, fps, info, carriage, records, pts_index, None, signalling)
+            mux_with_side_info(base, base, tmp, fps=fps, info=info, carriage=carriage, records=records, pts_index=pts_index,
+                               packets=None, signalling=signalling)
         records = signalling.chain_written + records  # the chain declarations, counted as records
         if sidecar:
             with atomic_output(sidecar) as side_tmp, open(side_tmp, "wb") as fh:

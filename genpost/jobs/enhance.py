@@ -22,6 +22,7 @@ def enhance(
     input: str | os.PathLike,
     output: str | os.PathLike,
     settings: media.EncoderSettings,
+    *,
     plugins: list[str] | None = None,
     sidecar: str | os.PathLike | None = None,
     fps: Fraction | None = None,
@@ -67,14 +68,16 @@ def enhance(
 
             job = resuming.job_key(input, output, sidecar, fps, settings, chain, session.options, schedule.chunk_frames)
             resuming.enhance_in_chunks(
-                inp, output, fps, info, settings, restorer, progress, job, schedule.chunk_frames, provenance(chain)
+                inp, output, fps=fps, info=info, settings=settings, restorer=restorer, progress=progress, job=job,
+                chunk_frames=schedule.chunk_frames, metadata=provenance(chain)
             )
         elif schedule.distributed and not copy:  # keyframe-aligned chunks restored on Ray actors (genpost.jobs.distributed)
             from .distributed import enhance_over_workers
 
             enhance_over_workers(
-                inp, output, fps, info, settings, restorer, progress, schedule.chunk_frames, schedule.workers,
-                schedule.ray_address, provenance(chain),
+                inp, output, fps=fps, info=info, settings=settings, restorer=restorer, progress=progress,
+                chunk_frames=schedule.chunk_frames, workers=schedule.workers,
+                address=schedule.ray_address, metadata=provenance(chain),
             )  # fmt: skip
         else:
             if schedule.resume or schedule.distributed:
