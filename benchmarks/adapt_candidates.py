@@ -37,7 +37,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="adapt_candidates.mkv")
     args = ap.parse_args(argv)
     rd.choose = _logged  # the pipeline's plugins call rd.choose through the module
-    report = pipeline.encode(args.source, args.out, media.EncoderSettings(qp=args.qp), [args.plugin])
+    report = pipeline.encode(args.source, args.out, media.EncoderSettings(qp=args.qp), plugins=[args.plugin])
     print("side info bytes:", report.side_info_bytes)
 
 

@@ -33,9 +33,9 @@ def run(source: Path, plugin: str, qp: int, mode: str, folder: Path, extra: dict
     coded, restored = folder / f"{mode}.mkv", folder / f"{mode}.y4m"
     options = {f"{plugin}.adapt": mode, **{f"{plugin}.{k}": v for k, v in extra.items()}}
     start = time.monotonic()
-    pipeline.encode(source, coded, media.EncoderSettings(qp=qp, preset="medium"), [plugin], options=options)
+    pipeline.encode(source, coded, media.EncoderSettings(qp=qp, preset="medium"), plugins=[plugin], options=options)
     seconds = time.monotonic() - start
-    pipeline.enhance(coded, restored, media.EncoderSettings(codec="y4m"), [plugin])
+    pipeline.enhance(coded, restored, media.EncoderSettings(codec="y4m"), plugins=[plugin])
     with media.InputFile(coded) as f:
         records = list(pipeline.collect_side_info(f).records())
     bits = 8 * sum(len(r.payload) + sideinfo.record_overhead_bytes(r.format_id, "sei") for r in records)

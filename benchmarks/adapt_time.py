@@ -24,7 +24,7 @@ from genpost.jobs import pipeline
 def encode(source: Path, plugin: str, qp: int, mode: str, folder: Path) -> dict:
     out = folder / f"{mode}.mkv"
     start = time.monotonic()
-    report = pipeline.encode(source, out, media.EncoderSettings(qp=qp), [plugin], options={f"{plugin}.adapt": mode})
+    report = pipeline.encode(source, out, media.EncoderSettings(qp=qp), plugins=[plugin], options={f"{plugin}.adapt": mode})
     wall = time.monotonic() - start
     return {
         "frames": report.frames,

@@ -26,7 +26,8 @@ from genpost.jobs.distributed import session
 def measure(source, output, crf: float, preset: str, workers: int, chunk_frames: int | None, keyint: int | None) -> dict:
     settings = media.EncoderSettings(crf=crf, preset=preset, keyint=keyint)
     start = time.perf_counter()
-    report = pipeline.encode(source, output, settings, [], "sei", schedule=pipeline.Schedule(workers=workers, chunk_frames=chunk_frames))
+    schedule = pipeline.Schedule(workers=workers, chunk_frames=chunk_frames)
+    report = pipeline.encode(source, output, settings, plugins=[], carriage="sei", schedule=schedule)
     seconds = time.perf_counter() - start
     with media.InputFile(source) as ref, media.InputFile(output, fps=ref.info.rate) as test:
         psnr = metrics.sequence_psnr(ref.frames(), test.frames())

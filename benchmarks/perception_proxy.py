@@ -90,7 +90,8 @@ def main() -> None:
             source, info = _frames(clip, args.frames)
             for qp in (int(q) for q in args.qp.split(",")):
                 coded = Path(tmp) / f"{Path(clip).stem}_{qp}.mkv"
-                pipeline.encode(clip, coded, media.EncoderSettings(qp=qp, preset="medium"), [], fps=info.rate or Fraction(25))
+                pipeline.encode(clip, coded, media.EncoderSettings(qp=qp, preset="medium"), plugins=[],
+                                fps=info.rate or Fraction(25))
                 decoded, _ = _frames(coded, args.frames)
                 row = {"clip": Path(clip).name, **rung(source, decoded, info, qp, gan, jod)}
                 print(json.dumps({k: row[k] for k in ("clip", "qp", "tau_sse", "tau_proxy")}), flush=True)

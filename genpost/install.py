@@ -12,7 +12,7 @@ from .errors import GenpostError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "weights": ("safetensors>=0.4",),
     "onnx": ("onnxruntime>=1.17",),
-    "ffmpeg": ("imageio-ffmpeg>=0.5", "ffmpeg-python>=0.2"),
+    "ffmpeg": ("imageio-ffmpeg>=0.5", "ffmpeg-python>=0.2", "pillow>=10.1"),
     "adapt": ("torch==2.13.0",),
     "eval": ("imageio-ffmpeg>=0.8", "ffmpeg-python>=0.2", "matplotlib>=3.8"),
     "ray": ("ray>=2.60,<3",),

@@ -6,7 +6,8 @@ one line naming the option and what it allows (exit code 2), before it reads or 
 time ``Context.value`` parses an option by its declaration, so the check and the use cannot drift.
 A post-processor that leaves ``options`` as None declares nothing: its keys are passed through unchecked.
 
-The same module checks the core values of the CLI (``--qp``, ``--preset``, ``--codec``, ``--carriage``).
+The same module checks the core values of the CLI (``--qp``, ``--preset``, ``--codec``) and declares its
+fixed choices (``--carriage``, ``--on-plugin-error``, ``--target``, ``preview --mode``) as ``Choice`` enums.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from enum import StrEnum
+from typing import Any, Self, Union
 
 from .errors import UsageError
 
@@ -159,14 +161,63 @@ def _validate_one(key: str, raw: str, classes: Mapping[str, Any], undeclared: bo
 # ---------------------------------------------------------------- the CLI's own values
 
 X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
-CARRIAGES = ("sei", "nnpfc", "track", "sidecar")
 # --codec of enhance: the PyAV encoders, stream copy, and libvvenc through the ffmpeg binary
 ENHANCE_CODECS = ("libx265", "libx264", "ffv1", "y4m", "copy", "vvc", "libvvenc")
-ON_PLUGIN_ERROR = ("fail", "skip")
-TARGETS = ("fidelity", "perception")
+
+
+class Choice(StrEnum):
+    """A flag's fixed choices: typer lists them in ``--help`` and refuses any other value (exit 2); ``parse``
+    is the same check for values that do not come through typer (a manifest's)."""
+
+    @classmethod
+    def parse(cls, value: str, flag: str) -> Self:
+        try:
+            return cls(value)
+        except ValueError:
+            raise OptionError(f"{flag} {value}: use one of {', '.join(cls)}") from None
+
+
+class Carriage(Choice):
+    """How the side info travels with the stream (docs/bitstream.md)."""
+
+    SEI = "sei"
+    NNPFC = "nnpfc"  # H.274 NNPFC/NNPFA declaring the chain, records in SEI
+    TRACK = "track"
+    SIDECAR = "sidecar"
+
+
+class InBandCarriage(Choice):
+    """The carriages a raw .265/.266 stream can hold (``eval``'s points are raw streams)."""
+
+    SEI = "sei"
+    NNPFC = "nnpfc"
+
+
+class PluginErrorPolicy(Choice):
+    """What a plugin that raises does to the job: fail it, or skip the plugin for that frame (counted)."""
+
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+class Target(Choice):
+    """What the encoder's choices minimise (the ``target`` job option every plugin sees)."""
+
+    FIDELITY = "fidelity"
+    PERCEPTION = "perception"
+
+
+class PreviewMode(Choice):
+    """How ``preview`` shows the restored frame beside its base."""
+
+    SIDE = "side"
+    SPLIT = "split"
+    DIFF = "diff"
+
+
 # options of the whole job that every plugin sees (Context.options, bare key): set by their own flags
 JOB_OPTIONS = (
-    choice("target", "fidelity", TARGETS,
+    choice("target", Target.FIDELITY.value, [t.value for t in Target],
            "what the encoder's choices minimise: fidelity = SSE per plane; perception = SSE plus the perceptual "
            "term of genpost.learned.blocks (texture energy), so generative modes can win"),
 )  # fmt: skip

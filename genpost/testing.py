@@ -48,6 +48,7 @@ from .contract import (
 )
 from .jobs.encode import encode
 from .jobs.enhance import enhance
+from .options import PluginErrorPolicy
 from .postprocessor import Context, PayloadError, PostProcessor
 from .runner.loop import PluginFailure
 from .types import Frame, StreamInfo, to_bit_depth
@@ -159,7 +160,7 @@ class ContractRunner:
             out = self._path(f"{bit_depth}bit-{carriage}", ext)
             settings = media.EncoderSettings(qp=self.qp, preset="ultrafast", bit_depth=bit_depth)
             with plugins.in_process_plugin("genpost-contract", plugins.Registering(cls)), _plugin_errors_as_violations():
-                report = encode(CLIP, out, settings, [cls.name], carriage, options=self.options_for(cls))
+                report = encode(CLIP, out, settings, plugins=[cls.name], carriage=carriage, options=self.options_for(cls))
             with media.InputFile(out) as inp:
                 stream, decoded = inp.info, list(inp.frames())
             if len(decoded) != report.frames:
@@ -175,8 +176,8 @@ class ContractRunner:
         out = self._path("enhanced", ".y4m")
         with plugins.in_process_plugin("genpost-contract", plugins.Registering(cls)), _plugin_errors_as_violations():
             report = enhance(
-                path, out, media.EncoderSettings(codec="y4m"), [cls.name], sidecar, fps,
-                options=self.options_for(cls), on_plugin_error="fail",
+                path, out, media.EncoderSettings(codec="y4m"), plugins=[cls.name], sidecar=sidecar, fps=fps,
+                options=self.options_for(cls), on_plugin_error=PluginErrorPolicy.FAIL,
             )  # fmt: skip
         stats = report.per_plugin[cls.name]
         if stats.fallbacks:
@@ -189,7 +190,7 @@ class ContractRunner:
     def remux(self, path: Path, ext: str = ".ts") -> Path:
         """A plain packet-for-packet remux (genpost's copy path, no plugin)."""
         out = self._path("remuxed", ext)
-        enhance(path, out, media.EncoderSettings(codec="copy"), ["none"])
+        enhance(path, out, media.EncoderSettings(codec="copy"), plugins=["none"])
         return out
 
     def decoder_context(self, encoded: Encoded, seed: int = 0, index: int | None = None) -> Context:

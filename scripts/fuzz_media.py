@@ -80,7 +80,7 @@ def run_case(category: str, kind: str, clean: Path, seed: int, folder: Path, exp
     out = folder / "out.mkv"
     fps = "30000/1001" if kind in ("265", "266") else None
     try:
-        report = pipeline.enhance(bad, out, media.EncoderSettings(codec="ffv1"), ["none"], fps=fps)
+        report = pipeline.enhance(bad, out, media.EncoderSettings(codec="ffv1"), plugins=["none"], fps=fps)
     except (media.MediaError, pipeline.PipelineError):
         if out.exists():
             raise AssertionError("a refused job left an output") from None

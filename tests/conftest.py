@@ -62,7 +62,8 @@ def wiener_mkv(tmp_path_factory, carphone) -> Path:
     from genpost.jobs import pipeline
 
     out = tmp_path_factory.mktemp("enc") / "wiener.mkv"
-    pipeline.encode(carphone, out, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], "sei", options=SEND_OFTEN)
+    pipeline.encode(carphone, out, media.EncoderSettings(qp=37, preset="fast"), plugins=["wiener"], carriage="sei",
+                    options=SEND_OFTEN)
     return out
 
 
@@ -121,7 +122,7 @@ def encode_first_frames(folder: Path, plugin: str, frames: int, options: dict | 
     write_y4m(src, [fr.planes for fr in first_frames(frames)], fps=30)
     coded = folder / "coded.mkv"
     settings = media.EncoderSettings(qp=37, preset="ultrafast")
-    return src, coded, pipeline.encode(src, coded, settings, [plugin], options=options), folder
+    return src, coded, pipeline.encode(src, coded, settings, plugins=[plugin], options=options), folder
 
 
 def check_plane_masks(proc, decoded, body: bytes, ctx) -> None:

@@ -76,7 +76,7 @@ def check_restores_end_to_end(coded, plugin: str, frames: int, gain_db: float) -
     src, mkv, report, tmp = coded
     assert report.frames == frames and report.records[f"{plugin}/1"] >= 1  # the RD choice sent side info
     out = tmp / "restored.y4m"
-    rep = pipeline.enhance(mkv, out, media.EncoderSettings(codec="y4m"), [plugin])
+    rep = pipeline.enhance(mkv, out, media.EncoderSettings(codec="y4m"), plugins=[plugin])
     assert rep.per_plugin[plugin].fallbacks == 0
     base, restored, n = base_and_restored_psnr_y(src, mkv, out)
     assert n == frames

@@ -143,7 +143,7 @@ def _encode(folder, src, plugin, mode, keyint=None, name=None, **extra):
     out = folder / f"{name or plugin + '-' + mode}.mkv"
     options = {f"{plugin}.adapt": mode, **{f"{plugin}.{k}": v for k, v in {**FAST, **extra}.items()}}
     settings_ = media.EncoderSettings(qp=QP, preset="ultrafast", keyint=keyint)
-    report = pipeline.encode(src, out, settings_, [plugin], options=options)
+    report = pipeline.encode(src, out, settings_, plugins=[plugin], options=options)
     return out, report
 
 
@@ -161,7 +161,7 @@ def test_adaptation_beats_the_shipped_weights_with_its_bits_counted(clip, plugin
         # lambda, the one this test charges the bits at
         coded, report = _encode(folder, src, plugin, mode, lambda_scale="0.05", **search)
         out = folder / f"{plugin}-{mode}.y4m"
-        rep = pipeline.enhance(coded, out, media.EncoderSettings(codec="y4m"), [plugin])
+        rep = pipeline.enhance(coded, out, media.EncoderSettings(codec="y4m"), plugins=[plugin])
         assert rep.per_plugin[plugin].fallbacks == 0
         bits = 8 * sum(len(r.payload) + sideinfo.record_overhead_bytes(r.format_id, "sei")
                        for r in pipeline.collect_side_info(media.InputFile(coded)).records())  # fmt: skip
@@ -297,7 +297,7 @@ def test_the_contract_kits_tracer_reads_the_adapt_options(plugin, monkeypatch):
     proc.setup("cpu")
     seen = []
 
-    def choose(problem, pairs, modes, lam, bits, frames, recipe, *args):
+    def choose(problem, pairs, modes, *, recipe, **_):
         seen.append((tuple(modes), recipe.steps))
         return b"", {}
 

@@ -61,7 +61,7 @@ def test_a_learned_plugin_is_timed_restoring_not_as_the_identity(tmp_path):
     from genpost.jobs import pipeline
 
     base = tmp_path / "plain.mkv"
-    pipeline.encode(CARPHONE, base, media.EncoderSettings(qp=37, preset="ultrafast"), [])
+    pipeline.encode(CARPHONE, base, media.EncoderSettings(qp=37, preset="ultrafast"), plugins=[])
     forced = bench.bench(base, "gan-enhance", frames=3, preset="ultrafast", repeat=1)
     check(forced, 3, "gan-enhance")
     assert forced["options"] == {"gan-enhance.strength": "1"} and forced["options_from"] == "restoring_options"

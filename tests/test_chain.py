@@ -37,7 +37,7 @@ def one_line_error(result, code):
 def base_with_audio(tmp_path_factory, av_source):
     """The carphone MKV with AAC audio and SRT subtitles, coded by genpost encode with wiener side info."""
     out = tmp_path_factory.mktemp("chain") / "base.mkv"
-    report = pipeline.encode(av_source, out, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], "sei",
+    report = pipeline.encode(av_source, out, media.EncoderSettings(qp=37, preset="fast"), plugins=["wiener"], carriage="sei",
                              options=LOW_LAMBDA)  # fmt: skip
     assert report.side_info_bytes.get("wiener/1", 0) > 0
     return out
@@ -46,7 +46,7 @@ def base_with_audio(tmp_path_factory, av_source):
 @pytest.fixture(scope="module")
 def restored_y4m(tmp_path_factory, base_with_audio):
     out = tmp_path_factory.mktemp("chainref") / "restored.mkv"  # lossless, by the PyAV route
-    pipeline.enhance(base_with_audio, out, media.EncoderSettings(codec="ffv1"), ["wiener"])
+    pipeline.enhance(base_with_audio, out, media.EncoderSettings(codec="ffv1"), plugins=["wiener"])
     return decode_all(out)
 
 
@@ -190,7 +190,8 @@ def test_bad_filter_is_exit_2_before_any_work(tmp_path, base_with_audio):
 
 def test_pre_filter_that_resizes_makes_side_info_fall_back(tmp_path, base_with_audio):
     steps = chain.Chain(pre=["scale=88:72"])
-    report = chain.enhance(base_with_audio, tmp_path / "o.mkv", steps, chain.OutputProfile(codec="ffv1"), ["wiener"])
+    report = chain.enhance(base_with_audio, tmp_path / "o.mkv", steps, cli_profile=chain.OutputProfile(codec="ffv1"),
+                           plugins=["wiener"])
     assert any("will not apply" in w for w in report.warnings)
     stats = report.per_plugin["wiener"]
     assert stats.with_side_info > 0 and stats.fallbacks == stats.with_side_info

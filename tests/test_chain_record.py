@@ -80,11 +80,11 @@ def _encode(clip, out, plugins, carriage="sei", options=None):
     # closed GOPs: a cut at a keyframe then decodes every picture after it (no leading pictures to drop)
     x265 = f"log-level=error:info=0:repeat-headers=1:keyint={KEYINT}:open-gop=0"
     settings_ = media.EncoderSettings(qp=37, preset="ultrafast", keyint=KEYINT, extra={"x265-params": x265})
-    return pipeline.encode(clip, out, settings_, plugins, carriage, options=options)
+    return pipeline.encode(clip, out, settings_, plugins=plugins, carriage=carriage, options=options)
 
 
 def _enhance(path, out, plugins=None):
-    report = pipeline.enhance(path, out, media.EncoderSettings(codec="y4m"), plugins, fps=FPS)
+    report = pipeline.enhance(path, out, media.EncoderSettings(codec="y4m"), plugins=plugins, fps=FPS)
     return report, decode_all(out)
 
 
@@ -333,7 +333,7 @@ def test_encode_with_base_declares_the_chain_too(clip, tmp_path, carriage):
     base, coded = tmp_path / "base.265", tmp_path / "coded.265"
     _encode(clip, base, [])
     with installed(_Lift):
-        report = encode_with_base(clip, base, coded, ["test-lift"], carriage, fps=FPS)
+        report = encode_with_base(clip, base, coded, plugins=["test-lift"], carriage=carriage, fps=FPS)
         assert report.records == {sideinfo.CHAIN_FORMAT: FRAMES // KEYINT}
         enh, _ = _enhance(coded, tmp_path / "out.y4m")
     assert enh.plugins == ["test-lift"] and enh.per_plugin["test-lift"].frames == FRAMES

@@ -30,7 +30,7 @@ def _sse(a, b) -> float:
 def plain_265(tmp_path_factory) -> Path:
     """carphone as a raw HEVC base with a keyframe every 8 frames, no side info."""
     out = tmp_path_factory.mktemp("base") / "base.265"
-    pipeline.encode(CARPHONE, out, media.EncoderSettings(qp=37, preset="fast", keyint=8), [], "sei")
+    pipeline.encode(CARPHONE, out, media.EncoderSettings(qp=37, preset="fast", keyint=8), plugins=[], carriage="sei")
     return out
 
 
@@ -39,13 +39,13 @@ def nnpfc_265(plain_265, tmp_path_factory) -> Path:
     from genpost.jobs.encode_base import encode_with_base
 
     out = tmp_path_factory.mktemp("nnpfc") / "wiener.265"
-    encode_with_base(CARPHONE, plain_265, out, ["wiener"], "nnpfc", qp=37, fps=FPS, options=SEND_OFTEN)
+    encode_with_base(CARPHONE, plain_265, out, plugins=["wiener"], carriage="nnpfc", qp=37, fps=FPS, options=SEND_OFTEN)
     return out
 
 
 def _enhance(path, tmp_path, name, plugins=None):
     out = tmp_path / name
-    report = pipeline.enhance(path, out, media.EncoderSettings(codec="y4m"), plugins, fps=FPS)
+    report = pipeline.enhance(path, out, media.EncoderSettings(codec="y4m"), plugins=plugins, fps=FPS)
     return report, decode_all(out)
 
 
@@ -88,7 +88,8 @@ def test_encoder_chose_off_is_explicit(plain_265, tmp_path):
     from genpost.jobs.encode_base import encode_with_base
 
     out = tmp_path / "off.265"
-    encode_with_base(CARPHONE, plain_265, out, ["wiener"], "nnpfc", qp=37, fps=FPS, options={"wiener.lambda_scale": "1e6"})
+    encode_with_base(CARPHONE, plain_265, out, plugins=["wiener"], carriage="nnpfc", qp=37, fps=FPS,
+                     options={"wiener.lambda_scale": "1e6"})
     info = pipeline.inspect(out, FPS)
     assert info["nnpfc"] and info["nnpfa"] == []  # declared, never activated
     report, _ = _enhance(out, tmp_path, "off.y4m")
@@ -112,7 +113,7 @@ def test_random_access_into_the_middle(nnpfc_265, tmp_path):
 
 
 def test_damaged_nnpfc_and_nnpfa_fall_back_and_are_counted(plain_265, tmp_path):
-    records = pipeline.analyze_stream(CARPHONE, plain_265, ["wiener"], 37, "nnpfc", FPS, SEND_OFTEN)
+    records = pipeline.analyze_stream(CARPHONE, plain_265, ["wiener"], qp=37, carriage="nnpfc", fps=FPS, options=SEND_OFTEN)
     chain = pipeline.load_postprocessors(["wiener"])
     signalling = declared.ChainSignalling(chain, records, SEND_OFTEN, 176, 144)
     by_frame: dict[int, list] = {}  # every record of a frame: a period's set and its first frame's payload share one
@@ -187,7 +188,8 @@ def test_base_mismatch_is_a_usage_error(plain_265, tmp_path):
 
 def test_sidecar_beside_the_input_is_found(tmp_path):
     out = tmp_path / "side.mkv"
-    pipeline.encode(CARPHONE, out, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], "sidecar", options=SEND_OFTEN)
+    pipeline.encode(CARPHONE, out, media.EncoderSettings(qp=37, preset="fast"), plugins=["wiener"], carriage="sidecar",
+                    options=SEND_OFTEN)
     assert Path(str(out) + ".gpsi").is_file()
     report = pipeline.enhance(out, tmp_path / "o.y4m", media.EncoderSettings(codec="y4m"))
     assert report.plugins == ["wiener"] and report.per_plugin["wiener"].with_side_info == 33
@@ -204,7 +206,8 @@ def test_every_route_runs_the_same_decode_session(nnpfc_265, tmp_path):
     plain, frames = _enhance(nnpfc_265, tmp_path, "plain.y4m")
     steps = chain_mod.Chain(post=["null"])  # as enhance --vf-post null builds it
     out = tmp_path / "route.y4m"
-    report = chain_mod.enhance(nnpfc_265, out, steps, chain_mod.OutputProfile(codec="y4m"), None, None, FPS)
+    report = chain_mod.enhance(nnpfc_265, out, steps, cli_profile=chain_mod.OutputProfile(codec="y4m"), plugins=None,
+                               sidecar=None, fps=FPS)
     assert report.plugins == plain.plugins == ["wiener"]
     assert report.side_info["declared"] == plain.side_info["declared"] and "nnpf" in report.side_info
     assert all(np.array_equal(a.y, b.y) for a, b in zip(decode_all(out), frames))

@@ -32,7 +32,7 @@ def keyed_base(tmp_path_factory, av_source) -> str:
     """carphone with audio and subtitles, x265 with a keyframe every 8 frames (5 GOPs) and wiener SEI."""
     out = tmp_path_factory.mktemp("keyed") / "base.mkv"
     settings = media.EncoderSettings(qp=37, preset="fast", keyint=8)
-    pipeline.encode(av_source, out, settings, ["wiener"], "sei", options=SEND_OFTEN)
+    pipeline.encode(av_source, out, settings, plugins=["wiener"], carriage="sei", options=SEND_OFTEN)
     return str(out)
 
 
@@ -89,7 +89,7 @@ def test_interrupted_enhance_stops_every_worker_and_leaves_no_output(ray_session
 def test_encode_on_two_workers_is_one_valid_stream_with_every_frame_and_its_side_info(ray_session, av_source, tmp_path):
     out = tmp_path / "enc.mkv"
     settings = media.EncoderSettings(qp=37, preset="fast")
-    report = pipeline.encode(av_source, out, settings, ["wiener"], "sei", options=SEND_OFTEN,
+    report = pipeline.encode(av_source, out, settings, plugins=["wiener"], carriage="sei", options=SEND_OFTEN,
                              schedule=pipeline.Schedule(workers=2, chunk_frames=10))
     assert report.frames == 33 and report.workers["chunks"] == 4
     frames = decode_all(out)

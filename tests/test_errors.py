@@ -110,12 +110,12 @@ def test_a_broken_contract_is_an_error_not_a_fallback():
     assert out is frame and stats.errors == 1 and stats.fallbacks == 0
     assert "ContractError" in stats.first_error
     with pytest.raises(PluginFailure) as info:
-        _restorer(_Shrinks(), on_error="fail")[0](_frame())
+        _restorer(_Shrinks(), on_plugin_error="fail")[0](_frame())
     assert isinstance(info.value.__cause__, ContractError) and info.value.exit_code == 6
 
 
 def test_a_rejected_payload_is_a_fallback():
-    restorer, report = _restorer(_Rejects(), on_error="fail")
+    restorer, report = _restorer(_Rejects(), on_plugin_error="fail")
     restorer(_frame())
     stats = report.per_plugin["rejects"]
     assert stats.fallbacks == 1 and stats.errors == 0

@@ -44,7 +44,7 @@ def check_shape(result):
 
 @pytest.fixture(scope="module")
 def x265_result():
-    return rd.evaluate(CARPHONE, "wiener", (32, 42), "ultrafast", options=FORCE_SIDE_INFO, frames=6)
+    return rd.evaluate(CARPHONE, "wiener", (32, 42), preset="ultrafast", options=FORCE_SIDE_INFO, frames=6)
 
 
 def test_x265_ladder_counts_every_side_info_bit(x265_result):
@@ -78,7 +78,7 @@ def test_x265_anchor_point_matches_an_independent_encode(x265_result, tmp_path):
 
 
 def test_eval_is_reproducible(x265_result):
-    again = rd.evaluate(CARPHONE, "wiener", (32, 42), "ultrafast", options=FORCE_SIDE_INFO, frames=6)
+    again = rd.evaluate(CARPHONE, "wiener", (32, 42), preset="ultrafast", options=FORCE_SIDE_INFO, frames=6)
     assert again["bd_rate"] == x265_result["bd_rate"]
     assert again["genpost"] == x265_result["genpost"]
 
@@ -199,7 +199,7 @@ def test_eval_set_reports_a_failing_clip_and_goes_on(tmp_path):
     good = tmp_path / "good.y4m"
     measure.trim_to(CARPHONE, good, 3)  # (2 frames: the x265 base .mp4 mux fails, a pipeline limit)
     messages = []
-    result = testset.evaluate_set([str(broken), str(good)], ["wiener"], (32, 42), "ultrafast", progress=messages.append)
+    result = testset.evaluate_set([str(broken), str(good)], ["wiener"], (32, 42), preset="ultrafast", progress=messages.append)
     assert [r["source"] for r in result["runs"]] == [str(good)]
     (failure,) = result["failures"]
     assert failure["source"] == str(broken) and failure["plugin"] is None and failure["error"]
@@ -333,7 +333,7 @@ def test_points_in_worker_processes_give_the_same_numbers(clip_dir):
     """--jobs 2 runs the points of both clips in two spawned workers: the same runs as in this process
     (wiener's encoder is integer arithmetic), apart from the wall seconds."""
     one, two = (
-        testset.evaluate_set(sorted(map(str, clip_dir.iterdir())), ["wiener"], (32, 42), "ultrafast", jobs=jobs,
+        testset.evaluate_set(sorted(map(str, clip_dir.iterdir())), ["wiener"], (32, 42), preset="ultrafast", jobs=jobs,
                              options=FORCE_SIDE_INFO)  # fmt: skip
         for jobs in (1, 2)
     )

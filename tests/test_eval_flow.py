@@ -58,7 +58,7 @@ def user_flow(clip, folder, plugin, options, carriage=None):
 def test_eval_point_is_the_user_flow(clip, tmp_path, plugin, options, carriage):
     """The PSNR of `encode --plugin P` then `enhance` (no plugin named) equals eval's genpost point at that QP."""
     kw = {"carriage": carriage} if carriage else {}
-    result = rd.evaluate(clip, plugin, QPS, "ultrafast", options=options, **kw)
+    result = rd.evaluate(clip, plugin, QPS, preset="ultrafast", options=options, **kw)
     assert result["decoder"] == rd.DECODER_USER
     assert result["carriage"] == (carriage or pipeline.DEFAULT_CARRIAGE)
     point = next(p for p in result["genpost"] if p["qp"] == USER_QP)
@@ -102,10 +102,10 @@ def test_no_side_info_at_all_gives_the_anchor_and_forcing_is_named(clip, monkeyp
     do when forced; measured (not only reused from the anchor, which eval does for such points).
     --force-plugin runs it anyway, and the run says so."""
     with in_process_plugin("test-quiet", Registering(_Quiet)):
-        user = rd.evaluate(clip, "test-quiet", QPS, "ultrafast", carriage="sei")
-        forced = rd.evaluate(clip, "test-quiet", QPS, "ultrafast", carriage="sei", force_plugin=True)
+        user = rd.evaluate(clip, "test-quiet", QPS, preset="ultrafast", carriage="sei")
+        forced = rd.evaluate(clip, "test-quiet", QPS, preset="ultrafast", carriage="sei", force_plugin=True)
         monkeypatch.setattr(rd, "REUSE_ANCHOR_SCORES", False)
-        measured = rd.evaluate(clip, "test-quiet", QPS, "ultrafast", carriage="sei")
+        measured = rd.evaluate(clip, "test-quiet", QPS, preset="ultrafast", carriage="sei")
     assert forced["decoder"] == rd.DECODER_FORCED and user["decoder"] == rd.DECODER_USER
     for a, g, m, f in zip(user["anchor"], user["genpost"], measured["genpost"], forced["genpost"]):
         assert g["side_info_kbps"] == 0 and g["side_info_records"] == 0 and g["restored_by"] == []
@@ -122,8 +122,8 @@ def test_a_declared_chain_runs_as_declared(clip, carriage):
     each keyframe, `nnpfc` an NNPFC activated on every picture), so the user's enhance runs it, and eval's
     point equals the forced one, at the declaration's rate."""
     with in_process_plugin("test-brighten", Registering(_Brighten)):
-        user = rd.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage=carriage)
-        forced = rd.evaluate(clip, "test-brighten", QPS, "ultrafast", carriage=carriage, force_plugin=True)
+        user = rd.evaluate(clip, "test-brighten", QPS, preset="ultrafast", carriage=carriage)
+        forced = rd.evaluate(clip, "test-brighten", QPS, preset="ultrafast", carriage=carriage, force_plugin=True)
     for a, g, f in zip(user["anchor"], user["genpost"], forced["genpost"]):
         assert g["restored_by"] == ["test-brighten"] and g["base_matches_anchor"]
         assert g["side_info_kbps"] > 0 and g["kbps"] == pytest.approx(a["kbps"] + g["side_info_kbps"], rel=1e-12)

@@ -42,7 +42,7 @@ def test_vtm_streams_decode_bit_exact_and_remux_losslessly(entry, tmp_path):
     assert all(f.bit_depth == 10 and f.y.dtype == np.uint16 for f in frames)
     assert [f.pts for f in frames] == list(range(len(frames)))
     out = tmp_path / "lossless.mkv"
-    pipeline.enhance(path, out, media.EncoderSettings(codec="ffv1"), ["none"], fps=entry["fps"])
+    pipeline.enhance(path, out, media.EncoderSettings(codec="ffv1"), plugins=["none"], fps=entry["fps"])
     again = decode_all(out)
     assert [frame_md5(f) for f in again] == entry["frame_md5_yuv420p10le"]
     # Matroska stores milliseconds: timestamps agree to its resolution
@@ -52,7 +52,7 @@ def test_vtm_streams_decode_bit_exact_and_remux_losslessly(entry, tmp_path):
 def test_raw_stream_without_fps_is_refused_for_timed_output(tmp_path):
     path = VVC / MANIFEST["streams"][0]["file"]
     with pytest.raises(UsageError, match="--fps") as caught:  # bad usage (exit 2), as docs/cli.md says
-        pipeline.enhance(path, tmp_path / "x.mkv", media.EncoderSettings(codec="ffv1"), [])
+        pipeline.enhance(path, tmp_path / "x.mkv", media.EncoderSettings(codec="ffv1"), plugins=[])
     assert caught.value.exit_code == 2
 
 
@@ -63,7 +63,7 @@ def test_a_raw_stream_with_nothing_to_restore_is_copied_with_its_frames_times(ca
     raw = tmp_path / "plain.265"
     ffmpeg("-i", str(carphone), "-frames:v", "12", "-c:v", "libx265", "-x265-params", "log-level=error:bframes=3", str(raw))
     out = tmp_path / f"copy{ext}"
-    report = pipeline.enhance(raw, out, media.EncoderSettings(), [], fps=Fraction(25))
+    report = pipeline.enhance(raw, out, media.EncoderSettings(), plugins=[], fps=Fraction(25))
     assert report.frames == 12
     copied, decoded = decode_all(out), decode_all(raw, fps=Fraction(25))
     assert [frame_md5(f) for f in copied] == [frame_md5(f) for f in decoded]
@@ -117,7 +117,7 @@ def test_colour_and_hdr_metadata_round_trip(carphone, tmp_path):
         assert inp.info.color == hdr
     # and through a genpost encode + enhance chain
     enc = tmp_path / "hdr_enc.mp4"
-    pipeline.encode(out, enc, media.EncoderSettings(qp=32, bit_depth=10, preset="fast"), ["wiener"], options=SEND_OFTEN)
+    pipeline.encode(out, enc, media.EncoderSettings(qp=32, bit_depth=10, preset="fast"), plugins=["wiener"], options=SEND_OFTEN)
     enh = tmp_path / "hdr_enh.mkv"
     pipeline.enhance(enc, enh, media.EncoderSettings(codec="libx265", preset="fast"))
     with media.InputFile(enh) as inp:
@@ -127,9 +127,9 @@ def test_colour_and_hdr_metadata_round_trip(carphone, tmp_path):
 
 def test_audio_subtitles_and_languages_pass_through_bit_exact(av_source, tmp_path):
     enc = tmp_path / "enc.mkv"
-    pipeline.encode(av_source, enc, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], options=SEND_OFTEN)
+    pipeline.encode(av_source, enc, media.EncoderSettings(qp=37, preset="fast"), plugins=["wiener"], options=SEND_OFTEN)
     enh = tmp_path / "enh.mkv"
-    pipeline.enhance(enc, enh, media.EncoderSettings(codec="ffv1"), ["wiener"])
+    pipeline.enhance(enc, enh, media.EncoderSettings(codec="ffv1"), plugins=["wiener"])
     for path in (enc, enh):
         assert other_packets(path) == other_packets(av_source)
         with av.open(str(path)) as c:
@@ -147,7 +147,7 @@ def test_variable_frame_rate_timestamps_are_kept(carphone, tmp_path):
     src = tmp_path / "vfr.mkv"
     write(src, vfr, media.EncoderSettings(codec="ffv1"), time_base=tb)
     enc = tmp_path / "vfr_enc.mp4"
-    pipeline.encode(src, enc, media.EncoderSettings(qp=32, preset="fast"), ["wiener"], options=SEND_OFTEN)
+    pipeline.encode(src, enc, media.EncoderSettings(qp=32, preset="fast"), plugins=["wiener"], options=SEND_OFTEN)
     enh = tmp_path / "vfr_enh.mkv"
     pipeline.enhance(enc, enh, media.EncoderSettings(codec="libx264", preset="ultrafast"))
     for path in (src, enc, enh):
@@ -188,7 +188,7 @@ def test_the_pixel_aspect_survives_encode_and_enhance(tmp_path, carphone):
 
     base, out = tmp_path / "base.mkv", tmp_path / "out.mkv"
     pipeline.encode(carphone, base, media.EncoderSettings(qp=42, preset="ultrafast"))
-    pipeline.enhance(base, out, media.EncoderSettings(codec="libx265", preset="ultrafast"), ["none"])
+    pipeline.enhance(base, out, media.EncoderSettings(codec="libx265", preset="ultrafast"), plugins=["none"])
     for path in (carphone, base, out):
         with media.InputFile(path) as inp:
             assert inp.info.sample_aspect == Fraction(1), path
@@ -208,7 +208,7 @@ def test_a_y4m_output_keeps_the_sources_aspect_siting_and_names_its_postprocesso
     src = tmp_path / "src.y4m"
     src.write_bytes(header.replace(b"C420mpeg2 XYSCSS=420MPEG2", f"C{siting}".encode()) + b"\n" + body)
     out = tmp_path / "out.y4m"
-    pipeline.enhance(src, out, media.EncoderSettings(codec="y4m"), ["wiener"])
+    pipeline.enhance(src, out, media.EncoderSettings(codec="y4m"), plugins=["wiener"])
     tokens = _y4m_header(out)
     assert "A1:1" in tokens and "F30000:1001" in tokens and f"C{siting}" in tokens, tokens
     assert any(t.startswith("XGENPOST_POSTPROCESSORS=wiener/") for t in tokens), tokens
@@ -222,7 +222,8 @@ def test_a_y4m_output_of_a_coded_stream_says_hevcs_siting_and_its_frame_rate(wie
     from genpost.jobs.schedule import Schedule
 
     out = tmp_path / "out.y4m"
-    pipeline.enhance(wiener_mkv, out, media.EncoderSettings(codec="y4m"), None, schedule=Schedule(resume=resume, chunk_frames=8))
+    pipeline.enhance(wiener_mkv, out, media.EncoderSettings(codec="y4m"), plugins=None, schedule=Schedule(resume=resume,
+                                                                                                          chunk_frames=8))
     tokens = _y4m_header(out)
     assert {"F30000:1001", "A1:1", "C420mpeg2"} <= set(tokens), tokens
     assert any(t.startswith("XGENPOST_POSTPROCESSORS=wiener/") for t in tokens), tokens

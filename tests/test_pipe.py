@@ -27,7 +27,7 @@ def sidecar_base(request, tmp_path_factory, carphone):
     depth = request.param
     out = tmp_path_factory.mktemp(f"pipe{depth}") / "base.mkv"
     settings = media.EncoderSettings(qp=37, preset="fast", bit_depth=depth)
-    report = pipeline.encode(carphone, out, settings, ["wiener"], "sidecar", options=LOW_LAMBDA)
+    report = pipeline.encode(carphone, out, settings, plugins=["wiener"], carriage="sidecar", options=LOW_LAMBDA)
     assert report.side_info_bytes.get("wiener/1", 0) > 0
     return out, out.with_name("base.mkv.gpsi"), depth
 
@@ -56,7 +56,7 @@ def test_recipe_between_two_ffmpeg_commands_matches_enhance(sidecar_base, tmp_pa
 
     piped = decode_all(out)
     restored = tmp_path / "enhanced.y4m"
-    pipeline.enhance(base, restored, media.EncoderSettings(codec="y4m"), ["wiener"], sidecar)
+    pipeline.enhance(base, restored, media.EncoderSettings(codec="y4m"), plugins=["wiener"], sidecar=sidecar)
     expected = decode_all(restored)
     plain = decode_all(base)
     assert len(piped) == len(expected) == len(plain) == 33

@@ -36,7 +36,7 @@ def test_side_info_round_trips_and_restores(carphone, source_frames, tmp_path, c
     fps = "30000/1001" if ext == "265" else None
     enc = tmp_path / f"enc.{ext}"
     report = pipeline.encode(
-        carphone, enc, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], carriage, options=SEND_OFTEN
+        carphone, enc, media.EncoderSettings(qp=37, preset="fast"), plugins=["wiener"], carriage=carriage, options=SEND_OFTEN
     )
     assert report.frames == 33 and report.records["wiener/1"] > 0
     sidecar = report.sidecar
@@ -65,7 +65,8 @@ def test_plain_pyav_decode_equals_genpost_base_and_sei_free_base(wiener_mkv, tmp
         assert np.array_equal(p, np.concatenate([f.y, f.u.reshape(-1, f.width), f.v.reshape(-1, f.width)]))
     # the same encode carried by a sidecar has no SEI at all: identical pictures
     side = tmp_path / "side.mkv"
-    pipeline.encode(carphone, side, media.EncoderSettings(qp=37, preset="fast"), ["wiener"], "sidecar", options=SEND_OFTEN)
+    pipeline.encode(carphone, side, media.EncoderSettings(qp=37, preset="fast"), plugins=["wiener"], carriage="sidecar",
+                    options=SEND_OFTEN)
     for a, b in zip(decode_all(side), ours):
         assert all(np.array_equal(x, y) for x, y in zip(a.planes, b.planes))
 
@@ -110,7 +111,7 @@ def test_corrupted_records_fall_back_to_the_base_and_are_counted(wiener_mkv, tmp
 
 def test_valid_record_with_a_bad_payload_degrades_that_frame_only(carphone, tmp_path, source_frames):
     enc = tmp_path / "enc.mkv"
-    report = pipeline.encode(carphone, enc, media.EncoderSettings(qp=37, preset="fast"), [], "sei")
+    report = pipeline.encode(carphone, enc, media.EncoderSettings(qp=37, preset="fast"), plugins=[], carriage="sei")
     assert report.records == {}
     base = decode_all(enc)
     ctx = Context(stream=media.InputFile(enc).info, qp=37, options=SEND_OFTEN)
@@ -148,7 +149,8 @@ def test_enhance_without_side_info_remuxes_the_base(carphone, tmp_path):
 
 def test_ten_bit_encode_and_enhance(carphone, tmp_path, source_frames):
     enc = tmp_path / "ten.mkv"
-    pipeline.encode(carphone, enc, media.EncoderSettings(qp=37, bit_depth=10, preset="fast"), ["wiener"], options=SEND_OFTEN)
+    pipeline.encode(carphone, enc, media.EncoderSettings(qp=37, bit_depth=10, preset="fast"), plugins=["wiener"],
+                    options=SEND_OFTEN)
     base = decode_all(enc)
     assert base[0].bit_depth == 10 and base[0].y.dtype == np.uint16
     out = tmp_path / "ten.y4m"
@@ -195,7 +197,7 @@ def test_restore_is_not_told_the_re_encode_qp_as_the_base_qp(wiener_mkv, tmp_pat
             register(QpProbe)
 
     with in_process_plugin("qp-probe", Registers()):
-        pipeline.enhance(wiener_mkv, tmp_path / "o.mkv", media.EncoderSettings(qp=22, preset="ultrafast"), ["qp-probe"])
+        pipeline.enhance(wiener_mkv, tmp_path / "o.mkv", media.EncoderSettings(qp=22, preset="ultrafast"), plugins=["qp-probe"])
     assert seen and set(seen) == {None}
 
 
@@ -214,7 +216,7 @@ def test_enhances_default_output_is_never_worse_than_its_input(carphone, source_
     """`genpost encode SRC -o out.mkv --plugin wiener`, then `genpost enhance out.mkv -o restored.mkv`: the
     default CRF 18 re-encode scored below out.mkv (Y -0.14 dB at the default CRF 28 base, -0.65 at QP 27)."""
     base, restored = tmp_path / "out.mkv", tmp_path / "restored.mkv"
-    pipeline.encode(carphone, base, media.EncoderSettings(qp=qp, crf=None if qp else 28.0), ["wiener"])
+    pipeline.encode(carphone, base, media.EncoderSettings(qp=qp, crf=None if qp else 28.0), plugins=["wiener"])
     report = pipeline.enhance(base, restored, media.EncoderSettings())
     before, after = _plane_psnr(source_frames, base), _plane_psnr(source_frames, restored)
     assert all(a >= b for a, b in zip(after, before)), (before, after)

@@ -28,7 +28,7 @@ FRAME = 5
 def coded(tmp_path_factory, carphone):
     out = tmp_path_factory.mktemp("preview") / "base.mkv"
     settings = media.EncoderSettings(qp=37, preset="fast")
-    pipeline.encode(carphone, out, settings, ["wiener"], "sei", options={"wiener.lambda_scale": "0.05"})
+    pipeline.encode(carphone, out, settings, plugins=["wiener"], carriage="sei", options={"wiener.lambda_scale": "0.05"})
     return out
 
 
@@ -57,7 +57,7 @@ def png_text(path: Path) -> dict[str, str]:
 
 def test_side_by_side_with_reference(coded, tmp_path):
     out = tmp_path / "cmp.png"
-    result = preview.preview(coded, out, FRAME, ["wiener"], reference=CARPHONE)
+    result = preview.preview(coded, out, FRAME, plugins=["wiener"], reference=CARPHONE)
     image = png_rgb(out)
     assert image.shape == (result["size"][1], result["size"][0], 3)
 
@@ -109,7 +109,7 @@ def test_diff_mode_shows_amplified_differences(coded, tmp_path):
     """--mode diff: heat maps of |restored - base| and |restored - source|, each 8-bit luma step times the
     gain; black exactly where the pictures agree."""
     out = tmp_path / "diff.png"
-    result = preview.preview(coded, out, FRAME, ["wiener"], reference=CARPHONE, mode="diff", gain=16, with_vmaf=False)
+    result = preview.preview(coded, out, FRAME, plugins=["wiener"], reference=CARPHONE, mode="diff", gain=16, with_vmaf=False)
     assert result["gain"] == 16 and result["mode"] == "diff"
     image = png_rgb(out)
     base, source = decode_all(coded)[FRAME], decode_all(CARPHONE)[FRAME]
@@ -160,10 +160,10 @@ def test_bad_requests(coded, tmp_path, kwargs, words):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_font_covers_the_caption_alphabet():
-    for ch, rows in preview._GLYPHS.items():
-        values = [int(v, 16) for v in rows.split()]
-        assert len(values) == 7 and all(0 <= v < 32 for v in values), ch
-    mask = preview.text_mask("PSNR-Y 31.20 DB", 2)
-    assert mask.shape == (18, 12 * 15) and mask.any()
-    assert not preview.text_mask(" ").any()
+def test_captions_are_drawn_and_wrapped():
+    bar = preview.text_bar(["PSNR-Y 31.20 DB"], 200, 2)
+    assert bar.shape[1] == 200 and (bar != bar[0, 0]).any()  # the text is on the bar
+    assert (preview.text_bar([" "], 200, 2) == bar[0, 0]).all()  # a blank line draws nothing
+    assert preview.text_bar(["A", "B"], 200, 1).shape[0] > preview.text_bar(["A"], 200, 1).shape[0]
+    lines = preview.wrap("FRAME 5  " + "WORD " * 40 + "\nSECOND", 176, 1)
+    assert len(lines) > 3 and lines[-1] == "SECOND" and " ".join(lines[:-1]).split() == ("FRAME 5 " + "WORD " * 40).split()

@@ -30,7 +30,7 @@ FOLDERS: dict[str, set[str]] = {
 UPWARD = {("genpost.jobs.batch", "genpost.cli.checks"): "a manifest's jobs take the CLI's flags and are checked by them"}
 # genpost's flat modules: the public plugin API and what it stands on, each with the folders it may import
 FLAT: dict[str, set[str]] = {
-    "__init__": set(),  # the names a plugin imports: PostProcessor, Frame, Option, hookimpl, ...
+    "__init__": {"sideinfo"},  # the names a plugin imports: PostProcessor, Frame, Option, hookimpl, BitReader, ...
     "types": set(),
     "errors": set(),
     "install": set(),

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..postprocessor import PayloadError
-from .wiener_bits import BitReader, BitWriter, block_mask, grid, read_flags, write_flags
+from .wiener_bits import BitReader, BitWriter, block_mask, finish, grid, read_flags, write_flags
 from .wiener_chroma import (
     CC_TAPS,
     CC_TAPS_BIG,
@@ -391,7 +391,7 @@ def read_payload(rd: BitReader, luma_shape: tuple[int, int], version: int = VERS
             n = len(CC_TAPS_BIG) if rd.u(1) else len(CC_TAPS)
             cc[i] = Part(_read_filter(rd, n, False), _read_flags(rd, g))
         xc[i] = Part(_read_filter(rd, len(CHROMA_PAIRS), False), _read_flags(rd, g)) if rd.u(1) else None
-    rd.finish()
+    finish(rd)
     return Payload(ctu_log2, luma, chroma, cc, xc)
 
 
@@ -457,5 +457,5 @@ def read_ref(rd: BitReader, update: bytes | None, luma_shape: tuple[int, int]) -
     parts = []
     for have in parts_of(upl):
         parts.append(Part(have.filt, _read_flags(rd, g)) if have is not None and rd.u(1) else None)
-    rd.finish()
+    finish(rd)
     return with_parts(upl, parts)

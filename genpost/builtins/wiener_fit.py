@@ -233,7 +233,7 @@ def flags_bits(flags: np.ndarray | None) -> int:
         return 1
     w = BitWriter()
     write_flags(w, flags)
-    return 1 + len(w.bits)
+    return 1 + len(w)
 
 
 def choose_flags(on: np.ndarray, off: np.ndarray, lam: float, allow: bool = True):

@@ -49,13 +49,14 @@ def check_plugin_options(options: dict[str, str]) -> None:
 
 
 def check_values(**values) -> None:
-    """Core values: the flag and what it allows, for each value given (None: not given)."""
-    from .. import options as o
+    """Core values: the flag and what it allows, for each value given (None: not given). The choices
+    (``--carriage``, ``--on-plugin-error``) are typer's to check on the command line; here for a manifest's."""
+    from ..options import Carriage, PluginErrorPolicy
 
     if values.get("carriage") is not None:
-        o.check_choice("--carriage", values["carriage"], o.CARRIAGES)
+        Carriage.parse(values["carriage"], "--carriage")
     if values.get("on_plugin_error") is not None:
-        o.check_choice("--on-plugin-error", values["on_plugin_error"], o.ON_PLUGIN_ERROR)
+        PluginErrorPolicy.parse(values["on_plugin_error"], "--on-plugin-error")
     for flag, lo in (("max_errors", 0), ("chunk_frames", 1), ("workers", 1), ("frames", 1), ("keyint", 1),
                      ("repeat", 1), ("zoom", 1), ("gain", 1), ("frame", 0)):  # fmt: skip
         if values.get(flag) is not None and values[flag] < lo:
@@ -108,7 +109,7 @@ def with_target(options: dict[str, str], target: str) -> dict[str, str]:
     from ..options import JOB_OPTIONS, by_name
 
     by_name(JOB_OPTIONS)["target"].parse(target, "genpost")
-    return options if target == "fidelity" else {**options, "target": target}
+    return options if target == "fidelity" else {**options, "target": str(target)}
 
 
 def eval_ladder(qp: Optional[str], streams: bool, bit_depth: Optional[int], preset: str, frames: Optional[int], jobs: int,

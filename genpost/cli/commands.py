@@ -19,6 +19,7 @@ from typing import NoReturn, Optional
 import typer
 
 from ..errors import GenpostError
+from ..options import Carriage, InBandCarriage, PluginErrorPolicy, PreviewMode, Target
 from .checks import check_plugin_options as _check_options
 from .checks import check_values as _check
 from .checks import encoder_settings as _settings
@@ -83,7 +84,7 @@ RAW_FPS = typer.Option(None, help="Frame rate for raw .265/.266 inputs.")
 PLUGIN_OPTIONS = typer.Option([], "--option", help="Plugin option KEY=VALUE (e.g. strength=0.5).")
 DEVICE = typer.Option("cpu", help="Device handed to the plugins' setup (cpu, cuda).")
 SKIP_ON_PLUGIN_ERROR = typer.Option(
-    "skip", "--on-plugin-error", help="A plugin that raises: skip it for that frame (counted), or fail the job."
+    PluginErrorPolicy.SKIP, "--on-plugin-error", help="A plugin that raises: skip it for that frame (counted), or fail the job."
 )
 JSON_REPORT = typer.Option(False, "--json", help="Print the report as JSON on stdout.")
 NO_PROGRESS = typer.Option(False, "--quiet", "-q", help="No progress bar.")
@@ -92,7 +93,7 @@ RESUME = typer.Option(False, "--resume", help="Work in GOP-aligned chunks beside
 CHUNK_FRAMES = typer.Option(None, "--chunk-frames", help="With --resume or --workers: frames per chunk before the next keyframe (default 240).")
 WORKERS = typer.Option(1, "--workers", help="Ray workers for keyframe-aligned chunks (> 1 needs Ray; docs/scaling.md).")
 RAY_ADDRESS = typer.Option(None, "--ray-address", help="With --workers: a Ray cluster (e.g. auto) instead of a local one.")
-TARGET = typer.Option("fidelity", "--target", help="What the encoder's choices minimise: fidelity (SSE per plane) or perception (SSE plus a texture term; generative modes can win).")
+TARGET = typer.Option(Target.FIDELITY, "--target", help="What the encoder's choices minimise: fidelity (SSE per plane) or perception (SSE plus a texture term; generative modes can win).")
 
 
 @app.command()
@@ -109,21 +110,21 @@ def encode(
     preset: str = typer.Option("medium", help="x265 preset."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="Base bit depth: 8 or 10 (default: the source's)."),
     keyint: Optional[int] = typer.Option(None, help="Maximum GOP length in frames."),
-    carriage: str = typer.Option("sei", help="Side-info carriage: sei, nnpfc (H.274 NNPFC/NNPFA declaring the chain, records in SEI), track or sidecar."),
+    carriage: Carriage = typer.Option(Carriage.SEI, help="Side-info carriage: sei, nnpfc (H.274 NNPFC/NNPFA declaring the chain, records in SEI), track or sidecar."),
     sideinfo: Optional[str] = typer.Option(None, "--sideinfo", help="Also write a .gpsi sidecar here."),
     fps: Optional[str] = typer.Option(None, help="Frame rate for sources without timing."),
     option: list[str] = typer.Option([], "--option", help="Plugin option KEY=VALUE (e.g. wiener.lambda_scale=4)."),
     max_errors: int = typer.Option(
         0, "--max-errors", help="Damaged source frames (concealed) plus plugin failures allowed (default 0: strict)."
     ),
-    on_plugin_error: str = typer.Option(
-        "fail", "--on-plugin-error", help="A plugin that raises: fail the job, or skip (no side info for that frame)."
+    on_plugin_error: PluginErrorPolicy = typer.Option(
+        PluginErrorPolicy.FAIL, "--on-plugin-error", help="A plugin that raises: fail the job, or skip (no side info for that frame)."
     ),
     resume: bool = RESUME,
     chunk_frames: Optional[int] = CHUNK_FRAMES,
     workers: int = WORKERS,
     ray_address: Optional[str] = RAY_ADDRESS,
-    target: str = TARGET,
+    target: Target = TARGET,
     as_json: bool = JSON_REPORT,
     quiet: bool = NO_PROGRESS,
 ):
@@ -132,20 +133,21 @@ def encode(
         from ..jobs import pipeline
         from ..options import check_range
 
-        _check(carriage=carriage, on_plugin_error=on_plugin_error, max_errors=max_errors, chunk_frames=chunk_frames,
-               workers=workers, keyint=keyint)  # fmt: skip
+        _check(max_errors=max_errors, chunk_frames=chunk_frames, workers=workers, keyint=keyint)
         rate, options = _fps(fps), with_target(_options(option), target)
         if base is not None:
             from ..jobs.encode_base import encode_with_base
 
             check_range("--qp", qp, 0, 63, " (the QP --base was coded with)")
             with _progress("encode", quiet) as progress:
-                report = encode_with_base(source, base, output, plugin, carriage, sideinfo, qp, rate, options, progress)
+                report = encode_with_base(source, base, output, plugins=plugin, carriage=carriage, sidecar=sideinfo, qp=qp,
+                                          fps=rate, options=options, progress=progress)
         else:
             settings = _settings("libx265", bit_depth, qp, crf if crf is not None or qp is not None else 28, preset, keyint)
             with _progress("encode", quiet) as progress:
                 report = pipeline.encode(
-                    source, output, settings, plugin, carriage, sideinfo, rate, progress, options,
+                    source, output, settings, plugins=plugin, carriage=carriage, sidecar=sideinfo, fps=rate, progress=progress,
+                    options=options,
                     max_errors=max_errors, on_plugin_error=on_plugin_error,
                     schedule=pipeline.Schedule(resume=resume, chunk_frames=chunk_frames, workers=workers, ray_address=ray_address),
                 )  # fmt: skip
@@ -178,7 +180,7 @@ def enhance(
     max_errors: Optional[int] = typer.Option(
         None, "--max-errors", help="Fail after this many damaged input frames plus plugin failures (default: no limit)."
     ),
-    on_plugin_error: str = SKIP_ON_PLUGIN_ERROR,
+    on_plugin_error: PluginErrorPolicy = SKIP_ON_PLUGIN_ERROR,
     resume: bool = RESUME,
     chunk_frames: Optional[int] = CHUNK_FRAMES,
     workers: int = WORKERS,
@@ -196,7 +198,7 @@ def enhance(
         from ..jobs import pipeline
         from ..options import check_encoder
 
-        _check(on_plugin_error=on_plugin_error, max_errors=max_errors, chunk_frames=chunk_frames, workers=workers)
+        _check(max_errors=max_errors, chunk_frames=chunk_frames, workers=workers)
         if output.lower().endswith(".y4m"):
             codec = "y4m"
         codec = codec and codec.lower()
@@ -226,15 +228,17 @@ def enhance(
             cli_profile = chain_mod.OutputProfile(codec, bit_depth, preset, qp, crf)
             with _progress("enhance", quiet) as progress:
                 report = chain_mod.enhance(
-                    input, output, steps, cli_profile, plugins, sideinfo, rate, progress, max_errors,
-                    on_plugin_error,
+                    input, output, steps, cli_profile=cli_profile, plugins=plugins, sidecar=sideinfo, fps=rate,
+                    progress=progress, max_errors=max_errors,
+                    on_plugin_error=on_plugin_error,
                 )  # fmt: skip
         else:
             settings = _settings(codec, bit_depth, qp, crf, preset or "medium", None)
             options = _options(option)
             with _progress("enhance", quiet) as progress:
                 report = pipeline.enhance(
-                    input, output, settings, plugins, sideinfo, rate, options, progress, max_errors,
+                    input, output, settings, plugins=plugins, sidecar=sideinfo, fps=rate, options=options, progress=progress,
+                    max_errors=max_errors,
                     on_plugin_error=on_plugin_error,
                     schedule=pipeline.Schedule(resume=resume, chunk_frames=chunk_frames, workers=workers, ray_address=ray_address),
                 )  # fmt: skip
@@ -328,14 +332,14 @@ def eval_(
         [], "--option", help="Plugin option KEY=VALUE for the encoder (as encode --option); the decoder gets only "
         "what the stream carries, unless --force-plugin."
     ),
-    carriage: str = typer.Option("sei", help="Side-info carriage of genpost's points, as encode --carriage: sei or nnpfc."),
+    carriage: InBandCarriage = typer.Option(InBandCarriage.SEI, help="Side-info carriage of genpost's points, as encode --carriage: sei or nnpfc."),
     force_plugin: bool = typer.Option(False, "--force-plugin", help="Restore with each --plugin forced on every frame "
                                       "(enhance --plugin NAME --option ...), not as the stream declares: not the user's flow."),
     plot: Optional[str] = typer.Option(
         None, "--plot", help="RD curves as PNG (needs matplotlib); with several runs, one PNG per run named PLOT-clip-plugin.png."
     ),
     markdown: Optional[str] = typer.Option(None, "--markdown", help="Write the BD-rate tables as Markdown to this file."),
-    target: str = TARGET,
+    target: Target = TARGET,
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Opt-in slow metrics, comma-separated: cvvdp (needs the perception extra)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Points (an anchor or a plugin at one QP of one clip) at a time, in worker processes; 0: one per core (at most 4); 1: all in this process."),
@@ -363,14 +367,16 @@ def eval_(
         say, anchors = err.print, list(stream)
         if single:
             result = evaluate(
-                clips[0], plugin[0], qps, preset, bit_depth, options, say, streams=anchors or None,  # type: ignore[arg-type]
+                clips[0], plugin[0], qps, preset=preset, bit_depth=bit_depth, options=options, progress=say,
+                streams=anchors or None,  # type: ignore[arg-type]
                 fps=rate, frames=frames, carriage=carriage, force_plugin=force_plugin, jobs=jobs, metrics=opted,
             )  # fmt: skip
             full: dict = {"runs": [result], "summary": testset.summarize([result], plugin), "failures": [],
                           "unavailable": result["unavailable"]}  # fmt: skip
         else:
             full = testset.evaluate_set(
-                clips, plugin, qps, preset, bit_depth, options, say, rate, frames, carriage, force_plugin, jobs,
+                clips, plugin, qps, preset=preset, bit_depth=bit_depth, options=options, progress=say, fps=rate, frames=frames,
+                carriage=carriage, force_plugin=force_plugin, jobs=jobs,
                 metrics=opted,
             )  # fmt: skip
             result = full
@@ -406,14 +412,14 @@ def pipe(
     max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Fail after this many frame errors."),
     report: Optional[str] = typer.Option(None, "--report", help="Write the job report as JSON to this file."),
     device: str = DEVICE,
-    on_plugin_error: str = SKIP_ON_PLUGIN_ERROR,
+    on_plugin_error: PluginErrorPolicy = SKIP_ON_PLUGIN_ERROR,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line on stderr."),
 ):
     """Restore y4m from stdin to stdout, frame by frame: sits between two ffmpeg commands (docs/ffmpeg.md)."""
     with _errors():
         from ..jobs import pipe as pipe_mod
 
-        _check(on_plugin_error=on_plugin_error, max_errors=max_errors, device=device)
+        _check(max_errors=max_errors, device=device)
         options = _options(option, {"strength": str(strength)} if strength is not None else None)
         if sys.stdin.isatty():
             _fail("genpost pipe reads y4m on stdin: ffmpeg -i IN -f yuv4mpegpipe - | genpost pipe ...", 2)
@@ -516,7 +522,8 @@ def bench(
             return _print_json(result) if as_json else err.print(summary(result))
         from ..eval.bench import bench as run_bench
 
-        result = run_bench(input, plugin, frames, device, _fps(fps), preset, crf, repeat, err.print, _options(option))
+        result = run_bench(input, plugin, frames=frames, device=device, fps=_fps(fps), preset=preset, crf=crf, repeat=repeat,
+                           progress=err.print, options=_options(option))  # fmt: skip
         if as_json:
             _print_json(result)
             return
@@ -540,8 +547,8 @@ def preview(
     reference: Optional[str] = typer.Option(
         None, "--reference", help="Source clip: score base and restored against it (else restored vs base)."
     ),
-    mode: str = typer.Option(
-        "side",
+    mode: PreviewMode = typer.Option(
+        PreviewMode.SIDE,
         help="side (base | restored), split (one frame, base left, restored right), or diff (heat maps of "
         "|restored-base| and |restored-source|, amplified by --gain).",
     ),
@@ -557,14 +564,12 @@ def preview(
     """Base vs restored for one frame as a PNG, with PSNR-Y and VMAF-NEG in the caption."""
     with _errors():
         from ..eval.preview import preview as make_preview
-        from ..options import check_choice
 
-        check_choice("--mode", mode, ("side", "split", "diff"))
         _check(frame=frame, zoom=zoom, gain=gain, device=device)
         options, rate = _options(option), _fps(fps)
         result = make_preview(
-            input, output, frame, list(plugin) or None, sideinfo, reference, mode, crop, zoom, rate,
-            options, not no_vmaf, device, gain,
+            input, output, frame, plugins=list(plugin) or None, sidecar=sideinfo, reference=reference, mode=mode,
+            crop=crop, zoom=zoom, fps=rate, options=options, with_vmaf=not no_vmaf, device=device, gain=gain,
         )  # fmt: skip
         for warning in result["warnings"]:
             _warn(warning)

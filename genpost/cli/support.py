@@ -138,7 +138,8 @@ class OneLineErrors(TyperGroup):
             sys.exit(exc.exit_code)
         except click_errors.ClickException as exc:
             where = exc.ctx.command_path if isinstance(exc, click_errors.UsageError) and exc.ctx else "genpost"
-            line("genpost: error: ", "red", f"{exc.format_message()} (see {where} --help)")
+            message = exc.format_message().replace("Value error, ", "", 1)  # pydantic's prefix on typer's checks
+            line("genpost: error: ", "red", f"{message} (see {where} --help)")
             sys.exit(exc.exit_code)
         except typer.Abort:
             line("genpost: error: ", "red", "aborted")

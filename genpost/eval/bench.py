@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import media
 from ..errors import PipelineError, UsageError
+from ..options import PluginErrorPolicy
 from ..postprocessor import Context
 from ..runner.loop import EnhanceReport, FrameRestorer, PluginStats, collect_side_info, load_postprocessors
 from ..types import to_bit_depth
@@ -97,7 +98,7 @@ def _genpost_run(path, output, settings, chain, fps, max_frames, options=None) -
         info = inp.info
         report = EnhanceReport(str(output), 0, [p.name for p in chain], {p.name: PluginStats() for p in chain})
         ctx = Context(stream=info, options=dict(options or {}))
-        restorer = FrameRestorer(chain, index, ctx, report, None, None, "fail")
+        restorer = FrameRestorer(chain, index, ctx, report, on_plugin_error=PluginErrorPolicy.FAIL)
         frames = 0
         with media.OutputFile(output, info, settings) as out:
             units = inp.demux(copy_others=False)
@@ -139,6 +140,7 @@ def _baseline_run(path, output, settings, fps, max_frames) -> dict:
 def bench(
     input: str | os.PathLike,
     plugin: str,
+    *,
     frames: int | None = None,
     device: str = "cpu",
     fps: Fraction | None = None,

@@ -3,9 +3,9 @@
 The picture is for eyes (side by side, or one frame split down the middle, optionally cropped and
 zoomed); the numbers are per frame on the whole frame. With ``--reference SRC`` both the base and the
 restored frame are scored against the source; without one, the caption scores the restored frame
-against the base (how far the post-processor moved it), and says so. The caption is drawn with a
-built-in 5x7 bitmap font and repeated in the PNG's text chunks (``genpost`` holds the numbers as JSON),
-so the image needs no font files and no imaging library: PNG is written with zlib.
+against the base (how far the post-processor moved it), and says so. Pillow draws the caption in its
+default font and writes the PNG, with the caption repeated in its text chunks (``genpost`` holds the
+numbers as JSON).
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 import tempfile
-import zlib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -24,13 +22,14 @@ import numpy as np
 
 from .. import media
 from ..errors import GenpostError
+from ..install import MissingExtra, hint
 from ..jobs.outputs import atomic_output, check_paths
 from ..media.y4m import Y4MHeader, Y4MWriter
+from ..options import PreviewMode
 from ..runner.session import DecodeSession
 from ..types import Frame, StreamInfo, to_bit_depth
 from . import metrics
 
-MODES = ("side", "split", "diff")
 DEFAULT_GAIN = 8
 
 
@@ -72,91 +71,62 @@ class Crop:
         return f"{self.width}x{self.height}+{self.x}+{self.y}"
 
 
-# ---------------------------------------------------------------- a 5x7 bitmap font
+# ---------------------------------------------------------------- captions and PNG (Pillow)
 
-# rows top to bottom, bit 4 = leftmost column; lower case is drawn as upper case
-_GLYPHS = {
-    "0": "0E 11 13 15 19 11 0E", "1": "04 0C 04 04 04 04 0E", "2": "0E 11 01 02 04 08 1F",
-    "3": "1F 02 04 02 01 11 0E", "4": "02 06 0A 12 1F 02 02", "5": "1F 10 1E 01 01 11 0E",
-    "6": "06 08 10 1E 11 11 0E", "7": "1F 01 02 04 08 08 08", "8": "0E 11 11 0E 11 11 0E",
-    "9": "0E 11 11 0F 01 02 0C", "A": "0E 11 11 1F 11 11 11", "B": "1E 11 11 1E 11 11 1E",
-    "C": "0E 11 10 10 10 11 0E", "D": "1C 12 11 11 11 12 1C", "E": "1F 10 10 1E 10 10 1F",
-    "F": "1F 10 10 1E 10 10 10", "G": "0E 11 10 17 11 11 0F", "H": "11 11 11 1F 11 11 11",
-    "I": "0E 04 04 04 04 04 0E", "J": "07 02 02 02 02 12 0C", "K": "11 12 14 18 14 12 11",
-    "L": "10 10 10 10 10 10 1F", "M": "11 1B 15 15 11 11 11", "N": "11 11 19 15 13 11 11",
-    "O": "0E 11 11 11 11 11 0E", "P": "1E 11 11 1E 10 10 10", "Q": "0E 11 11 11 15 12 0D",
-    "R": "1E 11 11 1E 14 12 11", "S": "0F 10 10 0E 01 01 1E", "T": "1F 04 04 04 04 04 04",
-    "U": "11 11 11 11 11 11 0E", "V": "11 11 11 11 11 0A 04", "W": "11 11 11 15 15 15 0A",
-    "X": "11 11 0A 04 0A 11 11", "Y": "11 11 11 0A 04 04 04", "Z": "1F 01 02 04 08 10 1F",
-    " ": "00 00 00 00 00 00 00", ".": "00 00 00 00 00 0C 0C", ",": "00 00 00 00 0C 04 08",
-    ":": "00 0C 0C 00 0C 0C 00", "-": "00 00 00 1F 00 00 00", "+": "00 04 04 1F 04 04 00",
-    "/": "00 01 02 04 08 10 00", "(": "02 04 08 08 08 04 02", ")": "08 04 02 02 02 04 08",
-    "%": "18 19 02 04 08 13 03", "=": "00 00 1F 00 1F 00 00", "_": "00 00 00 00 00 00 1F",
-    ">": "08 04 02 01 02 04 08", "<": "02 04 08 10 08 04 02", "[": "0E 08 08 08 08 08 0E",
-    "]": "0E 02 02 02 02 02 0E", "#": "0A 0A 1F 0A 1F 0A 0A", "?": "0E 11 01 02 04 00 04",
-    "!": "04 04 04 04 04 00 04", "'": "04 04 08 00 00 00 00", "|": "04 04 04 04 04 04 04",
-    "*": "00 04 15 0E 15 04 00",
-}  # fmt: skip
-CELL_W, CELL_H = 6, 9  # glyph 5x7 plus one column and two rows of spacing
+FONT_SIZE = 10  # Pillow's default font, in pixels, at scale 1 (scale 2 on wide pictures)
 
 
-def _glyph(ch: str) -> np.ndarray:
-    rows = [int(b, 16) for b in _GLYPHS.get(ch.upper(), _GLYPHS["?"]).split()]
-    return np.array([[(r >> (4 - c)) & 1 for c in range(5)] for r in rows], dtype=bool)
+def pillow():
+    """PIL's modules, or MissingExtra (exit 2, before any work) naming the pip line."""
+    try:
+        from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
+    except ImportError:
+        raise MissingExtra(f"preview draws its PNG with Pillow: {hint('ffmpeg', ('pillow',))}") from None
+    return Image, ImageDraw, ImageFont, PngImagePlugin
 
 
-def text_mask(line: str, scale: int = 1) -> np.ndarray:
-    """A boolean (9*scale, 6*scale*len) mask of ``line`` in the built-in font."""
-    mask = np.zeros((CELL_H, CELL_W * max(1, len(line))), dtype=bool)
-    for i, ch in enumerate(line):
-        mask[1:8, i * CELL_W : i * CELL_W + 5] = _glyph(ch)
-    return mask.repeat(scale, 0).repeat(scale, 1)
+def font(scale: int):
+    return pillow()[2].load_default(size=FONT_SIZE * scale)
 
 
 def wrap(text: str, width_px: int, scale: int) -> list[str]:
-    per_line = max(8, width_px // (CELL_W * scale) - 1)
+    """``text``'s lines, broken between words where a line would be wider than ``width_px``."""
+    face, room = font(scale), width_px - 4 * scale
     lines: list[str] = []
     for paragraph in text.split("\n"):
         line = ""
         for word in paragraph.split(" "):
-            if line and len(line) + 1 + len(word) > per_line:
+            longer = f"{line} {word}" if line else word
+            if line and face.getlength(longer) > room:
                 lines.append(line)
                 line = word
             else:
-                line = f"{line} {word}" if line else word
+                line = longer
         lines.append(line)
     return lines
 
 
 def text_bar(lines: list[str], width: int, scale: int, fg=(255, 255, 255), bg=(24, 24, 24)) -> np.ndarray:
-    pad = 2 * scale
-    bar = np.empty((len(lines) * CELL_H * scale + 2 * pad, width, 3), dtype=np.uint8)
-    bar[:] = bg
+    """An (H, ``width``, 3) bar with ``lines`` drawn in Pillow's default font (clipped at the right edge)."""
+    Image, ImageDraw = pillow()[:2]
+    face, pad = font(scale), 2 * scale
+    ascent, descent = face.getmetrics()
+    step = ascent + descent
+    bar = Image.new("RGB", (width, len(lines) * step + 2 * pad), bg)
+    draw = ImageDraw.Draw(bar)
     for i, line in enumerate(lines):
-        mask = text_mask(line, scale)[:, : width - 2 * pad]
-        y = pad + i * CELL_H * scale
-        bar[y : y + mask.shape[0], pad : pad + mask.shape[1]][mask] = fg
-    return bar
-
-
-# ---------------------------------------------------------------- PNG
+        draw.text((pad, pad + i * step), line, fill=fg, font=face)
+    return np.array(bar)
 
 
 def write_png(path: str | os.PathLike, rgb: np.ndarray, text: dict[str, str] | None = None) -> None:
-    """An 8-bit RGB PNG (zlib, filter 0 rows) with optional tEXt chunks (Latin-1 keys and values)."""
-    h, w, _ = rgb.shape
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), np.ascontiguousarray(rgb, np.uint8).reshape(h, w * 3)], axis=1)
-    body = [chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))]
+    """An 8-bit RGB PNG with ``text`` in its text chunks, written atomically."""
+    Image, _, _, PngImagePlugin = pillow()
+    info = PngImagePlugin.PngInfo()
     for key, value in (text or {}).items():
-        body.append(chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1", "replace")))
-    body.append(chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)))
-    body.append(chunk(b"IEND", b""))
-    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
-        fh.write(b"\x89PNG\r\n\x1a\n" + b"".join(body))
+        info.add_text(key, value)
+    with atomic_output(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(rgb, np.uint8)).save(tmp, format="PNG", pnginfo=info)
 
 
 # ---------------------------------------------------------------- metrics
@@ -266,6 +236,7 @@ def preview(
     input: str | os.PathLike,
     output: str | os.PathLike,
     frame: int = 0,
+    *,
     plugins: list[str] | None = None,
     sidecar: str | os.PathLike | None = None,
     reference: str | os.PathLike | None = None,
@@ -282,8 +253,8 @@ def preview(
 
     ``mode="diff"`` shows amplified |restored - base| beside |restored - source| (with ``reference``) or
     beside the restored frame (without), so changes of a step or two become visible."""
-    if mode not in MODES:
-        raise PreviewError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode not in [m.value for m in PreviewMode]:
+        raise PreviewError(f"--mode must be one of {', '.join(PreviewMode)}, got {mode!r}")
     if not 1 <= gain <= 256:
         raise PreviewError(f"--gain must be 1..256, got {gain}")
     if frame < 0:
@@ -293,6 +264,7 @@ def preview(
     if Path(output).suffix.lower() != ".png":
         raise PreviewError(f"preview writes PNG: give an output ending in .png, got {output}")
     check_paths([input, sidecar, reference], output)
+    pillow()
     if with_vmaf:
         from ..media import ffmpeg
 

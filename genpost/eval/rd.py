@@ -36,6 +36,7 @@ from .. import media
 from ..errors import GenpostError, PipelineError, UsageError, one_line
 from ..jobs import encode_base, pipeline
 from ..media import ffmpeg
+from ..options import InBandCarriage
 from ..types import to_bit_depth
 from . import deepmetrics, metrics, pool, videometrics
 from .measure import PLANES, VMAF_MODELS, EvalError, Reference, base_of, frame_count, kbps, measure, prepare_reference
@@ -62,7 +63,6 @@ BD_METRICS = {
     "flicker": "-flicker",  # lower is steadier; NIQE gets no BD-rate: it need not fall as the rate rises
 }
 REUSE_ANCHOR_SCORES = True  # False: measure such points anyway (tests compare the two)
-EVAL_CARRIAGES = ("sei", "nnpfc")  # what a raw .265/.266 stream can carry in-band
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,8 +166,8 @@ def restore(clip: Clip, coded: str, restored: str, plugin: str) -> pipeline.Enha
     ``enhance --plugin PLUGIN --option ...`` (the plugin forced on every frame)."""
     y4m = media.EncoderSettings(codec="y4m")
     if clip.force:
-        return pipeline.enhance(coded, restored, y4m, chain_of(plugin), fps=clip.rate, options=clip.options)
-    return pipeline.enhance(coded, restored, y4m, None, fps=clip.rate)
+        return pipeline.enhance(coded, restored, y4m, plugins=chain_of(plugin), fps=clip.rate, options=clip.options)
+    return pipeline.enhance(coded, restored, y4m, plugins=None, fps=clip.rate)
 
 
 def stream_qp(path) -> int | None:
@@ -216,15 +216,16 @@ def plugin_point(clip: Clip, index: int, plugin: str, same: dict) -> Point:
             stream = clip.streams[index]
             coded, common = os.path.join(tmp, "genpost" + Path(stream).suffix), {"qp": stream_qp(stream), "stream": str(stream)}
             with clock.timed(plugin, "encode"):
-                report = encode_base.encode_with_base(ref.y4m, stream, coded, chain_of(plugin), clip.carriage, qp=common["qp"],
-                                                fps=clip.rate, options=clip.options)  # fmt: skip
+                report = encode_base.encode_with_base(ref.y4m, stream, coded, plugins=chain_of(plugin), carriage=clip.carriage,
+                                                      qp=common["qp"], fps=clip.rate, options=clip.options)  # fmt: skip
             side = os.path.getsize(coded) - os.path.getsize(stream)
         else:
             qp = clip.qps[index]
             coded, common = os.path.join(tmp, f"genpost_{qp}.265"), {"qp": qp}
             settings = media.EncoderSettings(qp=qp, preset=clip.preset, bit_depth=clip.bit_depth or 0)
             with clock.timed(plugin, "encode"):
-                report = pipeline.encode(clip.source, coded, settings, chain_of(plugin), clip.carriage, options=clip.options)
+                report = pipeline.encode(clip.source, coded, settings, plugins=chain_of(plugin), carriage=clip.carriage,
+                                         options=clip.options)
         with clock.timed(plugin, "enhance"):
             enhanced = restore(clip, coded, restored, plugin)
         side_bytes, base = base_of(coded)
@@ -246,7 +247,7 @@ def default_output(clip: Clip, ref: Reference, coded: str, tmp: str) -> dict:
     the source per plane beside the input it restored: the user's "never worse than its input", end to end."""
     out = os.path.join(tmp, "default.mkv")
     try:
-        report = pipeline.enhance(coded, out, media.EncoderSettings(), None, fps=clip.rate)
+        report = pipeline.enhance(coded, out, media.EncoderSettings(), plugins=None, fps=clip.rate)
     except GenpostError as exc:  # the user's command failing is a finding, not a failed point
         return {"error": one_line(exc), "worse": []}
     planes = {}
@@ -357,8 +358,8 @@ DECODER_FORCED = "forced (genpost enhance --plugin NAME with the --option values
 
 def check_ladder(qps, streams, frames, carriage: str = pipeline.DEFAULT_CARRIAGE, jobs: int = 1) -> None:
     """Refuse a ladder that cannot give a BD-rate before any work starts."""
-    if carriage not in EVAL_CARRIAGES:
-        raise EvalError(f"eval carries side info in the raw stream: --carriage must be one of {', '.join(EVAL_CARRIAGES)}")
+    if carriage not in [c.value for c in InBandCarriage]:
+        raise EvalError(f"eval carries side info in the raw stream: --carriage must be one of {', '.join(InBandCarriage)}")
     if streams and frames:
         raise EvalError("--frames applies to the x265 ladder; external streams are compared whole")
     if frames is not None and frames < 1:
@@ -372,19 +373,20 @@ def check_ladder(qps, streams, frames, carriage: str = pipeline.DEFAULT_CARRIAGE
     ffmpeg.require_vmaf("eval's VMAF", "eval")  # a missing optional package fails before any anchor is encoded
 
 
-def evaluate(source, plugin: str, qps=DEFAULT_QPS, preset: str = "medium", bit_depth: int | None = None,
+def evaluate(source, plugin: str, qps=DEFAULT_QPS, *, preset: str = "medium", bit_depth: int | None = None,
              options: dict[str, str] | None = None, progress: Callable[[str], None] = lambda msg: None,
              streams: list[str | os.PathLike] | None = None, fps: Fraction | None = None,
              frames: int | None = None, carriage: str = pipeline.DEFAULT_CARRIAGE,
              force_plugin: bool = False, jobs: int = 1, metrics: tuple[str, ...] = ()) -> dict:  # fmt: skip
     """Anchor and genpost points for each QP (or each external stream), and the BD-rates between them."""
-    runs, _ = evaluate_clip(source, [plugin], qps, preset, bit_depth, options, progress, streams, fps, frames,
+    runs, _ = evaluate_clip(source, [plugin], qps, preset=preset, bit_depth=bit_depth, options=options, progress=progress,
+                            streams=streams, fps=fps, frames=frames,
                             stop_on_error=True, carriage=carriage, force_plugin=force_plugin, jobs=jobs,
                             metrics=metrics)  # fmt: skip
     return runs[0]
 
 
-def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "medium", bit_depth: int | None = None,
+def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, *, preset: str = "medium", bit_depth: int | None = None,
                   options: dict[str, str] | None = None, progress: Callable[[str], None] = lambda msg: None,
                   streams=None, fps: Fraction | None = None, frames: int | None = None,
                   label: str = "", stop_on_error: bool = False, carriage: str = pipeline.DEFAULT_CARRIAGE,
@@ -394,15 +396,16 @@ def evaluate_clip(source, plugins: list[str], qps=DEFAULT_QPS, preset: str = "me
     check_ladder(qps, streams, frames, carriage, jobs)
     pipeline.load_postprocessors([m for p in plugins for m in chain_of(p)])  # unknown plugins fail before encoding
     with tempfile.TemporaryDirectory(prefix="genpost-eval-") as tmp:
-        clip = prepare_clip(source, tmp, plugins, qps, preset, bit_depth, options, streams, fps, frames, carriage,
-                            force_plugin, label, metrics)  # fmt: skip
+        clip = prepare_clip(source, tmp, plugins=plugins, qps=qps, preset=preset, bit_depth=bit_depth, options=options,
+                            streams=streams, fps=fps, frames=frames, carriage=carriage,
+                            force=force_plugin, label=label, metrics=metrics)  # fmt: skip
         (lad,) = run_ladders([clip], pool.auto_jobs() if jobs == 0 else jobs, progress, stop_on_error)
     if lad.error is not None:
         raise PointFailed(lad.error)
     return runs_of(lad), dict(lad.failures)
 
 
-def prepare_clip(source, tmp: str, plugins, qps=DEFAULT_QPS, preset: str = "medium", bit_depth: int | None = None,
+def prepare_clip(source, tmp: str, *, plugins, qps=DEFAULT_QPS, preset: str = "medium", bit_depth: int | None = None,
                  options=None, streams=None, fps: Fraction | None = None, frames: int | None = None,
                  carriage: str = pipeline.DEFAULT_CARRIAGE, force: bool = False, label: str = "",
                  metrics: tuple[str, ...] = ()) -> Clip:  # fmt: skip

@@ -47,7 +47,7 @@ def bench_workers(input, plugin: str, counts: str, fps: Fraction | None = None, 
         for n in counts:
             progress(f"bench: {n} worker{'s' * (n > 1)}")
             start = time.perf_counter()
-            report = enhance(input, os.path.join(tmp, f"out{n}.mkv"), settings, plugins or ["none"], fps=fps,
+            report = enhance(input, os.path.join(tmp, f"out{n}.mkv"), settings, plugins=plugins or ["none"], fps=fps,
                              schedule=Schedule(workers=n, chunk_frames=chunk_frames))  # fmt: skip
             seconds = time.perf_counter() - start
             row = {"workers": n, "seconds": round(seconds, 3), "fps": round(report.frames / seconds, 3)}

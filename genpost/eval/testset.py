@@ -62,7 +62,7 @@ def collect_sources(paths: list[str]) -> list[str]:
     return out
 
 
-def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset: str = "medium",
+def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, *, preset: str = "medium",
                  bit_depth: int | None = None, options: dict[str, str] | None = None,
                  progress: Callable[[str], None] = lambda msg: None, fps=None, frames: int | None = None,
                  carriage: str = pipeline.DEFAULT_CARRIAGE, force_plugin: bool = False, jobs: int = 1,
@@ -78,8 +78,9 @@ def evaluate_set(sources: list[str], plugins: list[str], qps=DEFAULT_QPS, preset
             label = f"[{i + 1}/{len(sources)}] {Path(source).name}: "
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="genpost-eval-"))
             try:
-                clips.append(prepare_clip(source, tmp, plugins, qps, preset, bit_depth, options, None, fps, frames,
-                                          carriage, force_plugin, label, metrics))  # fmt: skip
+                clips.append(prepare_clip(source, tmp, plugins=plugins, qps=qps, preset=preset, bit_depth=bit_depth,
+                                          options=options, streams=None, fps=fps, frames=frames,
+                                          carriage=carriage, force=force_plugin, label=label, metrics=metrics))  # fmt: skip
             except Exception as exc:  # one clip's failure is reported; the set goes on
                 failures.append(_failed(source, None, one_line(exc), label, progress))
         ladders = run_ladders(clips, pool.auto_jobs() if jobs == 0 else jobs, progress)

@@ -22,7 +22,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import GenpostError, PipelineError
-from ..options import OptionError
+from ..options import OptionError, PluginErrorPolicy
 
 COMMANDS = ("enhance", "encode")
 COMMON = {"plugin", "sideinfo", "qp", "crf", "preset", "bit_depth", "fps", "option", "max_errors", "on_plugin_error"}
@@ -180,15 +180,17 @@ def run_job(command: str, input: str, output: str, options: dict) -> dict:
     try:
         if command == "encode":
             report = encode(
-                input, output, settings, o.get("plugin", []), o.get("carriage", "sei"), o.get("sideinfo"), fps,
+                input, output, settings, plugins=o.get("plugin", []), carriage=o.get("carriage", "sei"),
+                sidecar=o.get("sideinfo"), fps=fps,
                 options=with_target(o.get("option") or {}, str(o.get("target", "fidelity"))),
-                max_errors=o.get("max_errors", 0), on_plugin_error=o.get("on_plugin_error", "fail"),
+                max_errors=o.get("max_errors", 0), on_plugin_error=o.get("on_plugin_error", PluginErrorPolicy.FAIL),
             )  # fmt: skip
             fallbacks = sum(report.plugin_errors.values())
         else:
             report = enhance(
-                input, output, settings, o.get("plugin") or None, o.get("sideinfo"), fps, o.get("option"),
-                max_errors=o.get("max_errors"), on_plugin_error=o.get("on_plugin_error", "skip"),
+                input, output, settings, plugins=o.get("plugin") or None, sidecar=o.get("sideinfo"), fps=fps,
+                options=o.get("option"),
+                max_errors=o.get("max_errors"), on_plugin_error=o.get("on_plugin_error", PluginErrorPolicy.SKIP),
             )  # fmt: skip
             fallbacks = sum(s.fallbacks for s in report.per_plugin.values())
     except Exception as exc:

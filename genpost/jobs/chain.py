@@ -28,8 +28,8 @@ from .. import media
 from ..errors import GenpostError, PipelineError, UsageError
 from ..media import ffmpeg_tools
 from ..media.y4m import Y4MError, Y4MReader, Y4MWriter
-from ..options import VVENC_PRESETS
-from ..runner.loop import EnhanceReport, Progress, check_policy, no_progress
+from ..options import VVENC_PRESETS, PluginErrorPolicy
+from ..runner.loop import EnhanceReport, Progress, no_progress
 from ..runner.session import DecodeSession
 from .outputs import atomic_output, check_paths
 from .pipe import output_header
@@ -370,18 +370,18 @@ def enhance(
     input: str | os.PathLike,
     output: str | os.PathLike,
     chain: Chain,
+    *,
     cli_profile: OutputProfile | None = None,
     plugins: list[str] | None = None,
     sidecar: str | os.PathLike | None = None,
     fps: Fraction | None = None,
     progress: Progress = no_progress,
     max_errors: int | None = None,
-    on_plugin_error: str = "skip",
+    on_plugin_error: PluginErrorPolicy = PluginErrorPolicy.SKIP,
 ) -> EnhanceReport:
     """``genpost enhance`` through ffmpeg: decode (+ pre filters) -> restore -> (post filters +) encode."""
     input, output = str(input), str(output)
     cli_profile = cli_profile or OutputProfile()
-    check_policy(on_plugin_error)
     check_paths([input, sidecar], output)
     if plugins is not None and chain.plugins:
         raise ChainError(f"{chain.source} names its post-processors; drop --plugin")

@@ -190,7 +190,7 @@ class ChunkWorker:
         report = EnhanceReport("", 0, [p.name for p in self.chain], {p.name: PluginStats() for p in self.chain})
         ctx = Context(stream=info, options=dict(job["options"]))
         no_damage = SimpleNamespace(path="", damage=DecodeDamage())  # the driver counts input damage
-        restorer = FrameRestorer(self.chain, ChunkIndex(chunk.payloads), ctx, report, no_damage, None, job["on_error"],
+        restorer = FrameRestorer(self.chain, ChunkIndex(chunk.payloads), ctx, report, no_damage, None, job["on_plugin_error"],
                                  job.get("plan"))  # fmt: skip
         muxer, ext = resume.segment_format(settings.codec)
         with self._segment(chunk, ext, muxer) as segment:
@@ -220,7 +220,7 @@ class ChunkWorker:
                 encoded = self.done
                 analysis = AnalysisJob(
                     str(source), str(segment.part), self.chain, settings, info, job["carriage"], n,
-                    dict(job["options"]), max_errors=None, on_error=job["on_error"], errors=errors,
+                    dict(job["options"]), max_errors=None, on_plugin_error=job["on_plugin_error"], errors=errors,
                 )  # fmt: skip
                 records, _ = FrameAnalyzer(analysis).run(
                     lambda done, total: setattr(self, "done", encoded + (n * done // total if total else 0))
@@ -356,7 +356,7 @@ def with_payloads(chunk: Chunk, index) -> Chunk:
     return chunk
 
 
-def enhance_over_workers(inp, output, fps, info, settings, restorer, progress, chunk_frames, workers, address, metadata):
+def enhance_over_workers(inp, output, *, fps, info, settings, restorer, progress, chunk_frames, workers, address, metadata):
     """enhance's video loop on ``workers`` actors; ``restorer`` is the driver's runner.FrameRestorer
     (its chain names the plugins, its report receives the counts, its budget covers input damage)."""
     chunk_frames = chunk_frames or resume.DEFAULT_CHUNK_FRAMES
@@ -366,7 +366,7 @@ def enhance_over_workers(inp, output, fps, info, settings, restorer, progress, c
     report, total = restorer.report, inp.info.frames
     # the decode session's options and per-picture activation (NNPFA) travel with the job: every worker
     # restores exactly as the one-process enhance does
-    job = {"info": info, "settings": settings, "options": dict(restorer.ctx.options), "on_error": restorer.on_error,
+    job = {"info": info, "settings": settings, "options": dict(restorer.ctx.options), "on_plugin_error": restorer.on_plugin_error,
            "plan": restorer.plan}  # fmt: skip
     names = [p.name for p in restorer.chain]
     work = Path(tempfile.mkdtemp(prefix=".genpost-workers-", dir=Path(output).resolve().parent))
@@ -404,7 +404,7 @@ def enhance_over_workers(inp, output, fps, info, settings, restorer, progress, c
     report.workers = stats.to_dict()
 
 
-def encode_over_workers(src, workdir, info, settings, names, carriage, options, progress, on_error, max_errors,
+def encode_over_workers(src, workdir, *, info, settings, names, carriage, options, progress, on_plugin_error, max_errors,
                         plugin_errors, chunk_frames, workers, address):  # fmt: skip
     """encode's base and analysis on ``workers`` actors, one closed-GOP chunk each call. Returns what
     genpost.jobs.encode muxes: (frames, records, first segment, pts -> frame index, packets, stats)."""
@@ -413,7 +413,7 @@ def encode_over_workers(src, workdir, info, settings, names, carriage, options, 
         raise PipelineError("--chunk-frames must be at least 1")
     if settings.keyint:  # whole GOPs per chunk, so GOP lengths match a single pass's where they can
         chunk_frames = max(1, round(chunk_frames / settings.keyint)) * settings.keyint
-    job = {"info": info, "settings": settings, "options": dict(options), "on_error": on_error, "carriage": carriage}
+    job = {"info": info, "settings": settings, "options": dict(options), "on_plugin_error": on_plugin_error, "carriage": carriage}
     stats, work, total = Stats(workers), Path(workdir), src.info.frames
     results: dict[int, ChunkResult] = {}
 

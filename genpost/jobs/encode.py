@@ -16,16 +16,16 @@ from pathlib import Path
 
 from .. import media, sideinfo
 from ..errors import PipelineError, UsageError
-from ..options import CARRIAGES
+from ..options import Carriage, PluginErrorPolicy
 from ..postprocessor import PostProcessor
 from ..runner import declared
-from ..runner.loop import AnalysisJob, FrameAnalyzer, Progress, check_policy, load_postprocessors, no_progress
+from ..runner.loop import AnalysisJob, FrameAnalyzer, Progress, load_postprocessors, no_progress
 from ..types import to_bit_depth
 from .outputs import atomic_output, check_paths, default_sidecar
 from .schedule import Schedule
 
 BASE_OUTPUTS = {ext: fmt for ext, fmt in media.OUTPUT_FORMATS.items() if fmt not in ("yuv4mpegpipe", "vvc")}  # HEVC only
-DEFAULT_CARRIAGE = "sei"  # what `genpost encode` writes unless --carriage says otherwise (and so what eval measures)
+DEFAULT_CARRIAGE = Carriage.SEI  # what `genpost encode` writes unless --carriage says otherwise (and so what eval measures)
 
 
 @dataclass
@@ -52,14 +52,15 @@ def encode(
     source: str | os.PathLike,
     output: str | os.PathLike,
     settings: media.EncoderSettings,
+    *,
     plugins: list[str] = (),
-    carriage: str = "sei",
+    carriage: Carriage = Carriage.SEI,
     sidecar: str | os.PathLike | None = None,
     fps: Fraction | None = None,
     progress: Progress = no_progress,
     options: dict[str, str] | None = None,
     max_errors: int | None = 0,
-    on_plugin_error: str = "fail",
+    on_plugin_error: PluginErrorPolicy = PluginErrorPolicy.FAIL,
     schedule: Schedule = Schedule(),
 ) -> EncodeReport:
     """Make the x265 base, decode exactly what a decoder will see, run each plugin's ``analyze`` on
@@ -68,9 +69,7 @@ def encode(
     Strict by default: any damaged source frame or plugin failure ends the job; ``max_errors`` allows that
     many (damaged frames are concealed, a failing plugin sends no side info for the frame with
     ``on_plugin_error="skip"``). ``schedule``: one pass, resumable chunks or Ray workers (genpost.jobs.schedule)."""
-    check_policy(on_plugin_error)
-    if carriage not in CARRIAGES:
-        raise PipelineError(f"unknown carriage {carriage!r}; use one of {', '.join(CARRIAGES)}")
+    carriage = Carriage.parse(carriage, "--carriage")
     if settings.codec not in (None, "libx265"):
         raise PipelineError("genpost encode makes an HEVC base: --codec must be libx265")
     fmt = media.output_format(output, BASE_OUTPUTS, " (genpost encode writes an HEVC base)")
@@ -94,7 +93,7 @@ def encode(
             plugin_errors: dict[str, int] = {}
             analysis = AnalysisJob(
                 source, base_path, chain, settings, info, carriage, 0, dict(options or {}), fps,
-                max_errors=max_errors, on_error=on_plugin_error, errors=plugin_errors,
+                max_errors=max_errors, on_plugin_error=on_plugin_error, errors=plugin_errors,
             )  # fmt: skip
             if schedule.resume:  # base and analysis in resumable chunks (genpost.jobs.resume)
                 from . import resume as resuming
@@ -107,9 +106,11 @@ def encode(
                 from .distributed import encode_over_workers
 
                 *chunked, distributed_stats = encode_over_workers(
-                    src, workdir, info, settings, list(plugins), carriage, dict(options or {}), progress,
-                    on_plugin_error, max_errors, plugin_errors, schedule.chunk_frames,
-                    schedule.workers, schedule.ray_address,
+                    src, workdir, info=info, settings=settings, names=list(plugins), carriage=carriage,
+                    options=dict(options or {}), progress=progress,
+                    on_plugin_error=on_plugin_error, max_errors=max_errors, plugin_errors=plugin_errors,
+                    chunk_frames=schedule.chunk_frames,
+                    workers=schedule.workers, address=schedule.ray_address,
                 )  # fmt: skip
                 frames, records, base_path, pts_index, packets = chunked
             else:
@@ -123,7 +124,8 @@ def encode(
             signalling = declared.ChainSignalling(
                 chain, records, dict(options or {}), info.width, info.height, frames, analysis.default_acts
             )
-            mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets, signalling)
+            mux_with_side_info(source, base_path, tmp, fps=fps, info=info, carriage=carriage, records=records,
+                               pts_index=pts_index, packets=packets, signalling=signalling)
             records = signalling.chain_written + records  # the chain declarations, counted as records
             if sidecar:
                 with atomic_output(sidecar) as side_tmp, open(side_tmp, "wb") as fh:
@@ -174,6 +176,7 @@ def analyze_stream(
     source: str | os.PathLike,
     base: str | os.PathLike,
     plugins: list[str],
+    *,
     qp: int | None = None,
     carriage: str = "sei",
     fps: Fraction | None = None,
@@ -196,7 +199,7 @@ def analyze_stream(
     return records
 
 
-def mux_with_side_info(source, base_path, tmp, fps, info, carriage, records, pts_index, packets=None, signalling=None) -> None:
+def mux_with_side_info(source, base_path, tmp, *, fps, info, carriage, records, pts_index, packets=None, signalling=None) -> None:
     """Mux the base's packets (or ``packets``: (bytes, packet) in decode order) with the source's other
     streams, carrying each frame's records as ``carriage`` says (``nnpfc``: with ``signalling``'s
     NNPFC/NNPFA messages; else with its chain declaration record at each keyframe when it has one,

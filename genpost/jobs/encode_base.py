@@ -11,9 +11,10 @@ from pathlib import Path
 
 from .. import media, sideinfo
 from ..errors import PipelineError
+from ..options import Carriage
 from ..runner import declared
 from ..runner.loop import Progress, load_postprocessors
-from .encode import CARRIAGES, EncodeReport, analyze_stream, mux_with_side_info, summarize_records
+from .encode import EncodeReport, analyze_stream, mux_with_side_info, summarize_records
 from .outputs import atomic_output, check_paths, default_sidecar
 
 
@@ -36,8 +37,9 @@ def encode_with_base(
     source: str | os.PathLike,
     base: str | os.PathLike,
     output: str | os.PathLike,
+    *,
     plugins: list[str],
-    carriage: str = "sei",
+    carriage: Carriage = Carriage.SEI,
     sidecar: str | os.PathLike | None = None,
     qp: int | None = None,
     fps: Fraction | None = None,
@@ -46,8 +48,7 @@ def encode_with_base(
 ) -> EncodeReport:
     """Add side info to ``base`` (raw .265/.266 or a container) as ``carriage`` says; ``qp`` is the base's
     QP where the caller knows it (plugins weigh their rate with it)."""
-    if carriage not in CARRIAGES:
-        raise PipelineError(f"unknown carriage {carriage!r}; use one of {', '.join(CARRIAGES)}")
+    carriage = Carriage.parse(carriage, "--carriage")
     sidecar = str(sidecar) if sidecar else (default_sidecar(output) if carriage == "sidecar" else None)
     check_paths([p for p in (source, base, sidecar) if p is not None], output)
     options = dict(options or {})
@@ -68,7 +69,8 @@ def encode_with_base(
         raise PipelineError("a raw stream has no room for a data track; use --carriage sei, nnpfc or sidecar")
     chain = load_postprocessors(list(plugins))
     acts: set[str] = set()
-    records = analyze_stream(source, base, plugins, qp, carriage, fps, options, progress, chain=chain, default_acts=acts)
+    records = analyze_stream(source, base, plugins, qp=qp, carriage=carriage, fps=fps, options=options, progress=progress,
+                             chain=chain, default_acts=acts)
     signalling = declared.ChainSignalling(chain, records, options, info.width, info.height, frames, acts)
     with atomic_output(output) as tmp:
         if out_raw:
@@ -76,7 +78,8 @@ def encode_with_base(
         else:
             with media.InputFile(base, fps) as inp:
                 pts_index = {f.pts: f.index for f in inp.frames()}
-            mux_with_side_info(base, base, tmp, fps, info, carriage, records, pts_index, None, signalling)
+            mux_with_side_info(base, base, tmp, fps=fps, info=info, carriage=carriage, records=records, pts_index=pts_index,
+                               packets=None, signalling=signalling)
         records = signalling.chain_written + records  # the chain declarations, counted as records
         if sidecar:
             with atomic_output(sidecar) as side_tmp, open(side_tmp, "wb") as fh:

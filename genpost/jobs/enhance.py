@@ -9,8 +9,9 @@ from fractions import Fraction
 
 from .. import media
 from ..errors import UsageError
+from ..options import PluginErrorPolicy
 from ..runner import declared
-from ..runner.loop import EnhanceReport, Progress, check_policy, collect_side_info, no_progress
+from ..runner.loop import EnhanceReport, Progress, collect_side_info, no_progress
 from ..runner.session import DecodeSession
 from ..types import to_bit_depth
 from .outputs import atomic_output, check_paths, found_sidecar, provenance
@@ -21,13 +22,14 @@ def enhance(
     input: str | os.PathLike,
     output: str | os.PathLike,
     settings: media.EncoderSettings,
+    *,
     plugins: list[str] | None = None,
     sidecar: str | os.PathLike | None = None,
     fps: Fraction | None = None,
     options: dict[str, str] | None = None,
     progress: Progress = no_progress,
     max_errors: int | None = None,
-    on_plugin_error: str = "skip",
+    on_plugin_error: PluginErrorPolicy = PluginErrorPolicy.SKIP,
     schedule: Schedule = Schedule(),
 ) -> EnhanceReport:
     """Decode, restore each frame with the chosen (or side-info-named) post-processors, re-encode, and
@@ -39,7 +41,6 @@ def enhance(
     with ``resume`` GOP-aligned chunks that a later run with ``resume`` continues (genpost.jobs.resume), or Ray
     workers (genpost.jobs.distributed).
     """
-    check_policy(on_plugin_error)
     sidecar = found_sidecar(input, sidecar)
     check_paths([input, sidecar], output)
     media.output_format(output)  # before any work, and named as the user gave it (not the temporary file)
@@ -67,14 +68,16 @@ def enhance(
 
             job = resuming.job_key(input, output, sidecar, fps, settings, chain, session.options, schedule.chunk_frames)
             resuming.enhance_in_chunks(
-                inp, output, fps, info, settings, restorer, progress, job, schedule.chunk_frames, provenance(chain)
+                inp, output, fps=fps, info=info, settings=settings, restorer=restorer, progress=progress, job=job,
+                chunk_frames=schedule.chunk_frames, metadata=provenance(chain)
             )
         elif schedule.distributed and not copy:  # keyframe-aligned chunks restored on Ray actors (genpost.jobs.distributed)
             from .distributed import enhance_over_workers
 
             enhance_over_workers(
-                inp, output, fps, info, settings, restorer, progress, schedule.chunk_frames, schedule.workers,
-                schedule.ray_address, provenance(chain),
+                inp, output, fps=fps, info=info, settings=settings, restorer=restorer, progress=progress,
+                chunk_frames=schedule.chunk_frames, workers=schedule.workers,
+                address=schedule.ray_address, metadata=provenance(chain),
             )  # fmt: skip
         else:
             if schedule.resume or schedule.distributed:

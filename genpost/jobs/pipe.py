@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..media.y4m import PROVENANCE_FIELD, Y4MHeader, Y4MReader, Y4MWriter
+from ..options import PluginErrorPolicy
 from ..postprocessor import PostProcessor
-from ..runner.loop import EnhanceReport, check_policy
+from ..runner.loop import EnhanceReport
 from ..runner.session import DecodeSession
 from .outputs import provenance
 
@@ -49,14 +50,13 @@ def run(
     options: dict[str, str] | None = None,
     max_errors: int | None = None,
     device: str = "cpu",
-    on_plugin_error: str = "skip",
+    on_plugin_error: PluginErrorPolicy = PluginErrorPolicy.SKIP,
 ) -> PipeReport:
     """Read y4m from ``instream``, restore each frame, write y4m to ``outstream``; returns the counts.
 
     Without ``plugins`` the post-processors are the ones whose side-info format the sidecar holds. A
     reader that closes ``outstream`` early (``ffmpeg ... -frames:v N``) ends the job quietly, like ``head``.
     """
-    check_policy(on_plugin_error)
     session = DecodeSession.open(None, sidecar, plugins, options, device)  # a pipe's only side info: the sidecar
     chain = session.chain
     reader = Y4MReader(instream, "stdin")

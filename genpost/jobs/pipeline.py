@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from ..errors import OutputPathError, PipelineError
 from ..runner.loop import (
-    PLUGIN_ERROR_POLICIES,
     AnalysisJob,
     EnhanceReport,
     FrameAnalyzer,
@@ -17,22 +16,19 @@ from ..runner.loop import (
     PluginFailure,
     PluginStats,
     Progress,
-    check_policy,
     choose_postprocessors,
     collect_side_info,
     load_postprocessors,
     no_progress,
     read_sidecar_index,
 )
-from .encode import CARRIAGES, DEFAULT_CARRIAGE, EncodeReport, analyze_stream, encode, mux_with_side_info, summarize_records
+from .encode import DEFAULT_CARRIAGE, EncodeReport, analyze_stream, encode, mux_with_side_info, summarize_records
 from .enhance import enhance, inspect
 from .outputs import atomic_output, check_paths, default_sidecar, found_sidecar, provenance
 from .schedule import Schedule
 
 __all__ = [
-    "CARRIAGES",
     "DEFAULT_CARRIAGE",
-    "PLUGIN_ERROR_POLICIES",
     "AnalysisJob",
     "EncodeReport",
     "EnhanceReport",
@@ -47,7 +43,6 @@ __all__ = [
     "analyze_stream",
     "atomic_output",
     "check_paths",
-    "check_policy",
     "choose_postprocessors",
     "collect_side_info",
     "default_sidecar",

@@ -79,7 +79,7 @@ def segment_format(codec: str) -> tuple[str, str]:
     return ("mpegts", "ts") if codec in ("libx265", "libx264") else ("nut", "nut")
 
 
-def enhance_in_chunks(inp, output, fps, info, settings, restorer, progress, job, chunk_frames, metadata) -> None:
+def enhance_in_chunks(inp, output, *, fps, info, settings, restorer, progress, job, chunk_frames, metadata) -> None:
     """enhance's video loop, chunked and resumable; ``restorer`` is a genpost.runner.loop.FrameRestorer."""
     chunk_frames = chunk_frames or DEFAULT_CHUNK_FRAMES
     if chunk_frames < 1:

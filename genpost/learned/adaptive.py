@@ -113,7 +113,7 @@ class AdaptiveNetwork:
             seconds=float(ctx.value(self.who, _BY_NAME["adapt_seconds"])) or float("inf"),
         )
         base = np.sum([rd.plane_sse(src, dec) for src, dec in pairs], 0)
-        payload, _ = rd.choose(problem, train, MODES[mode], lam, ctx.record_overhead_bits, frames, recipe,
-                               pairs[0][1].max_value, base, ctx.base_bits,
-                               lam / ctx.lagrangian if ctx.lagrangian else 1.0)  # fmt: skip
+        payload, _ = rd.choose(problem, train, MODES[mode], lam=lam, overhead_bits=ctx.record_overhead_bits, frames=frames,
+                               recipe=recipe, max_value=pairs[0][1].max_value, base=base, base_bits=ctx.base_bits,
+                               lambda_scale=lam / ctx.lagrangian if ctx.lagrangian else 1.0)  # fmt: skip
         return payload

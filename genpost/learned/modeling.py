@@ -109,13 +109,16 @@ class Network:
     plugin's ``WeightsFile`` declarations); onnxruntime and torch are imported here, on first use."""
 
     def __init__(
-        self, owner, who: str, onnx_file: str, safetensors_file: str, make_module, out_channels: int,
+        self, owner, who: str, *, onnx_file: str, safetensors_file: str, make_module, out_channels: int,
         halo: int, tile: int = 256, backend: str = "onnx", device: str = "cpu", precision: str = "fp32",
         multiple: int = 1, state: dict[str, np.ndarray] | None = None,
     ):  # fmt: skip
         from . import weights
 
-        self._rebuild = (owner, who, onnx_file, safetensors_file, make_module, out_channels, halo, tile, backend, device, precision, multiple)
+        self._rebuild = dict(onnx_file=onnx_file, safetensors_file=safetensors_file, make_module=make_module,
+                             out_channels=out_channels, halo=halo, tile=tile, backend=backend, device=device,
+                             precision=precision, multiple=multiple)  # fmt: skip
+        self._owner, self._who = owner, who
         self.state = state  # None: the shipped weights; else the weights this network runs (an adapted copy)
 
         if precision not in PRECISIONS:
@@ -153,14 +156,14 @@ class Network:
         """The shipped weights as float32 numpy arrays (sha256 checked), what content updates apply to."""
         from . import weights
 
-        owner, safetensors_file = self._rebuild[0], self._rebuild[3]
+        owner, safetensors_file = self._owner, self._rebuild["safetensors_file"]
         return {k: np.asarray(v, np.float32) for k, v in weights.load(owner, safetensors_file).items()}
 
     def with_state(self, state: dict[str, np.ndarray] | None) -> "Network":
         """The same network (backend, device, tiling) running ``state`` instead: for ONNX the new values are
         written over the shipped ones in the verified model bytes (``weights.patch_tensors``; a new session,
         ~20 ms), for torch the module loads them."""
-        return Network(*self._rebuild, state=state)
+        return Network(self._owner, self._who, **self._rebuild, state=state)
 
     def run_tile(self, x: np.ndarray) -> np.ndarray:
         """The network on one (C, h, w) float32 tile, untiled (what ``__call__`` runs per tile)."""
@@ -230,5 +233,7 @@ class NetworkSpec:
         return pick_backend(requested, self.who)
 
     def __call__(self, owner, backend: str = "onnx", device: str = "cpu", precision: str = "fp32") -> Network:
-        return Network(owner, self.who, *self.files, self.make_module, self.out_channels, self.halo, self.tile,
-                       backend, device, precision, self.multiple)  # fmt: skip
+        onnx_file, safetensors_file = self.files
+        return Network(owner, self.who, onnx_file=onnx_file, safetensors_file=safetensors_file, make_module=self.make_module,
+                       out_channels=self.out_channels, halo=self.halo, tile=self.tile, backend=backend, device=device,
+                       precision=precision, multiple=self.multiple)  # fmt: skip

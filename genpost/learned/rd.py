@@ -55,6 +55,7 @@ def choose(
     problem: Problem,
     pairs: Sequence[tuple[np.ndarray, np.ndarray]],
     modes: Sequence[str],
+    *,
     lam: float,
     overhead_bits: int,
     frames: int,

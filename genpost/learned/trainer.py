@@ -72,7 +72,7 @@ class Trainer:
     and the run's state on disk in ``out``."""
 
     def __init__(
-        self, out: str | os.PathLike, modules: dict, optimizers: dict[str, tuple], total_steps: int, seed: int = 0,
+        self, out: str | os.PathLike, modules: dict, optimizers: dict[str, tuple], *, total_steps: int, seed: int = 0,
         threads: int = 1, ema: str | None = None, ema_decay: float = 0.999, checkpoint_s: float = 300.0,
         log_extra: dict | None = None, progress=sys.stderr,
     ):  # fmt: skip

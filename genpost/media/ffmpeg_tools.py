@@ -35,7 +35,7 @@ def ffmpeg_python(purpose: str = "the ffmpeg route") -> Any:
     try:
         import ffmpeg
     except ImportError:
-        raise FFmpegError(f"{purpose} needs ffmpeg-python and an ffmpeg binary: {hint('ffmpeg')}") from None
+        raise FFmpegError(f"{purpose} needs ffmpeg-python and an ffmpeg binary: {hint('ffmpeg', ('imageio', 'ffmpeg-python'))}") from None
     return ffmpeg
 
 
@@ -54,7 +54,7 @@ def require(purpose: str) -> None:
     missing = [m for m in ("ffmpeg", "imageio_ffmpeg") if not importable(m) and not (m == "imageio_ffmpeg" and os.environ.get(ENV))]
     if missing:
         what = " and ".join("ffmpeg-python" if m == "ffmpeg" else "an ffmpeg binary" for m in missing)
-        raise MissingExtra(f"{purpose} runs the ffmpeg binary and needs {what}: {hint('ffmpeg')}"
+        raise MissingExtra(f"{purpose} runs the ffmpeg binary and needs {what}: {hint('ffmpeg', ('imageio', 'ffmpeg-python'))}"
                            + (f", or set {ENV} to an ffmpeg 9 with libvvenc" if "imageio_ffmpeg" in missing else ""))
     executable(purpose)
 

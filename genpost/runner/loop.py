@@ -4,7 +4,7 @@ ffmpeg chain, --resume and --workers) and ``FrameAnalyzer`` (encode side: encode
 
 One error budget (docs/reliability.md): a plugin that rejects a payload (``PayloadError``) keeps the frame
 it was given (a fallback); any other exception, a broken contract (``ContractError``) included, is an error
-that ends the job (``on_error="fail"``, PluginFailure) or is skipped and counted (``"skip"``). Fallbacks,
+that ends the job (``PluginErrorPolicy.FAIL``, PluginFailure) or is skipped and counted (``SKIP``). Fallbacks,
 errors and damaged input frames together may not exceed ``max_errors`` (None: no limit).
 """
 
@@ -23,22 +23,17 @@ import numpy as np
 
 from .. import media, rdcost, sideinfo
 from ..errors import ContractError, MediaError, PayloadError, PipelineError, PluginError
+from ..options import PluginErrorPolicy
 from ..plugins import by_side_info_format, get_postprocessor, make_plugin_manager
 from ..postprocessor import Context, PostProcessor
 from ..types import Frame, StreamInfo, to_bit_depth
 from . import declared, periods
 
 Progress = Callable[[int, int | None], None]
-PLUGIN_ERROR_POLICIES = ("fail", "skip")
 
 
 def no_progress(done: int, total: int | None) -> None:
     """A Progress that shows nothing."""
-
-
-def check_policy(on_plugin_error: str) -> None:
-    if on_plugin_error not in PLUGIN_ERROR_POLICIES:
-        raise PipelineError(f"--on-plugin-error must be one of {', '.join(PLUGIN_ERROR_POLICIES)}")
 
 
 class PluginFailure(PipelineError):
@@ -151,10 +146,10 @@ class FrameRestorer:
 
     def __init__(
         self, chain, index, ctx: Context, report: EnhanceReport, inp: Any = None, max_errors: int | None = None,
-        on_error: str = "skip", plan=None,
+        on_plugin_error: PluginErrorPolicy = PluginErrorPolicy.SKIP, plan=None,
     ):  # fmt: skip
         self.chain, self.index, self.ctx, self.report, self.inp = chain, index, ctx, report, inp
-        self.max_errors, self.on_error = max_errors, on_error
+        self.max_errors, self.on_plugin_error = max_errors, PluginErrorPolicy(on_plugin_error)
         self.plan = plan
         self.errors = 0  # plugin runs that did not give a frame (fallbacks and errors)
 
@@ -213,8 +208,8 @@ class FrameRestorer:
         """(the frame through the chain, how many plugins did not restore it), outside the budget.
 
         A plugin that rejects its payload leaves the frame as it was (a fallback). A plugin that raises
-        anything else, or breaks the contract, is named: with ``on_error="fail"`` the job ends
-        (PluginFailure), with ``"skip"`` the frame keeps what that plugin was given and the error is counted.
+        anything else, or breaks the contract, is named: with ``PluginErrorPolicy.FAIL`` the job ends
+        (PluginFailure), with ``SKIP`` the frame keeps what that plugin was given and the error is counted.
         """
         failed = 0
         ctx = self.ctx
@@ -238,7 +233,7 @@ class FrameRestorer:
                 continue
             except Exception as exc:  # an untrusted plugin's bug (or broken contract) must not cost the user the job
                 message = f"plugin {proc.name} failed on frame {frame.index}: {type(exc).__name__}: {exc}"
-                if self.on_error == "fail":
+                if self.on_plugin_error == PluginErrorPolicy.FAIL:
                     raise PluginFailure(message.splitlines()[0]) from exc
                 stats.errors += 1
                 stats.first_error = stats.first_error or message.splitlines()[0]
@@ -288,12 +283,15 @@ class AnalysisJob:
     options: dict[str, str] = field(default_factory=dict)
     fps: Fraction | None = None
     max_errors: int | None = 0
-    on_error: str = "fail"
+    on_plugin_error: PluginErrorPolicy = PluginErrorPolicy.FAIL
     errors: dict[str, int] = field(default_factory=dict)
     damage: Any = None  # genpost.media.damage.DecodeDamage of frames given to ``run`` (else the source file's)
     # plugins whose default mode changed a frame the encoder left without a record: only for them must a
     # record carriage declare the chain (genpost.runner.declared); None until ``FrameAnalyzer.run`` has looked
     default_acts: set[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.on_plugin_error = PluginErrorPolicy(self.on_plugin_error)  # a caller's "fail" or "skip" too
 
     @property
     def qp(self) -> int | None:
@@ -358,7 +356,7 @@ class FrameAnalyzer:
 
     A plugin that returns the payload already in force extends that record over this frame (a run),
     so a payload that stays right costs its carriage overhead once, not once per frame. A plugin that
-    raises fails the job (``on_error="fail"``) or sends nothing for that frame (``"skip"``, counted in
+    raises fails the job (``PluginErrorPolicy.FAIL``) or sends nothing for that frame (``SKIP``, counted in
     ``job.errors``); damaged source frames and such failures together may not exceed ``max_errors``."""
 
     def __init__(self, job: AnalysisJob):
@@ -367,7 +365,7 @@ class FrameAnalyzer:
     def failed(self, proc, what: str, exc: Exception) -> None:
         job = self.job
         message = f"plugin {proc.name} failed to {what}: {type(exc).__name__}: {exc}".splitlines()[0]
-        if job.on_error == "fail":
+        if job.on_plugin_error == PluginErrorPolicy.FAIL:
             raise PluginFailure(message) from exc
         job.errors[proc.name] = job.errors.get(proc.name, 0) + 1
         damaged = job.damage.frames if job.damage else 0

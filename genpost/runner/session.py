@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import media, sideinfo
+from ..options import PluginErrorPolicy
 from ..postprocessor import Context, PostProcessor
 from ..types import StreamInfo
 from . import declared
@@ -82,10 +83,11 @@ class DecodeSession:
         return Context(stream=stream, options=dict(self.options))
 
     def restorer(
-        self, stream: StreamInfo, report, inp: Any = None, max_errors: int | None = None, on_error: str = "skip"
+        self, stream: StreamInfo, report, inp: Any = None, max_errors: int | None = None,
+        on_plugin_error: PluginErrorPolicy = PluginErrorPolicy.SKIP,
     ) -> FrameRestorer:
         """The one restore loop and error budget, with the declared chain's activation per picture."""
-        return FrameRestorer(self.chain, self.index, self.context(stream), report, inp, max_errors, on_error, self.gate)
+        return FrameRestorer(self.chain, self.index, self.context(stream), report, inp, max_errors, on_plugin_error, self.gate)
 
     def side_info_report(self) -> dict:
         """What the report says of the side info: records per format, the declared chain, the chain record."""

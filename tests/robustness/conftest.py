@@ -70,7 +70,7 @@ def probe_encode(out: Path) -> Path:
     from genpost.jobs import pipeline
 
     with probe_installed():
-        pipeline.encode(CARPHONE, out, media.EncoderSettings(qp=37, preset="fast", keyint=8), ["probe"], "sei")
+        pipeline.encode(CARPHONE, out, media.EncoderSettings(qp=37, preset="fast", keyint=8), plugins=["probe"], carriage="sei")
     return out
 
 

@@ -31,7 +31,7 @@ def test_bit_flips_in_pictures_lose_no_frame(streams, tmp_path, container):
         bad = tmp_path / f"bad{seed}{clean.suffix}"
         corrupt.flip_in_packets(clean, bad, flips=4, seed=seed)
         out = tmp_path / f"out{seed}.mkv"
-        report = pipeline.enhance(bad, out, media.EncoderSettings(codec="ffv1"), ["none"])
+        report = pipeline.enhance(bad, out, media.EncoderSettings(codec="ffv1"), plugins=["none"])
         frames = decode_all(out)
         damage = report.decode
         assert report.frames == len(frames)
@@ -56,7 +56,8 @@ def test_bit_flips_in_pictures_lose_no_frame(streams, tmp_path, container):
         if damage["frames"]:
             assert any("damaged input" in w for w in report.warnings)
             with pytest.raises(media.MediaError, match="max-errors 0"):
-                pipeline.enhance(bad, tmp_path / "strict.mkv", media.EncoderSettings(codec="ffv1"), ["none"], max_errors=0)
+                pipeline.enhance(bad, tmp_path / "strict.mkv", media.EncoderSettings(codec="ffv1"), plugins=["none"],
+                                 max_errors=0)
             assert not (tmp_path / "strict.mkv").exists()
     assert detected > 0  # the sweep did hit pictures the decoder could not decode
 
@@ -101,7 +102,7 @@ def test_raw_vvc_damage_is_counted_not_hidden(tmp_path, seed):
     corrupt.flip_bytes(VTM_RA, bad, 20, seed=seed)
     out = tmp_path / "out.mkv"
     try:
-        report = pipeline.enhance(bad, out, media.EncoderSettings(codec="ffv1"), ["none"], fps="30000/1001")
+        report = pipeline.enhance(bad, out, media.EncoderSettings(codec="ffv1"), plugins=["none"], fps="30000/1001")
     except media.MediaError as exc:  # nothing decodable at all is an input error, not a crash
         assert "decodable" in str(exc)
         assert not out.exists()
@@ -117,7 +118,7 @@ def test_truncation_is_reported(streams, tmp_path, container, fraction):
     cut = tmp_path / f"cut{clean.suffix}"
     corrupt.truncate(clean, cut, fraction)
     out = tmp_path / "out.mkv"
-    report = pipeline.enhance(cut, out, media.EncoderSettings(codec="ffv1"), ["none"])
+    report = pipeline.enhance(cut, out, media.EncoderSettings(codec="ffv1"), plugins=["none"])
     assert 0 < report.frames < 33 and len(decode_all(out)) == report.frames
     if container == "x265.mkv":  # Matroska records the track's duration: the cut is found and estimated
         assert report.decode["truncated"] and report.decode["lost"] >= 1

@@ -43,7 +43,8 @@ def test_no_drift_over_3000_frames(long_clip, tmp_path, resume):
     assert len(expected) == FRAMES and expected[-1] == Fraction(FRAMES - 1) * Fraction(1001, 30000)
     out = tmp_path / "out.mp4"
     settings = media.EncoderSettings(codec="libx264", preset="ultrafast")
-    report = pipeline.enhance(long_clip, out, settings, ["none"], schedule=pipeline.Schedule(resume=resume, chunk_frames=500))
+    report = pipeline.enhance(long_clip, out, settings, plugins=["none"], schedule=pipeline.Schedule(resume=resume,
+                                                                                                     chunk_frames=500))
     assert report.frames == FRAMES and report.decode["frames"] == 0
     assert video_times(out) == expected  # every timestamp exact, the last one included
     assert audio(out) == audio(long_clip)  # bit-exact audio, same times

@@ -62,7 +62,7 @@ def test_kill_then_resume_gives_the_frames_of_an_uninterrupted_run(probe_mkv, tm
 def test_x265_resume_with_audio_and_subtitles(av_source, tmp_path):
     src = tmp_path / "src.mkv"
     with probe_installed():
-        pipeline.encode(av_source, src, media.EncoderSettings(qp=37, preset="ultrafast", keyint=8), ["probe"])
+        pipeline.encode(av_source, src, media.EncoderSettings(qp=37, preset="ultrafast", keyint=8), plugins=["probe"])
     # constant QP: x265's CRF rate control with frame threads depends on timing, so two CRF runs can differ
     args = ("--codec", "libx265", "--qp", "30", "--preset", "ultrafast", *CHUNK)
     whole = tmp_path / "whole.mkv"

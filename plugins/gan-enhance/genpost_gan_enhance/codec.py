@@ -1,4 +1,4 @@
-"""The ``gan-enhance/1`` payload: conditioning QP and a per-block realism map (pure Python + numpy).
+"""The ``gan-enhance/1`` payload: conditioning QP and a per-block realism map (genpost's bit I/O + numpy).
 
 Layout (bytes)::
 
@@ -19,12 +19,13 @@ from itertools import pairwise
 
 import numpy as np
 
-from genpost import PayloadError
+from genpost import BitReader, BitWriter, MalformedBits, PayloadError
 
 VERSION = 1
 BLOCK = 64  # luma samples per map block side
 LEVELS = ((0.0, 0.0), (1.0, 0.0), (1.0, 0.5), (1.0, 1.0))  # off, distortion, halfway, perception
 HEADER = 3
+CHANGE_CODES = ((0b10, 2), (0b110, 3), (0b111, 3))  # (bits, length) for a change to the 1st/2nd/3rd other level
 
 
 def grid(width: int, height: int) -> tuple[int, int]:
@@ -34,9 +35,7 @@ def grid(width: int, height: int) -> tuple[int, int]:
 
 def change_bits(prev: int, cur: int) -> int:
     """Bits the map spends on block level ``cur`` after ``prev``."""
-    if cur == prev:
-        return 1
-    return 2 if _rank(prev, cur) == 0 else 3
+    return 1 if cur == prev else CHANGE_CODES[_rank(prev, cur)][1]
 
 
 def _rank(prev: int, cur: int) -> int:
@@ -47,15 +46,14 @@ def encode(qp: int, levels: np.ndarray) -> bytes:
     flat = [int(v) for v in np.asarray(levels).ravel()]
     if len(set(flat)) == 1:
         return bytes([VERSION, qp, 0, flat[0]])
-    bits = [(flat[0] >> 1) & 1, flat[0] & 1]
+    w = BitWriter()
+    w.u(flat[0], 2)
     for prev, cur in pairwise(flat):
         if cur == prev:
-            bits.append(0)
+            w.u(0, 1)
         else:
-            bits += {0: [1, 0], 1: [1, 1, 0], 2: [1, 1, 1]}[_rank(prev, cur)]
-    bits += [0] * (-len(bits) % 8)
-    body = bytes(int("".join(map(str, bits[i : i + 8])), 2) for i in range(0, len(bits), 8))
-    return bytes([VERSION, qp, 1]) + body
+            w.u(*CHANGE_CODES[_rank(prev, cur)])
+    return bytes([VERSION, qp, 1]) + w.tobytes()
 
 
 def decode(payload: bytes, rows: int, cols: int) -> tuple[int, np.ndarray]:
@@ -69,23 +67,18 @@ def decode(payload: bytes, rows: int, cols: int) -> tuple[int, np.ndarray]:
         if len(payload) != 4 or payload[3] >= len(LEVELS):
             raise PayloadError("gan-enhance/1 uniform payload must be 4 bytes with a level 0..3")
         return qp, np.full((rows, cols), payload[3], np.uint8)
-    bits = np.unpackbits(np.frombuffer(payload, np.uint8, offset=HEADER))
-    pos, out = 2, np.empty(rows * cols, np.uint8)
-    if len(bits) < 2:
-        raise PayloadError("gan-enhance/1 block map is truncated")
-    out[0] = bits[0] * 2 + bits[1]
+    r = BitReader(payload[HEADER:])
+    out = np.empty(rows * cols, np.uint8)
     try:
+        out[0] = r.u(2)
         for i in range(1, rows * cols):
-            if bits[pos] == 0:
-                out[i], pos = out[i - 1], pos + 1
+            if not r.u(1):
+                out[i] = out[i - 1]
                 continue
-            if bits[pos + 1] == 0:
-                rank, pos = 0, pos + 2
-            else:
-                rank, pos = 1 + int(bits[pos + 2]), pos + 3
+            rank = 1 + r.u(1) if r.u(1) else 0
             out[i] = [lv for lv in range(len(LEVELS)) if lv != out[i - 1]][rank]
-    except IndexError:
+    except MalformedBits:
         raise PayloadError("gan-enhance/1 block map is truncated") from None
-    if len(bits) - pos >= 8 or bits[pos:].any():
+    if not r.at_zero_padding():
         raise PayloadError("gan-enhance/1 block map has trailing bytes or non-zero padding (wrong frame size?)")
     return qp, out.reshape(rows, cols)
