@@ -110,3 +110,18 @@ def relative_mse(out, target, decoded_error):
         base = (decoded_error[:, ch] ** 2).mean((1, 2, 3))
         loss = loss + w * (err / base.clamp_min(REL_FLOOR)).mean()
     return loss
+
+
+def texture_loss(out, source, decoded):
+    """The realism term of a perception head: how far the local contrast of the output's luma (the standard
+    deviation of each 8x8 cell, the encoder's texture-energy term, ``genpost.learned.blocks``) is from the
+    source's, relative to how far the decode's is. A fidelity loss smooths texture away; this one asks for
+    it back. Torch tensors (N, 6, h, w) of packed planes; 1.0 is the decode's own loss."""
+    from torch.nn import functional as F
+
+    def cell_sd(planes):
+        y = F.pixel_shuffle(planes[:, :4], 2)  # the luma phases back to a luma plane
+        return F.unfold(y, 8, stride=8).std(1)
+
+    sd = cell_sd(source)
+    return ((cell_sd(out) - sd) ** 2).mean() / ((cell_sd(decoded) - sd) ** 2).mean().clamp_min(1e-8)

@@ -29,6 +29,9 @@ def arguments(argv):
     ap = trainer.arguments(__doc__, steps=200_000, validate_every=5000)
     ap.add_argument("--gan-fraction", type=float, default=0.05, help="last fraction of steps: adversarial phase")
     ap.add_argument("--adv-weight", type=float, default=0.005)
+    ap.add_argument("--tail-lr", type=float, default=1e-4, help="adversarial phase: the perception head's peak rate")
+    ap.add_argument("--texture-weight", type=float, default=0.0,
+                    help="adversarial phase: weight of the perception head's texture loss (patches.texture_loss)")
     ap.add_argument("--channels", type=int, default=32, help="the generator's width (the shipped trunk: 32)")
     ap.add_argument("--stem", default=STEM, help="exported file names (a larger variant ships beside the default)")
     trunk.add_arguments(ap)  # --init-from (a trained generator to widen), --blocks
@@ -54,11 +57,11 @@ def main(argv=None) -> int:
     gan_start = int(args.steps * (1 - args.gan_fraction))
     run = Trainer(
         args.out, {"g": g, "d": d},
-        {"g": (args.lr, None), "tail": (1e-4, tail, (0.5, 0.9)), "d": (2e-4, None, (0.5, 0.9))},
+        {"g": (args.lr, None), "tail": (args.tail_lr, tail, (0.5, 0.9)), "d": (2e-4, None, (0.5, 0.9))},
         total_steps=args.steps, seed=args.seed, threads=args.threads, ema="g",
         checkpoint_s=60 * args.checkpoint_minutes,
         log_extra={"corpus_manifest_sha256": corpus.manifest_hash(), "batch": args.batch, "patch": PATCH,
-                   "lr": args.lr, "adv_weight": args.adv_weight, "gan_start": gan_start,
+                   "lr": args.lr, "adv_weight": args.adv_weight, "gan_start": gan_start, "texture_weight": args.texture_weight,
                    "channels": args.channels, "blocks": args.blocks,
                    "params": sum(p.numel() for p in g.parameters()), "kmac_per_px": macs_per_pixel(g) / 1e3},
     )  # fmt: skip
@@ -80,8 +83,11 @@ def main(argv=None) -> int:
         out = vx[:, :6] + res[:, :6]
         t = vs - vx[:, :6]
         rel = float(patches.relative_mse(torch.from_numpy(out - vx[:, :6]), torch.from_numpy(t), torch.from_numpy(t)))
+        perc = vx[:, :6] + res[:, 6:]
+        texture = float(patches.texture_loss(*(torch.from_numpy(a) for a in (perc, vs, vx[:, :6]))))
         return {"val_mse": float(np.mean((out - vs) ** 2)), "val_rel_mse": rel,
-                "val_gain_db": patches.plane_psnr_gain(vs, vx[:, :6], out)}
+                "val_gain_db": patches.plane_psnr_gain(vs, vx[:, :6], out),
+                "val_perception_gain_db": patches.plane_psnr_gain(vs, vx[:, :6], perc), "val_perception_texture": texture}
 
     if not resumed and args.init_from:
         trunk.widen(g, trunk.load(args.init_from))
@@ -115,6 +121,8 @@ def main(argv=None) -> int:
         r = g(x)
         fake = x[:, :6] + r[:, 6:]
         loss = patches.relative_mse(r[:, 6:], t, t) + args.adv_weight * F.softplus(-d(fake)).mean()
+        if args.texture_weight:
+            loss = loss + args.texture_weight * patches.texture_loss(fake, s, x[:, :6])
         run.optimize("tail", loss)
         loss_real = F.softplus(-d((x[:, :6] + t).contiguous(memory_format=cl))).mean()
         loss_fake = F.softplus(d(fake.detach().contiguous(memory_format=cl))).mean()
