@@ -163,7 +163,7 @@ def test_vtm_decoder_accepts_genpost_nnpfc_vvc(tmp_path):
     text = dump.read_text(errors="replace")
     assert text.count("Neural network post-filter activation SEI message") == 2  # persistent, per keyframe
     assert "nnpfa_persistence_flag: 1" in text
-    assert "nnpfc_uri: genpost:postprocessor/gan-enhance?version=2.1.0" in text
+    assert "nnpfc_uri: genpost:postprocessor/gan-enhance?version=2.2.0" in text
     assert "nnpfc_num_kmac_operations_idc: 13" in text and "nnpfc_num_parameters_idc: 5" in text
     report, frames = _enhance(out, tmp_path, "vg.y4m")
     assert report.plugins == ["gan-enhance"] and report.per_plugin["gan-enhance"].off == 0

@@ -56,7 +56,7 @@ def _float_option(ctx: Context, key: str) -> float:
 
 class GanEnhance(LearnedPostProcessor):
     name = "gan-enhance"
-    version = "2.1.0"  # 2.0: weights trained on the genpost corpus (genpost.learned), docs/training.md; 2.1: the same run further on
+    version = "2.2.0"  # 2.0: weights trained on the genpost corpus (genpost.learned), docs/training.md; 2.1, 2.2: the same run further on (2.2: its end, step 50,000, adversarial phase included)
     side_info = "gan-enhance/1"
     description = "GAN restoration (52k params, 12.9 kMAC/px) with an RD-chosen per-block realism map"
     parameter_count = 51_756  # README "parameters"
