@@ -56,8 +56,8 @@ class ChainSignalling:
     random-access point with a persistent NNPFA (no per-frame cost); any other plugin by a picture-only
     NNPFA on each frame a record of it covers, so a frame left without one is the encoder saying "off" for
     it. With the record carriages, a chain declaration record (``genpost/chain``) at every random-access
-    point when records alone would lose the encoder's choice (``declares_chain``): a chain of several
-    plugins, or a default mode that changes a frame the encoder left without a record."""
+    point when records alone would lose the encoder's choice (``declares_chain``): several plugins that
+    change frames (their order), or a default mode that changes a frame the encoder left without a record."""
 
     def __init__(
         self, chain: list[PostProcessor], records, options: dict[str, str], width: int, height: int,
@@ -77,7 +77,10 @@ class ChainSignalling:
             if r.format_id in ids:
                 for f in r.frames:
                     self._covered.setdefault(f, set()).add(ids[r.format_id])
-        self.declares_chain = len(chain) > 1 or any(
+        # the order matters only where two plugins change frames (records, or a default mode that acts): a
+        # chain whose encoder left all but one idle says everything with that one's records
+        changing = set(acting) | {i for ids_ in self._covered.values() for i in ids_}
+        self.declares_chain = len(changing) > 1 or any(
             frames is None or any(i not in self._covered.get(f, ()) for f in range(frames)) for i in acting
         )
         self.chain_payload = b""

@@ -359,6 +359,8 @@ class FrameAnalyzer:
     raises fails the job (``PluginErrorPolicy.FAIL``) or sends nothing for that frame (``SKIP``, counted in
     ``job.errors``); damaged source frames and such failures together may not exceed ``max_errors``."""
 
+    joint = True  # a chain's earlier plugins may be kept quiet where the chain does better so (choose_path)
+
     def __init__(self, job: AnalysisJob):
         self.job = job
 
@@ -406,7 +408,7 @@ class FrameAnalyzer:
         better so (``rdcost.best``: per-plane SSE of the output, every payload's bits): a learned plugin's
         restoration can leave less for wiener to correct than the decode did, and then the chain should not
         be worse than wiener alone."""
-        senders = [p for p in self.job.chain if p.side_info]
+        senders = [p for p in self.job.chain if p.side_info] if self.joint else []
         greedy = self.analyze_path(state, original, decoded, output=len(senders) > 1)
         assert greedy is not None  # the greedy path raises or counts instead
         paths = [greedy]
